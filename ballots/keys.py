@@ -1,0 +1,125 @@
+"""Every Redis key OpenPrimary uses, built in one place.
+
+Voter-scoped keys and the ballots they produce carry the hash tag
+``{<election>/<shard>}``, so everything the cast script touches for one
+voter lives in one hash slot and an election spreads over a Redis Cluster
+shard by shard.  Keys that are looked up before the voter is known (the
+phone, Telegram and code indexes) are election-wide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "op"
+
+#: Set of the ids of every loaded election.
+ELECTIONS = f"{PREFIX}:elections"
+
+
+def shard_of(supporter_id: str, shards: int) -> int:
+    """The election shard a supporter's keys (and ballot) live in."""
+    digest = hashlib.blake2b(supporter_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def _tag(election_id: str, shard: int) -> str:
+    return f"{{{election_id}/{shard}}}"
+
+
+# --- election-wide -------------------------------------------------------
+
+
+def election(election_id: str) -> str:
+    """Hash: the election definition (JSON) and its shard count."""
+    return f"{PREFIX}:e:{election_id}"
+
+
+def phone_index(election_id: str) -> str:
+    """Hash: E.164 phone -> supporter id(s), comma-separated when shared."""
+    return f"{PREFIX}:e:{election_id}:phones"
+
+
+def telegram_index(election_id: str) -> str:
+    """Hash: Telegram user id -> supporter id."""
+    return f"{PREFIX}:e:{election_id}:telegram"
+
+
+def code_index(election_id: str) -> str:
+    """Hash: keyed hash of a pre-issued voting code -> supporter id."""
+    return f"{PREFIX}:e:{election_id}:codes"
+
+
+def address_failures(election_id: str, channel: str, address: str) -> str:
+    """String counter: failed code attempts from one chat address."""
+    return f"{PREFIX}:e:{election_id}:fail:{channel}:{address}"
+
+
+def audit(election_id: str) -> str:
+    """Stream: the organisers' audit trail."""
+    return f"{PREFIX}:e:{election_id}:audit"
+
+
+# --- per election shard (one hash slot each) -----------------------------
+
+
+def shard_meta(election_id: str, shard: int) -> str:
+    """Hash: the election window as the cast script sees it."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:meta"
+
+
+def voter(election_id: str, shard: int, supporter_id: str) -> str:
+    """Hash: one supporter's roll entry, code hashes, counters and voted flag."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:v:{supporter_id}"
+
+
+def members(election_id: str, shard: int) -> str:
+    """Set: the supporter ids on the roll in this shard."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:members"
+
+
+def ballots(election_id: str, shard: int) -> str:
+    """Hash: ranking (candidate ids joined by ',') -> number of ballots.
+
+    Identical rankings are one field, so nothing records who cast which or
+    in what order.
+    """
+    return f"{PREFIX}:{_tag(election_id, shard)}:ballots"
+
+
+def receipts(election_id: str, shard: int) -> str:
+    """Set: receipt ids handed to voters (unordered, unlinked to rankings)."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:receipts"
+
+
+def turnout(election_id: str, shard: int) -> str:
+    """Hash: ballot counters: ``total``, ``ch:<channel>``, ``day:<YYYY-MM-DD>``."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:turnout"
+
+
+# --- chat ----------------------------------------------------------------
+
+
+def conversation(channel: str, address: str) -> str:
+    """String (JSON): one chat address's conversation state, with a TTL."""
+    return f"{PREFIX}:conv:{channel}:{address}"
+
+
+def sender_lock(channel: str, address: str) -> str:
+    """Lock: held while one sender's message is being handled."""
+    return f"{PREFIX}:lock:{channel}:{address}"
+
+
+def delivery(channel: str, message_id: str) -> str:
+    """String with TTL: a platform message id already taken in."""
+    return f"{PREFIX}:seen:{channel}:{message_id}"
+
+
+def opted_out(channel: str) -> str:
+    """Set: addresses on a channel that asked for no more reminders."""
+    return f"{PREFIX}:optout:{channel}"
+
+
+def unreachable(channel: str) -> str:
+    """Set: addresses a channel can no longer deliver to (blocked the bot...)."""
+    return f"{PREFIX}:unreachable:{channel}"
