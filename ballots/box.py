@@ -1,0 +1,151 @@
+"""The ballot box: casting a ranking, once, in one atomic step.
+
+A ballot is stored as a count against its ranking in the shard's ballots
+hash, so it carries no voter id, address, message id or time, and nothing
+records the order of casting.  Who has voted is a flag on the roll entry,
+apart from what they voted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.clock import Clock
+from ballots.codes import Codes
+from ballots.election import Election
+from ballots.errors import OpenPrimaryError
+from ballots.lua import CONSTANT_TIME_EQUAL
+
+_CAST = (
+    CONSTANT_TIME_EQUAL
+    + """
+-- KEYS: voter, shard meta, ballots, receipts, turnout
+-- ARGV: grant hash, now, ranking, receipt, channel, day
+local v, meta = KEYS[1], KEYS[2]
+if redis.call('EXISTS', v) == 0 then return 'ineligible' end
+local now = tonumber(ARGV[2])
+local opens = tonumber(redis.call('HGET', meta, 'opens') or '0')
+local closes = tonumber(redis.call('HGET', meta, 'closes') or '0')
+if now < opens then return 'not_open' end
+if now >= closes then return 'closed' end
+if redis.call('HGET', v, 'voted') then return 'already_voted' end
+local grant = redis.call('HGET', v, 'grant')
+local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
+if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
+redis.call('HSET', v, 'voted', ARGV[5])
+redis.call('HDEL', v, 'grant', 'grant_exp', 'code', 'otp', 'otp_exp', 'otp_tries')
+redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('HINCRBY', KEYS[5], 'total', 1)
+redis.call('HINCRBY', KEYS[5], 'ch:' .. ARGV[5], 1)
+redis.call('HINCRBY', KEYS[5], 'day:' .. ARGV[6], 1)
+return 'cast'
+"""
+)
+
+#: What each refusal means, for the people who see it.
+CAST_OUTCOMES = {
+    "cast": "Your ballot is cast.",
+    "ineligible": "You are not on the roll for this election.",
+    "not_open": "Voting has not opened yet.",
+    "closed": "Voting has closed.",
+    "already_voted": "A ballot has already been cast for you; it is final.",
+    "no_grant": "Your code check has run out; please start again.",
+}
+
+
+class InvalidRanking(OpenPrimaryError):
+    """A ranking that cannot be a ballot in this election."""
+
+
+@dataclass(frozen=True)
+class CastResult:
+    """The outcome of a cast: ``cast`` with a receipt, or the reason it was refused."""
+
+    status: str
+    receipt: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "cast"
+
+
+def check_ranking(election: Election, ranking: Sequence[str]) -> tuple[str, ...]:
+    """The ranking as a tuple if it is a valid ballot, else InvalidRanking."""
+    ranking = tuple(ranking)
+    if not ranking:
+        raise InvalidRanking("a ballot needs at least one preference")
+    known = set(election.candidate_ids)
+    for cid in ranking:
+        if cid not in known:
+            raise InvalidRanking(f"unknown candidate {cid!r}")
+    if len(set(ranking)) != len(ranking):
+        raise InvalidRanking("a candidate is ranked twice")
+    if len(ranking) > election.max_preferences:
+        raise InvalidRanking(
+            f"at most {election.max_preferences} preferences in a {election.method} election"
+        )
+    return ranking
+
+
+class BallotBox:
+    """Casts ballots for the elections in one Redis."""
+
+    def __init__(self, redis: Redis, codes: Codes, clock: Clock) -> None:
+        self.redis = redis
+        self.codes = codes
+        self.clock = clock
+        self._cast = redis.register_script(_CAST)
+
+    async def cast(
+        self,
+        election: Election,
+        supporter_id: str,
+        grant: str,
+        ranking: Sequence[str],
+        channel: str,
+    ) -> CastResult:
+        """Cast a ballot for a supporter holding a grant from a code check."""
+        ballot = check_ranking(election, ranking)
+        now = self.clock.now()
+        shard = keys.shard_of(supporter_id, election.shards)
+        eid = election.id
+        receipt = secrets.token_hex(5).upper()
+        status = await self._cast(
+            keys=[
+                keys.voter(eid, shard, supporter_id),
+                keys.shard_meta(eid, shard),
+                keys.ballots(eid, shard),
+                keys.receipts(eid, shard),
+                keys.turnout(eid, shard),
+            ],
+            args=[
+                self.codes.digest(eid, "grant", grant),
+                int(now.timestamp()),
+                ",".join(ballot),
+                receipt,
+                channel,
+                now.date().isoformat(),
+            ],
+        )
+        status = str(status)
+        return CastResult(status, receipt if status == "cast" else None)
+
+    async def has_voted(self, election: Election, supporter_id: str) -> bool:
+        """Whether a ballot has been cast for this supporter."""
+        shard = keys.shard_of(supporter_id, election.shards)
+        return bool(await self.redis.hexists(keys.voter(election.id, shard, supporter_id), "voted"))
+
+
+async def ballot_count(redis: Redis, election: Election) -> int:
+    """How many ballots are in the box."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(election.shards):
+            pipe.hget(keys.turnout(election.id, shard), "total")
+        totals = await pipe.execute()
+    return sum(int(t or 0) for t in totals)

@@ -1,0 +1,250 @@
+"""The voter roll: reading the party's CSV and keeping supporters in Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import phonenumbers
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.election import Election
+from ballots.errors import FileProblems, Problem
+
+REQUIRED_COLUMNS = ("supporter_id", "name", "phone")
+OPTIONAL_COLUMNS = ("telegram_id", "language")
+_SUPPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Supporter:
+    """One person on the roll."""
+
+    supporter_id: str
+    name: str
+    phone: str
+    telegram_id: str = ""
+    language: str = ""
+
+
+class PhoneError(ValueError):
+    """A phone number that cannot be a mobile to text."""
+
+
+def normalise_phone(raw: str, region: str = "GB") -> str:
+    """A phone number in E.164 form, or PhoneError saying what is wrong."""
+    text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as err:
+        raise PhoneError(f"phone {raw!r} is not a phone number ({err})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError(f"phone {raw!r} is not a valid number for region {region}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
+    """Read a roll CSV; every bad row is reported, and nothing is returned if any is bad."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    problems: list[Problem] = []
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileProblems([Problem(path, 1, "the file is empty; expected a header row")]) from None
+    except csv.Error as err:
+        raise FileProblems([Problem(path, 1, f"not valid CSV: {err}")]) from err
+    columns = [h.strip().lower() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise FileProblems(
+            [
+                Problem(
+                    path,
+                    1,
+                    f"missing column(s) {', '.join(missing)}; the header must have "
+                    f"{','.join(REQUIRED_COLUMNS)} and optionally {','.join(OPTIONAL_COLUMNS)}",
+                )
+            ]
+        )
+    unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS and c]
+    if unknown:
+        problems.append(Problem(path, 1, f"unknown column(s) {', '.join(unknown)}"))
+    index = {c: columns.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns}
+
+    supporters: list[Supporter] = []
+    first_line: dict[str, int] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                problems.append(
+                    Problem(path, line, f"expected {len(columns)} fields, found {len(row)}")
+                )
+                continue
+
+            def cell(name: str, row: list[str] = row) -> str:
+                return row[index[name]].strip() if name in index else ""
+
+            sid, name = cell("supporter_id"), cell("name")
+            reasons: list[str] = []
+            if not _SUPPORTER_ID.match(sid):
+                reasons.append(
+                    f"supporter_id {sid!r} must be 1-64 letters, digits, '.', '_' or '-'"
+                )
+            elif sid in first_line:
+                reasons.append(f"duplicate supporter_id {sid!r} (first on line {first_line[sid]})")
+            if not name:
+                reasons.append("name is empty")
+            phone = ""
+            try:
+                phone = normalise_phone(cell("phone"), region)
+            except PhoneError as err:
+                reasons.append(str(err))
+            telegram_id = cell("telegram_id")
+            if telegram_id and not telegram_id.isdigit():
+                reasons.append(f"telegram_id {telegram_id!r} must be a number")
+            language = cell("language").lower()
+            if language and not _LANGUAGE.match(language):
+                reasons.append(f"language {language!r} must be a code such as 'en' or 'cy'")
+            if reasons:
+                problems.extend(Problem(path, line, r) for r in reasons)
+                continue
+            first_line[sid] = line
+            supporters.append(Supporter(sid, name, phone, telegram_id, language))
+    except csv.Error as err:
+        problems.append(Problem(path, reader.line_num, f"not valid CSV: {err}"))
+    if problems:
+        raise FileProblems(problems)
+    return supporters
+
+
+def read_roll_file(path: Path, region: str = "GB") -> list[Supporter]:
+    """Read a roll CSV from disk."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise FileProblems([Problem(str(path), 1, f"cannot read file: {err}")]) from err
+    return parse_roll(text, str(path), region)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import changed."""
+
+    added: int
+    updated: int
+    total: int
+
+
+def _chunks(items: list[Supporter], size: int = _BATCH) -> Iterator[list[Supporter]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+async def import_roll(redis: Redis, election: Election, supporters: list[Supporter]) -> ImportSummary:
+    """Add or update supporters in place; a supporter id is never duplicated.
+
+    Codes, failure counters and the voted flag of existing supporters are
+    kept; a changed phone or Telegram id moves their index entries.
+    """
+    eid = election.id
+    added = updated = 0
+    for batch in _chunks(supporters):
+        async with redis.pipeline(transaction=False) as pipe:
+            for s in batch:
+                pipe.hmget(
+                    keys.voter(eid, keys.shard_of(s.supporter_id, election.shards), s.supporter_id),
+                    ["phone", "telegram_id"],
+                )
+            old = await pipe.execute()
+        old_phones = [o[0] for o in old if o[0]]
+        phones = sorted({s.phone for s in batch} | set(old_phones))
+        current = await redis.hmget(keys.phone_index(eid), phones)
+        shared = {p: v for p, v in zip(phones, current, strict=True) if v}
+        # Not MULTI: the keys span many hash slots.  The file was checked as a
+        # whole before this point, so a rerun after a crash completes it.
+        async with redis.pipeline(transaction=False) as pipe:
+            for s, (old_phone, old_tg) in zip(batch, old, strict=True):
+                shard = keys.shard_of(s.supporter_id, election.shards)
+                vkey = keys.voter(eid, shard, s.supporter_id)
+                if old_phone is None and old_tg is None:
+                    added += 1
+                else:
+                    updated += 1
+                if old_phone and old_phone != s.phone:
+                    _phone_remove(shared, old_phone, s.supporter_id)
+                _phone_add(shared, s.phone, s.supporter_id)
+                if old_tg and old_tg != s.telegram_id:
+                    pipe.hdel(keys.telegram_index(eid), old_tg)
+                if s.telegram_id:
+                    pipe.hset(keys.telegram_index(eid), s.telegram_id, s.supporter_id)
+                pipe.hset(
+                    vkey,
+                    mapping={
+                        "name": s.name,
+                        "phone": s.phone,
+                        "telegram_id": s.telegram_id,
+                        "language": s.language,
+                    },
+                )
+                pipe.sadd(keys.members(eid, shard), s.supporter_id)
+            for phone, sids in shared.items():
+                if sids:
+                    pipe.hset(keys.phone_index(eid), phone, sids)
+                else:
+                    pipe.hdel(keys.phone_index(eid), phone)
+            await pipe.execute()
+    total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
+    return ImportSummary(added=added, updated=updated, total=total)
+
+
+def _phone_add(index: dict[str, str], phone: str, sid: str) -> None:
+    sids = [x for x in index.get(phone, "").split(",") if x]
+    if sid not in sids:
+        sids.append(sid)
+    index[phone] = ",".join(sids)
+
+
+def _phone_remove(index: dict[str, str], phone: str, sid: str) -> None:
+    index[phone] = ",".join(x for x in index.get(phone, "").split(",") if x and x != sid)
+
+
+async def supporters_for_phone(redis: Redis, election: Election, phone: str) -> list[str]:
+    """Supporter ids on the roll with this phone (more than one for a shared phone)."""
+    value = await redis.hget(keys.phone_index(election.id), phone)
+    return [x for x in (value or "").split(",") if x]
+
+
+async def supporter_for_telegram(redis: Redis, election: Election, user_id: str) -> str | None:
+    """The supporter linked to a Telegram user id, if any."""
+    value = await redis.hget(keys.telegram_index(election.id), user_id)
+    return str(value) if value else None
+
+
+async def get_supporter(redis: Redis, election: Election, supporter_id: str) -> dict[str, str]:
+    """A supporter's stored record (empty when not on the roll)."""
+    shard = keys.shard_of(supporter_id, election.shards)
+    record: dict[str, str] = await redis.hgetall(keys.voter(election.id, shard, supporter_id))
+    return record
+
+
+async def roll_size(redis: Redis, election: Election) -> int:
+    """How many supporters are on the roll."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(election.shards):
+            pipe.scard(keys.members(election.id, shard))
+        sizes = await pipe.execute()
+    return int(sum(sizes))

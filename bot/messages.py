@@ -1,0 +1,59 @@
+"""The normalised messages that flow between the channels and the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message from a person, whatever platform it came by.
+
+    ``address`` is where replies go: an E.164 number for SMS, the chat id for
+    Telegram.  ``choice`` is the payload of a tapped button (already checked
+    by the channel); ``contact`` is a phone number the sender shared as their
+    own (Telegram's contact sharing); ``user_id`` is the platform's id for
+    the person (the Telegram user id), when it differs from the address.
+    """
+
+    channel: str
+    address: str
+    text: str = ""
+    message_id: str | None = None
+    choice: str | None = None
+    contact: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice the voter can tap where the platform has buttons."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message for a person.
+
+    With no ``channel``/``address`` it is a reply to the sender of the message
+    being handled.  ``buttons`` are rows of buttons (platforms without buttons
+    ignore them: the text always says what to type).  ``edit`` asks a platform
+    that can to update the message whose button was tapped rather than send a
+    new one.  ``ask_contact`` offers a "share my phone number" button.
+    """
+
+    text: str
+    channel: str | None = None
+    address: str | None = None
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    edit: bool = False
+    ask_contact: bool = False
+    remove_keyboard: bool = False
+    kind: str = "reply"
+    meta: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_reply(self) -> bool:
+        return self.channel is None

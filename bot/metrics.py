@@ -1,0 +1,39 @@
+"""Prometheus metrics for one process (served at GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+MESSAGES_IN = Counter(
+    "openprimary_messages_in", "Inbound messages taken in", ["channel"], registry=REGISTRY
+)
+DUPLICATES = Counter(
+    "openprimary_duplicate_deliveries",
+    "Repeated deliveries acknowledged and dropped",
+    ["channel"],
+    registry=REGISTRY,
+)
+MESSAGES_OUT = Counter(
+    "openprimary_messages_out", "Outbound messages sent", ["channel", "kind"], registry=REGISTRY
+)
+SEND_FAILURES = Counter(
+    "openprimary_send_failures",
+    "Outbound messages that could not be delivered",
+    ["channel", "reason"],
+    registry=REGISTRY,
+)
+BALLOTS_CAST = Counter(
+    "openprimary_ballots_cast", "Ballots cast", ["channel"], registry=REGISTRY
+)
+ERRORS = Counter(
+    "openprimary_errors", "Unexpected errors while handling", ["where"], registry=REGISTRY
+)
+HANDLING_SECONDS = Histogram(
+    "openprimary_handling_seconds",
+    "Time to handle one inbound message, from receipt to replies",
+    ["channel"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
