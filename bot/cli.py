@@ -1,0 +1,68 @@
+"""The ``openprimary`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from ballots.connection import open_redis
+from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
+from bot import commands, demo
+from bot.context import Context, Handler
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="openprimary",
+        description="Run an open primary by SMS and Telegram: ranked ballots in Redis.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo.register(sub)
+    commands.register(sub)
+    return parser
+
+
+async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:
+    handle = open_redis(settings.redis_url, settings.data_dir)
+    try:
+        return await handler(args, Context(settings=settings, redis=handle.client))
+    finally:
+        await handle.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        return asyncio.run(_run(args.handler, args, settings))
+    except FileProblems as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        print(f"openprimary: {len(err.problems)} problem(s); nothing was changed", file=sys.stderr)
+        return 1
+    except ConfigError as err:
+        print(f"openprimary: configuration: {err}", file=sys.stderr)
+        return 2
+    except OpenPrimaryError as err:
+        print(f"openprimary: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Organiser subcommands: elections, the roll, voting codes, turnout and the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ballots import audit
+from ballots.codes import Codes, open_private, write_codes_csv
+from ballots.election import get_election, list_elections, read_election_file, save_election
+from ballots.roll import import_roll, read_roll_file
+from ballots.turnout import turnout
+from bot.context import Context
+
+SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+async def election_load(args: argparse.Namespace, ctx: Context) -> int:
+    """Read an election file and store it."""
+    election = read_election_file(Path(args.file))
+    election = await save_election(ctx.redis, election)
+    await audit.record(
+        ctx.redis, ctx.clock, election.id, ctx.actor, "election loaded",
+        file=str(args.file), method=election.method, candidates=len(election.candidates),
+    )
+    ctx.out.write(
+        f"loaded election {election.id}: {election.title} ({election.method}, "
+        f"{len(election.candidates)} candidates, {election.opens:%Y-%m-%d %H:%M} to "
+        f"{election.closes:%Y-%m-%d %H:%M} UTC)\n"
+    )
+    return 0
+
+
+async def election_show(args: argparse.Namespace, ctx: Context) -> int:
+    """Print a stored election."""
+    if args.election is None:
+        for eid in await list_elections(ctx.redis):
+            ctx.out.write(eid + "\n")
+        return 0
+    election = await get_election(ctx.redis, args.election)
+    ctx.out.write(json.dumps(json.loads(election.to_json()), indent=2) + "\n")
+    return 0
+
+
+async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
+    """Import (or update) the roll from a CSV file, all or nothing."""
+    election = await get_election(ctx.redis, args.election)
+    supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
+    summary = await import_roll(ctx.redis, election, supporters)
+    await audit.record(
+        ctx.redis, ctx.clock, election.id, ctx.actor, "roll imported",
+        file=str(args.file), added=summary.added, updated=summary.updated, total=summary.total,
+    )
+    ctx.out.write(
+        f"imported {len(supporters)} supporters into {election.id}: {summary.added} new, "
+        f"{summary.updated} updated; {summary.total} on the roll\n"
+    )
+    return 0
+
+
+async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
+    """Issue voting codes and write the mail-merge CSV."""
+    election = await get_election(ctx.redis, args.election)
+    if "code" not in election.identity:
+        ctx.err.write(
+            f"openprimary: election {election.id} does not accept voting codes "
+            "(identity has no \"code\")\n"
+        )
+        return 2
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        ctx.err.write(f"openprimary: {out} exists; use --force to overwrite it\n")
+        return 2
+    codes = Codes(ctx.redis, ctx.settings.secret_key, ctx.clock)
+    ids = args.supporter or None
+    rows = await codes.issue_voting_codes(election, ids)
+    with open_private(out) as fh:
+        n = write_codes_csv(rows, fh)
+    await audit.record(
+        ctx.redis, ctx.clock, election.id, ctx.actor, "codes issued",
+        count=n, file=str(out), only=ids and len(ids),
+    )
+    ctx.out.write(
+        f"issued {n} voting codes for {election.id}; wrote {out} (readable by you only). "
+        "Any earlier codes for these supporters no longer work.\n"
+    )
+    return 0
+
+
+async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
+    """Print turnout: eligible, voted, by channel and by day."""
+    election = await get_election(ctx.redis, args.election)
+    report = await turnout(ctx.redis, election)
+    if args.json:
+        ctx.out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        return 0
+    ctx.out.write(f"{election.title} ({election.id})\n")
+    ctx.out.write(f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n")
+    if report.by_channel:
+        ctx.out.write("by channel\n")
+        for name, n in sorted(report.by_channel.items()):
+            ctx.out.write(f"  {name:<10}{n}\n")
+    if report.by_day:
+        ctx.out.write("by day\n")
+        for day, n in sorted(report.by_day.items()):
+            ctx.out.write(f"  {day}  {n}\n")
+    return 0
+
+
+async def audit_show(args: argparse.Namespace, ctx: Context) -> int:
+    """Print the audit trail."""
+    await get_election(ctx.redis, args.election)
+    entries = await audit.read(ctx.redis, args.election)
+    for e in entries:
+        if args.json:
+            ctx.out.write(
+                json.dumps(
+                    {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                     "details": e.details}
+                )
+                + "\n"
+            )
+        else:
+            detail = ", ".join(f"{k}={v}" for k, v in e.details.items() if v is not None)
+            ctx.out.write(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<24} {e.action}  {detail}\n")
+    if not entries and not args.json:
+        ctx.out.write("(no entries)\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the organiser subcommands."""
+    p = sub.add_parser("election", help="load or show elections")
+    esub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = esub.add_parser("load", help="read an election TOML file and store it")
+    q.add_argument("file", help="the election file (TOML)")
+    q.set_defaults(handler=election_load)
+    q = esub.add_parser("show", help="list loaded elections, or show one")
+    q.add_argument("election", nargs="?", help="an election id")
+    q.set_defaults(handler=election_show)
+
+    p = sub.add_parser("roll", help="manage the voter roll")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = rsub.add_parser(
+        "import", help="import the roll CSV (supporter_id,name,phone[,telegram_id,language])"
+    )
+    q.add_argument("file", help="the roll CSV")
+    q.add_argument("--election", required=True, help="the election id")
+    q.add_argument("--region", help="region for numbers without +country (default GB)")
+    q.set_defaults(handler=roll_import)
+
+    p = sub.add_parser("codes", help="pre-issued voting codes")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = csub.add_parser("issue", help="issue voting codes and write a mail-merge CSV")
+    q.add_argument("--election", required=True, help="the election id")
+    q.add_argument("--out", required=True, help="CSV to write: supporter_id,name,phone,code")
+    q.add_argument("--supporter", action="append", help="only this supporter (repeatable)")
+    q.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    q.set_defaults(handler=codes_issue)
+
+    p = sub.add_parser("turnout", help="eligible supporters, ballots cast, by channel and day")
+    p.add_argument("--election", required=True, help="the election id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=turnout_report)
+
+    p = sub.add_parser("audit", help="print the organisers' audit trail")
+    p.add_argument("--election", required=True, help="the election id")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=audit_show)

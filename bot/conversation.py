@@ -1,0 +1,435 @@
+"""The voting conversation: named states, one small handler each.
+
+greeting -> identity (voting code, or supporter number then SMS code)
+-> ranking -> confirmation -> cast -> receipt.  Every state understands
+HELP, STOP/START and AGAIN.  The conversation knows no platform: an
+InboundMessage comes in, OutboundMessages go out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.box import BallotBox
+from ballots.clock import Clock
+from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
+from ballots.election import Candidate, Election
+from ballots.roll import get_supporter, supporters_for_phone
+from bot import texts
+from bot.messages import Button, InboundMessage, OutboundMessage
+from bot.metrics import BALLOTS_CAST
+from bot.parse import (
+    CHANGE,
+    DONE,
+    HELP,
+    OPT_IN,
+    OPT_OUT,
+    RESTART,
+    UNDO,
+    YES,
+    keyword,
+    normalise,
+    parse_ranking,
+)
+from bot.state import State, Step
+
+log = logging.getLogger(__name__)
+
+Replies = list[OutboundMessage]
+
+#: Button actions and the typed text each stands for.
+_ACTIONS = {"done": "0", "undo": "UNDO", "again": "START AGAIN", "cast": "YES", "change": "CHANGE"}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One inbound message as a handler sees it."""
+
+    msg: InboundMessage
+    text: str
+    word: str
+    from_button: bool
+
+
+def election_tag(election_id: str) -> str:
+    """A short tag that ties a button to one election."""
+    return hashlib.blake2b(election_id.encode(), digest_size=3).hexdigest()
+
+
+class Conversation:
+    """Advances one chat address's state by one message."""
+
+    def __init__(
+        self, redis: Redis, election: Election, codes: Codes, box: BallotBox, clock: Clock
+    ) -> None:
+        self.redis = redis
+        self.election = election
+        self.codes = codes
+        self.box = box
+        self.clock = clock
+        self.tag = election_tag(election.id)
+        self.numbered: list[tuple[int, Candidate]] = list(enumerate(election.candidates, 1))
+        self._handlers: dict[Step, Callable[[State, Turn], Awaitable[tuple[State, Replies]]]] = {
+            Step.START: self._start,
+            Step.IDENTIFY: self._identify,
+            Step.SMS_CODE: self._sms_code,
+            Step.RANK: self._rank,
+            Step.CONFIRM: self._confirm,
+            Step.DONE: self._done,
+        }
+
+    # --- entry point ---------------------------------------------------------
+
+    async def step(self, state: State, msg: InboundMessage) -> tuple[State, Replies]:
+        """Handle one message; returns the new state and the messages to send."""
+        if state.election != self.election.id:
+            state = State(election=self.election.id)
+        text = msg.text
+        from_button = msg.choice is not None
+        if msg.choice is not None:
+            action = self._read_button(state, msg.choice)
+            if action.startswith("!"):
+                return state, [self._say(texts.stale_button() if action == "!stale" else texts.foreign_button())]
+            text = action
+        turn = Turn(msg, normalise(text), keyword(text), from_button)
+
+        before = state.to_json()
+        new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
+        if new_state.to_json() != before:
+            new_state.turn = state.turn + 1
+            replies = [self._with_buttons(new_state, r) for r in replies]
+        if from_button and replies:
+            replies[0] = replace(replies[0], edit=True)
+        return new_state, replies
+
+    async def _dispatch(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        word = turn.word
+        if turn.msg.contact is None:
+            if word in HELP:
+                return state, [self._say(texts.help_text(self.election))]
+            if word in OPT_OUT:
+                await self.redis.sadd(keys.opted_out(turn.msg.channel), turn.msg.address)
+                return state, [self._say(texts.opted_out())]
+            if word in OPT_IN and not (word == "YES" and state.step is Step.CONFIRM):
+                removed = await self.redis.srem(keys.opted_out(turn.msg.channel), turn.msg.address)
+                if removed or word != "YES":
+                    replies = [self._say(texts.opted_in())]
+                    if state.step in (Step.START, Step.IDENTIFY):
+                        state, more = await self._start(state, turn)
+                        replies.extend(more)
+                    return state, replies
+        now = self.clock.now()
+        if now < self.election.opens:
+            return state, [self._say(texts.not_open(self.election))]
+        if now >= self.election.closes:
+            return state, [self._say(texts.closed(self.election))]
+        if word in RESTART and turn.msg.contact is None:
+            return await self._restart(state, turn)
+        return await self._handlers[state.step](state, turn)
+
+    # --- states --------------------------------------------------------------
+
+    async def _start(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Greet, or go straight on if the first message already identifies the voter."""
+        msg = turn.msg
+        if turn.msg.contact is not None or self._looks_like_voting_code(turn.text):
+            return await self._identify(state, turn)
+        if msg.channel == "sms" and "sms-otp" in self.election.identity:
+            ids = await supporters_for_phone(self.redis, self.election, msg.address)
+            if len(ids) == 1:
+                return await self._send_otp(state, ids[0], msg, uniform=False)
+        state.step = Step.IDENTIFY
+        return state, [
+            self._say(
+                texts.greeting(self.election), ask_contact="sms-otp" in self.election.identity
+            )
+        ]
+
+    async def _identify(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Take a voting code, a supporter number or a shared phone number."""
+        msg = turn.msg
+        if msg.contact is not None and "sms-otp" in self.election.identity:
+            ids = await supporters_for_phone(self.redis, self.election, msg.contact)
+            if len(ids) == 1:
+                return await self._send_otp(state, ids[0], msg, uniform=False)
+            state.step = Step.IDENTIFY
+            return state, [self._say(texts.contact_unknown(), remove_keyboard=True)]
+        if "code" in self.election.identity and self._looks_like_voting_code(turn.text):
+            result = await self.codes.check_voting_code(
+                self.election, turn.text, msg.channel, msg.address
+            )
+            return await self._after_check(state, result, msg, voting_code=True)
+        number = turn.text.strip(" .#")
+        looks_like_number = (
+            0 < len(number) <= 64 and " " not in number and any(ch.isdigit() for ch in number)
+        )
+        if "sms-otp" in self.election.identity and looks_like_number:
+            for sid in dict.fromkeys((number, number.upper())):
+                if await get_supporter(self.redis, self.election, sid):
+                    return await self._send_otp(state, sid, msg, uniform=True, typed=number)
+            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
+            state.step = Step.SMS_CODE
+            state.supporter = None
+            return state, [self._say(texts.supporter_number_sent(number))]
+        state.step = Step.IDENTIFY
+        if looks_like_number:
+            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
+            return state, [self._say(texts.code_wrong_voting())]
+        return state, [self._say(texts.ask_identity(self.election))]
+
+    async def _sms_code(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Check the 6-digit code we texted."""
+        digits = normalise_code(turn.text)
+        if len(digits) != 6 or turn.msg.contact is not None:
+            if digits and len(digits) < VOTING_CODE_DIGITS and not any(c.isalpha() for c in turn.text):
+                return state, [self._say(texts.ask_code())]
+            return await self._identify(state, turn)
+        if state.supporter is None:
+            n = await self.codes.record_address_failure(
+                self.election, turn.msg.channel, turn.msg.address
+            )
+            if n >= self.codes.policy.address_max_failures:
+                return state, [self._say(texts.locked())]
+            return state, [self._say(texts.code_wrong(0))]
+        result = await self.codes.check_otp(self.election, state.supporter, digits)
+        return await self._after_check(state, result, turn.msg, voting_code=False)
+
+    async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Add one or more preferences, undo one, or finish."""
+        word = turn.word
+        if word in UNDO:
+            if state.ranking:
+                state.ranking.pop()
+            return state, [self._rank_prompt(state)]
+        if word in DONE and word != "0":
+            return self._finish(state)
+        parsed = parse_ranking(turn.text, self.election.candidates)
+        if parsed.error:
+            if parsed.error == "empty":
+                return state, [self._rank_prompt(state)]
+            return state, [self._say(texts.ranking_problem(parsed.error))]
+        ranking = list(state.ranking)
+        for cid in parsed.ids:
+            if cid in ranking:
+                return state, [self._say(texts.already_ranked(self.election.candidate(cid).name))]
+            ranking.append(cid)
+        if len(ranking) > self.election.max_preferences:
+            return state, [
+                self._say(
+                    texts.ranking_problem(
+                        f"you can give at most {self.election.max_preferences} choices"
+                    )
+                )
+            ]
+        state.ranking = ranking
+        complete = len(ranking) >= self.election.max_preferences
+        if parsed.finish or complete or len(parsed.ids) > 1:
+            return self._finish(state)
+        return state, [self._rank_prompt(state)]
+
+    async def _confirm(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Cast on YES; CHANGE, or a new order, goes back to ranking."""
+        if turn.word in YES:
+            return await self._cast(state, turn)
+        if turn.word in CHANGE:
+            state.step = Step.RANK
+            state.ranking = []
+            return state, [self._rank_prompt(state)]
+        parsed = parse_ranking(turn.text, self.election.candidates)
+        if parsed.ids and not parsed.error:
+            state.step = Step.RANK
+            state.ranking = []
+            return await self._rank(state, turn)
+        return state, [self._say(texts.confirm_expected())]
+
+    async def _done(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        """Voted already: say so."""
+        return state, [self._say(texts.already_voted(self.election))]
+
+    # --- steps shared by the states -----------------------------------------
+
+    async def _restart(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        if state.step is Step.DONE:
+            return await self._done(state, turn)
+        if state.step in (Step.RANK, Step.CONFIRM) and state.grant:
+            state.step = Step.RANK
+            state.ranking = []
+            return state, [self._rank_prompt(state)]
+        fresh = State(election=self.election.id, turn=state.turn)
+        return await self._start(fresh, replace(turn, text="", word=""))
+
+    async def _send_otp(
+        self, state: State, sid: str, msg: InboundMessage, *, uniform: bool, typed: str = ""
+    ) -> tuple[State, Replies]:
+        """Text a code to the supporter's phone on the roll (never to a typed number)."""
+        record = await get_supporter(self.redis, self.election, sid)
+        phone = record.get("phone", "")
+        request = await self.codes.request_otp(self.election, sid)
+        state.step = Step.SMS_CODE
+        state.supporter = sid
+        if request.status == "sent" and request.code is not None:
+            minutes = self.codes.policy.otp_ttl // 60
+            code_msg = OutboundMessage(
+                texts.otp(self.election, request.code, minutes),
+                channel="sms",
+                address=phone,
+                kind="code",
+            )
+            if uniform:
+                note = texts.supporter_number_sent(typed)
+            elif msg.channel == "sms" and msg.address == phone:
+                return state, [code_msg]
+            else:
+                note = texts.otp_sent_elsewhere(phone)
+            return state, [code_msg, self._say(note, remove_keyboard=True)]
+        if uniform:
+            # The same answer whether or not the number is on the roll, has voted
+            # or is locked: a supporter number must not reveal anything.
+            return state, [self._say(texts.supporter_number_sent(typed))]
+        if request.status == "cooldown":
+            return state, [self._say(texts.otp_cooldown(request.wait))]
+        if request.status == "voted":
+            state.step = Step.DONE
+            return state, [self._say(texts.already_voted(self.election))]
+        if request.status == "too_many":
+            return state, [self._say(texts.too_many_codes())]
+        return state, [self._say(texts.locked())]
+
+    async def _after_check(
+        self, state: State, result: CodeCheck, msg: InboundMessage, *, voting_code: bool
+    ) -> tuple[State, Replies]:
+        if result.ok and result.supporter_id and result.grant:
+            state.step = Step.RANK
+            state.supporter = result.supporter_id
+            state.grant = result.grant
+            state.ranking = []
+            if msg.channel == "telegram" and msg.user_id:
+                await self._link_telegram(result.supporter_id, msg.user_id)
+            return state, [self._rank_prompt(state)]
+        if result.status == "voted":
+            state.step = Step.DONE
+            return state, [self._say(texts.already_voted(self.election))]
+        if result.status == "locked":
+            return state, [self._say(texts.locked())]
+        if result.status == "expired":
+            return state, [self._say(texts.code_expired())]
+        if result.status in ("spent", "nocode") and not voting_code:
+            return state, [self._say(texts.code_spent() if result.status == "spent" else texts.code_expired())]
+        if voting_code:
+            return state, [self._say(texts.code_wrong_voting())]
+        return state, [self._say(texts.code_wrong(result.tries_left))]
+
+    async def _link_telegram(self, sid: str, user_id: str) -> None:
+        """Remember a Telegram account once it has proved it belongs to a supporter."""
+        shard = keys.shard_of(sid, self.election.shards)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.telegram_index(self.election.id), user_id, sid)
+            pipe.hset(keys.voter(self.election.id, shard, sid), "telegram_id", user_id)
+            await pipe.execute()
+
+    def _finish(self, state: State) -> tuple[State, Replies]:
+        if not state.ranking:
+            return state, [self._say(texts.need_one())]
+        state.step = Step.CONFIRM
+        return state, [OutboundMessage(texts.confirm(self.election, state.ranking), kind="confirm")]
+
+    async def _cast(self, state: State, turn: Turn) -> tuple[State, Replies]:
+        if state.supporter is None or state.grant is None:
+            fresh = State(election=self.election.id, turn=state.turn)
+            return await self._start(fresh, replace(turn, text="", word=""))
+        result = await self.box.cast(
+            self.election, state.supporter, state.grant, state.ranking, turn.msg.channel
+        )
+        if result.ok and result.receipt:
+            BALLOTS_CAST.labels(turn.msg.channel).inc()
+            done = State(step=Step.DONE, turn=state.turn, election=self.election.id,
+                         supporter=state.supporter, receipt=result.receipt)
+            return done, [self._say(texts.cast(result.receipt))]
+        if result.status == "already_voted":
+            done = State(step=Step.DONE, turn=state.turn, election=self.election.id,
+                         supporter=state.supporter)
+            return done, [self._say(texts.already_voted(self.election))]
+        if result.status == "no_grant":
+            return State(election=self.election.id, turn=state.turn), [self._say(texts.grant_expired())]
+        if result.status == "closed":
+            return state, [self._say(texts.closed(self.election))]
+        if result.status == "not_open":
+            return state, [self._say(texts.not_open(self.election))]
+        return State(election=self.election.id, turn=state.turn), [
+            self._say("You are not on the roll for this election.")
+        ]
+
+    # --- rendering -------------------------------------------------------------
+
+    def _looks_like_voting_code(self, text: str) -> bool:
+        return (
+            "code" in self.election.identity
+            and len(normalise_code(text)) == VOTING_CODE_DIGITS
+            and not any(ch.isalpha() for ch in text)
+        )
+
+    def _remaining(self, state: State) -> list[tuple[int, Candidate]]:
+        return [(n, c) for n, c in self.numbered if c.id not in state.ranking]
+
+    def _rank_prompt(self, state: State) -> OutboundMessage:
+        state.step = Step.RANK
+        return OutboundMessage(
+            texts.rank_prompt(self.election, state.ranking, self._remaining(state)), kind="rank"
+        )
+
+    @staticmethod
+    def _say(text: str, *, ask_contact: bool = False, remove_keyboard: bool = False) -> OutboundMessage:
+        return OutboundMessage(text, ask_contact=ask_contact, remove_keyboard=remove_keyboard)
+
+    def _payload(self, state: State, action: str) -> str:
+        return f"{self.tag}:{state.turn}:{action}"
+
+    def _with_buttons(self, state: State, reply: OutboundMessage) -> OutboundMessage:
+        """Attach the buttons for the state to the prompt that asks for it."""
+        if not reply.is_reply or reply.buttons:
+            return reply
+        if state.step is Step.RANK and reply.kind == "rank":
+            rows = [
+                (Button(c.name, self._payload(state, f"c{n}")),) for n, c in self._remaining(state)
+            ]
+            rows.append(
+                (
+                    Button("Done", self._payload(state, "done")),
+                    Button("Undo", self._payload(state, "undo")),
+                    Button("Start again", self._payload(state, "again")),
+                )
+            )
+            return replace(reply, buttons=tuple(rows))
+        if state.step is Step.CONFIRM and reply.kind == "confirm":
+            return replace(
+                reply,
+                buttons=(
+                    (
+                        Button("Cast my vote", self._payload(state, "cast")),
+                        Button("Change", self._payload(state, "change")),
+                    ),
+                ),
+            )
+        return reply
+
+    def _read_button(self, state: State, payload: str) -> str:
+        """The typed text a button stands for, or '!stale' / '!foreign'."""
+        parts = payload.split(":")
+        if len(parts) != 3 or parts[0] != self.tag:
+            return "!foreign"
+        turn, action = parts[1], parts[2]
+        if turn != str(state.turn) or state.step not in (Step.RANK, Step.CONFIRM):
+            return "!stale"
+        if action in _ACTIONS:
+            return _ACTIONS[action]
+        if action.startswith("c") and action[1:].isdigit():
+            n = int(action[1:])
+            if 1 <= n <= len(self.election.candidates):
+                return str(n)
+        return "!foreign"

@@ -1,0 +1,65 @@
+"""The pieces of one running OpenPrimary, built once and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from ballots.box import BallotBox
+from ballots.clock import Clock, SystemClock
+from ballots.codes import CodePolicy, Codes
+from ballots.election import Election, get_election, list_elections
+from ballots.errors import ConfigError
+from bot.conversation import Conversation
+from bot.router import Router
+from bot.settings import Settings
+from channels.base import Sender
+
+
+@dataclass
+class Core:
+    """Settings, Redis, the election and the services built on them."""
+
+    settings: Settings
+    redis: Redis
+    clock: Clock
+    election: Election
+    codes: Codes
+    box: BallotBox
+    conversation: Conversation
+    router: Router
+    senders: dict[str, Sender] = field(default_factory=dict)
+
+
+async def pick_election(redis: Redis, wanted: str | None) -> Election:
+    """The election to serve: the one named, or the only one loaded."""
+    if wanted:
+        return await get_election(redis, wanted)
+    loaded = await list_elections(redis)
+    if len(loaded) == 1:
+        return await get_election(redis, loaded[0])
+    if not loaded:
+        raise ConfigError("no election is loaded; run 'openprimary election load FILE.toml'")
+    raise ConfigError(
+        f"{len(loaded)} elections are loaded ({', '.join(loaded)}); choose one with "
+        "--election or OPENPRIMARY_ELECTION"
+    )
+
+
+async def build_core(
+    settings: Settings,
+    redis: Redis,
+    clock: Clock | None = None,
+    election_id: str | None = None,
+    policy: CodePolicy | None = None,
+) -> Core:
+    """Wire the election's services together."""
+    clock = clock or SystemClock()
+    election = await pick_election(redis, election_id or settings.election)
+    codes = Codes(redis, settings.secret_key, clock, policy)
+    box = BallotBox(redis, codes, clock)
+    conversation = Conversation(redis, election, codes, box, clock)
+    senders: dict[str, Sender] = {}
+    router = Router(redis, conversation, senders)
+    return Core(settings, redis, clock, election, codes, box, conversation, router, senders)

@@ -1,0 +1,189 @@
+"""What the bot says.  Plain ASCII, short lines: every SMS segment costs money."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ballots.election import Candidate, Election
+from bot.parse import ordinal
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%d %b %Y %H:%M UTC").lstrip("0")
+
+
+def greeting(election: Election) -> str:
+    ways = []
+    if "code" in election.identity:
+        ways.append("your voting code")
+    if "sms-otp" in election.identity:
+        ways.append("your supporter number")
+    return f"{election.title}. To vote, reply with {' or '.join(ways)}. HELP for help."
+
+
+def not_open(election: Election) -> str:
+    return f"Voting in {election.title} opens {when(election.opens)}."
+
+
+def closed(election: Election) -> str:
+    return f"Voting in {election.title} closed {when(election.closes)}. Thank you."
+
+
+def help_text(election: Election) -> str:
+    how = "Reply with your voting code" if "code" in election.identity else "Reply with your supporter number"
+    parts = [election.title + "."]
+    if election.help:
+        parts.append(election.help)
+    parts.append(f"{how}, then rank the candidates. AGAIN restarts. STOP ends reminders.")
+    return " ".join(parts)
+
+
+def opted_out() -> str:
+    return "You will get no more reminders. You can still vote: text START, then your code."
+
+
+def opted_in() -> str:
+    return "Reminders are back on."
+
+
+def otp(election: Election, code: str, minutes: int) -> str:
+    return (
+        f"{code} is your code to vote in {election.title}. "
+        f"Reply with it within {minutes} min. Never share it."
+    )
+
+
+def otp_sent_elsewhere(phone: str) -> str:
+    return f"We have texted a code to the phone ending {phone[-3:]}. Reply here with it."
+
+
+def supporter_number_sent(number: str) -> str:
+    return (
+        f"If {number} is on the roll, a code is on its way to the phone we have for it. "
+        "Reply with the code."
+    )
+
+
+def otp_cooldown(wait: int) -> str:
+    return f"A code was sent a moment ago. Please wait {max(wait, 1)} seconds before asking again."
+
+
+def code_wrong(left: int) -> str:
+    tail = f" {left} tries left." if left else ""
+    return f"That code is not right.{tail} Check it and try again."
+
+
+def code_wrong_voting() -> str:
+    return "We don't recognise that code. Check it and try again, or reply HELP."
+
+
+def code_expired() -> str:
+    return "That code has expired. Reply AGAIN to get a new one."
+
+
+def code_spent() -> str:
+    return "Too many wrong tries for that code. Reply AGAIN to get a new one."
+
+
+def locked() -> str:
+    return "Too many wrong codes. For help, contact the organisers (reply HELP)."
+
+
+def too_many_codes() -> str:
+    return "We have sent the most codes we can. Please contact the organisers (reply HELP)."
+
+
+def already_voted(election: Election) -> str:
+    return f"A ballot has already been cast for you in {election.title}. It is final."
+
+
+def ask_identity(election: Election) -> str:
+    ways = []
+    if "code" in election.identity:
+        ways.append("your voting code")
+    if "sms-otp" in election.identity:
+        ways.append("your supporter number")
+    return f"Please reply with {' or '.join(ways)}."
+
+
+def ask_code() -> str:
+    return "Please reply with the 6-digit code we texted you, or AGAIN for a new one."
+
+
+def rank_prompt(
+    election: Election, ranking: Sequence[str], remaining: Sequence[tuple[int, Candidate]]
+) -> str:
+    position = len(ranking) + 1
+    lines: list[str] = []
+    if ranking:
+        lines.append("So far: " + ", ".join(election.candidate(c).name for c in ranking) + ".")
+    if not ranking:
+        lines.append(f"Your {ordinal(position)} choice? Reply with a number:")
+    else:
+        lines.append(f"{ordinal(position)} choice?")
+    lines.extend(f"{n} {c.name}" for n, c in remaining)
+    if not ranking and len(remaining) > 2 and election.max_preferences > 1:
+        example = " ".join(str(n) for n, _ in list(remaining)[:3][::-1])
+        lines.append(f"Or send your order, e.g. {example}")
+    if ranking:
+        lines.append("0 to finish")
+    return "\n".join(lines)
+
+
+def confirm(election: Election, ranking: Sequence[str]) -> str:
+    lines = ["Your ballot:"]
+    lines.extend(f"{i} {election.candidate(c).name}" for i, c in enumerate(ranking, 1))
+    lines.append("Reply YES to cast it (final) or CHANGE")
+    return "\n".join(lines)
+
+
+def cast(receipt: str) -> str:
+    return f"Vote cast, thank you! Receipt {receipt}. Your vote is secret and final."
+
+
+def ranking_problem(reason: str) -> str:
+    return f"Sorry, {reason}. Reply with a number from the list."
+
+
+def already_ranked(name: str) -> str:
+    return f"{name} is already ranked. Choose another, or 0 to finish."
+
+
+def need_one() -> str:
+    return "Please choose at least a 1st choice."
+
+
+def confirm_expected() -> str:
+    return "Reply YES to cast your ballot, or CHANGE to rank again."
+
+
+def grant_expired() -> str:
+    return "Your code check has run out. Reply AGAIN to start again."
+
+
+def stale_button() -> str:
+    return "That button is from an earlier message. Please use the latest one."
+
+
+def foreign_button() -> str:
+    return "That button is not for this election. Please use the latest message."
+
+
+def busy() -> str:
+    return "We're busy handling your last message. Please try again in a moment."
+
+
+def failure() -> str:
+    return "Sorry, something went wrong on our side. Please try again in a minute."
+
+
+def code_not_delivered() -> str:
+    return (
+        "We could not text a code to your phone. If you texted STOP to us, text START "
+        "first; otherwise reply HELP."
+    )
+
+
+def contact_unknown() -> str:
+    return "That number is not on the roll. Reply with your voting code or supporter number."
