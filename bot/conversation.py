@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -57,6 +58,14 @@ class Turn:
     from_button: bool
 
 
+class Extension(Protocol):
+    """Commands for some senders (organisers) that run before the voting conversation."""
+
+    async def handle(self, msg: InboundMessage) -> list[OutboundMessage] | None:
+        """The replies if this message is the extension's, else None (the voter flow runs)."""
+        ...
+
+
 def election_tag(election_id: str) -> str:
     """A short tag that ties a button to one election."""
     return hashlib.blake2b(election_id.encode(), digest_size=3).hexdigest()
@@ -66,9 +75,16 @@ class Conversation:
     """Advances one chat address's state by one message."""
 
     def __init__(
-        self, redis: Redis, election: Election, codes: Codes, box: BallotBox, clock: Clock
+        self,
+        redis: Redis,
+        election: Election,
+        codes: Codes,
+        box: BallotBox,
+        clock: Clock,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         self.redis = redis
+        self.extensions = list(extensions)
         self.election = election
         self.codes = codes
         self.box = box
@@ -90,6 +106,10 @@ class Conversation:
         """Handle one message; returns the new state and the messages to send."""
         if state.election != self.election.id:
             state = State(election=self.election.id)
+        for extension in self.extensions:
+            handled = await extension.handle(msg)
+            if handled is not None:
+                return state, handled
         text = msg.text
         from_button = msg.choice is not None
         if msg.choice is not None:
