@@ -1,0 +1,128 @@
+"""The ``openprimary count`` and ``openprimary export`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ballots.count import METHODS, count
+from ballots.count.chart import write_chart
+from ballots.count.formats import FORMATS, read_ballots, write_ballots
+from ballots.count.model import Ballots, CountError
+from ballots.count.redis_source import read_ballots as read_redis_ballots
+from ballots.count.report import render_json, render_text
+from ballots.count.result import Result
+from ballots.election import get_election
+
+if TYPE_CHECKING:
+    from bot.context import Context
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``count`` and ``export`` to the ``openprimary`` parser."""
+    p = sub.add_parser(
+        "count",
+        help="count an election's ballots, or a ballot file, round by round",
+        description=(
+            "Count the ballots of an election in Redis (--election) or of a ballot file "
+            "(--ballots: .blt, .soi, .toi or .csv) and print the round-by-round report."
+        ),
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--election", metavar="ID", help="count this election's ballots")
+    source.add_argument("--ballots", metavar="FILE", type=Path, help="count a ballot file")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help="for --ballots: irv, sv or stv (default: stv if the file has more than one "
+        "seat, else irv)",
+    )
+    p.add_argument("--seats", type=int, metavar="N", help="for --ballots with stv: seats to fill")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed for any tie decided by lot; recorded in the report (default 0)",
+    )
+    p.add_argument(
+        "--bulk-exclusion",
+        action="store_true",
+        help="irv: exclude together the candidates who cannot catch up",
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON report instead")
+    p.add_argument("--chart", metavar="FILE", type=Path, help="also draw the rounds (.png/.html)")
+    p.set_defaults(handler=count_command)
+
+    e = sub.add_parser(
+        "export",
+        help="write an election's ballots for other counting tools",
+        description=(
+            "Write an election's ballots as BLT, PrefLib (.soi) or CSV, with no voter data, "
+            "sorted by ranking."
+        ),
+    )
+    e.add_argument("--election", metavar="ID", required=True)
+    e.add_argument("--format", choices=FORMATS, required=True)
+    e.add_argument("--out", metavar="FILE", type=Path, help="file to write (default: stdout)")
+    e.set_defaults(handler=export_command)
+
+
+def _file_count(args: argparse.Namespace) -> Result:
+    """Read and count a ballot file (run in a worker thread)."""
+    ballots = read_ballots(args.ballots)
+    seats = args.seats if args.seats is not None else (ballots.seats or 1)
+    method = args.method or ("stv" if seats > 1 else "irv")
+    if method != "stv" and args.seats is None:
+        seats = 1
+    return count(ballots, method, seats=seats, seed=args.seed, bulk_exclusion=args.bulk_exclusion)
+
+
+async def count_command(args: argparse.Namespace, ctx: Context) -> int:
+    """Count, then print the report (text or JSON) and draw the chart if asked."""
+    if args.ballots is not None:
+        result = await asyncio.to_thread(_file_count, args)
+    else:
+        if args.method is not None or args.seats is not None:
+            raise CountError(
+                "--method and --seats apply to --ballots; an election is counted by its own "
+                "method and seats"
+            )
+        election = await get_election(ctx.redis, args.election)
+        ballots = await read_redis_ballots(ctx.redis, election)
+        result = await asyncio.to_thread(
+            count,
+            ballots,
+            election.method,
+            seats=election.seats,
+            seed=args.seed,
+            bulk_exclusion=args.bulk_exclusion,
+        )
+    ctx.out.write(render_json(result) if args.json else render_text(result))
+    if args.chart is not None:
+        await asyncio.to_thread(write_chart, result, args.chart)
+        ctx.err.write(f"chart: {args.chart}\n")
+    return 0
+
+
+def _write(ballots: Ballots, fmt: str, seats: int, out: Path) -> None:
+    """Write the export to a file (run in a worker thread)."""
+    try:
+        with out.open("w", encoding="utf-8", newline="") as f:
+            write_ballots(ballots, fmt, f, seats)
+    except OSError as err:
+        raise CountError(f"cannot write {out}: {err}") from err
+
+
+async def export_command(args: argparse.Namespace, ctx: Context) -> int:
+    """Write the election's ballots in the chosen format."""
+    election = await get_election(ctx.redis, args.election)
+    ballots = await read_redis_ballots(ctx.redis, election)
+    if args.out is None:
+        write_ballots(ballots, args.format, ctx.out, election.seats)
+    else:
+        await asyncio.to_thread(_write, ballots, args.format, election.seats, args.out)
+        ctx.err.write(f"wrote {ballots.total:,} ballots to {args.out}\n")
+    return 0
