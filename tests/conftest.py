@@ -9,18 +9,28 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from ballots.connection import client_from_url
 from tests.redis_server import redis_url as _redis_url
 
 
-@pytest.fixture(scope="session")
+_current: list[str] = []
+
+
+def current_redis_url() -> str:
+    """The session's Redis URL, for code that cannot take a fixture (hypothesis tests)."""
+    return _current[-1]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_url() -> Iterator[str]:
     with _redis_url() as url:
+        _current.append(url)
         yield url
 
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+    client = client_from_url(redis_url)
     await client.flushdb()
     try:
         yield client

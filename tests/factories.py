@@ -1,0 +1,95 @@
+"""Building blocks for tests: the sample election on a controlled clock, and a recording outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from ballots.clock import ManualClock
+from ballots.codes import CodePolicy
+from ballots.election import Election, read_election_file, save_election
+from ballots.roll import import_roll, read_roll_file
+from bot.core import Core, build_core
+from bot.messages import InboundMessage, OutboundMessage
+from bot.settings import Settings
+from channels.base import SendResult
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SECRET = "test-secret-key-0123456789abcdef"
+#: Inside the sample election's window.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {"secret_key": SECRET}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+async def sample_election(redis: Redis, **changes: object) -> Election:
+    """Store the sample election (optionally changed) and its roll."""
+    election = read_election_file(EXAMPLES / "election.toml")
+    if changes:
+        election = Election(**{**election.__dict__, **changes})
+    election = await save_election(redis, election)
+    await import_roll(redis, election, read_roll_file(EXAMPLES / "roll.csv"))
+    return election
+
+
+@dataclass
+class Outbox:
+    """A Sender that records what it was asked to send (a platform stand-in)."""
+
+    channel: str
+    sent: list[tuple[str, OutboundMessage]] = field(default_factory=list)
+    status: str = "sent"
+
+    async def send(self, address: str, message: OutboundMessage) -> SendResult:
+        self.sent.append((address, message))
+        return SendResult(self.status)
+
+    def last_code(self) -> str:
+        import re
+
+        for _address, message in reversed(self.sent):
+            m = re.search(r"\b(\d{6})\b", message.text)
+            if m:
+                return m.group(1)
+        raise AssertionError("no code was sent")
+
+
+@dataclass
+class Harness:
+    """A core on a manual clock with a recording SMS outbox, and a chat helper."""
+
+    core: Core
+    clock: ManualClock
+    sms: Outbox
+    counter: int = 0
+
+    async def say(
+        self, text: str = "", *, channel: str = "console", address: str = "chat-1", **extra: object
+    ) -> list[OutboundMessage]:
+        self.counter += 1
+        msg = InboundMessage(
+            channel=channel, address=address, text=text, message_id=f"m{self.counter}", **extra  # type: ignore[arg-type]
+        )
+        return await self.core.router.handle(msg)
+
+    async def said(self, text: str = "", **kw: object) -> str:
+        """The replies to one message, joined."""
+        return "\n".join(r.text for r in await self.say(text, **kw))
+
+
+async def harness(
+    redis: Redis, policy: CodePolicy | None = None, **election_changes: object
+) -> Harness:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis, **election_changes)
+    core = await build_core(settings(), redis, clock, election.id, policy=policy)
+    sms = Outbox("sms")
+    core.senders["sms"] = sms
+    return Harness(core, clock, sms)

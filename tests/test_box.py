@@ -1,0 +1,147 @@
+"""The ballot box: one voter one ballot, valid rankings only, and nothing that links a voter to a ranking."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.box import BallotBox, InvalidRanking, ballot_count
+from ballots.clock import ManualClock
+from ballots.codes import Codes
+from ballots.election import Election
+from tests.factories import NOW, SECRET, harness, sample_election
+from tests.test_codes import everything_stored
+
+
+async def granted(redis: Redis, sid: str = "S1001") -> tuple[Election, BallotBox, str, ManualClock]:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis)
+    codes = Codes(redis, SECRET, clock)
+    code = (await codes.issue_voting_codes(election, [sid]))[0][3]
+    check = await codes.check_voting_code(election, code, "console", "x")
+    assert check.grant is not None
+    return election, BallotBox(redis, codes, clock), check.grant, clock
+
+
+async def test_first_ballot_is_final(redis: Redis) -> None:
+    election, box, grant, _ = await granted(redis)
+    first = await box.cast(election, "S1001", grant, ["patel", "green"], "sms")
+    assert first.ok and first.receipt
+    again = await box.cast(election, "S1001", grant, ["green"], "sms")
+    assert again.status == "already_voted"
+    assert await ballot_count(redis, election) == 1
+    assert await box.has_voted(election, "S1001")
+
+
+async def test_a_grant_opens_only_its_own_supporter(redis: Redis) -> None:
+    election, box, grant, _ = await granted(redis, "S1001")
+    assert (await box.cast(election, "S1002", grant, ["green"], "sms")).status == "no_grant"
+    assert (await box.cast(election, "S9999", grant, ["green"], "sms")).status == "ineligible"
+
+
+@pytest.mark.parametrize(
+    ("ranking", "reason"),
+    [
+        ([], "at least one"),
+        (["green", "green"], "twice"),
+        (["mayor"], "unknown candidate"),
+    ],
+)
+async def test_invalid_rankings_are_refused(redis: Redis, ranking: list[str], reason: str) -> None:
+    election, box, grant, _ = await granted(redis)
+    with pytest.raises(InvalidRanking, match=reason):
+        await box.cast(election, "S1001", grant, ranking, "sms")
+    assert not await box.has_voted(election, "S1001")
+
+
+async def test_supplementary_vote_takes_two_preferences(redis: Redis) -> None:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis, method="sv")
+    codes = Codes(redis, SECRET, clock)
+    code = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    grant = (await codes.check_voting_code(election, code, "c", "x")).grant
+    assert grant
+    with pytest.raises(InvalidRanking, match="at most 2"):
+        await BallotBox(redis, codes, clock).cast(election, "S1001", grant, ["green", "patel", "byrne"], "c")
+
+
+async def test_the_window_is_checked_in_the_cast(redis: Redis) -> None:
+    election, box, grant, clock = await granted(redis)
+    clock.set(election.closes)
+    assert (await box.cast(election, "S1001", grant, ["green"], "sms")).status == "closed"
+    clock.set(election.opens - timedelta(seconds=1))
+    assert (await box.cast(election, "S1001", grant, ["green"], "sms")).status == "not_open"
+    clock.set(NOW)
+    assert (await box.cast(election, "S1001", grant, ["green"], "sms")).ok
+
+
+async def test_a_grant_runs_out(redis: Redis) -> None:
+    election, box, grant, clock = await granted(redis)
+    clock.advance(3601)
+    assert (await box.cast(election, "S1001", grant, ["green"], "sms")).status == "no_grant"
+
+
+async def test_nothing_stored_links_a_voter_to_a_ranking(redis: Redis) -> None:
+    election, box, grant, _ = await granted(redis)
+    await box.cast(election, "S1001", grant, ["okafor", "byrne"], "sms")
+    shard = keys.shard_of("S1001", election.shards)
+    assert await redis.hgetall(keys.ballots(election.id, shard)) == {"okafor,byrne": "1"}
+    voter = await redis.hgetall(keys.voter(election.id, shard, "S1001"))
+    assert voter["voted"] == "sms"
+    assert not any("okafor" in v or "byrne" in v for v in voter.values())
+    # The code and the grant are gone with the cast.
+    assert not {"code", "grant", "otp"} & set(voter)
+    # No key or value anywhere holds the supporter id next to the ranking.
+    stored = await everything_stored(redis)
+    for line_key in [k async for k in redis.scan_iter()]:
+        if "S1001" in line_key:
+            kind = await redis.type(line_key)
+            assert kind == "hash"
+            assert "okafor" not in str(await redis.hgetall(line_key))
+    assert stored.count("okafor,byrne") == 1
+
+
+async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
+    h = await harness(redis)
+    election = h.core.election
+    rows = await h.core.codes.issue_voting_codes(election)
+    for i, (sid, _name, _phone, code) in enumerate(rows):
+        check = await h.core.codes.check_voting_code(election, code, "console", sid)
+        assert check.grant
+        ranking = ["green", "patel"] if i % 2 else ["patel", "green"]
+        assert (await h.core.box.cast(election, sid, check.grant, ranking, "console")).ok
+    merged: dict[str, int] = {}
+    for shard in range(election.shards):
+        for ranking, n in (await redis.hgetall(keys.ballots(election.id, shard))).items():
+            merged[ranking] = merged.get(ranking, 0) + int(n)
+    assert merged == {"patel,green": 3, "green,patel": 3}
+    # Ballot storage is hashes of counts and sets of receipts: no lists, no streams, no scores.
+    for shard in range(election.shards):
+        assert await redis.type(keys.ballots(election.id, shard)) in ("hash", "none")
+        assert await redis.type(keys.receipts(election.id, shard)) in ("set", "none")
+
+
+async def test_200_concurrent_casts_from_two_addresses_give_one_ballot(redis: Redis) -> None:
+    h = await harness(redis)
+    election = h.core.election
+    code = (await h.core.codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    # Two chats (an SMS phone and a Telegram chat) both get to the confirmation step.
+    for address, channel in (("+447700900101", "sms"), ("555", "telegram")):
+        await h.say("hi", channel=channel, address=address)
+        await h.say(code, channel=channel, address=address)
+        await h.say("2 1", channel=channel, address=address)
+    h.clock.advance(1)
+
+    async def attempt(i: int) -> str:
+        channel, address = (("sms", "+447700900101"), ("telegram", "555"))[i % 2]
+        return "\n".join(
+            r.text for r in await h.say("YES", channel=channel, address=address)
+        )
+
+    replies = await asyncio.gather(*(attempt(i) for i in range(200)))
+    assert sum("Vote cast" in r for r in replies) == 1
+    assert await ballot_count(redis, election) == 1

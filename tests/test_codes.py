@@ -1,0 +1,183 @@
+"""Every code rule in DESIGN.md, on a clock the tests control."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.clock import ManualClock
+from ballots.codes import CodePolicy, Codes, normalise_code, write_codes_csv
+from ballots.election import Election
+from tests.factories import NOW, SECRET, sample_election
+
+
+async def setup(redis: Redis) -> tuple[Election, Codes, ManualClock]:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis)
+    return election, Codes(redis, SECRET, clock), clock
+
+
+async def everything_stored(redis: Redis) -> str:
+    """Every key and value in Redis, as one string to search."""
+    parts: list[str] = []
+    async for key in redis.scan_iter(count=1000):
+        parts.append(key)
+        kind = await redis.type(key)
+        if kind == "hash":
+            for f, v in (await redis.hgetall(key)).items():
+                parts += [f, v]
+        elif kind == "set":
+            parts += list(await redis.smembers(key))
+        elif kind == "string":
+            parts.append(await redis.get(key) or "")
+        elif kind == "stream":
+            for _id, fields in await redis.xrange(key):
+                parts += list(fields.values())
+    return "\n".join(parts)
+
+
+async def test_voting_codes_are_stored_only_as_keyed_hashes(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    rows = await codes.issue_voting_codes(election)
+    assert len(rows) == 6
+    out = io.StringIO()
+    assert write_codes_csv(rows, out) == 6
+    parsed = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(parsed[0]) == ["supporter_id", "name", "phone", "code"]
+    stored = await everything_stored(redis)
+    for row in rows:
+        digits = normalise_code(row[3])
+        assert len(digits) == 12
+        assert digits not in stored and row[3] not in stored
+    assert len({r[3] for r in rows}) == 6
+
+
+async def test_a_voting_code_opens_only_its_own_supporter(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    rows = {r[0]: r[3] for r in await codes.issue_voting_codes(election)}
+    check = await codes.check_voting_code(election, rows["S1002"], "sms", "+447700900101")
+    assert check.ok and check.supporter_id == "S1002" and check.grant
+
+
+async def test_typed_codes_are_forgiving(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    code = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else " " for c in code)
+    check = await codes.check_voting_code(election, fullwidth, "console", "a")
+    assert check.ok
+
+
+async def test_reissuing_replaces_the_old_code(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    old = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    new = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    assert (await codes.check_voting_code(election, old, "console", "a")).status == "wrong"
+    assert (await codes.check_voting_code(election, new, "console", "a")).ok
+
+
+async def test_wrong_voting_codes_lock_the_address(redis: Redis) -> None:
+    election, codes, clock = await setup(redis)
+    code = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
+    limit = codes.policy.address_max_failures
+    for i in range(limit):
+        result = await codes.check_voting_code(election, f"{i:012d}", "sms", "+447700900999")
+        assert result.status in ("wrong", "locked")
+    # Even the right code is refused from a locked address...
+    assert (await codes.check_voting_code(election, code, "sms", "+447700900999")).status == "locked"
+    # ...but not from another one, and the lock lifts after the window.
+    assert (await codes.check_voting_code(election, code, "sms", "+447700900998")).ok
+    await redis.delete(keys.address_failures(election.id, "sms", "+447700900999"))
+    assert (await codes.check_voting_code(election, code, "sms", "+447700900999")).ok
+    del clock
+
+
+async def test_sms_code_is_six_digits_single_use_and_expires(redis: Redis) -> None:
+    election, codes, clock = await setup(redis)
+    sent = await codes.request_otp(election, "S1001")
+    assert sent.status == "sent" and sent.code is not None and len(sent.code) == 6
+    stored = await everything_stored(redis)
+    assert sent.code not in stored
+    first = await codes.check_otp(election, "S1001", sent.code)
+    assert first.ok
+    again = await codes.check_otp(election, "S1001", sent.code)
+    assert again.status == "nocode"
+
+    clock.advance(61)
+    late = await codes.request_otp(election, "S1001")
+    assert late.code is not None
+    clock.advance(600)
+    assert (await codes.check_otp(election, "S1001", late.code)).status == "expired"
+
+
+async def test_five_wrong_tries_spend_an_sms_code(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    sent = await codes.request_otp(election, "S1001")
+    assert sent.code is not None
+    wrong = f"{(int(sent.code) + 1) % 10**6:06d}"
+    statuses = [(await codes.check_otp(election, "S1001", wrong)).status for _ in range(5)]
+    assert statuses == ["wrong", "wrong", "wrong", "wrong", "spent"]
+    assert (await codes.check_otp(election, "S1001", sent.code)).status == "nocode"
+
+
+async def test_new_code_has_a_cooldown_and_never_resets_failures(redis: Redis) -> None:
+    election, codes, clock = await setup(redis)
+    sent = await codes.request_otp(election, "S1001")
+    assert sent.code is not None
+    cooling = await codes.request_otp(election, "S1001")
+    assert cooling.status == "cooldown" and 0 < cooling.wait <= 60
+    wrong = f"{(int(sent.code) + 1) % 10**6:06d}"
+    await codes.check_otp(election, "S1001", wrong)
+    await codes.check_otp(election, "S1001", wrong)
+    clock.advance(60)
+    assert (await codes.request_otp(election, "S1001")).status == "sent"
+    vkey = keys.voter(election.id, keys.shard_of("S1001", election.shards), "S1001")
+    assert await redis.hget(vkey, "fails") == "2"
+
+
+async def test_a_voter_may_fail_at_most_100_times(redis: Redis) -> None:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis)
+    codes = Codes(redis, SECRET, clock, CodePolicy(otp_max_sends=1000))
+    failures = 0
+    while True:
+        sent = await codes.request_otp(election, "S1001")
+        if sent.status == "locked":
+            break
+        assert sent.code is not None
+        wrong = f"{(int(sent.code) + 1) % 10**6:06d}"
+        for _ in range(5):
+            result = await codes.check_otp(election, "S1001", wrong)
+            if result.status == "locked":
+                break
+            failures += 1
+        clock.advance(61)
+        if result.status == "locked":
+            break
+    assert failures == 100
+    # The right code no longer helps either.
+    clock.advance(61)
+    assert (await codes.request_otp(election, "S1001")).status == "locked"
+
+
+async def test_codes_sent_are_capped(redis: Redis) -> None:
+    election, codes, clock = await setup(redis)
+    statuses = []
+    for _ in range(codes.policy.otp_max_sends + 1):
+        statuses.append((await codes.request_otp(election, "S1001")).status)
+        clock.advance(61)
+    assert statuses[-1] == "too_many" and statuses.count("sent") == codes.policy.otp_max_sends
+
+
+async def test_constant_time_compare_in_lua(redis: Redis) -> None:
+    from ballots.lua import CONSTANT_TIME_EQUAL
+
+    script = redis.register_script(
+        CONSTANT_TIME_EQUAL + "return ct_equal(ARGV[1], ARGV[2]) and 1 or 0"
+    )
+    assert await script(args=["abc", "abc"]) == 1
+    assert await script(args=["abc", "abd"]) == 0
+    assert await script(args=["abc", "abcd"]) == 0
+    assert await script(args=["", ""]) == 1

@@ -1,0 +1,265 @@
+"""The conversation through the router: every path a voter can take, and every wrong turn."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.box import ballot_count
+from ballots.codes import CodePolicy
+from bot.core import build_core
+from tests.factories import Harness, harness
+from tests.factories import settings as make_settings
+
+
+async def code_for(h: Harness, sid: str = "S1001") -> str:
+    return (await h.core.codes.issue_voting_codes(h.core.election, [sid]))[0][3]
+
+
+async def ballots(h: Harness) -> dict[str, int]:
+    e = h.core.election
+    merged: dict[str, int] = {}
+    for shard in range(e.shards):
+        for ranking, n in (await h.core.redis.hgetall(keys.ballots(e.id, shard))).items():
+            merged[ranking] = merged.get(ranking, 0) + int(n)
+    return merged
+
+
+async def test_vote_with_a_voting_code_step_by_step(redis: Redis) -> None:
+    h = await harness(redis)
+    code = await code_for(h)
+    greeting = await h.said("Hello")
+    assert "reply with your voting code or your supporter number" in greeting
+    prompt = await h.said(code)
+    assert "1st choice" in prompt and "1 Alex Green" in prompt and "4 Chris Byrne" in prompt
+    second = await h.said("2")
+    assert "So far: Sam Patel" in second and "2 Sam Patel" not in second
+    assert "0 to finish" in second
+    await h.said("chris")
+    confirm = await h.said("0")
+    assert confirm.startswith("Your ballot:\n1 Sam Patel\n2 Chris Byrne")
+    receipt = await h.said("YES!")
+    assert "Vote cast" in receipt and "Receipt" in receipt
+    assert await ballots(h) == {"patel,byrne": 1}
+    assert "already been cast" in await h.said("hi again")
+
+
+async def test_whole_order_in_one_message(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    confirm = await h.said("2 > 4 > 1.")
+    assert "1 Sam Patel\n2 Chris Byrne\n3 Alex Green" in confirm
+    assert "Vote cast" in await h.said("y")
+    assert await ballots(h) == {"patel,byrne,green": 1}
+
+
+async def test_first_message_can_be_the_code(redis: Redis) -> None:
+    h = await harness(redis)
+    assert "1st choice" in await h.said(await code_for(h))
+
+
+async def test_supporter_number_gets_a_code_by_sms_to_the_phone_on_the_roll(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi", address="tg-chat", channel="telegram", user_id="999")
+    reply = await h.said("s1002", address="tg-chat", channel="telegram", user_id="999")
+    assert "a code is on its way" in reply
+    (address, message), = h.sms.sent
+    assert address == "+447700900102" and message.kind == "code"
+    prompt = await h.said(h.sms.last_code(), address="tg-chat", channel="telegram", user_id="999")
+    assert "1st choice" in prompt
+    # Telegram is linked only now that a code has succeeded.
+    assert await redis.hget(keys.telegram_index(h.core.election.id), "999") == "S1002"
+
+
+async def test_an_unknown_supporter_number_gets_the_same_answer(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    known = await h.said("S1001", address="a")
+    unknown = await h.said("S9999", address="b")
+    assert known.replace("S1001", "X") == unknown.replace("S9999", "X")
+    assert len(h.sms.sent) == 1
+    assert "not right" in await h.said("123456", address="b")
+
+
+async def test_texting_from_the_phone_on_the_roll_sends_a_code_at_once(redis: Redis) -> None:
+    h = await harness(redis)
+    replies = await h.say("vote", channel="sms", address="+447700900103")
+    assert len(replies) == 1 and "is your code to vote" in replies[0].text
+    code = replies[0].text.split()[0]
+    assert "1st choice" in await h.said(code, channel="sms", address="+447700900103")
+
+
+async def test_wrong_and_expired_sms_codes(redis: Redis) -> None:
+    h = await harness(redis)
+    phone = {"channel": "sms", "address": "+447700900103"}
+    code = (await h.say("vote", **phone))[0].text.split()[0]  # type: ignore[arg-type]
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    assert "4 tries left" in await h.said(wrong, **phone)  # type: ignore[arg-type]
+    h.clock.advance(601)
+    assert "expired" in await h.said(code, **phone)  # type: ignore[arg-type]
+    fresh = (await h.say("again", **phone))[0].text.split()[0]  # type: ignore[arg-type]
+    assert "1st choice" in await h.said(fresh, **phone)  # type: ignore[arg-type]
+
+
+async def test_names_prefixes_and_full_width_digits(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    assert "So far: Jo Okafor" in await h.said("okafor")
+    assert "So far: Jo Okafor, Alex Green" in await h.said("al")
+    assert "4th choice?\n2 Sam Patel\n0 to finish" in await h.said("４")
+    confirm = await h.said("0")
+    assert "1 Jo Okafor\n2 Alex Green\n3 Chris Byrne\n" in confirm
+
+
+async def test_bad_ranking_input_gets_a_helpful_reply(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    assert "7 is not on the list; use 1-4" in await h.said("7")
+    assert "no candidate matches 'zed'" in await h.said("zed")
+    await h.said("1")
+    assert "already ranked" in await h.said("1")
+    assert "Your 1st choice" in await h.said("undo")
+    state = await h.core.router.store.load("console", "chat-1")
+    assert state.ranking == []
+
+
+async def test_confirmation_can_change_the_ranking(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    await h.said("1 2")
+    assert "1st choice" in await h.said("change")
+    await h.said("3 4")
+    assert "maybe" not in (reply := await h.said("maybe")) and "YES" in reply
+    assert "So far: Sam Patel." in await h.said("2")
+    assert "1 Sam Patel\n" in await h.said("done")
+    assert "Vote cast" in await h.said("yes")
+    assert await ballots(h) == {"patel": 1}
+
+
+async def test_help_stop_start_and_again_work_in_every_state(redis: Redis) -> None:
+    h = await harness(redis)
+    phone = {"channel": "sms", "address": "+447700900199"}
+    for step_input in ("hi", await code_for(h), "2", "0"):
+        assert "Riverside Party HQ" in await h.said("HELP", **phone)  # type: ignore[arg-type]
+        assert "no more reminders" in await h.said("stop", **phone)  # type: ignore[arg-type]
+        assert await redis.sismember(keys.opted_out("sms"), "+447700900199")
+        assert "back on" in await h.said("START", **phone)  # type: ignore[arg-type]
+        assert not await redis.sismember(keys.opted_out("sms"), "+447700900199")
+        await h.said(step_input, **phone)  # type: ignore[arg-type]
+    # In confirmation, AGAIN goes back to ranking and keeps the identity.
+    assert "1st choice" in await h.said("start again", **phone)  # type: ignore[arg-type]
+
+
+async def test_yes_is_an_answer_at_confirmation_not_an_opt_in(redis: Redis) -> None:
+    h = await harness(redis)
+    phone = {"channel": "sms", "address": "+447700900199"}
+    await h.said("STOP", **phone)  # type: ignore[arg-type]
+    await h.said(await code_for(h), **phone)  # type: ignore[arg-type]
+    await h.said("1 2", **phone)  # type: ignore[arg-type]
+    assert "Vote cast" in await h.said("YES", **phone)  # type: ignore[arg-type]
+    assert await redis.sismember(keys.opted_out("sms"), "+447700900199")
+    assert "back on" in await h.said("YES", **phone)  # type: ignore[arg-type]
+
+
+async def test_state_survives_a_restart(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    await h.said("3")
+    # A new process: a fresh core over the same Redis.
+    h.core = await build_core(make_settings(), redis, h.clock, h.core.election.id)
+    h.core.senders["sms"] = h.sms
+    assert "So far: Jo Okafor, Sam Patel.\n3rd choice?" in await h.said("2")
+    assert "Your ballot:\n1 Jo Okafor\n2 Sam Patel\n" in await h.said("0")
+
+
+async def test_a_repeated_delivery_changes_nothing(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    from bot.messages import InboundMessage
+
+    msg = InboundMessage("sms", "+447700900199", await code_for(h), message_id="SM123")
+    first = await h.core.router.handle(msg)
+    assert "1st choice" in first[0].text
+    assert await h.core.router.handle(msg) == []
+    assert await h.core.router.handle(msg) == []
+
+
+async def test_closed_and_not_yet_open(redis: Redis) -> None:
+    h = await harness(redis)
+    h.clock.set(h.core.election.closes)
+    assert "closed" in await h.said("hi")
+    h.clock.set(h.core.election.opens.replace(year=2026, month=10))
+    assert "opens" in await h.said("hi", address="other")
+
+
+async def test_buttons_carry_the_turn_and_stale_ones_are_refused(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi", channel="telegram", address="77")
+    (prompt,) = await h.say(await code_for(h), channel="telegram", address="77")
+    buttons = [b for row in prompt.buttons for b in row]
+    assert [b.label for b in buttons[:4]] == ["Alex Green", "Sam Patel", "Jo Okafor", "Chris Byrne"]
+    assert all(len(b.payload.encode()) <= 40 for b in buttons)
+    (after,) = await h.say(channel="telegram", address="77", choice=buttons[1].payload)
+    assert after.edit and "So far: Sam Patel" in after.text
+    # A double tap of the same button is stale and changes nothing.
+    (stale,) = await h.say(channel="telegram", address="77", choice=buttons[1].payload)
+    assert "earlier message" in stale.text
+    state = await h.core.router.store.load("telegram", "77")
+    assert state.ranking == ["patel"]
+    (foreign,) = await h.say(channel="telegram", address="77", choice="ffffff:1:c1")
+    assert "not for this election" in foreign.text
+    done = [b for row in after.buttons for b in row if b.label == "Done"][0]
+    (confirm,) = await h.say(channel="telegram", address="77", choice=done.payload)
+    cast = [b for row in confirm.buttons for b in row if b.label == "Cast my vote"][0]
+    (receipt,) = await h.say(channel="telegram", address="77", choice=cast.payload)
+    assert "Vote cast" in receipt.text
+    (again,) = await h.say(channel="telegram", address="77", choice=cast.payload)
+    assert await ballots(h) == {"patel": 1}
+    del again
+
+
+async def test_a_failed_code_sms_is_reported_to_the_voter(redis: Redis) -> None:
+    h = await harness(redis)
+    h.sms.status = "opted_out"
+    await h.said("hi", channel="telegram", address="5")
+    reply = await h.said("S1001", channel="telegram", address="5")
+    assert "could not text a code" in reply
+
+
+async def test_locked_after_too_many_bad_codes(redis: Redis) -> None:
+    h = await harness(redis, policy=CodePolicy(address_max_failures=3))
+    await h.said("hi")
+    for _ in range(3):
+        await h.said("0000-0000-0000")
+    assert "Too many wrong codes" in await h.said(await code_for(h))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=6))
+async def test_any_input_gets_a_reply_and_never_an_exception(texts: list[str]) -> None:
+    # Hypothesis runs this many times, so it makes its own Redis client per example.
+    from tests.conftest import current_redis_url
+
+    from ballots.connection import client_from_url
+
+    redis = client_from_url(current_redis_url())
+    try:
+        await redis.flushdb()
+        h = await harness(redis)
+        await h.said("hi")
+        await h.said(await code_for(h))
+        for text in texts:
+            replies = await h.say(text)
+            assert replies and all(r.text.strip() for r in replies)
+            assert not any("went wrong" in r.text for r in replies)
+        assert await ballot_count(redis, h.core.election) == 0
+    finally:
+        await redis.flushdb()
+        await redis.aclose()

@@ -1,0 +1,97 @@
+"""Election files: a good one loads; each kind of bad one is reported at its line."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots.election import get_election, parse_election, save_election
+from ballots.errors import FileProblems, UnknownElection
+from tests.factories import EXAMPLES
+
+GOOD = (EXAMPLES / "election.toml").read_text()
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(FileProblems) as info:
+        parse_election(text, "e.toml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_sample_election_loads() -> None:
+    e = parse_election(GOOD, "e.toml")
+    assert e.id == "riverside-2027"
+    assert e.method == "irv"
+    assert [c.id for c in e.candidates] == ["green", "patel", "okafor", "byrne"]
+    assert e.identity == ("code", "sms-otp")
+    assert e.opens.utcoffset() is not None and e.opens < e.closes
+
+
+def test_bad_toml_names_the_line() -> None:
+    text = GOOD.replace('method = "irv"', "method = irv")
+    line = GOOD.splitlines().index('method = "irv"') + 1
+    (only,) = problems(text)
+    assert only.startswith(f"e.toml:{line}: not valid TOML")
+
+
+def test_unknown_method_names_its_line() -> None:
+    text = GOOD.replace('method = "irv"', 'method = "borda"')
+    line = GOOD.splitlines().index('method = "irv"') + 1
+    assert problems(text) == [f"e.toml:{line}: unknown method 'borda'; use one of: irv, sv, stv"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = (
+        GOOD.replace('id = "riverside-2027"', 'id = "Bad Id"')
+        .replace("closes = 2027-12-01T17:00:00Z", "closes = 2026-01-01T00:00:00Z")
+        .replace('id = "okafor"', 'id = "green"')
+    )
+    found = problems(text)
+    assert any("election id 'Bad Id'" in p for p in found)
+    assert any("'closes' must be later than 'opens'" in p for p in found)
+    dup = [p for p in found if "appears twice" in p]
+    assert dup and dup[0].startswith("e.toml:")
+    # The duplicate is reported at the third [[candidates]] table.
+    lines = GOOD.splitlines()
+    third = [i for i, x in enumerate(lines) if x.strip() == "[[candidates]]"][2] + 1
+    assert dup[0].startswith(f"e.toml:{third}:")
+
+
+def test_times_need_a_zone() -> None:
+    text = GOOD.replace("opens = 2026-11-01T08:00:00Z", "opens = 2026-11-01T08:00:00")
+    (only,) = problems(text)
+    assert "needs a time zone" in only
+
+
+def test_unknown_identity_method() -> None:
+    text = GOOD.replace('identity = ["code", "sms-otp"]', 'identity = ["email"]')
+    (only,) = problems(text)
+    assert "unknown identity method 'email'" in only
+
+
+def test_irv_with_several_seats_is_refused() -> None:
+    text = GOOD.replace('method = "irv"', 'method = "irv"\nseats = 2')
+    assert any("seats must be 1" in p for p in problems(text))
+
+
+def test_missing_candidates() -> None:
+    text = GOOD.split("[[candidates]]")[0]
+    assert any("no candidates" in p for p in problems(text))
+
+
+async def test_saved_election_round_trips(redis: Redis) -> None:
+    e = parse_election(GOOD, "e.toml")
+    await save_election(redis, e)
+    assert await get_election(redis, e.id) == e
+
+
+async def test_shard_count_is_fixed_by_the_first_load(redis: Redis) -> None:
+    e = parse_election(GOOD, "e.toml")
+    await save_election(redis, e)
+    again = await save_election(redis, parse_election(GOOD + "\nshards = 4\n", "e.toml"))
+    assert again.shards == e.shards
+
+
+async def test_unknown_election(redis: Redis) -> None:
+    with pytest.raises(UnknownElection, match="election load"):
+        await get_election(redis, "nope")

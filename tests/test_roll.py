@@ -1,0 +1,86 @@
+"""The roll: phone numbers in E.164, every bad row reported, all or nothing, updates in place."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.errors import FileProblems
+from ballots.roll import get_supporter, import_roll, parse_roll, roll_size, supporters_for_phone
+from tests.factories import sample_election
+
+HEADER = "supporter_id,name,phone,telegram_id,language\n"
+
+
+def test_phones_are_normalised_to_e164() -> None:
+    rows = parse_roll(
+        HEADER + "A1,Ann,07700 900101,,en\nA2,Bo,+44 (0)7700-900102,42,\nA3,Cy,0044 7700 900103,,\n",
+        "r.csv",
+    )
+    assert [r.phone for r in rows] == ["+447700900101", "+447700900102", "+447700900103"]
+    assert rows[1].telegram_id == "42"
+
+
+def test_region_is_settable() -> None:
+    (row,) = parse_roll("supporter_id,name,phone\nA1,Ann,(202) 555-0101\n", "r.csv", region="US")
+    assert row.phone == "+12025550101"
+
+
+def test_every_bad_row_is_reported_with_its_line() -> None:
+    text = (
+        HEADER
+        + "A1,Ann,07700 900101,,\n"
+        + "A2,Bo,12345,,\n"
+        + "A1,Cy,07700 900103,,\n"
+        + "A4,,07700 900104,,\n"
+        + "A5,Di,07700 900105,tg5,\n"
+        + "A6,Ed,07700 900106\n"
+    )
+    with pytest.raises(FileProblems) as info:
+        parse_roll(text, "r.csv")
+    found = [str(p) for p in info.value.problems]
+    assert found[0].startswith("r.csv:3: phone '12345'")
+    assert found[1] == "r.csv:4: duplicate supporter_id 'A1' (first on line 2)"
+    assert found[2] == "r.csv:5: name is empty"
+    assert found[3] == "r.csv:6: telegram_id 'tg5' must be a number"
+    assert found[4] == "r.csv:7: expected 5 fields, found 3"
+
+
+def test_missing_column() -> None:
+    with pytest.raises(FileProblems) as info:
+        parse_roll("supporter_id,name\nA1,Ann\n", "r.csv")
+    (only,) = info.value.problems
+    assert str(only).startswith("r.csv:1: missing column(s) phone")
+
+
+def test_quoted_fields_and_bom() -> None:
+    rows = parse_roll('\ufeffsupporter_id,name,phone\nA1,"Hughes, Ann",07700900101\n', "r.csv")
+    assert rows[0].name == "Hughes, Ann"
+
+
+async def test_reimport_updates_in_place(redis: Redis) -> None:
+    election = await sample_election(redis)
+    assert await roll_size(redis, election) == 6
+    moved = parse_roll(
+        "supporter_id,name,phone,telegram_id\nS1001,Ann Hughes-Jones,07700 900199,777\n",
+        "r.csv",
+    )
+    summary = await import_roll(redis, election, moved)
+    assert (summary.added, summary.updated, summary.total) == (0, 1, 6)
+    record = await get_supporter(redis, election, "S1001")
+    assert record["name"] == "Ann Hughes-Jones"
+    assert record["phone"] == "+447700900199"
+    assert await supporters_for_phone(redis, election, "+447700900101") == []
+    assert await supporters_for_phone(redis, election, "+447700900199") == ["S1001"]
+    assert await redis.hget(keys.telegram_index(election.id), "777") == "S1001"
+
+
+async def test_a_shared_phone_lists_both_supporters(redis: Redis) -> None:
+    election = await sample_election(redis)
+    rows = parse_roll("supporter_id,name,phone\nS2001,Ann's son,07700 900101\n", "r.csv")
+    await import_roll(redis, election, rows)
+    assert sorted(await supporters_for_phone(redis, election, "+447700900101")) == [
+        "S1001",
+        "S2001",
+    ]
