@@ -1,0 +1,157 @@
+"""SMS through Twilio, outbound: messages that answer no inbound one.
+
+Codes asked for from Telegram and reminders go through the Messages REST API
+with the twilio library's async client.  ``TWILIO_API_BASE`` points that
+client at another server (a stand-in in tests).  429 and 5xx answers are
+retried with backoff; error 21610 (the recipient texted STOP to the number)
+marks the address as opted out; numbers that can never get an SMS are marked
+unreachable.  A failed send returns a :class:`SendResult` and never raises,
+so it cannot lose a ballot or a conversation state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientError
+from redis.asyncio import Redis
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from ballots import keys
+from bot.messages import OutboundMessage
+from bot.metrics import SEND_FAILURES
+from bot.settings import Settings
+from channels.base import SendResult
+from channels.sms import CHANNEL, sms_text
+
+log = logging.getLogger(__name__)
+
+#: Twilio error: the recipient has replied STOP to this sender.
+OPTED_OUT = 21610
+#: Twilio errors that mean this number will never take an SMS from us.
+UNREACHABLE = frozenset(
+    {
+        21211,  # invalid 'To' number
+        21612,  # cannot route to this number
+        21614,  # 'To' is not a mobile number
+    }
+)
+
+
+def masked(number: str) -> str:
+    """A number fit for a log line: enough to tell two apart, not enough to dial."""
+    return number[:4] + "*" * max(len(number) - 7, 0) + number[-3:]
+
+
+class TwilioSender:
+    """Sends SMS through the Twilio Messages API; implements :class:`channels.base.Sender`."""
+
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        client: Client,
+        sender: str,
+        redis: Redis,
+        *,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        timeout: float = 15.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.sender = sender
+        self.redis = redis
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis, **options: Any) -> TwilioSender:
+        """A sender with its own async HTTP client; call :meth:`aclose` when done.
+
+        Needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM.  Must be
+        called with the event loop running (the HTTP client opens a session).
+        """
+        settings.require("twilio_account_sid", "twilio_auth_token", "twilio_from")
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        assert settings.twilio_from
+        client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=AsyncTwilioHttpClient(),
+            # Settings are read in one place: keep the library off os.environ.
+            environment={"TWILIO_ACCOUNT_SID": settings.twilio_account_sid},
+        )
+        if settings.twilio_api_base:
+            # Every Messages call goes through the Api domain's base URL.
+            client.api.base_url = settings.twilio_api_base
+        return cls(client, settings.twilio_from, redis, **options)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session behind the client."""
+        await self.client.http_client.close()
+
+    async def send(self, address: str, message: OutboundMessage) -> SendResult:
+        """Text ``message`` to ``address`` (E.164), retrying what Twilio says to retry."""
+        body = sms_text(message)
+        if not body:
+            return self._failed("empty", "no text left once made plain GSM-7")
+        route: dict[str, str] = (
+            {"messaging_service_sid": self.sender}
+            if self.sender.startswith("MG")
+            else {"from_": self.sender}
+        )
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with asyncio.timeout(self.timeout):
+                    sent = await self.client.messages.create_async(to=address, body=body, **route)
+            except TwilioRestException as err:
+                if err.code == OPTED_OUT:
+                    await self.redis.sadd(keys.opted_out(CHANNEL), address)
+                    log.info("%s has opted out of SMS (Twilio 21610)", masked(address))
+                    return self._result("opted_out", "21610 recipient opted out")
+                if err.code in UNREACHABLE:
+                    await self.redis.sadd(keys.unreachable(CHANNEL), address)
+                    log.warning("%s cannot take an SMS: Twilio %s", masked(address), err.code)
+                    return self._result("unreachable", f"{err.code} {err.msg}")
+                detail = f"Twilio {err.status}/{err.code}: {err.msg}"
+                if not (err.status == 429 or err.status >= 500):
+                    return self._failed("rejected", detail)
+                if attempt == self.attempts:
+                    return self._failed("retries", detail)
+                reason = f"HTTP {err.status}"
+            except (ClientError, TimeoutError) as err:
+                if attempt == self.attempts:
+                    return self._failed("network", f"{type(err).__name__}: {err}")
+                reason = type(err).__name__
+            else:
+                return SendResult("sent", platform_id=str(sent.sid))
+            delay = self._delay(attempt)
+            log.info("SMS to %s: %s, retry %d in %.1fs", masked(address), reason, attempt, delay)
+            await self._sleep(delay)
+        raise AssertionError("unreachable: the last attempt always returns")
+
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, so many senders do not retry in step."""
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _result(self, status: str, detail: str) -> SendResult:
+        SEND_FAILURES.labels(CHANNEL, status).inc()
+        return SendResult(status, detail)
+
+    def _failed(self, reason: str, detail: str) -> SendResult:
+        """Give up on a message; ``reason`` is one of a few metric labels, ``detail`` says why."""
+        log.warning("SMS not sent (%s): %s", reason, detail)
+        SEND_FAILURES.labels(CHANNEL, reason).inc()
+        return SendResult("failed", detail)

@@ -1,0 +1,251 @@
+"""A stand-in for the Twilio Messages REST API, on 127.0.0.1 port 0.
+
+It speaks enough of the real protocol for the twilio library to talk to it
+unchanged (point it here with ``TWILIO_API_BASE``):
+``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with a form body and
+HTTP basic auth, answered with Twilio's JSON for a created message or for an
+error.  It records every message it accepts, and answers 429, 500, 21610 and
+the like on demand::
+
+    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        settings = replace(settings, twilio_api_base=twilio.base_url)
+        twilio.fail_next(429)            # the next request gets 429 (code 20429)
+        twilio.opt_out("+447911123456")  # every send to it gets 21610
+        ...
+        await twilio.wait_for(2)         # until two were accepted
+        twilio.messages[0].body
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from channels.gsm import segments
+
+API_VERSION = "2010-04-01"
+MESSAGES_PATH = "/2010-04-01/Accounts/{sid}/Messages.json"
+
+#: The messages Twilio gives with each error code the stand-in can answer.
+ERRORS: dict[int, tuple[int, str]] = {
+    20003: (401, "Authenticate"),
+    20404: (404, "The requested resource was not found"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "Internal Server Error"),
+    20503: (503, "Service Unavailable"),
+    21211: (400, "The 'To' number is not a valid phone number."),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' or 'MessagingServiceSid' parameter is required to send a message."),
+    21604: (400, "A 'To' phone number is required."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (400, "The 'To' phone number is not currently reachable via SMS."),
+    21614: (400, "'To' number is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+}
+#: The code the stand-in gives with a bare HTTP status.
+_CODE_OF_STATUS = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
+
+
+@dataclass(frozen=True)
+class SentSms:
+    """One message the stand-in accepted, as Twilio would have queued it."""
+
+    sid: str
+    to: str
+    body: str
+    from_: str | None
+    messaging_service_sid: str | None
+    at: float
+    """``time.monotonic()`` when it was accepted: for checking sending rates."""
+    form: dict[str, str] = field(repr=False)
+
+    @property
+    def segments(self) -> int:
+        return segments(self.body)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request to the Messages endpoint, accepted or not."""
+
+    to: str
+    status: int
+    code: int | None
+    at: float
+
+
+class TwilioApiStandIn:
+    """A Twilio Messages API on loopback; see the module docstring."""
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.messages: list[SentSms] = []
+        self.attempts: list[Attempt] = []
+        self._planned: deque[int] = deque()
+        self._number_errors: dict[str, int] = {}
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self.app = web.Application()
+        self.app.router.add_post(MESSAGES_PATH.format(sid="{sid}"), self._create)
+
+    # --- what the test asks for ---------------------------------------------
+
+    def fail_next(self, status_or_code: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests with an HTTP status (429, 500...)
+        or a Twilio error code (21610...)."""
+        code = _CODE_OF_STATUS.get(status_or_code, status_or_code)
+        if code not in ERRORS:
+            raise ValueError(f"the stand-in cannot answer {status_or_code}")
+        self._planned.extend([code] * times)
+
+    def opt_out(self, number: str) -> None:
+        """Every send to ``number`` gets 21610, as after the person texted STOP."""
+        self._number_errors[number] = 21610
+
+    def unreachable(self, number: str, code: int = 21614) -> None:
+        """Every send to ``number`` gets ``code`` (not a mobile, unroutable...)."""
+        self._number_errors[number] = code
+
+    def sent_to(self, number: str) -> list[SentSms]:
+        return [m for m in self.messages if m.to == number]
+
+    async def wait_for(self, count: int) -> list[SentSms]:
+        """Wait until at least ``count`` messages were accepted; return them all.
+
+        Wrap it in ``asyncio.timeout`` to bound the wait.
+        """
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self.messages) >= count)
+        return list(self.messages)
+
+    # --- running -------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on a free port of 127.0.0.1; returns the base URL for TWILIO_API_BASE."""
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> TwilioApiStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- the endpoint --------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return secrets.compare_digest(f"{user}:{password}", f"{self.account_sid}:{self.auth_token}")
+
+    async def _create(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        to = form.get("To", "")
+        body = form.get("Body", "")
+        code: int | None = None
+        if not self._authorised(request):
+            code = 20003
+        elif request.match_info["sid"] != self.account_sid:
+            code = 20404
+        elif self._planned:
+            code = self._planned.popleft()
+        elif not to:
+            code = 21604
+        elif not body:
+            code = 21602
+        elif not (form.get("From") or form.get("MessagingServiceSid")):
+            code = 21603
+        elif len(body) > 1600:
+            code = 21617
+        elif to in self._number_errors:
+            code = self._number_errors[to]
+        if code is not None:
+            self.attempts.append(Attempt(to, ERRORS[code][0], code, time.monotonic()))
+            return self._error(code)
+
+        sms = SentSms(
+            sid="SM" + secrets.token_hex(16),
+            to=to,
+            body=body,
+            from_=form.get("From"),
+            messaging_service_sid=form.get("MessagingServiceSid"),
+            at=time.monotonic(),
+            form=form,
+        )
+        self.attempts.append(Attempt(to, 201, None, sms.at))
+        async with self._changed:
+            self.messages.append(sms)
+            self._changed.notify_all()
+        return web.json_response(self._resource(sms), status=201)
+
+    def _resource(self, sms: SentSms) -> dict[str, Any]:
+        now = format_datetime(datetime.now(UTC), usegmt=False)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sms.sid}"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": sms.body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sms.from_,
+            "messaging_service_sid": sms.messaging_service_sid,
+            "num_media": "0",
+            "num_segments": str(sms.segments),
+            "price": None,
+            "price_unit": "USD",
+            "sid": sms.sid,
+            "status": "accepted" if sms.messaging_service_sid else "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": sms.to,
+            "uri": f"{uri}.json",
+        }
+
+    @staticmethod
+    def _error(code: int) -> web.Response:
+        status, message = ERRORS[code]
+        return web.json_response(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status=status,
+        )
