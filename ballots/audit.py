@@ -48,10 +48,12 @@ async def record(
 
 async def read(redis: Redis, election_id: str, count: int | None = None) -> list[AuditEntry]:
     """The trail, oldest first."""
-    rows = await redis.xrange(keys.audit(election_id), count=count)
+    rows: list[tuple[str, dict[str, str]]] = await redis.xrange(  # type: ignore[assignment]
+        keys.audit(election_id), count=count
+    )
     return [
         AuditEntry(
-            id=str(entry_id),
+            id=entry_id,
             at=datetime.fromisoformat(f["at"]),
             actor=f["actor"],
             action=f["action"],

@@ -192,7 +192,9 @@ class Codes:
         if supporter_ids is None:
             ids: list[str] = []
             for shard in range(election.shards):
-                ids.extend(sorted(await self.redis.smembers(keys.members(eid, shard))))
+                ids.extend(
+                    sorted(str(m) for m in await self.redis.smembers(keys.members(eid, shard)))
+                )
         else:
             ids = list(supporter_ids)
         rows: list[tuple[str, str, str, str]] = []
@@ -215,7 +217,7 @@ class Codes:
                 fresh[sid] = (code, digest)
                 rows.append((sid, name, phone, format_voting_code(code)))
             async with self.redis.pipeline(transaction=False) as pipe:
-                for sid, (name, _phone, old, _voted) in zip(batch, records, strict=True):
+                for sid, (_name, _phone, old, _voted) in zip(batch, records, strict=True):
                     if sid not in fresh:
                         continue
                     if old:

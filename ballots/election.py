@@ -180,7 +180,7 @@ def parse_election(text: str, path: str) -> Election:
     identity_raw = data.get("identity", ["code"])
     identity: tuple[str, ...] = ()
     if not isinstance(identity_raw, list) or not identity_raw:
-        bad("identity", "'identity' must be a list such as [\"code\", \"sms-otp\"]")
+        bad("identity", '\'identity\' must be a list such as ["code", "sms-otp"]')
     else:
         for item in identity_raw:
             if item not in IDENTITY_METHODS:
@@ -197,9 +197,7 @@ def parse_election(text: str, path: str) -> Election:
 
     organisers_raw = data.get("organisers", [])
     organisers: tuple[str, ...] = ()
-    if not isinstance(organisers_raw, list) or not all(
-        isinstance(o, str) for o in organisers_raw
-    ):
+    if not isinstance(organisers_raw, list) or not all(isinstance(o, str) for o in organisers_raw):
         bad("organisers", "'organisers' must be a list of phone numbers or 'tg:<id>'")
     else:
         organisers = tuple(organisers_raw)
@@ -275,7 +273,7 @@ async def save_election(redis: Redis, election: Election) -> Election:
     """
     stored = await redis.hget(keys.election(election.id), "definition")
     if stored is not None:
-        previous = Election.from_json(stored)
+        previous = Election.from_json(str(stored))
         if previous.shards != election.shards:
             election = Election(**{**election.__dict__, "shards": previous.shards})
     async with redis.pipeline(transaction=False) as pipe:
@@ -300,9 +298,9 @@ async def get_election(redis: Redis, election_id: str) -> Election:
         raise UnknownElection(
             f"no election {election_id!r} is loaded; run 'openprimary election load FILE.toml'"
         )
-    return Election.from_json(stored)
+    return Election.from_json(str(stored))
 
 
 async def list_elections(redis: Redis) -> list[str]:
     """The ids of every loaded election, sorted."""
-    return sorted(await redis.smembers(keys.ELECTIONS))
+    return sorted(str(e) for e in await redis.smembers(keys.ELECTIONS))

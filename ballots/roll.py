@@ -158,7 +158,9 @@ def _chunks(items: list[Supporter], size: int = _BATCH) -> Iterator[list[Support
         yield items[i : i + size]
 
 
-async def import_roll(redis: Redis, election: Election, supporters: list[Supporter]) -> ImportSummary:
+async def import_roll(
+    redis: Redis, election: Election, supporters: list[Supporter]
+) -> ImportSummary:
     """Add or update supporters in place; a supporter id is never duplicated.
 
     Codes, failure counters and the voted flag of existing supporters are
@@ -177,7 +179,7 @@ async def import_roll(redis: Redis, election: Election, supporters: list[Support
         old_phones = [o[0] for o in old if o[0]]
         phones = sorted({s.phone for s in batch} | set(old_phones))
         current = await redis.hmget(keys.phone_index(eid), phones)
-        shared = {p: v for p, v in zip(phones, current, strict=True) if v}
+        shared = {p: str(v) for p, v in zip(phones, current, strict=True) if v}
         # Not MULTI: the keys span many hash slots.  The file was checked as a
         # whole before this point, so a rerun after a crash completes it.
         async with redis.pipeline(transaction=False) as pipe:
@@ -229,7 +231,7 @@ def _phone_remove(index: dict[str, str], phone: str, sid: str) -> None:
 async def supporters_for_phone(redis: Redis, election: Election, phone: str) -> list[str]:
     """Supporter ids on the roll with this phone (more than one for a shared phone)."""
     value = await redis.hget(keys.phone_index(election.id), phone)
-    return [x for x in (value or "").split(",") if x]
+    return [x for x in str(value or "").split(",") if x]
 
 
 async def supporter_for_telegram(redis: Redis, election: Election, user_id: str) -> str | None:
@@ -241,8 +243,8 @@ async def supporter_for_telegram(redis: Redis, election: Election, user_id: str)
 async def get_supporter(redis: Redis, election: Election, supporter_id: str) -> dict[str, str]:
     """A supporter's stored record (empty when not on the roll)."""
     shard = keys.shard_of(supporter_id, election.shards)
-    record: dict[str, str] = await redis.hgetall(keys.voter(election.id, shard, supporter_id))
-    return record
+    record = await redis.hgetall(keys.voter(election.id, shard, supporter_id))
+    return {str(k): str(v) for k, v in record.items()}
 
 
 async def roll_size(redis: Redis, election: Election) -> int:

@@ -21,8 +21,14 @@ async def election_load(args: argparse.Namespace, ctx: Context) -> int:
     election = read_election_file(Path(args.file))
     election = await save_election(ctx.redis, election)
     await audit.record(
-        ctx.redis, ctx.clock, election.id, ctx.actor, "election loaded",
-        file=str(args.file), method=election.method, candidates=len(election.candidates),
+        ctx.redis,
+        ctx.clock,
+        election.id,
+        ctx.actor,
+        "election loaded",
+        file=str(args.file),
+        method=election.method,
+        candidates=len(election.candidates),
     )
     ctx.out.write(
         f"loaded election {election.id}: {election.title} ({election.method}, "
@@ -49,8 +55,15 @@ async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
     supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
     summary = await import_roll(ctx.redis, election, supporters)
     await audit.record(
-        ctx.redis, ctx.clock, election.id, ctx.actor, "roll imported",
-        file=str(args.file), added=summary.added, updated=summary.updated, total=summary.total,
+        ctx.redis,
+        ctx.clock,
+        election.id,
+        ctx.actor,
+        "roll imported",
+        file=str(args.file),
+        added=summary.added,
+        updated=summary.updated,
+        total=summary.total,
     )
     ctx.out.write(
         f"imported {len(supporters)} supporters into {election.id}: {summary.added} new, "
@@ -65,7 +78,7 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
     if "code" not in election.identity:
         ctx.err.write(
             f"openprimary: election {election.id} does not accept voting codes "
-            "(identity has no \"code\")\n"
+            '(identity has no "code")\n'
         )
         return 2
     out = Path(args.out)
@@ -78,8 +91,14 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
     with open_private(out) as fh:
         n = write_codes_csv(rows, fh)
     await audit.record(
-        ctx.redis, ctx.clock, election.id, ctx.actor, "codes issued",
-        count=n, file=str(out), only=ids and len(ids),
+        ctx.redis,
+        ctx.clock,
+        election.id,
+        ctx.actor,
+        "codes issued",
+        count=n,
+        file=str(out),
+        only=ids and len(ids),
     )
     ctx.out.write(
         f"issued {n} voting codes for {election.id}; wrote {out} (readable by you only). "
@@ -96,7 +115,9 @@ async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out.write(json.dumps(report.to_dict(), indent=2) + "\n")
         return 0
     ctx.out.write(f"{election.title} ({election.id})\n")
-    ctx.out.write(f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n")
+    ctx.out.write(
+        f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n"
+    )
     if report.by_channel:
         ctx.out.write("by channel\n")
         for name, n in sorted(report.by_channel.items()):
@@ -116,8 +137,13 @@ async def audit_show(args: argparse.Namespace, ctx: Context) -> int:
         if args.json:
             ctx.out.write(
                 json.dumps(
-                    {"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-                     "details": e.details}
+                    {
+                        "id": e.id,
+                        "at": e.at.isoformat(),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "details": e.details,
+                    }
                 )
                 + "\n"
             )

@@ -121,7 +121,11 @@ class Conversation:
         if msg.choice is not None:
             action = self._read_button(state, msg.choice)
             if action.startswith("!"):
-                return state, [self._say(texts.stale_button() if action == "!stale" else texts.foreign_button())]
+                return state, [
+                    self._say(
+                        texts.stale_button() if action == "!stale" else texts.foreign_button()
+                    )
+                ]
             text = action
         turn = Turn(msg, normalise(text), keyword(text), from_button)
 
@@ -215,7 +219,11 @@ class Conversation:
         """Check the 6-digit code we texted."""
         digits = normalise_code(turn.text)
         if len(digits) != 6 or turn.msg.contact is not None:
-            if digits and len(digits) < VOTING_CODE_DIGITS and not any(c.isalpha() for c in turn.text):
+            if (
+                digits
+                and len(digits) < VOTING_CODE_DIGITS
+                and not any(c.isalpha() for c in turn.text)
+            ):
                 return state, [self._say(texts.ask_code())]
             return await self._identify(state, turn)
         if state.supporter is None:
@@ -348,7 +356,9 @@ class Conversation:
         if result.status == "expired":
             return state, [self._say(texts.code_expired())]
         if result.status in ("spent", "nocode") and not voting_code:
-            return state, [self._say(texts.code_spent() if result.status == "spent" else texts.code_expired())]
+            return state, [
+                self._say(texts.code_spent() if result.status == "spent" else texts.code_expired())
+            ]
         if voting_code:
             return state, [self._say(texts.code_wrong_voting())]
         return state, [self._say(texts.code_wrong(result.tries_left))]
@@ -376,15 +386,26 @@ class Conversation:
         )
         if result.ok and result.receipt:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
-            done = State(step=Step.DONE, turn=state.turn, election=self.election.id,
-                         supporter=state.supporter, receipt=result.receipt)
+            done = State(
+                step=Step.DONE,
+                turn=state.turn,
+                election=self.election.id,
+                supporter=state.supporter,
+                receipt=result.receipt,
+            )
             return done, [self._say(texts.cast(result.receipt))]
         if result.status == "already_voted":
-            done = State(step=Step.DONE, turn=state.turn, election=self.election.id,
-                         supporter=state.supporter)
+            done = State(
+                step=Step.DONE,
+                turn=state.turn,
+                election=self.election.id,
+                supporter=state.supporter,
+            )
             return done, [self._say(texts.already_voted(self.election))]
         if result.status == "no_grant":
-            return State(election=self.election.id, turn=state.turn), [self._say(texts.grant_expired())]
+            return State(election=self.election.id, turn=state.turn), [
+                self._say(texts.grant_expired())
+            ]
         if result.status == "closed":
             return state, [self._say(texts.closed(self.election))]
         if result.status == "not_open":
@@ -412,7 +433,9 @@ class Conversation:
         )
 
     @staticmethod
-    def _say(text: str, *, ask_contact: bool = False, remove_keyboard: bool = False) -> OutboundMessage:
+    def _say(
+        text: str, *, ask_contact: bool = False, remove_keyboard: bool = False
+    ) -> OutboundMessage:
         return OutboundMessage(text, ask_contact=ask_contact, remove_keyboard=remove_keyboard)
 
     def _payload(self, state: State, action: str) -> str:
@@ -423,7 +446,7 @@ class Conversation:
         if not reply.is_reply or reply.buttons:
             return reply
         if state.step is Step.RANK and reply.kind == "rank":
-            rows = [
+            rows: list[tuple[Button, ...]] = [
                 (Button(c.name, self._payload(state, f"c{n}")),) for n, c in self._remaining(state)
             ]
             rows.append(

@@ -79,9 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo", help="try a vote in the terminal with the sample election (embedded Redis)"
     )
-    p.add_argument(
-        "--election-file", default=str(EXAMPLES / "election.toml"), help="election TOML"
-    )
+    p.add_argument("--election-file", default=str(EXAMPLES / "election.toml"), help="election TOML")
     p.add_argument("--roll-file", default=str(EXAMPLES / "roll.csv"), help="roll CSV")
     p.add_argument("--reset", action="store_true", help="wipe the sample election first")
     p.set_defaults(handler=run_demo)

@@ -24,9 +24,7 @@ SEND_FAILURES = Counter(
     ["channel", "reason"],
     registry=REGISTRY,
 )
-BALLOTS_CAST = Counter(
-    "openprimary_ballots_cast", "Ballots cast", ["channel"], registry=REGISTRY
-)
+BALLOTS_CAST = Counter("openprimary_ballots_cast", "Ballots cast", ["channel"], registry=REGISTRY)
 ERRORS = Counter(
     "openprimary_errors", "Unexpected errors while handling", ["where"], registry=REGISTRY
 )

@@ -14,9 +14,7 @@ _EDGE_PUNCT = "!.?,;:'\"()[]{}*"
 _NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&]+$")
 _CHUNK_SEPARATORS = re.compile(r"\s*(?:[,;>/|\n]|->|→|\bthen\b)\s*")
 
-OPT_OUT = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-)
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 HELP = frozenset({"HELP", "INFO", "/HELP", "?"})
 RESTART = frozenset(
@@ -130,8 +128,5 @@ def parse_ranking(text: str, candidates: Sequence[Candidate]) -> RankingParse:
 
 def ordinal(n: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th'."""
-    if 10 <= n % 100 <= 20:
-        suffix = "th"
-    else:
-        suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"

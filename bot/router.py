@@ -101,14 +101,22 @@ class Router:
             assert m.channel is not None and m.address is not None
             sender = self.senders.get(m.channel)
             if sender is None:
-                log.error("no %s sender is configured; a %s message was not sent", m.channel, m.kind)
+                log.error(
+                    "no %s sender is configured; a %s message was not sent", m.channel, m.kind
+                )
                 replies.append(OutboundMessage(texts.code_not_delivered()))
                 continue
             result = await sender.send(m.address, m)
             if result.ok:
                 MESSAGES_OUT.labels(m.channel, m.kind).inc()
             else:
-                log.warning("%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail)
+                log.warning(
+                    "%s %s message not delivered: %s %s",
+                    m.channel,
+                    m.kind,
+                    result.status,
+                    result.detail,
+                )
                 if m.kind == "code":
                     replies.append(OutboundMessage(texts.code_not_delivered()))
         return replies

@@ -60,7 +60,9 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                raise ConfigError(f"{name}={raw!r}: must be a number of messages per second") from None
+                raise ConfigError(
+                    f"{name}={raw!r}: must be a number of messages per second"
+                ) from None
             if not 0 < value <= 10_000:
                 raise ConfigError(f"{name}={raw!r}: must be above 0 and at most 10000")
             return value

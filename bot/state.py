@@ -59,7 +59,7 @@ class StateStore:
         if raw is None:
             return State()
         try:
-            return State.from_json(raw)
+            return State.from_json(str(raw))
         except (ValueError, TypeError, KeyError):
             return State()
 

@@ -31,7 +31,11 @@ def closed(election: Election) -> str:
 
 
 def help_text(election: Election) -> str:
-    how = "Reply with your voting code" if "code" in election.identity else "Reply with your supporter number"
+    how = (
+        "Reply with your voting code"
+        if "code" in election.identity
+        else "Reply with your supporter number"
+    )
     parts = [election.title + "."]
     if election.help:
         parts.append(election.help)

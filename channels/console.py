@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 

@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from ballots.connection import client_from_url
 from tests.redis_server import redis_url as _redis_url
 
-
 _current: list[str] = []
 
 

@@ -71,17 +71,38 @@ class Harness:
     counter: int = 0
 
     async def say(
-        self, text: str = "", *, channel: str = "console", address: str = "chat-1", **extra: object
+        self,
+        text: str = "",
+        *,
+        channel: str = "console",
+        address: str = "chat-1",
+        choice: str | None = None,
+        user_id: str | None = None,
+        contact: str | None = None,
     ) -> list[OutboundMessage]:
         self.counter += 1
         msg = InboundMessage(
-            channel=channel, address=address, text=text, message_id=f"m{self.counter}", **extra  # type: ignore[arg-type]
+            channel=channel,
+            address=address,
+            text=text,
+            message_id=f"m{self.counter}",
+            choice=choice,
+            user_id=user_id,
+            contact=contact,
         )
         return await self.core.router.handle(msg)
 
-    async def said(self, text: str = "", **kw: object) -> str:
+    async def said(
+        self,
+        text: str = "",
+        *,
+        channel: str = "console",
+        address: str = "chat-1",
+        user_id: str | None = None,
+    ) -> str:
         """The replies to one message, joined."""
-        return "\n".join(r.text for r in await self.say(text, **kw))
+        replies = await self.say(text, channel=channel, address=address, user_id=user_id)
+        return "\n".join(r.text for r in replies)
 
 
 async def harness(

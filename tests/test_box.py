@@ -1,4 +1,4 @@
-"""The ballot box: one voter one ballot, valid rankings only, and nothing that links a voter to a ranking."""
+"""The ballot box: one voter one ballot, valid rankings only, no link from voter to ranking."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ async def test_supplementary_vote_takes_two_preferences(redis: Redis) -> None:
     grant = (await codes.check_voting_code(election, code, "c", "x")).grant
     assert grant
     with pytest.raises(InvalidRanking, match="at most 2"):
-        await BallotBox(redis, codes, clock).cast(election, "S1001", grant, ["green", "patel", "byrne"], "c")
+        await BallotBox(redis, codes, clock).cast(
+            election, "S1001", grant, ["green", "patel", "byrne"], "c"
+        )
 
 
 async def test_the_window_is_checked_in_the_cast(redis: Redis) -> None:
@@ -116,8 +118,8 @@ async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
         assert (await h.core.box.cast(election, sid, check.grant, ranking, "console")).ok
     merged: dict[str, int] = {}
     for shard in range(election.shards):
-        for ranking, n in (await redis.hgetall(keys.ballots(election.id, shard))).items():
-            merged[ranking] = merged.get(ranking, 0) + int(n)
+        for stored, n in (await redis.hgetall(keys.ballots(election.id, shard))).items():
+            merged[str(stored)] = merged.get(str(stored), 0) + int(n)
     assert merged == {"patel,green": 3, "green,patel": 3}
     # Ballot storage is hashes of counts and sets of receipts: no lists, no streams, no scores.
     for shard in range(election.shards):
@@ -138,9 +140,7 @@ async def test_200_concurrent_casts_from_two_addresses_give_one_ballot(redis: Re
 
     async def attempt(i: int) -> str:
         channel, address = (("sms", "+447700900101"), ("telegram", "555"))[i % 2]
-        return "\n".join(
-            r.text for r in await h.say("YES", channel=channel, address=address)
-        )
+        return "\n".join(r.text for r in await h.say("YES", channel=channel, address=address))
 
     replies = await asyncio.gather(*(attempt(i) for i in range(200)))
     assert sum("Vote cast" in r for r in replies) == 1

@@ -23,7 +23,7 @@ async def ballots(h: Harness) -> dict[str, int]:
     merged: dict[str, int] = {}
     for shard in range(e.shards):
         for ranking, n in (await h.core.redis.hgetall(keys.ballots(e.id, shard))).items():
-            merged[ranking] = merged.get(ranking, 0) + int(n)
+            merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
     return merged
 
 
@@ -66,7 +66,7 @@ async def test_supporter_number_gets_a_code_by_sms_to_the_phone_on_the_roll(redi
     await h.said("hi", address="tg-chat", channel="telegram", user_id="999")
     reply = await h.said("s1002", address="tg-chat", channel="telegram", user_id="999")
     assert "a code is on its way" in reply
-    (address, message), = h.sms.sent
+    ((address, message),) = h.sms.sent
     assert address == "+447700900102" and message.kind == "code"
     prompt = await h.said(h.sms.last_code(), address="tg-chat", channel="telegram", user_id="999")
     assert "1st choice" in prompt
@@ -94,14 +94,14 @@ async def test_texting_from_the_phone_on_the_roll_sends_a_code_at_once(redis: Re
 
 async def test_wrong_and_expired_sms_codes(redis: Redis) -> None:
     h = await harness(redis)
-    phone = {"channel": "sms", "address": "+447700900103"}
-    code = (await h.say("vote", **phone))[0].text.split()[0]  # type: ignore[arg-type]
+    phone: dict[str, str] = {"channel": "sms", "address": "+447700900103"}
+    code = (await h.say("vote", **phone))[0].text.split()[0]
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    assert "4 tries left" in await h.said(wrong, **phone)  # type: ignore[arg-type]
+    assert "4 tries left" in await h.said(wrong, **phone)
     h.clock.advance(601)
-    assert "expired" in await h.said(code, **phone)  # type: ignore[arg-type]
-    fresh = (await h.say("again", **phone))[0].text.split()[0]  # type: ignore[arg-type]
-    assert "1st choice" in await h.said(fresh, **phone)  # type: ignore[arg-type]
+    assert "expired" in await h.said(code, **phone)
+    fresh = (await h.say("again", **phone))[0].text.split()[0]
+    assert "1st choice" in await h.said(fresh, **phone)
 
 
 async def test_names_prefixes_and_full_width_digits(redis: Redis) -> None:
@@ -144,27 +144,27 @@ async def test_confirmation_can_change_the_ranking(redis: Redis) -> None:
 
 async def test_help_stop_start_and_again_work_in_every_state(redis: Redis) -> None:
     h = await harness(redis)
-    phone = {"channel": "sms", "address": "+447700900199"}
+    phone: dict[str, str] = {"channel": "sms", "address": "+447700900199"}
     for step_input in ("hi", await code_for(h), "2", "0"):
-        assert "Riverside Party HQ" in await h.said("HELP", **phone)  # type: ignore[arg-type]
-        assert "no more reminders" in await h.said("stop", **phone)  # type: ignore[arg-type]
+        assert "Riverside Party HQ" in await h.said("HELP", **phone)
+        assert "no more reminders" in await h.said("stop", **phone)
         assert await redis.sismember(keys.opted_out("sms"), "+447700900199")
-        assert "back on" in await h.said("START", **phone)  # type: ignore[arg-type]
+        assert "back on" in await h.said("START", **phone)
         assert not await redis.sismember(keys.opted_out("sms"), "+447700900199")
-        await h.said(step_input, **phone)  # type: ignore[arg-type]
+        await h.said(step_input, **phone)
     # In confirmation, AGAIN goes back to ranking and keeps the identity.
-    assert "1st choice" in await h.said("start again", **phone)  # type: ignore[arg-type]
+    assert "1st choice" in await h.said("start again", **phone)
 
 
 async def test_yes_is_an_answer_at_confirmation_not_an_opt_in(redis: Redis) -> None:
     h = await harness(redis)
-    phone = {"channel": "sms", "address": "+447700900199"}
-    await h.said("STOP", **phone)  # type: ignore[arg-type]
-    await h.said(await code_for(h), **phone)  # type: ignore[arg-type]
-    await h.said("1 2", **phone)  # type: ignore[arg-type]
-    assert "Vote cast" in await h.said("YES", **phone)  # type: ignore[arg-type]
+    phone: dict[str, str] = {"channel": "sms", "address": "+447700900199"}
+    await h.said("STOP", **phone)
+    await h.said(await code_for(h), **phone)
+    await h.said("1 2", **phone)
+    assert "Vote cast" in await h.said("YES", **phone)
     assert await redis.sismember(keys.opted_out("sms"), "+447700900199")
-    assert "back on" in await h.said("YES", **phone)  # type: ignore[arg-type]
+    assert "back on" in await h.said("YES", **phone)
 
 
 async def test_state_survives_a_restart(redis: Redis) -> None:
@@ -215,9 +215,9 @@ async def test_buttons_carry_the_turn_and_stale_ones_are_refused(redis: Redis) -
     assert state.ranking == ["patel"]
     (foreign,) = await h.say(channel="telegram", address="77", choice="ffffff:1:c1")
     assert "not for this election" in foreign.text
-    done = [b for row in after.buttons for b in row if b.label == "Done"][0]
+    done = next(b for row in after.buttons for b in row if b.label == "Done")
     (confirm,) = await h.say(channel="telegram", address="77", choice=done.payload)
-    cast = [b for row in confirm.buttons for b in row if b.label == "Cast my vote"][0]
+    cast = next(b for row in confirm.buttons for b in row if b.label == "Cast my vote")
     (receipt,) = await h.say(channel="telegram", address="77", choice=cast.payload)
     assert "Vote cast" in receipt.text
     (again,) = await h.say(channel="telegram", address="77", choice=cast.payload)
@@ -245,9 +245,8 @@ async def test_locked_after_too_many_bad_codes(redis: Redis) -> None:
 @given(texts=st.lists(st.text(max_size=200), min_size=1, max_size=6))
 async def test_any_input_gets_a_reply_and_never_an_exception(texts: list[str]) -> None:
     # Hypothesis runs this many times, so it makes its own Redis client per example.
-    from tests.conftest import current_redis_url
-
     from ballots.connection import client_from_url
+    from tests.conftest import current_redis_url
 
     redis = client_from_url(current_redis_url())
     try:

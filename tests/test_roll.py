@@ -15,7 +15,8 @@ HEADER = "supporter_id,name,phone,telegram_id,language\n"
 
 def test_phones_are_normalised_to_e164() -> None:
     rows = parse_roll(
-        HEADER + "A1,Ann,07700 900101,,en\nA2,Bo,+44 (0)7700-900102,42,\nA3,Cy,0044 7700 900103,,\n",
+        HEADER
+        + "A1,Ann,07700 900101,,en\nA2,Bo,+44 (0)7700-900102,42,\nA3,Cy,0044 7700 900103,,\n",
         "r.csv",
     )
     assert [r.phone for r in rows] == ["+447700900101", "+447700900102", "+447700900103"]
