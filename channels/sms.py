@@ -126,7 +126,8 @@ class SmsWebhook:
         """The URL Twilio signed: the public base plus the path and query it was given."""
         return self.public_url + request.raw_path
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
+        """Authenticate one webhook request, route its message, answer with TwiML."""
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature or request.content_type != FORM_TYPE:
             raise web.HTTPForbidden(text="Twilio signature required")

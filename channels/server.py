@@ -1,0 +1,256 @@
+"""The web server all the platforms share, and the ``openprimary serve`` command.
+
+Routes (DESIGN.md): ``POST /sms/twilio``, ``POST /telegram``, ``GET /healthz``
+(503 when Redis does not answer) and ``GET /metrics`` (Prometheus text).
+
+The app keeps nothing in process memory that another ``serve`` process would
+need: every state lives in Redis, so any number of them can run side by side
+behind one load balancer.
+
+Plugging in Telegram: a channel sets ``app[TELEGRAM_WEBHOOK]`` to its aiohttp
+handler before the app starts, and appends its own ``cleanup_ctx`` for what
+it opens and closes (see :func:`make_app`'s ``installers``).  Until then
+``POST /telegram`` answers 404 "Telegram is not configured".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TextIO
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from ballots.errors import ConfigError
+from bot.context import Context
+from bot.core import Core, build_core
+from bot.metrics import REGISTRY
+from bot.settings import Settings
+from channels.sms import PATH as SMS_PATH
+from channels.sms import SmsWebhook
+from channels.sms_sender import TwilioSender
+
+log = logging.getLogger(__name__)
+
+#: An aiohttp request handler.
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Adds a channel to the app before it starts (sets its AppKey, its cleanup_ctx).
+Installer = Callable[[web.Application], None]
+
+CORE = web.AppKey("core", Core)
+#: Set by the SMS channel when TWILIO_AUTH_TOKEN and OPENPRIMARY_PUBLIC_URL are set.
+SMS_WEBHOOK = web.AppKey("sms_webhook", SmsWebhook)
+#: Set by the Telegram channel: the handler for ``POST /telegram``.
+TELEGRAM_WEBHOOK: web.AppKey[WebHandler] = web.AppKey("telegram_webhook")
+
+TELEGRAM_PATH = "/telegram"
+#: How long /healthz waits for Redis before calling it down.
+HEALTH_TIMEOUT = 2.0
+
+
+# --- which settings are needed when ------------------------------------------
+
+
+def sms_inbound(settings: Settings) -> bool:
+    """Whether the settings ask for SMS at all (any TWILIO_* setting given)."""
+    return bool(settings.twilio_auth_token or settings.twilio_account_sid or settings.twilio_from)
+
+
+def sms_outbound(settings: Settings) -> bool:
+    """Whether texts that answer no inbound one (codes, reminders) can be sent."""
+    return bool(settings.twilio_account_sid or settings.twilio_from)
+
+
+def check_settings(settings: Settings) -> None:
+    """Stop with a message naming each setting ``serve`` lacks.
+
+    SMS replies go back in the webhook's answer and need only the auth token
+    (to check Twilio's signature) and the public URL (what Twilio signs).
+    Texts that start on our side need the account SID and a sender too.
+    """
+    if sms_inbound(settings):
+        needed = ["twilio_auth_token", "public_url"]
+        if sms_outbound(settings):
+            needed += ["twilio_account_sid", "twilio_from"]
+        settings.require(*needed)
+    elif not settings.telegram_bot_token:
+        raise ConfigError(
+            "nothing to serve: set TWILIO_AUTH_TOKEN and OPENPRIMARY_PUBLIC_URL for SMS "
+            "(with TWILIO_ACCOUNT_SID and TWILIO_FROM to send codes and reminders), "
+            "or TELEGRAM_BOT_TOKEN for Telegram"
+        )
+
+
+# --- the app -------------------------------------------------------------------
+
+
+def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Application:
+    """The aiohttp app for one election.
+
+    Redis belongs to ``core`` (its owner opens and closes it); the app opens
+    the Twilio REST client on start-up and closes it on shutdown.
+    """
+    app = web.Application()
+    app[CORE] = core
+    settings = core.settings
+    if sms_inbound(settings) and settings.twilio_auth_token and settings.public_url:
+        app[SMS_WEBHOOK] = SmsWebhook(
+            public_url=settings.public_url,
+            auth_token=settings.twilio_auth_token,
+            route=core.router.handle,
+            region=settings.default_region,
+            late_sender=lambda: core.senders.get("sms"),
+        )
+    app.cleanup_ctx.append(_sms_channel)
+    for install in installers:
+        install(app)
+    app.router.add_post(SMS_PATH, sms_webhook)
+    app.router.add_post(TELEGRAM_PATH, telegram_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
+    """Open the Twilio REST client for the app's lifetime; register it as the SMS sender."""
+    core = app[CORE]
+    sender: TwilioSender | None = None
+    if sms_outbound(core.settings):
+        sender = TwilioSender.from_settings(core.settings, core.redis)
+        core.senders["sms"] = sender
+    elif "sms-otp" in core.election.identity:
+        log.warning(
+            "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
+            "channels cannot be texted a code"
+        )
+    try:
+        yield
+    finally:
+        webhook = app.get(SMS_WEBHOOK)
+        if webhook is not None:
+            await webhook.aclose()
+        if sender is not None:
+            core.senders.pop("sms", None)
+            await sender.aclose()
+
+
+async def sms_webhook(request: web.Request) -> web.StreamResponse:
+    """POST /sms/twilio: Twilio's inbound SMS webhook."""
+    webhook = request.app.get(SMS_WEBHOOK)
+    if webhook is None:
+        raise web.HTTPNotFound(text="SMS is not configured")
+    return await webhook.handle(request)
+
+
+async def telegram_webhook(request: web.Request) -> web.StreamResponse:
+    """POST /telegram: handed to the Telegram channel when one is plugged in."""
+    handler = request.app.get(TELEGRAM_WEBHOOK)
+    if handler is None:
+        raise web.HTTPNotFound(text="Telegram is not configured")
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: 200 when this process and its Redis answer, else 503."""
+    core = request.app[CORE]
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await core.redis.ping()
+    except (RedisError, OSError, TimeoutError) as err:
+        log.warning("health check: Redis does not answer: %s", err)
+        return web.json_response({"status": "unavailable", "redis": "down"}, status=503)
+    return web.json_response({"status": "ok", "redis": "up", "election": core.election.id})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: this process's counters in the Prometheus text format."""
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+# --- running it ----------------------------------------------------------------
+
+
+async def run_app(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    stop: asyncio.Event,
+    out: TextIO | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        if out is not None:
+            for address in runner.addresses:
+                out.write(f"listening on http://{address[0]}:{address[1]}\n")
+            out.flush()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def serve(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the webhooks server until SIGINT or SIGTERM."""
+    settings = ctx.settings
+    check_settings(settings)
+    try:
+        await ctx.redis.ping()
+    except (RedisError, OSError) as err:
+        raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
+    core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    app = make_app(core)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        ctx.out.write(f"serving election {core.election.id}\n")
+        await run_app(app, args.host, args.port, stop=stop, out=ctx.out)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    ctx.out.write("stopped\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``openprimary serve`` to the command line."""
+    parser = sub.add_parser(
+        "serve",
+        help="run the web server for the SMS and Telegram webhooks",
+        description=(
+            "Serve POST /sms/twilio, POST /telegram, GET /healthz and GET /metrics. "
+            "Settings come from the environment: TWILIO_AUTH_TOKEN and "
+            "OPENPRIMARY_PUBLIC_URL for SMS (TWILIO_ACCOUNT_SID and TWILIO_FROM to send "
+            "codes and reminders), TELEGRAM_BOT_TOKEN for Telegram. Several serve "
+            "processes can share one Redis."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--election",
+        metavar="ID",
+        help="the election to serve (default: OPENPRIMARY_ELECTION, or the only one loaded)",
+    )
+    parser.set_defaults(handler=serve)

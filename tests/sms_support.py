@@ -1,0 +1,84 @@
+"""The whole SMS stack for tests: the real app over HTTP on 127.0.0.1, a stand-in
+Twilio REST API behind the real twilio library, the sample election on a
+manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import ClientSession, web
+from redis.asyncio import Redis
+
+from ballots.clock import ManualClock
+from ballots.codes import CodePolicy
+from bot.core import Core, build_core
+from channels.server import make_app
+from tests.factories import NOW, sample_election, settings
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
+
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+PUBLIC_URL = "https://vote.example.org"
+
+#: Phones on the sample roll.
+ANN = "+447700900101"  # S1001
+BILAL = "+447700900102"  # S1002
+CARYS = "+447700900103"  # S1003
+STRANGER = "+447700900999"  # not on the roll
+
+
+@dataclass
+class SmsStack:
+    """One running ``serve`` app and what it talks to."""
+
+    core: Core
+    clock: ManualClock
+    twilio: TwilioApiStandIn
+    session: ClientSession
+    url: str
+
+    def phone(self, number: str) -> TwilioPhone:
+        return TwilioPhone(
+            self.session, self.url, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, number=number
+        )
+
+
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Run ``app`` on a free port of 127.0.0.1; returns the runner and its URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def sms_stack(
+    redis: Redis,
+    twilio: TwilioApiStandIn | None = None,
+    *,
+    policy: CodePolicy | None = None,
+    twilio_from: str = OUR_NUMBER,
+    **election_changes: object,
+) -> AsyncIterator[SmsStack]:
+    """The app for the sample election, served on loopback."""
+    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as own_twilio:
+        twilio = twilio or own_twilio
+        clock = ManualClock(NOW)
+        election = await sample_election(redis, **election_changes)
+        config = settings(
+            public_url=PUBLIC_URL,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_from=twilio_from,
+            twilio_api_base=twilio.base_url,
+        )
+        core = await build_core(config, redis, clock, election.id, policy=policy)
+        runner, url = await start_app(make_app(core))
+        try:
+            async with ClientSession() as session:
+                yield SmsStack(core, clock, twilio, session, url)
+        finally:
+            await runner.cleanup()
