@@ -1,0 +1,23 @@
+"""Telegram: the bot, its webhook, its inline keyboards, and sending with Telegram's limits."""
+
+from channels.telegram.channel import (
+    ALLOWED_UPDATES,
+    SECRET_HEADER,
+    TELEGRAM_CHANNEL,
+    TelegramChannel,
+    installer,
+)
+from channels.telegram.sending import TelegramSender, build_bot, telegram_sender
+from channels.telegram.signing import ButtonSigner
+
+__all__ = [
+    "ALLOWED_UPDATES",
+    "SECRET_HEADER",
+    "TELEGRAM_CHANNEL",
+    "ButtonSigner",
+    "TelegramChannel",
+    "TelegramSender",
+    "build_bot",
+    "installer",
+    "telegram_sender",
+]

@@ -1,0 +1,218 @@
+"""Putting OutboundMessages on Telegram: the bot client, keyboards, replies and sends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import ExtBot
+from telegram.request import HTTPXRequest
+
+from ballots import keys
+from ballots.errors import ConfigError
+from bot.messages import OutboundMessage
+from bot.metrics import SEND_FAILURES
+from bot.settings import Settings
+from channels.base import SendResult
+from channels.telegram.signing import ButtonSigner
+from channels.telegram.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+SHARE_PHONE = "Share my phone number"
+#: Seconds getUpdates waits for news when polling.
+POLL_TIMEOUT = 10
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+Bot = ExtBot[None]
+
+
+def api_urls(base: str | None) -> tuple[str, str]:
+    """PTB's ``base_url`` and ``base_file_url`` for TELEGRAM_API_BASE (PTB appends the token).
+
+    TELEGRAM_API_BASE is the server's root, such as ``http://localhost:8081``
+    for a local Bot API server; unset means api.telegram.org.
+    """
+    root = (base or "https://api.telegram.org").rstrip("/")
+    if root.endswith("/bot"):  # given in PTB's own form
+        root = root[: -len("/bot")]
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def build_bot(settings: Settings) -> Bot:
+    """The Bot API client, with the flood-limit throttle every call goes through."""
+    settings.require("telegram_bot_token")
+    assert settings.telegram_bot_token is not None
+    base_url, base_file_url = api_urls(settings.telegram_api_base)
+    return ExtBot(
+        settings.telegram_bot_token,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        request=HTTPXRequest(connection_pool_size=256, pool_timeout=10.0),
+        get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0),
+        rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate),
+    )
+
+
+def check_webhook_secret(secret: str | None) -> str:
+    """TELEGRAM_WEBHOOK_SECRET, checked against what Telegram accepts as a secret_token."""
+    if not secret:
+        raise ConfigError("missing setting(s): TELEGRAM_WEBHOOK_SECRET")
+    if not 16 <= len(secret) <= 256 or not all(
+        c.isascii() and (c.isalnum() or c in "_-") for c in secret
+    ):
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET: must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return secret
+
+
+def markup_for(message: OutboundMessage, chat_id: str, signer: ButtonSigner) -> Markup | None:
+    """The keyboard for a message: its buttons inline, a share-phone button, or none.
+
+    A message has room for one keyboard.  Inline buttons win: the one-time
+    share-phone keyboard has already hidden itself once used.
+    """
+    if message.buttons:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(b.label, callback_data=signer.sign(chat_id, b.payload))
+                    for b in row
+                ]
+                for row in message.buttons
+            ]
+        )
+    if message.ask_contact:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(SHARE_PHONE, request_contact=True)]],
+            one_time_keyboard=True,
+            resize_keyboard=True,
+        )
+    if message.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+async def send_replies(
+    bot: Bot,
+    redis: Redis,
+    signer: ButtonSigner,
+    chat_id: str,
+    replies: Sequence[OutboundMessage],
+    *,
+    tapped_message_id: int | None = None,
+) -> None:
+    """Send the router's replies to one chat; a reply marked ``edit`` updates the tapped message.
+
+    Failures are logged and counted, never raised: the conversation has
+    already moved on, and the voter can always type AGAIN.
+    """
+    for reply in replies:
+        markup = markup_for(reply, chat_id, signer)
+        try:
+            if (
+                reply.edit
+                and tapped_message_id is not None
+                and (markup is None or isinstance(markup, InlineKeyboardMarkup))
+            ):
+                target, tapped_message_id = tapped_message_id, None
+                if await _edit(bot, chat_id, target, reply.text, markup):
+                    continue
+            await bot.send_message(int(chat_id), reply.text, reply_markup=markup)
+        except Forbidden as err:
+            await mark_unreachable(redis, chat_id, err)
+            return
+        except TelegramError as err:
+            SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()
+            log.warning("telegram reply not delivered: %s", err.message)
+
+
+async def _edit(bot: Bot, chat_id: str, message_id: int, text: str, markup: Markup | None) -> bool:
+    """Edit the tapped message; False if it cannot be edited and a new one should go instead."""
+    try:
+        await bot.edit_message_text(
+            text,
+            chat_id=int(chat_id),
+            message_id=message_id,
+            reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
+        )
+    except BadRequest as err:
+        if "not modified" in err.message.lower():
+            return True  # it already says this (a repeated tap)
+        log.info("could not edit a telegram message (%s); sending a new one", err.message)
+        return False
+    return True
+
+
+async def mark_unreachable(redis: Redis, chat_id: str, err: TelegramError) -> None:
+    """Remember that a chat cannot be reached (blocked the bot, deleted account)."""
+    await redis.sadd(keys.unreachable(CHANNEL), chat_id)
+    SEND_FAILURES.labels(CHANNEL, "unreachable").inc()
+    log.info("telegram chat marked unreachable: %s", err.message)
+
+
+def _reason(err: TelegramError) -> str:
+    if isinstance(err, RetryAfter):
+        return "rate_limited"
+    if isinstance(err, BadRequest):
+        return "bad_request"
+    return "error"
+
+
+class TelegramSender:
+    """Sends messages that start with the bot (codes, reminders) to a Telegram chat."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Bot, redis: Redis, signer: ButtonSigner) -> None:
+        self.bot = bot
+        self.redis = redis
+        self.signer = signer
+
+    async def send(self, address: str, message: OutboundMessage) -> SendResult:
+        """Send one message; a chat that has blocked the bot is marked unreachable, not retried."""
+        try:
+            chat_id = int(address)
+        except ValueError:
+            return SendResult("failed", f"not a Telegram chat id: {address!r}")
+        if await self.redis.sismember(keys.unreachable(CHANNEL), address):
+            return SendResult("unreachable", "blocked the bot earlier")
+        try:
+            sent = await self.bot.send_message(
+                chat_id, message.text, reply_markup=markup_for(message, address, self.signer)
+            )
+        except Forbidden as err:
+            await mark_unreachable(self.redis, address, err)
+            return SendResult("unreachable", err.message)
+        except BadRequest as err:
+            if "chat not found" in err.message.lower():
+                await mark_unreachable(self.redis, address, err)
+                return SendResult("unreachable", err.message)
+            SEND_FAILURES.labels(CHANNEL, "bad_request").inc()
+            return SendResult("failed", err.message)
+        except TelegramError as err:
+            # RetryAfter here means the throttle already waited and retried, and gave up.
+            SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()
+            return SendResult("failed", err.message)
+        return SendResult("sent", platform_id=str(sent.message_id))
+
+
+@asynccontextmanager
+async def telegram_sender(settings: Settings, redis: Redis) -> AsyncIterator[TelegramSender]:
+    """A TelegramSender outside the web server (``openprimary remind``), closed on exit."""
+    bot = build_bot(settings)
+    async with bot:
+        yield TelegramSender(bot, redis, ButtonSigner(settings.secret_key))

@@ -1,0 +1,522 @@
+"""A stand-in for the Telegram Bot API: a real aiohttp app on 127.0.0.1, port 0.
+
+It serves ``/bot<token>/<method>`` for the methods OpenPrimary calls, answers
+with the JSON shapes Telegram documents, keeps the messages the bot sent (so
+edits can be checked the way Telegram checks them), records every call with
+a timestamp, and answers 429 or 403 on demand.  ``UpdateFactory`` builds the
+updates Telegram would POST to a webhook, numbered like Telegram numbers them.
+
+    async with TelegramAPI() as api:
+        settings = replace(settings, telegram_api_base=api.url, telegram_bot_token=api.token)
+        api.fail("sendMessage", 429, retry_after=1)
+        api.block(200002)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+#: Parameters PTB sends JSON-encoded in a form body; everything else is a string.
+_JSON_PARAMS = frozenset(
+    {
+        "chat_id",
+        "message_id",
+        "reply_markup",
+        "allowed_updates",
+        "show_alert",
+        "drop_pending_updates",
+        "max_connections",
+        "offset",
+        "limit",
+        "timeout",
+        "cache_time",
+        "disable_notification",
+        "protect_content",
+        "entities",
+        "link_preview_options",
+        "reply_parameters",
+    }
+)
+
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the bot made, and the HTTP status it got."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int
+
+
+@dataclass
+class _Failure:
+    method: str
+    status: int
+    description: str
+    retry_after: int | None
+    chat_id: int | None
+    remaining: int
+
+
+@dataclass
+class _Chat:
+    messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_id: int = 1
+
+
+class TelegramAPI:
+    """The stand-in server; use as an async context manager."""
+
+    def __init__(
+        self,
+        token: str = "123456789:TEST-openprimary-stand-in-token",
+        username: str = "openprimary_test_bot",
+    ) -> None:
+        self.token = token
+        self.bot_id = int(token.split(":", 1)[0])
+        self.username = username
+        self.calls: list[Call] = []
+        self.webhook: dict[str, Any] | None = None
+        self.blocked: set[int] = set()
+        self._chats: dict[int, _Chat] = {}
+        self._failures: list[_Failure] = []
+        self._answered: set[str] = set()
+        self._pending: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- running -------------------------------------------------------------
+
+    async def __aenter__(self) -> TelegramAPI:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._arrived.set()  # release any long poll
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- what tests arrange --------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        status: int,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` (to ``chat_id`` if given) with an error."""
+        if description is None:
+            description = {
+                429: f"Too Many Requests: retry after {retry_after or 1}",
+                403: "Forbidden: bot was blocked by the user",
+                400: "Bad Request: chat not found",
+                500: "Internal Server Error",
+            }.get(status, "Error")
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        self._failures.append(_Failure(method, status, description, retry_after, chat_id, times))
+
+    def block(self, chat_id: int) -> None:
+        """The user behind ``chat_id`` blocks the bot: every send to them gets 403."""
+        self.blocked.add(chat_id)
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        """Make an update available to getUpdates (polling)."""
+        self._pending.append(update)
+        self._arrived.set()
+
+    # --- what tests inspect --------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages in a chat, oldest first, as they stand after any edits."""
+        chat = self._chats.get(chat_id)
+        return [] if chat is None else list(chat.messages.values())
+
+    def last_message(self, chat_id: int) -> dict[str, Any]:
+        found = self.messages(chat_id)
+        if not found:
+            raise AssertionError(f"the bot sent nothing to chat {chat_id}")
+        return found[-1]
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        return self._chats[chat_id].messages[message_id]
+
+    # --- the API -------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _read_params(request)
+        if request.match_info["token"] != self.token:
+            return self._record(method, params, _error(401, "Unauthorized"))
+        failure = self._take_failure(method, params.get("chat_id"))
+        if failure is not None:
+            return self._record(method, params, failure)
+        handler = getattr(self, "_m_" + method, None)
+        if handler is None:
+            return self._record(method, params, _error(404, "Not Found: method not found"))
+        if method == "getUpdates":
+            # Record before the long poll, so the call shows up while it waits.
+            self.calls.append(Call(method, params, time.monotonic(), 200))
+            response: web.Response = await handler(params)
+            return response
+        return self._record(method, params, await handler(params))
+
+    def _record(self, method: str, params: dict[str, Any], response: web.Response) -> web.Response:
+        self.calls.append(Call(method, params, time.monotonic(), response.status))
+        return response
+
+    def _take_failure(self, method: str, chat_id: Any) -> web.Response | None:
+        for failure in self._failures:
+            if failure.method == method and failure.chat_id in (None, chat_id):
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    self._failures.remove(failure)
+                parameters = (
+                    {"retry_after": failure.retry_after}
+                    if failure.retry_after is not None
+                    else None
+                )
+                return _error(failure.status, failure.description, parameters)
+        return None
+
+    async def _m_getMe(self, params: dict[str, Any]) -> web.Response:
+        return _ok(
+            self._bot_user()
+            | {
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+                "can_connect_to_business": False,
+                "has_main_web_app": False,
+            }
+        )
+
+    async def _m_setWebhook(self, params: dict[str, Any]) -> web.Response:
+        url = params.get("url", "")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            return _error(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        self.webhook = params
+        return _ok(True, description="Webhook was set")
+
+    async def _m_deleteWebhook(self, params: dict[str, Any]) -> web.Response:
+        self.webhook = None
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        return _ok(True, description="Webhook was deleted")
+
+    async def _m_getWebhookInfo(self, params: dict[str, Any]) -> web.Response:
+        info: dict[str, Any] = {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
+        if self.webhook is not None:
+            info["url"] = self.webhook["url"]
+            info["max_connections"] = self.webhook.get("max_connections", 40)
+            if "allowed_updates" in self.webhook:
+                info["allowed_updates"] = self.webhook["allowed_updates"]
+        return _ok(info)
+
+    async def _m_getUpdates(self, params: dict[str, Any]) -> web.Response:
+        if self.webhook is not None:
+            return _error(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = int(params.get("offset") or 0)
+        self._pending = [u for u in self._pending if u["update_id"] >= offset]
+        if not self._pending:
+            self._arrived.clear()
+            timeout = float(params.get("timeout") or 0)
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), timeout)
+        limit = int(params.get("limit") or 100)
+        return _ok(self._pending[:limit])
+
+    async def _m_sendMessage(self, params: dict[str, Any]) -> web.Response:
+        chat_id = params.get("chat_id")
+        text = params.get("text")
+        if not isinstance(chat_id, int):
+            return _error(400, "Bad Request: chat not found")
+        if not isinstance(text, str) or not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if len(text) > 4096:
+            return _error(400, "Bad Request: message is too long")
+        if chat_id in self.blocked:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        chat = self._chats.setdefault(chat_id, _Chat())
+        message: dict[str, Any] = {
+            "message_id": chat.next_id,
+            "from": self._bot_user(),
+            "chat": _chat_json(chat_id),
+            "date": int(time.time()),
+            "text": text,
+        }
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        chat.next_id += 1
+        stored = dict(message)
+        if isinstance(markup, dict) and "inline_keyboard" not in markup:
+            # Not in Telegram's answer: the reply keyboard the user's client now shows.
+            stored["_keyboard"] = markup
+        chat.messages[message["message_id"]] = stored
+        return _ok(message)
+
+    async def _m_editMessageText(self, params: dict[str, Any]) -> web.Response:
+        return self._edit(params, text=params.get("text"))
+
+    async def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> web.Response:
+        return self._edit(params, text=None)
+
+    def _edit(self, params: dict[str, Any], text: Any) -> web.Response:
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            return _error(400, "Bad Request: chat not found")
+        if chat_id in self.blocked:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        if not isinstance(message_id, int) or message_id not in chat.messages:
+            return _error(400, "Bad Request: message to edit not found")
+        markup = params.get("reply_markup")
+        if markup is not None and not (isinstance(markup, dict) and "inline_keyboard" in markup):
+            return _error(400, "Bad Request: inline keyboard expected")
+        if text is not None and (not isinstance(text, str) or not text.strip()):
+            return _error(400, "Bad Request: message text is empty")
+        message = chat.messages[message_id]
+        new = dict(message)
+        if text is not None:
+            new["text"] = text
+        new.pop("reply_markup", None)
+        if markup is not None and markup.get("inline_keyboard"):
+            new["reply_markup"] = markup
+        if new == message:
+            return _error(400, NOT_MODIFIED)
+        new["edit_date"] = int(time.time())
+        chat.messages[message_id] = new
+        return _ok({k: v for k, v in new.items() if not k.startswith("_")})
+
+    async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> web.Response:
+        query_id = params.get("callback_query_id")
+        if not isinstance(query_id, str) or query_id in self._answered:
+            return _error(
+                400,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+            )
+        text = params.get("text")
+        if isinstance(text, str) and len(text) > 200:
+            return _error(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._answered.add(query_id)
+        return _ok(True)
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "OpenPrimary",
+            "username": self.username,
+        }
+
+
+def _chat_json(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "first_name": f"User {chat_id}", "type": "private"}
+    return {"id": chat_id, "title": f"Group {chat_id}", "type": "supergroup"}
+
+
+def _ok(result: Any, description: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": True, "result": result}
+    if description:
+        body["description"] = description
+    return web.json_response(body)
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """A method's parameters, sent as JSON, a form or a query string (Telegram takes all three)."""
+    if request.content_type == "application/json":
+        data = await request.json()
+        return dict(data) if isinstance(data, dict) else {}
+    raw: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        raw.update(await request.post())
+    params: dict[str, Any] = {}
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            continue  # an uploaded file: nothing OpenPrimary sends
+        if name in _JSON_PARAMS:
+            try:
+                params[name] = json.loads(value)
+                continue
+            except ValueError:
+                pass
+        params[name] = value
+    return params
+
+
+# --- updates, as Telegram POSTs them --------------------------------------
+
+
+@dataclass(frozen=True)
+class TelegramUser:
+    """A person on Telegram; in a private chat their chat id is their user id."""
+
+    id: int
+    first_name: str = "Test"
+    username: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        user: dict[str, Any] = {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "language_code": "en",
+        }
+        if self.username:
+            user["username"] = self.username
+        return user
+
+
+class UpdateFactory:
+    """Builds updates with increasing ``update_id``s, as Telegram sends them."""
+
+    def __init__(self, first_update_id: int = 700_000_000) -> None:
+        self._ids = itertools.count(first_update_id)
+        self._message_ids = itertools.count(1000)
+        self._query_ids = itertools.count(1)
+
+    def _message(self, user: TelegramUser, chat: dict[str, Any], **content: Any) -> dict[str, Any]:
+        return {
+            "update_id": next(self._ids),
+            "message": {
+                "message_id": next(self._message_ids),
+                "from": user.json(),
+                "chat": chat,
+                "date": int(time.time()),
+                **content,
+            },
+        }
+
+    def text(self, user: TelegramUser, text: str) -> dict[str, Any]:
+        """A typed message in the user's private chat with the bot."""
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._message(user, _private(user), **content)
+
+    def contact(
+        self, user: TelegramUser, phone: str, *, owner: TelegramUser | None = None
+    ) -> dict[str, Any]:
+        """A shared contact: the user's own (as the request_contact button sends) or another's."""
+        owner = owner or user
+        contact: dict[str, Any] = {
+            "phone_number": phone,
+            "first_name": owner.first_name,
+            "user_id": owner.id,
+        }
+        return self._message(user, _private(user), contact=contact)
+
+    def sticker(self, user: TelegramUser) -> dict[str, Any]:
+        """Something that is neither text nor a contact."""
+        sticker = {
+            "file_id": "CAACAgIAAxk",
+            "file_unique_id": "AgAD",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        }
+        return self._message(user, _private(user), sticker=sticker)
+
+    def group_text(self, user: TelegramUser, group_id: int, text: str) -> dict[str, Any]:
+        """A message in a group the bot is in (``group_id`` is negative)."""
+        chat = {"id": group_id, "title": "Riverside members", "type": "supergroup"}
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return self._message(user, chat, **content)
+
+    def tap(self, user: TelegramUser, message: dict[str, Any], data: str) -> dict[str, Any]:
+        """A tap on an inline button of ``message`` (a message the bot sent) with ``data``."""
+        public = {k: v for k, v in message.items() if not k.startswith("_")}
+        return {
+            "update_id": next(self._ids),
+            "callback_query": {
+                "id": f"{user.id}{next(self._query_ids):08d}",
+                "from": user.json(),
+                "message": public,
+                "chat_instance": f"-{user.id}77",
+                "data": data,
+            },
+        }
+
+
+def _private(user: TelegramUser) -> dict[str, Any]:
+    return {"id": user.id, "first_name": user.first_name, "type": "private"}
+
+
+def button_data(message: dict[str, Any], label: str) -> str:
+    """The callback_data of the inline button labelled ``label`` in a bot message."""
+    for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"] == label:
+                return str(button["callback_data"])
+    raise AssertionError(f"no button {label!r} in {message.get('text')!r}")
+
+
+def button_labels(message: dict[str, Any]) -> list[str]:
+    """Every inline button's label, row by row."""
+    return [
+        b["text"] for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+    ]

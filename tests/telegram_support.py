@@ -1,0 +1,154 @@
+"""The whole stack for Telegram tests: the real server and PTB, a stand-in Bot API, real Redis.
+
+async with telegram_world(redis) as world:
+    await world.say(ANN, "hello")
+    world.api.last_message(ANN.id)["text"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import ClientSession, web
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.clock import ManualClock
+from bot.core import Core, build_core
+from bot.settings import Settings
+from channels.server import Installer, make_app
+from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
+from tests.factories import NOW, Outbox, sample_election, settings
+from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
+
+WEBHOOK_SECRET = "test-webhook-secret_0123456789"
+
+#: People on the sample roll (examples/roll.csv) and strangers, as Telegram users.
+ANN = TelegramUser(310001, "Ann")  # S1001, phone +447700900101
+BILAL = TelegramUser(200002, "Bilal")  # S1002, telegram_id 200002 on the roll
+CARYS = TelegramUser(310003, "Carys")  # S1003
+STRANGER = TelegramUser(399999, "Mallory")
+ANN_PHONE = "+447700900101"
+
+
+@dataclass
+class TelegramWorld:
+    """One running server with the Telegram channel, and helpers to act as its users."""
+
+    api: TelegramAPI
+    core: Core
+    clock: ManualClock
+    sms: Outbox
+    app: web.Application
+    session: ClientSession
+    url: str
+    updates: UpdateFactory
+
+    @property
+    def channel(self) -> TelegramChannel:
+        return self.app[TELEGRAM_CHANNEL]
+
+    async def post(
+        self, update: dict[str, Any] | bytes, *, secret: str | None = WEBHOOK_SECRET
+    ) -> int:
+        """POST one update to /telegram as Telegram does; the HTTP status."""
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers[SECRET_HEADER] = secret
+        body = update if isinstance(update, bytes) else _json(update)
+        async with self.session.post(self.url + "/telegram", data=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    async def deliver(self, *updates: dict[str, Any]) -> None:
+        """POST updates (each must be taken: 200), then wait until the bot has handled them."""
+        for update in updates:
+            status = await self.post(update)
+            assert status == 200, status
+        await self.channel.drain()
+
+    async def say(self, user: TelegramUser, text: str) -> dict[str, Any]:
+        """Type ``text`` in the user's private chat; the bot's latest message there."""
+        await self.deliver(self.updates.text(user, text))
+        return self.api.last_message(user.id)
+
+    async def tap(
+        self, user: TelegramUser, label: str, message: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Tap the button labelled ``label`` (on the bot's latest message, by default)."""
+        message = message or self.api.last_message(user.id)
+        await self.deliver(self.updates.tap(user, message, button_data(message, label)))
+        return self.api.message(user.id, message["message_id"])
+
+    def texts(self, user: TelegramUser) -> list[str]:
+        return [m["text"] for m in self.api.messages(user.id)]
+
+    async def voting_code(self, supporter_id: str = "S1001") -> str:
+        """Issue a fresh voting code to a supporter on the roll."""
+        rows = await self.core.codes.issue_voting_codes(self.core.election, [supporter_id])
+        return rows[0][3]
+
+    async def ballots(self) -> dict[str, int]:
+        """The ballot box: ranking -> number of ballots."""
+        e = self.core.election
+        merged: dict[str, int] = {}
+        for shard in range(e.shards):
+            for ranking, n in (await self.core.redis.hgetall(keys.ballots(e.id, shard))).items():
+                merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
+        return merged
+
+    async def state(self, user: TelegramUser) -> str | None:
+        """The conversation state stored for a user's private chat (JSON), if any."""
+        raw = await self.core.redis.get(keys.conversation("telegram", str(user.id)))
+        return None if raw is None else str(raw)
+
+
+@asynccontextmanager
+async def telegram_world(
+    redis: Redis,
+    *,
+    extra: Iterable[Installer] = (),
+    polling: bool = False,
+    **overrides: Any,
+) -> AsyncIterator[TelegramWorld]:
+    """Start the stand-in Bot API, the sample election and ``make_app`` with Telegram on it."""
+    async with TelegramAPI() as api:
+        config: Settings = replace(
+            settings(
+                telegram_bot_token=api.token,
+                telegram_api_base=api.url,
+                telegram_webhook_secret=WEBHOOK_SECRET,
+                # The flood-limit throttle has tests of its own; here it would only slow
+                # every tap down to Telegram's pace.
+                telegram_chat_rate=1000.0,
+                telegram_rate=1000.0,
+            ),
+            **overrides,
+        )
+        clock = ManualClock(NOW)
+        election = await sample_election(redis)
+        core = await build_core(config, redis, clock, election.id)
+        sms = Outbox("sms")
+        core.senders["sms"] = sms
+        app = make_app(core, [installer(polling=polling), *extra])
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            async with ClientSession() as session:
+                yield TelegramWorld(
+                    api, core, clock, sms, app, session, f"http://{host}:{port}", UpdateFactory()
+                )
+        finally:
+            await runner.cleanup()
+
+
+def _json(update: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(update).encode()
