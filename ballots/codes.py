@@ -205,17 +205,15 @@ class Codes:
                     shard = keys.shard_of(sid, election.shards)
                     pipe.hmget(keys.voter(eid, shard, sid), ["name", "phone", "code", "voted"])
                 records = await pipe.execute()
-            fresh: dict[str, tuple[str, str]] = {}
-            for sid, (name, phone, _old, voted) in zip(batch, records, strict=True):
-                if name is None or voted:
-                    continue
-                while True:
-                    code = f"{secrets.randbelow(10**VOTING_CODE_DIGITS):0{VOTING_CODE_DIGITS}d}"
-                    digest = self.digest(eid, "code", code)
-                    if await self.redis.hsetnx(keys.code_index(eid), digest, sid):
-                        break
-                fresh[sid] = (code, digest)
-                rows.append((sid, name, phone, format_voting_code(code)))
+            wanted = [
+                sid
+                for sid, (name, _phone, _old, voted) in zip(batch, records, strict=True)
+                if name is not None and not voted
+            ]
+            fresh = await self._claim_codes(eid, wanted)
+            for sid, (name, phone, _old, _voted) in zip(batch, records, strict=True):
+                if sid in fresh:
+                    rows.append((sid, name, phone, format_voting_code(fresh[sid][0])))
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sid, (_name, _phone, old, _voted) in zip(batch, records, strict=True):
                     if sid not in fresh:
@@ -226,6 +224,31 @@ class Codes:
                     pipe.hset(keys.voter(eid, shard, sid), "code", fresh[sid][1])
                 await pipe.execute()
         return rows
+
+    async def _claim_codes(self, eid: str, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """New codes for these supporters, each claimed in the index with HSETNX.
+
+        A clash with a code already issued is astronomically rare at 12
+        digits, but it is handled: that supporter simply draws again.
+        """
+        fresh: dict[str, tuple[str, str]] = {}
+        pending = list(ids)
+        while pending:
+            drawn = []
+            for sid in pending:
+                code = f"{secrets.randbelow(10**VOTING_CODE_DIGITS):0{VOTING_CODE_DIGITS}d}"
+                drawn.append((sid, code, self.digest(eid, "code", code)))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid, _code, digest in drawn:
+                    pipe.hsetnx(keys.code_index(eid), digest, sid)
+                claimed = await pipe.execute()
+            pending = []
+            for (sid, code, digest), ok in zip(drawn, claimed, strict=True):
+                if ok:
+                    fresh[sid] = (code, digest)
+                else:
+                    pending.append(sid)
+        return fresh
 
     async def check_voting_code(
         self, election: Election, typed: str, channel: str, address: str
