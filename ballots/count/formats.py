@@ -30,7 +30,7 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -89,19 +89,55 @@ def read_ballots(path: Path) -> Ballots:
     return parse_csv(text, str(path))
 
 
-def _grouped(
-    candidates: list[str], rows: Counter[tuple[tuple[str, ...], ...]]
-) -> tuple[dict[Ranking, int], int]:
-    """Apply the marking rules once per distinct marked ballot."""
-    groups: dict[Ranking, int] = {}
-    invalid = 0
-    for marks, n in rows.items():
-        ranking = ranking_from_marks(marks)
-        if ranking:
-            groups[ranking] = groups.get(ranking, 0) + n
-        else:
-            invalid += n
-    return groups, invalid
+Marks = tuple[tuple[str, ...], ...]
+
+
+class _Rows:
+    """Marked ballots as read, counted; plain rankings (one mark a position) kept apart.
+
+    Real files are mostly plain rankings, which need no marking rules beyond
+    a check for repeats, so they take a fast path.
+    """
+
+    def __init__(self) -> None:
+        self.plain: Counter[tuple[str, ...]] = Counter()
+        self.marked: Counter[Marks] = Counter()
+
+    def total(self) -> int:
+        return sum(self.plain.values()) + sum(self.marked.values())
+
+    def tokens(self) -> set[str]:
+        """Every candidate token used."""
+        used = {x for ranking in self.plain for x in ranking}
+        used.update(x for marks in self.marked for mark in marks for x in mark)
+        return used
+
+    def grouped(self, label: Mapping[str, str | None]) -> tuple[dict[Ranking, int], int]:
+        """Name the candidates (None: withdrawn, passed over) and apply the marking rules."""
+        groups: dict[Ranking, int] = {}
+        invalid = 0
+        kept = {x: c for x, c in label.items() if c is not None}
+        skip = len(kept) < len(label)
+        for plain, n in self.plain.items():
+            if skip:
+                ranking = tuple(kept[x] for x in plain if x in kept)
+            else:
+                ranking = tuple(map(kept.__getitem__, plain))
+            if len(set(ranking)) != len(ranking):
+                ranking = ranking_from_marks(ranking)
+            if ranking:
+                groups[ranking] = groups.get(ranking, 0) + n
+            else:
+                invalid += n
+        for marks, n in self.marked.items():
+            named = [tuple(kept[x] for x in mark if x in kept) for mark in marks]
+            # A position holding only withdrawn candidates is a blank.
+            ranking = ranking_from_marks(named)
+            if ranking:
+                groups[ranking] = groups.get(ranking, 0) + n
+            else:
+                invalid += n
+        return groups, invalid
 
 
 # --- BLT ------------------------------------------------------------------
@@ -149,7 +185,7 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
             else:
                 problems.add(line_no, f"withdrawn candidate {tok!r} is not -1 to -{n_cand}")
         pos += 1
-    rows: Counter[tuple[tuple[str, ...], ...]] = Counter()
+    rows = _Rows()
     ended = False
     for line_no, line in lines[pos:]:
         pos += 1
@@ -165,20 +201,16 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
         if toks[-1] != "0":
             problems.add(line_no, "a ballot line must end with 0")
             continue
-        marks: list[tuple[str, ...]] = []
-        ok = True
-        for tok in toks[1:-1]:
-            if tok == "-":
-                marks.append(())
-                continue
-            parts = tok.split("=")
-            if not all(p.isdigit() and 1 <= int(p) <= n_cand for p in parts):
-                problems.add(line_no, f"preference {tok!r} is not a candidate number 1 to {n_cand}")
-                ok = False
-                break
-            marks.append(tuple(p for p in parts if int(p) not in withdrawn))
-        if ok:
-            rows[tuple(marks)] += int(toks[0])
+        prefs = toks[1:-1]
+        bad = [t for t in prefs for p in t.split("=") if not (p.isdigit() and 0 < int(p) <= n_cand)]
+        bad = [t for t in bad if t != "-"]
+        if bad:
+            problems.add(line_no, f"preference {bad[0]!r} is not a candidate number 1 to {n_cand}")
+        elif any("=" in t or t == "-" for t in prefs):
+            marks = tuple(() if t == "-" else tuple(t.split("=")) for t in prefs)
+            rows.marked[marks] += int(toks[0])
+        else:
+            rows.plain[tuple(prefs)] += int(toks[0])
     if not ended:
         problems.add(lines[-1][0], "missing the '0' line that ends the ballots")
         problems.raise_any()
@@ -196,12 +228,11 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
         seen.add(name)
     problems.raise_any()
     title = _unquote(lines[pos + n_cand][1]) if pos + n_cand < len(lines) else ""
-    by_number = {str(i + 1): name for i, name in enumerate(names)}
-    named: Counter[tuple[tuple[str, ...], ...]] = Counter()
-    for marks_, n in rows.items():
-        named[tuple(tuple(by_number[m] for m in mark) for mark in marks_)] += n
+    label: dict[str, str | None] = {
+        x: None if int(x) in withdrawn else names[int(x) - 1] for x in rows.tokens()
+    }
     kept = [name for i, name in enumerate(names) if i + 1 not in withdrawn]
-    groups, invalid = _grouped(kept, named)
+    groups, invalid = rows.grouped(label)
     return Ballots(tuple(kept), groups, invalid=invalid, title=title, seats=seats)
 
 
@@ -230,6 +261,7 @@ def _sorted(ballots: Ballots, number: dict[str, int]) -> Iterator[tuple[Ranking,
 
 _HEADER = re.compile(r"^#\s*([A-Z ]+?)\s*(\d+)?\s*:\s*(.*)$")
 _ITEM = re.compile(r"\s*(\{[^}]*\}|[^,{}]+)\s*(?:,|$)")
+_PLAIN = re.compile(r"\s*\d+\s*(?:,\s*\d+\s*)*")
 
 
 def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
@@ -237,7 +269,7 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
     problems = _Problems(path)
     names: dict[int, str] = {}
     header: dict[str, tuple[int, str]] = {}
-    rows: Counter[tuple[tuple[str, ...], ...]] = Counter()
+    rows = _Rows()
     for i, raw in enumerate(text.splitlines()):
         line_no, line = i + 1, raw.strip()
         if not line:
@@ -253,26 +285,15 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
         if not sep or not count_text.strip().isdigit():
             problems.add(line_no, f"expected 'count: 1,2,3', got {line!r}")
             continue
-        marks: list[tuple[str, ...]] = []
-        rest = body.strip()
-        at = 0
-        while at < len(rest):
-            m = _ITEM.match(rest, at)
-            if not m or m.end() == at:
-                problems.add(line_no, f"cannot read the ranking {rest!r}")
-                marks = []
-                break
-            item = m.group(1).strip()
-            members = item[1:-1].split(",") if item.startswith("{") else [item]
-            members = [x.strip() for x in members if x.strip()]
-            if not all(x.isdigit() for x in members):
-                problems.add(line_no, f"{item!r} is not a candidate number")
-                marks = []
-                break
-            marks.append(tuple(members))
-            at = m.end()
+        ranking = body.strip()
+        if _PLAIN.fullmatch(ranking):  # the common case: no shared positions
+            rows.plain[tuple(x.strip() for x in ranking.split(",") if x.strip())] += int(count_text)
+            continue
+        marks = _preflib_marks(ranking)
+        if isinstance(marks, str):
+            problems.add(line_no, marks)
         else:
-            rows[tuple(marks)] += int(count_text)
+            rows.marked[marks] += int(count_text)
     declared = header.get("NUMBER ALTERNATIVES")
     if declared is None or not declared[1].isdigit():
         n_alt = max(names, default=0)
@@ -281,27 +302,41 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
     else:
         n_alt = int(declared[1])
     problems.raise_any()
-    for marks_ in rows:
-        for mark in marks_:
-            for x in mark:
-                if not 1 <= int(x) <= n_alt:
-                    problems.add(_line_of(text, x), f"candidate number {x} is not 1 to {n_alt}")
+    used = rows.tokens()
+    for x in sorted(used, key=int):
+        if not 1 <= int(x) <= n_alt:
+            problems.add(_line_of(text, x), f"candidate number {x} is not 1 to {n_alt}")
     labels = [names.get(i, str(i)) for i in range(1, n_alt + 1)]
     if len(set(labels)) != len(labels):
         problems.add(1, "two alternatives have the same name")
     voters = header.get("NUMBER VOTERS")
-    if voters and voters[1].isdigit() and int(voters[1]) != sum(rows.values()):
+    if voters and voters[1].isdigit() and int(voters[1]) != rows.total():
         problems.add(
             voters[0],
-            f"the header says {voters[1]} voters but the file holds {sum(rows.values())} ballots",
+            f"the header says {voters[1]} voters but the file holds {rows.total()} ballots",
         )
     problems.raise_any()
-    named: Counter[tuple[tuple[str, ...], ...]] = Counter()
-    for marks_, n in rows.items():
-        named[tuple(tuple(labels[int(x) - 1] for x in mark) for mark in marks_)] += n
-    groups, invalid = _grouped(labels, named)
+    groups, invalid = rows.grouped({x: labels[int(x) - 1] for x in used})
     title = header.get("TITLE", (0, ""))[1]
     return Ballots(tuple(labels), groups, invalid=invalid, title=title)
+
+
+def _preflib_marks(text: str) -> tuple[tuple[str, ...], ...] | str:
+    """One PrefLib ranking's positions, or the reason it cannot be read."""
+    marks: list[tuple[str, ...]] = []
+    at = 0
+    while at < len(text):
+        m = _ITEM.match(text, at)
+        if not m or m.end() == at:
+            return f"cannot read the ranking {text!r}"
+        item = m.group(1).strip()
+        members = item[1:-1].split(",") if item.startswith("{") else [item]
+        members = [x.strip() for x in members if x.strip()]
+        if not all(x.isdigit() for x in members):
+            return f"{item!r} is not a candidate number"
+        marks.append(tuple(members))
+        at = m.end()
+    return tuple(marks)
 
 
 def _line_of(text: str, number: str) -> int:
@@ -355,13 +390,13 @@ def parse_csv(text: str, path: str = "<csv>") -> Ballots:
         if raw not in first_line:
             first_line[raw] = line_no
         lines[raw] += 1
-    marked: Counter[tuple[tuple[str, ...], ...]] = Counter()
+    rows = _Rows()
     first_seen: dict[str, int] = {}
     for raw, n in lines.items():
         marks = tuple(
             tuple(clean_name(p) for p in cell.split("=") if p.strip()) for cell in raw_cells(raw)
         )
-        marked[marks] += n
+        rows.marked[marks] += n
         for mark in marks:
             for name in mark:
                 first_seen.setdefault(name, first_line[raw])
@@ -371,7 +406,7 @@ def parse_csv(text: str, path: str = "<csv>") -> Ballots:
         if name not in known:
             problems.add(line_no, f"{name!r} is not in the '# candidates:' line")
     problems.raise_any()
-    groups, invalid = _grouped(candidates, marked)
+    groups, invalid = rows.grouped({c: c for c in candidates})
     return Ballots(tuple(candidates), groups, invalid=invalid)
 
 
