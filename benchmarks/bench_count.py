@@ -170,8 +170,13 @@ def main() -> None:
                 write_ballots(ballots, fmt, f)
             size = path.stat().st_size / 1e6
             t, result = best_of(args.runs, lambda p=path: count(read_ballots(p), "irv"))
-            rows.append((f"IRV from {suffix} file ({size:.1f} MB, read + count)", t,
-                         ",".join(result.winners)))
+            rows.append(
+                (
+                    f"IRV from {suffix} file ({size:.1f} MB, read + count)",
+                    t,
+                    ",".join(result.winners),
+                )
+            )
 
     with redis_url() as url:
         rows += asyncio.run(time_redis(url, ballots, args.runs))
