@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import tempfile
 import time
@@ -30,6 +31,7 @@ from ballots.count import count
 from ballots.count.formats import read_ballots, write_ballots
 from ballots.count.model import Ballots
 from ballots.count.redis_source import read_ballots as read_redis_ballots
+from ballots.count.result import Result
 from ballots.election import Candidate, Election, save_election
 from tests.redis_server import redis_url
 
@@ -54,6 +56,11 @@ def generate(n: int, candidates: int, seed: int) -> Ballots:
             weights.pop(i)
         groups[tuple(ranking)] += 1
     return Ballots(tuple(names), groups)
+
+
+def count_file(path: Path) -> Result:
+    """Read a ballot file and count it by IRV."""
+    return count(read_ballots(path), "irv")
 
 
 def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -119,7 +126,7 @@ def peers(ballots: Ballots, skip_pyrankvote: bool) -> list[tuple[str, float, str
     votes = dict(ballots.groups)
     for label, seats in (("IRV", 1), ("STV 3 seats", 3)):
         selector = vl.TransferableVoteSelector(quota_function="droop")
-        t, winners = best_of(1, lambda s=seats, sel=selector: sel.evaluate(votes, s))
+        t, winners = best_of(1, functools.partial(selector.evaluate, votes, seats))
         rows.append((f"votelib {label}", t, ",".join(winners)))
     if skip_pyrankvote:
         return rows
@@ -169,7 +176,7 @@ def main() -> None:
             with path.open("w", encoding="utf-8", newline="") as f:
                 write_ballots(ballots, fmt, f)
             size = path.stat().st_size / 1e6
-            t, result = best_of(args.runs, lambda p=path: count(read_ballots(p), "irv"))
+            t, result = best_of(args.runs, functools.partial(count_file, path))
             rows.append(
                 (
                     f"IRV from {suffix} file ({size:.1f} MB, read + count)",
