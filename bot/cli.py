@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ballots.connection import open_redis
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
+from ballots.count import cli as count_cli
 from bot import commands, demo
 from bot.context import Context, Handler
 from bot.settings import Settings
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.register(sub)
     commands.register(sub)
+    count_cli.register(sub)
     return parser
 
 
