@@ -34,6 +34,7 @@ from bot.settings import Settings
 from channels.sms import PATH as SMS_PATH
 from channels.sms import SmsWebhook
 from channels.sms_sender import TwilioSender
+from channels.telegram import serve_installers
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     except (RedisError, OSError) as err:
         raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
     core = await build_core(settings, ctx.redis, ctx.clock, args.election)
-    app = make_app(core)
+    polling = getattr(args, "telegram_polling", False)
+    app = make_app(core, serve_installers(settings, polling=polling))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -252,5 +254,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--election",
         metavar="ID",
         help="the election to serve (default: OPENPRIMARY_ELECTION, or the only one loaded)",
+    )
+    parser.add_argument(
+        "--telegram-polling",
+        action="store_true",
+        help="fetch Telegram updates by polling instead of the webhook: for development "
+        "without a public URL (removes the bot's webhook)",
     )
     parser.set_defaults(handler=serve)

@@ -6,6 +6,7 @@ from channels.telegram.channel import (
     TELEGRAM_CHANNEL,
     TelegramChannel,
     installer,
+    serve_installers,
 )
 from channels.telegram.sending import TelegramSender, build_bot, telegram_sender
 from channels.telegram.signing import ButtonSigner
@@ -19,5 +20,6 @@ __all__ = [
     "TelegramSender",
     "build_bot",
     "installer",
+    "serve_installers",
     "telegram_sender",
 ]

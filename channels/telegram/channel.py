@@ -28,7 +28,9 @@ from telegram.ext import (
     filters,
 )
 
+from ballots.errors import ConfigError
 from bot.core import Core
+from bot.settings import Settings
 from channels.telegram.handlers import Handlers
 from channels.telegram.sending import (
     CHANNEL,
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: The update types the bot asks for; anything else is not delivered at all.
 ALLOWED_UPDATES = ["message", "callback_query"]
+
+#: Plugs a channel into the web app (``channels.server.Installer``).
+Installer = Callable[[web.Application], None]
 
 TelegramApp = Application[
     Bot,
@@ -195,7 +200,16 @@ class TelegramChannel:
 TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
 
 
-def installer(*, polling: bool = False) -> Callable[[web.Application], None]:
+def serve_installers(settings: Settings, *, polling: bool = False) -> list[Installer]:
+    """What ``openprimary serve`` adds to its app for Telegram: nothing without a bot token."""
+    if not settings.telegram_bot_token:
+        if polling:
+            raise ConfigError("--telegram-polling: missing setting(s): TELEGRAM_BOT_TOKEN")
+        return []
+    return [installer(polling=polling)]
+
+
+def installer(*, polling: bool = False) -> Installer:
     """Plugs Telegram into ``channels.server.make_app``: ``make_app(core, [installer()])``."""
 
     def install(app: web.Application) -> None:

@@ -37,8 +37,8 @@ THROTTLED = frozenset(
     }
 )
 
-#: Telegram's limit for one group: twenty messages a minute.
-GROUP_INTERVAL = 3.0
+#: A group gets a third of a private chat's rate: twenty a minute at one a second.
+GROUP_SLOWDOWN = 3.0
 
 
 class _Schedule:
@@ -62,7 +62,8 @@ class Throttle(BaseRateLimiter[None]):
     """A PTB rate limiter: per-chat and overall spacing, and retries after 429.
 
     ``rate`` is messages a second for the whole bot, ``chat_rate`` for one
-    private chat, of which ``chat_burst`` may go back to back.  A 429 pauses
+    private chat, of which ``chat_burst`` may go back to back (a group gets a
+    third of that, one at a time).  A 429 pauses
     every call for ``retry_after`` seconds and the call is made again, up to
     ``max_retries`` times; any other error is the caller's to handle.
     """
@@ -146,12 +147,10 @@ class Throttle(BaseRateLimiter[None]):
             if len(self._chats) >= 10_000:
                 # Forget chats that are free to send again: their schedule is back at rest.
                 self._chats = {k: s for k, s in self._chats.items() if s.next > now}
-            group = isinstance(chat_id, int) and chat_id < 0
-            schedule = (
-                _Schedule(GROUP_INTERVAL, 1)
-                if group
-                else _Schedule(1 / self.chat_rate, self.chat_burst)
-            )
+            if isinstance(chat_id, int) and chat_id < 0:
+                schedule = _Schedule(GROUP_SLOWDOWN / self.chat_rate, 1)
+            else:
+                schedule = _Schedule(1 / self.chat_rate, self.chat_burst)
             self._chats[chat_id] = schedule
         return schedule
 
