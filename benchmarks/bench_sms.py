@@ -1,0 +1,191 @@
+"""Benchmark SMS: signed Twilio webhooks through the whole stack, against a floor.
+
+Run: .venv/bin/python -m benchmarks.bench_sms [--voters N] [--concurrency C]
+
+It starts a private redis-server (or uses REDIS_URL; it is flushed) and
+serves two apps on 127.0.0.1, in this process with the load generator:
+
+- the whole stack: ``channels.server.make_app`` (signature check with the
+  twilio library, form parse, E.164, router with dedupe and per-sender lock,
+  conversation, codes, ballot box, TwiML).  ``--voters`` supporters each vote
+  by SMS step by step (hi, code, four single choices, YES: 7 messages), then
+  as many again send the ranking in one message (hi, code, ranking, YES);
+- the floor: a bare aiohttp handler that parses the form, makes one Redis
+  round trip (SET NX of the MessageSid) and answers TwiML, under the same
+  number of signed requests at the same concurrency.
+
+It prints messages per second and p50/p99 latency for each, the ratio of
+the two, and the SMS segments a completed vote costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.box import ballot_count
+from ballots.clock import ManualClock
+from ballots.connection import client_from_url
+from ballots.election import Election, read_election_file, save_election
+from ballots.roll import import_roll, parse_roll
+from benchmarks.harness import Job, Load, LoadResult, run_load
+from bot.core import build_core
+from channels.gsm import segments
+from channels.server import make_app
+from channels.sms import twiml
+from tests.factories import EXAMPLES, NOW, settings
+from tests.redis_server import redis_url
+from tests.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
+
+TOKEN = "bench-auth-token-0123456789abcdef"
+PUBLIC_URL = "https://vote.example.org"
+SIGNED_URL = PUBLIC_URL + PATH
+STEP_BY_STEP = ("hi", "<code>", "2", "4", "1", "3", "YES")
+ONE_MESSAGE = ("hi", "<code>", "2 4 1 3", "YES")
+
+
+def phone(i: int) -> str:
+    return f"+4474{i:08d}"
+
+
+async def load_election(redis: Redis, voters: int) -> Election:
+    await redis.flushdb()
+    election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench-sms")
+    election = await save_election(redis, election)
+    rows = ["supporter_id,name,phone"]
+    rows += [f"B{i:07d},Supporter {i},{phone(i)}" for i in range(voters)]
+    await import_roll(redis, election, parse_roll("\n".join(rows) + "\n", "bench.csv"))
+    return election
+
+
+async def signed_post(load: Load, url: str, number: str, text: str) -> list[str]:
+    form = inbound_form(number, text)
+    headers = {"X-Twilio-Signature": sign(TOKEN, SIGNED_URL, form)}
+    _status, xml = await load.post(url + PATH, data=form, headers=headers)
+    return twiml_bodies(xml)
+
+
+def voter(url: str, number: str, script: Sequence[str], bills: list[int]) -> Job:
+    """One supporter's whole vote; appends the segments it cost to ``bills``."""
+
+    async def job(load: Load) -> None:
+        received: list[str] = []
+        for step in script:
+            text = step
+            if step == "<code>":
+                found = re.search(r"\b(\d{6})\b", received[0])
+                assert found, received
+                text = found.group(1)
+            received += await signed_post(load, url, number, text)
+        assert "Vote cast" in received[-1], received[-1]
+        bills.append(sum(segments(body) for body in received))
+
+    return job
+
+
+def floor_sender(url: str, number: str, messages: int) -> Job:
+    async def job(load: Load) -> None:
+        for i in range(messages):
+            await signed_post(load, url, number, f"message {i}")
+
+    return job
+
+
+def floor_app(redis: Redis) -> web.Application:
+    """The least any webhook must do: parse the form, one Redis round trip, TwiML."""
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        await redis.set(keys.delivery("floor", str(form["MessageSid"])), "1", nx=True, ex=60)
+        return web.Response(text=twiml(["Thanks."]), content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post(PATH, handle)
+    return app
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+def summary(name: str, bills: list[int]) -> str:
+    return (
+        f"{name}: {len(bills)} completed votes, segments per vote: "
+        f"mean {sum(bills) / len(bills):.1f}, max {max(bills)}"
+    )
+
+
+async def bench(url: str, voters: int, concurrency: int) -> None:
+    redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
+    try:
+        election = await load_election(redis, 2 * voters)
+        config = settings(public_url=PUBLIC_URL, twilio_auth_token=TOKEN)
+        core = await build_core(config, redis, ManualClock(NOW), election.id)
+        stack_runner, stack_url = await serve(make_app(core))
+        floor_runner, floor_url = await serve(floor_app(redis))
+        try:
+            step_bills: list[int] = []
+            one_bills: list[int] = []
+            stack = await run_load(
+                "whole stack, step by step",
+                [voter(stack_url, phone(i), STEP_BY_STEP, step_bills) for i in range(voters)],
+                concurrency=concurrency,
+            )
+            one = await run_load(
+                "whole stack, ranking in one message",
+                [
+                    voter(stack_url, phone(voters + i), ONE_MESSAGE, one_bills)
+                    for i in range(voters)
+                ],
+                concurrency=concurrency,
+            )
+            floor = await run_load(
+                "floor (form + 1 Redis round trip + TwiML)",
+                [floor_sender(floor_url, phone(i), len(STEP_BY_STEP)) for i in range(voters)],
+                concurrency=concurrency,
+            )
+        finally:
+            await stack_runner.cleanup()
+            await floor_runner.cleanup()
+        cast = await ballot_count(redis, election)
+    finally:
+        await redis.aclose()
+
+    results: list[LoadResult] = [stack, one, floor]
+    for result in results:
+        print(result.line())
+    print(f"floor / whole stack (step by step): {floor.rate / stack.rate:.1f}x")
+    print(summary("step by step", step_bills))
+    print(summary("one message", one_bills))
+    assert cast == 2 * voters, (cast, voters)
+    assert not any(r.errors for r in results), [r.statuses for r in results]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--voters", type=int, default=500, help="voters per run (default 500)")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="voters texting at once (default 50)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    # Replies go back as TwiML here; no REST sender is needed or wanted.
+    logging.getLogger("channels.server").setLevel(logging.ERROR)
+    with redis_url() as url:
+        asyncio.run(bench(url, args.voters, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

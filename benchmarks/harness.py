@@ -1,0 +1,112 @@
+"""A webhook load harness: a bounded amount of work at a stated concurrency.
+
+Work comes as *jobs*: one job is one client's run of requests that must go
+in order (one voter's conversation, one Telegram chat).  ``concurrency``
+jobs run at once over real HTTP, each request is timed, and the result gives
+requests per second and the latency percentiles::
+
+    async def vote(load: Load) -> None:
+        status, body = await load.post(url, data=form, headers=headers)
+        ...
+
+    result = await run_load("full stack", [vote] * 500, concurrency=32)
+    print(result.line())
+
+Every request made through :meth:`Load.post` counts; a status other than
+the expected one (200 unless told) is counted as an error, not raised, so one
+slow or failed request does not end the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientSession, TCPConnector
+
+
+@dataclass
+class LoadResult:
+    """What one run measured."""
+
+    name: str
+    concurrency: int
+    jobs: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        """Requests per second over the whole run."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        """The ``p``-th percentile latency in seconds (nearest rank)."""
+        if not self.latencies:
+            return math.nan
+        ordered = sorted(self.latencies)
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        return ordered[rank - 1]
+
+    def line(self) -> str:
+        return (
+            f"{self.name}: {self.requests} requests ({self.jobs} jobs) at concurrency "
+            f"{self.concurrency} in {self.seconds:.2f}s: {self.rate:,.0f} req/s, "
+            f"p50 {self.percentile(50) * 1000:.1f} ms, p99 {self.percentile(99) * 1000:.1f} ms"
+            + (f", {self.errors} errors" if self.errors else "")
+        )
+
+
+class Load:
+    """What a job gets: an HTTP session whose requests are timed and counted."""
+
+    def __init__(self, session: ClientSession, result: LoadResult) -> None:
+        self.session = session
+        self.result = result
+
+    async def post(self, url: str, *, expect: int = 200, **kwargs: Any) -> tuple[int, str]:
+        """POST and read the answer; returns (status, body text)."""
+        started = time.perf_counter()
+        async with self.session.post(url, **kwargs) as resp:
+            text = await resp.text()
+            status = resp.status
+        self.result.latencies.append(time.perf_counter() - started)
+        self.result.statuses[status] += 1
+        if status != expect:
+            self.result.errors += 1
+        return status, text
+
+
+Job = Callable[[Load], Awaitable[None]]
+
+
+async def run_load(name: str, jobs: Iterable[Job], *, concurrency: int) -> LoadResult:
+    """Run every job, ``concurrency`` at a time, and time their requests."""
+    result = LoadResult(name, concurrency)
+    queue: list[Job] = list(jobs)
+    queue.reverse()
+    connector = TCPConnector(limit=concurrency, force_close=False)
+    async with ClientSession(connector=connector) as session:
+        load = Load(session, result)
+
+        async def worker() -> None:
+            while queue:
+                job = queue.pop()
+                await job(load)
+                result.jobs += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.seconds = time.perf_counter() - started
+    return result

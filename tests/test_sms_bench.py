@@ -1,0 +1,26 @@
+"""The SMS benchmark and its harness keep working (a tiny run; no timings are checked)."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from benchmarks.bench_sms import bench
+from benchmarks.harness import LoadResult
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    result = LoadResult("x", 1, latencies=[float(n) for n in range(1, 101)], seconds=2.0)
+    assert (result.percentile(50), result.percentile(99), result.percentile(100)) == (50, 99, 100)
+    assert result.rate == 50
+    assert "100 requests" in result.line()
+
+
+async def test_a_tiny_benchmark_run(
+    redis: Redis, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await bench(redis_url, voters=3, concurrency=2)
+    out = capsys.readouterr().out
+    assert "floor / whole stack" in out
+    assert "step by step: 3 completed votes, segments per vote" in out
+    assert "one message: 3 completed votes, segments per vote" in out
