@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -98,6 +99,7 @@ class TelegramAPI:
         self._answered: set[str] = set()
         self._pending: list[dict[str, Any]] = []
         self._arrived = asyncio.Event()
+        self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -162,6 +164,16 @@ class TelegramAPI:
 
     # --- what tests inspect --------------------------------------------------
 
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checking after each call the bot makes.
+
+        Give up after ten seconds: a test that waits longer has found a bug.
+        """
+        async with asyncio.timeout(10):
+            while not condition():
+                self._activity.clear()
+                await self._activity.wait()
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -195,12 +207,14 @@ class TelegramAPI:
         if method == "getUpdates":
             # Record before the long poll, so the call shows up while it waits.
             self.calls.append(Call(method, params, time.monotonic(), 200))
+            self._activity.set()
             response: web.Response = await handler(params)
             return response
         return self._record(method, params, await handler(params))
 
     def _record(self, method: str, params: dict[str, Any], response: web.Response) -> web.Response:
         self.calls.append(Call(method, params, time.monotonic(), response.status))
+        self._activity.set()
         return response
 
     def _take_failure(self, method: str, chat_id: Any) -> web.Response | None:
