@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -15,7 +16,7 @@ from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 from tests.telegram_support import ANN, ANN_PHONE, BILAL, telegram_world
 
 
-def with_sms(twilio: TwilioApiStandIn) -> dict[str, object]:
+def with_sms(twilio: TwilioApiStandIn) -> dict[str, Any]:
     return {
         "public_url": PUBLIC_URL,
         "twilio_account_sid": ACCOUNT_SID,
