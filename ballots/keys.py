@@ -123,3 +123,70 @@ def opted_out(channel: str) -> str:
 def unreachable(channel: str) -> str:
     """Set: addresses a channel can no longer deliver to (blocked the bot...)."""
     return f"{PREFIX}:unreachable:{channel}"
+
+
+# --- reminder jobs and sending rates (bot/reminders.py, bot/ratelimit.py) -
+#
+# Every key of one reminder job carries the hash tag ``{remind/<job>}``, so
+# each step of a job (claim, begin, finish, recover) is one single-slot
+# script.  The shared sending rate of a channel and its per-chat spacing keys
+# share the tag ``{rate/<channel>}`` for the same reason.
+
+
+def _job_tag(job_id: str) -> str:
+    return f"{{remind/{job_id}}}"
+
+
+def reminder_jobs(election_id: str) -> str:
+    """Sorted set: an election's reminder job ids, scored by start time."""
+    return f"{PREFIX}:e:{election_id}:reminders"
+
+
+def reminder(job_id: str) -> str:
+    """Hash: a reminder job's definition, status, cursors and outcome counters."""
+    return f"{PREFIX}:{_job_tag(job_id)}:job"
+
+
+def reminder_recipients(job_id: str, channel: str) -> str:
+    """List: supporter ids to remind on one channel, fixed when the job starts."""
+    return f"{PREFIX}:{_job_tag(job_id)}:to:{channel}"
+
+
+def reminder_retry(job_id: str, channel: str) -> str:
+    """List: recipient indexes handed back unsent (pause, a dead worker's claims)."""
+    return f"{PREFIX}:{_job_tag(job_id)}:retry:{channel}"
+
+
+def reminder_progress(job_id: str, channel: str) -> str:
+    """String: 4 bits per recipient index, the state of that recipient's message."""
+    return f"{PREFIX}:{_job_tag(job_id)}:progress:{channel}"
+
+
+def reminder_claims(job_id: str) -> str:
+    """Hash: ``<channel>:<index>`` -> ``<worker>:c`` (claimed) or ``<worker>:s`` (sending)."""
+    return f"{PREFIX}:{_job_tag(job_id)}:claims"
+
+
+def reminder_workers(job_id: str) -> str:
+    """Sorted set: worker ids draining the job, scored by heartbeat expiry (ms)."""
+    return f"{PREFIX}:{_job_tag(job_id)}:workers"
+
+
+def reminder_doubt(job_id: str) -> str:
+    """List: ``<channel>:<index>`` of messages in flight when their worker died."""
+    return f"{PREFIX}:{_job_tag(job_id)}:doubt"
+
+
+def send_rate(channel: str) -> str:
+    """Hash: a channel's shared sending schedule (next slot, pause, slow-down)."""
+    return f"{PREFIX}:rate:{{rate/{channel}}}"
+
+
+def chat_rate(channel: str, address: str) -> str:
+    """String with a TTL: one chat was just sent to (per-chat spacing)."""
+    return f"{PREFIX}:rate:{{rate/{channel}}}:chat:{address}"
+
+
+def organiser_pending(election_id: str, channel: str, address: str) -> str:
+    """String (JSON) with a TTL: a reminder an organiser has yet to confirm."""
+    return f"{PREFIX}:e:{election_id}:organiser:{channel}:{address}"

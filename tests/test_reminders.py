@@ -1,0 +1,257 @@
+"""Reminder jobs: who gets one, the checks on the text, and exactly-once sending in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots import audit, keys
+from bot.reminders import (
+    ReminderError,
+    Reminders,
+    Worker,
+    dropped_by_sms,
+    plan,
+    template_problems,
+    text_problem,
+)
+from tests.reminders_support import (
+    Recorder,
+    chat,
+    clock,
+    election_with_roll,
+    fast_limiter,
+    mark_voted,
+    phone,
+)
+
+TEXT = "Hi {name}, {days_left} days left to vote. Polls close {closes}."
+
+
+async def test_targeting_voted_opted_out_unreachable_and_telegram(redis: Redis) -> None:
+    # S0-S9: 0 voted, 1 opted out of SMS, 2 unreachable by SMS, 3 linked Telegram,
+    # 4 Telegram but opted out there, 5 Telegram that blocked the bot (falls back to SMS),
+    # 6-9 plain SMS.
+    election = await election_with_roll(redis, 10, telegram=lambda i: i in (3, 4, 5))
+    await mark_voted(redis, election, "S0")
+    await redis.sadd(keys.opted_out("sms"), phone(1))
+    await redis.sadd(keys.unreachable("sms"), phone(2))
+    await redis.sadd(keys.opted_out("telegram"), chat(4))
+    await redis.sadd(keys.unreachable("telegram"), chat(5))
+
+    ready = await plan(redis, election, TEXT, clock=clock())
+    assert sorted(ready.recipients["telegram"]) == ["S3"]
+    assert sorted(ready.recipients["sms"]) == ["S5", "S6", "S7", "S8", "S9"]
+    assert ready.skipped == {"voted": 1, "opted_out": 2, "unreachable": 1, "other_channel": 0}
+    assert ready.sms_segments == 5
+
+    only_sms = await plan(redis, election, TEXT, "sms", clock=clock())
+    assert only_sms.count("telegram") == 0 and only_sms.skipped["other_channel"] == 1
+
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, ready, "cli:test")
+    sms, tg = Recorder("sms"), Recorder("telegram")
+    final = await Worker(redis, {"sms": sms, "telegram": tg}, fast_limiter(redis)).run(job)
+
+    assert final.status == "finished"
+    assert sorted(sms.addresses) == sorted(phone(i) for i in (5, 6, 7, 8, 9))
+    assert tg.addresses == [chat(3)]
+    assert tg.sent[0][1].startswith("Hi Supporter 3, ")
+    assert final.outcome("sent") == 6 and final.remaining == 0
+
+
+async def test_supporters_who_vote_or_opt_out_meanwhile_are_skipped(redis: Redis) -> None:
+    election = await election_with_roll(redis, 6)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    await mark_voted(redis, election, "S1", "telegram")
+    await redis.sadd(keys.opted_out("sms"), phone(2))
+    sms = Recorder("sms")
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert sorted(sms.addresses) == sorted(phone(i) for i in (0, 3, 4, 5))
+    assert final.outcome("voted") == 1 and final.outcome("opted_out") == 1
+
+
+async def test_platform_outcomes_are_recorded(redis: Redis) -> None:
+    election = await election_with_roll(redis, 4)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    answers = {phone(0): "opted_out", phone(1): "unreachable", phone(2): "failed"}
+    sms = Recorder("sms", status=lambda a: answers.get(a, "sent"))
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert {o: final.outcome(o) for o in ("sent", "opted_out", "unreachable", "failed")} == {
+        "sent": 1,
+        "opted_out": 1,
+        "unreachable": 1,
+        "failed": 1,
+    }
+    assert final.status == "finished"
+
+
+def test_template_checks() -> None:
+    assert template_problems(TEXT) == []
+    assert "unknown placeholder {code}" in template_problems("Your {code}")[0]
+    assert template_problems("a { b")
+    assert template_problems("{name!r}")
+    assert template_problems("  ")
+    assert dropped_by_sms("Vote now \U0001f5f3\ufe0f, it\u2019s Siân\u2019s day") == ["\U0001f5f3"]
+    assert text_problem("sms", "x" * 160) is None
+    assert "5 segments" in (text_problem("sms", "x" * 700) or "")
+    assert text_problem("telegram", "x" * 4096) is None
+    assert text_problem("telegram", "\U0001f600" * 2049) is not None  # UTF-16 units
+
+
+async def test_dry_run_counts_and_refuses_bad_text(redis: Redis) -> None:
+    election = await election_with_roll(redis, 5, telegram=lambda i: i == 0)
+    long = await plan(redis, election, "x" * 150 + " {name}", clock=clock())
+    assert long.count("sms") == 4 and long.count("telegram") == 1
+    assert long.sms_segments == 8 and long.max_sms_segments == 2
+    emoji = await plan(redis, election, "Vote! \U0001f5f3", clock=clock())
+    assert any("vanish" in p for p in emoji.problems)
+    with pytest.raises(ReminderError):
+        await Reminders(redis, clock()).create(election, emoji, "t")
+    tg_only = await plan(redis, election, "Vote! \U0001f5f3", "telegram", clock=clock())
+    assert tg_only.problems == [] and tg_only.total == 1
+
+
+async def test_two_workers_share_one_job_without_duplicates(redis: Redis, redis_url: str) -> None:
+    election = await election_with_roll(redis, 300)
+    job = await Reminders(redis, clock()).create(
+        election, await plan(redis, election, TEXT, clock=clock()), "t"
+    )
+    other = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        a, b = Recorder("sms"), Recorder("sms")
+        wa = Worker(redis, {"sms": a}, fast_limiter(redis), concurrency={"sms": 4})
+        wb = Worker(other, {"sms": b}, fast_limiter(other), concurrency={"sms": 4})
+        await asyncio.gather(wa.run(job), wb.run(job))
+    finally:
+        await other.aclose()
+    everyone = a.addresses + b.addresses
+    assert Counter(everyone).most_common(1)[0][1] == 1
+    assert sorted(everyone) == sorted(phone(i) for i in range(300))
+    assert a.sent and b.sent  # both did some of the work
+    final = await Reminders(redis).status(job)
+    assert final.status == "finished" and final.outcome("sent") == 300
+
+
+async def test_pause_then_resume_sends_the_rest_once(redis: Redis) -> None:
+    election = await election_with_roll(redis, 40)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+
+    async def pause_at_ten(n: int) -> None:
+        if n == 9:
+            await reminders.pause(job, "cli:alice")
+
+    sms = Recorder("sms", hook=pause_at_ten)
+    paused = await Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 3}).run(job)
+    assert paused.status == "paused"
+    first = len(sms.sent)
+    assert 10 <= first <= 12  # those already on their way when it paused finish
+    assert paused.claimed == 0 and paused.outcome("sent") == first
+
+    await reminders.resume(job, "cli:alice")
+    sms.hook = None
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert final.status == "finished"
+    assert sorted(sms.addresses) == sorted(phone(i) for i in range(40))
+    actions = [e.action for e in await audit.read(redis, election.id)]
+    assert actions[-4:] == [
+        "reminder started",
+        "reminder paused",
+        "reminder resumed",
+        "reminder finished",
+    ]
+
+
+async def test_cancel_stops_for_good(redis: Redis) -> None:
+    election = await election_with_roll(redis, 30)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+
+    async def cancel_at_five(n: int) -> None:
+        if n == 4:
+            await reminders.cancel(job, "tg:100001")
+
+    sms = Recorder("sms", hook=cancel_at_five)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 2}).run(job)
+    assert final.status == "cancelled" and len(sms.sent) <= 6
+    with pytest.raises(ReminderError, match="cancelled"):
+        await reminders.resume(job, "t")
+    again = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert again.status == "cancelled" and len(sms.sent) <= 6
+
+
+async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis) -> None:
+    election = await election_with_roll(redis, 50)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    stuck = asyncio.Event()
+
+    async def hang_on_twenty(n: int) -> None:
+        if n == 19:
+            stuck.set()
+            await asyncio.Event().wait()  # the platform never answers
+
+    sms = Recorder("sms", hook=hang_on_twenty)
+    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 4})
+    task = asyncio.create_task(worker.run(job))
+    await asyncio.wait_for(stuck.wait(), 10)
+    task.cancel()  # as a crash would: mid-call, with other claims held
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    hung = sms.sent[19][0]
+
+    middle = await reminders.status(job)
+    assert middle.outcome("in_doubt") >= 1 and middle.claimed == 0
+
+    sms.hook = None
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert final.status == "finished"
+    counts = Counter(sms.addresses)
+    assert counts.most_common(1)[0][1] == 1  # nobody twice
+    assert set(counts) == {phone(i) for i in range(50)}  # nobody missed
+    assert final.outcome("in_doubt") == middle.outcome("in_doubt")
+    assert final.outcome("sent") + final.outcome("in_doubt") == 50
+
+    # The organiser may choose to send the in-doubt ones again.
+    assert await reminders.resend_in_doubt(job, "cli:alice") == final.outcome("in_doubt")
+    await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert Counter(sms.addresses)[hung] == 2
+    assert (await reminders.status(job)).outcome("in_doubt") == 0
+
+
+async def test_a_dead_workers_claims_are_taken_over(redis: Redis) -> None:
+    """Claims of a worker whose heartbeat ran out: unbegun ones are sent by another."""
+    election = await election_with_roll(redis, 5)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    ghost = Worker(redis, {}, fast_limiter(redis), heartbeat=0.2)
+    from bot.reminders import _job_keys
+
+    keys_ = _job_keys(job)
+    await ghost._beat(keys=keys_, args=[ghost.id, 200, "1"])
+    claimed = [await ghost._claim(keys=keys_, args=["sms", ghost.id]) for _ in range(2)]
+    assert [c[0] for c in claimed] == ["ok", "ok"]
+    assert await ghost._begin(keys=keys_, args=["sms", claimed[1][1], ghost.id]) == "ok"
+    # The ghost dies here, holding one claim and one send in flight.
+    sms = Recorder("sms")
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), heartbeat=0.2).run(job)
+    assert final.status == "finished"
+    assert final.outcome("sent") == 4 and final.outcome("in_doubt") == 1
+    assert len(set(sms.addresses)) == 4
+
+
+async def test_job_memory_is_small(redis: Redis) -> None:
+    election = await election_with_roll(redis, 5000, shards=16)
+    job = await Reminders(redis, clock()).create(
+        election, await plan(redis, election, TEXT, clock=clock()), "t"
+    )
+    used = 0
+    for key in await redis.keys(f"*{{remind/{job}}}*"):
+        used += int(await redis.memory_usage(key) or 0)
+    assert used < 5000 * 20  # under 20 bytes a recipient
