@@ -1,0 +1,321 @@
+"""``openprimary remind``: start, resume, watch, pause and cancel reminder jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from telegram.error import RetryAfter
+from telegram.ext import ExtBot
+from telegram.request import HTTPXRequest
+
+from ballots.election import get_election
+from bot.context import Context
+from bot.ratelimit import RateLimiter
+from bot.reminders import (
+    CHANNELS,
+    HEARTBEAT,
+    MAX_SMS_SEGMENTS,
+    JobStatus,
+    Plan,
+    Reminders,
+    Worker,
+    default_concurrency,
+    plan,
+)
+from bot.settings import Settings
+from channels.base import Sender
+from channels.sms_sender import TwilioSender
+from channels.telegram.sending import Bot, TelegramSender, api_urls
+from channels.telegram.signing import ButtonSigner
+from channels.telegram.throttle import Throttle, retry_after_seconds
+
+
+def limiter_for(settings: Settings, redis: Redis) -> RateLimiter:
+    """The shared rate limiter, with the rates from the settings."""
+    return RateLimiter(
+        redis,
+        {"sms": settings.sms_rate, "telegram": settings.telegram_rate},
+        chat_rates={"telegram": settings.telegram_chat_rate},
+    )
+
+
+class SharedThrottle(Throttle):
+    """PTB's per-process throttle, plus the cross-process one for Telegram's 429s.
+
+    A 429 pauses every process (not just this one), and the retry the
+    throttle makes afterwards waits for a turn like any other message.
+    """
+
+    def __init__(self, limiter: RateLimiter, chat_rate: float) -> None:
+        # The shared limiter spaces sends overall; this one keeps per-chat order.
+        super().__init__(10_000.0, chat_rate)
+        self.limiter = limiter
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat = str(data.get("chat_id")) if data.get("chat_id") is not None else None
+        retrying = False
+
+        async def guarded(*a: Any, **kw: Any) -> bool | dict[str, Any] | list[dict[str, Any]]:
+            nonlocal retrying
+            if retrying:
+                await self.limiter.wait_turn("telegram", chat)
+            try:
+                return await callback(*a, **kw)
+            except RetryAfter as err:
+                retrying = True
+                await self.limiter.pause("telegram", retry_after_seconds(err))
+                raise
+
+        return await super().process_request(guarded, args, kwargs, endpoint, data, rate_limit_args)
+
+
+def reminder_bot(settings: Settings, limiter: RateLimiter) -> Bot:
+    """A Bot API client for reminders: the shared rate limit, and 429s shared too."""
+    settings.require("telegram_bot_token")
+    assert settings.telegram_bot_token is not None
+    base_url, base_file_url = api_urls(settings.telegram_api_base)
+    return ExtBot(
+        settings.telegram_bot_token,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        request=HTTPXRequest(connection_pool_size=128, pool_timeout=10.0),
+        rate_limiter=SharedThrottle(limiter, settings.telegram_chat_rate),
+    )
+
+
+@asynccontextmanager
+async def reminder_senders(
+    settings: Settings, redis: Redis, limiter: RateLimiter, channels: set[str]
+) -> AsyncIterator[dict[str, Sender]]:
+    """The senders ``channels`` need, built from the settings and closed on exit."""
+    senders: dict[str, Sender] = {}
+    async with AsyncExitStack() as stack:
+        if "sms" in channels:
+            sms = TwilioSender.from_settings(settings, redis, sleep=limiter.backoff_sleep("sms"))
+            stack.push_async_callback(sms.aclose)
+            senders["sms"] = sms
+        if "telegram" in channels:
+            bot = reminder_bot(settings, limiter)
+            await stack.enter_async_context(bot)
+            senders["telegram"] = TelegramSender(bot, redis, ButtonSigner(settings.secret_key))
+        yield senders
+
+
+def _describe_plan(p: Plan, out: Any) -> None:
+    out.write(f"would remind {p.total} supporters of {p.election}:\n")
+    for ch in CHANNELS:
+        extra = f" ({p.sms_segments} SMS segments)" if ch == "sms" else ""
+        out.write(f"  {ch:<9} {p.count(ch)}{extra}\n")
+    skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in p.skipped.items() if n)
+    if skipped:
+        out.write(f"  skipped: {skipped}\n")
+    for ch, text in p.sample.items():
+        out.write(f"  first {ch} message: {text!r}\n")
+
+
+def _describe_status(s: JobStatus, out: Any) -> None:
+    out.write(s.summary() + "\n")
+    for ch in CHANNELS:
+        if s.totals[ch]:
+            counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s.counts[ch].items() if n)
+            out.write(f"  {ch:<9} {s.totals[ch]} recipients: {counts or 'nothing yet'}\n")
+    if s.outcome("in_doubt"):
+        out.write(
+            f"  {s.outcome('in_doubt')} message(s) were on their way when a worker died and "
+            "were not sent again; --resend-in-doubt sends them again (some may arrive twice)\n"
+        )
+
+
+async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
+    """Drain a job in this process, with a progress bar on a terminal."""
+    reminders = Reminders(ctx.redis, ctx.clock)
+    status = await reminders.status(job)
+    if status.status != "running":
+        _describe_status(status, ctx.out)
+        return 0
+    limiter = limiter_for(ctx.settings, ctx.redis)
+    needed = {ch for ch in CHANNELS if status.totals[ch]}
+    rates = {"sms": ctx.settings.sms_rate, "telegram": ctx.settings.telegram_rate}
+    concurrency = {ch: args.concurrency or default_concurrency(rates[ch]) for ch in CHANNELS}
+    async with reminder_senders(ctx.settings, ctx.redis, limiter, needed) as senders:
+        worker = Worker(
+            ctx.redis,
+            senders,
+            limiter,
+            clock=ctx.clock,
+            concurrency=concurrency,
+            heartbeat=args.heartbeat,
+            max_segments=args.max_segments,
+        )
+        if ctx.out.isatty():
+            final = await _with_progress(worker, reminders, job, status.total)
+        else:
+            final = await worker.run(job)
+    _describe_status(final, ctx.out)
+    if final.status == "running":
+        ctx.out.write("other workers are finishing the rest\n")
+    return 0
+
+
+async def _with_progress(worker: Worker, reminders: Reminders, job: str, total: int) -> JobStatus:
+    columns = (
+        TextColumn("reminding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as bar:
+        task = bar.add_task("job", total=total, note="")
+        running = asyncio.create_task(worker.run(job))
+        while not running.done():
+            s = await reminders.status(job)
+            note = f"{s.outcome('sent')} sent"
+            bar.update(task, completed=s.done, note=note)
+            await asyncio.wait({running}, timeout=0.5)
+        final = await running
+        bar.update(task, completed=final.done, note=f"{final.outcome('sent')} sent")
+    return final
+
+
+async def remind(args: argparse.Namespace, ctx: Context) -> int:
+    """Start, resume, show, pause or cancel a reminder."""
+    reminders = Reminders(ctx.redis, ctx.clock)
+    if args.status:
+        status = await reminders.status(args.status)
+        ctx.out.write(f"job: {status.job}\n")
+        if args.json:
+            ctx.out.write(json.dumps(status.to_dict(), indent=2) + "\n")
+        else:
+            _describe_status(status, ctx.out)
+        return 0
+    if args.pause or args.cancel:
+        job = args.pause or args.cancel
+        change = reminders.pause if args.pause else reminders.cancel
+        status = await change(job, ctx.actor)
+        ctx.out.write(f"job: {job}\n")
+        _describe_status(status, ctx.out)
+        return 0
+    if args.resume:
+        ctx.out.write(f"job: {args.resume}\n")
+        ctx.out.flush()
+        await reminders.resume(args.resume, ctx.actor)
+        if args.resend_in_doubt:
+            n = await reminders.resend_in_doubt(args.resume, ctx.actor)
+            ctx.out.write(f"{n} in-doubt message(s) queued again\n")
+        return await _work(args.resume, args, ctx)
+
+    if not args.election or args.message is None:
+        ctx.err.write("openprimary: remind needs --election and --message (or --resume JOB)\n")
+        return 2
+    election = await get_election(ctx.redis, args.election)
+    ready = await plan(
+        ctx.redis,
+        election,
+        args.message,
+        args.channel,
+        clock=ctx.clock,
+        max_segments=args.max_segments,
+    )
+    if args.dry_run:
+        ctx.out.write("job: none (dry run: nothing was sent)\n")
+        _describe_plan(ready, ctx.out)
+        if args.json:
+            ctx.out.write(json.dumps(ready.to_dict(), indent=2) + "\n")
+        for problem in ready.problems:
+            ctx.err.write(f"openprimary: {problem}\n")
+        return 1 if ready.problems else 0
+    if ready.problems:
+        for problem in ready.problems:
+            ctx.err.write(f"openprimary: {problem}\n")
+        ctx.err.write("openprimary: nothing was sent\n")
+        return 1
+    # Refuse before the job exists if a channel it needs has no sender.
+    needed = {ch for ch in CHANNELS if ready.count(ch)}
+    if "sms" in needed:
+        ctx.settings.require("twilio_account_sid", "twilio_auth_token", "twilio_from")
+    if "telegram" in needed:
+        ctx.settings.require("telegram_bot_token")
+    job = await reminders.create(election, ready, ctx.actor)
+    ctx.out.write(f"job: {job}\n")
+    ctx.out.flush()
+    with contextlib.suppress(asyncio.CancelledError):
+        return await _work(job, args, ctx)
+    ctx.err.write(f"openprimary: interrupted; continue with: openprimary remind --resume {job}\n")
+    return 130
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``openprimary remind``."""
+    p = sub.add_parser(
+        "remind",
+        help="remind supporters who have not voted (SMS and Telegram)",
+        description=(
+            "Send a reminder to every supporter who has not voted, has not opted out and "
+            "can be reached: on Telegram where linked, otherwise by SMS. The message may use "
+            "{name}, {days_left} and {closes}. The job lives in Redis: any number of "
+            "'remind --resume JOB' processes can drain it together, at the rates set by "
+            "OPENPRIMARY_SMS_RATE and OPENPRIMARY_TELEGRAM_RATE (all processes together)."
+        ),
+    )
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--election", metavar="ID", help="start a reminder for this election")
+    mode.add_argument("--resume", metavar="JOB", help="continue a job after a crash or pause")
+    mode.add_argument("--status", metavar="JOB", help="show a job's progress")
+    mode.add_argument("--pause", metavar="JOB", help="pause a job (resume it with --resume)")
+    mode.add_argument("--cancel", metavar="JOB", help="cancel a job for good")
+    p.add_argument(
+        "--message", metavar="TEXT", help="the reminder; may use {name} {days_left} {closes}"
+    )
+    p.add_argument(
+        "--channel",
+        choices=("sms", "telegram", "all"),
+        default="all",
+        help="only supporters reached on this channel (default: all)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="count recipients and SMS segments; send nothing"
+    )
+    p.add_argument("--json", action="store_true", help="with --status or --dry-run: print JSON")
+    p.add_argument(
+        "--resend-in-doubt",
+        action="store_true",
+        help="with --resume: send again the messages in flight when a worker died",
+    )
+    p.add_argument(
+        "--max-segments",
+        type=int,
+        default=MAX_SMS_SEGMENTS,
+        metavar="N",
+        help="refuse an SMS longer than N segments (default: %(default)s)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="messages on their way at once per channel in this process (default: from the rate)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=HEARTBEAT,
+        metavar="SECONDS",
+        help="a dead worker's claims are taken over after this long (default: %(default)s)",
+    )
+    p.set_defaults(handler=remind)

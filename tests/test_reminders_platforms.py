@@ -1,0 +1,233 @@
+"""Reminders through the real twilio and python-telegram-bot clients, against the stand-ins.
+
+Rates are checked on the stand-ins' own timestamps: the most messages that
+arrive in any one-second window (one more than the rate is allowed for the
+window's edges and for loopback jitter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from ballots.election import Election
+from bot.remind_cli import limiter_for, reminder_senders
+from bot.reminders import Reminders, Worker, plan
+from bot.settings import Settings
+from tests.factories import SECRET, settings
+from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
+from tests.standins.telegram_api import TelegramAPI
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+
+AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
+TEXT = "Hi {name}, {days_left} days left to vote."
+
+
+def twilio_settings(twilio: TwilioApiStandIn, **more: object) -> Settings:
+    return settings(
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_from=OUR_NUMBER,
+        twilio_api_base=twilio.base_url,
+        **more,
+    )
+
+
+async def start_job(redis: Redis, election: Election) -> str:
+    ready = await plan(redis, election, TEXT, clock=clock())
+    return await Reminders(redis, clock()).create(election, ready, "cli:test")
+
+
+@asynccontextmanager
+async def worker_for(
+    config: Settings, redis: Redis, channels: set[str], concurrency: int = 4
+) -> AsyncIterator[Worker]:
+    limiter = limiter_for(config, redis)
+    async with reminder_senders(config, redis, limiter, channels) as senders:
+        yield Worker(
+            redis,
+            senders,
+            limiter,
+            concurrency=dict.fromkeys(channels, concurrency),
+            heartbeat=1.0,
+        )
+
+
+async def test_sms_rate_is_kept_by_two_workers_together(redis: Redis, redis_url: str) -> None:
+    election = await election_with_roll(redis, 60)
+    job = await start_job(redis, election)
+    other = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+            config = twilio_settings(twilio, sms_rate=20.0)
+            async with (
+                worker_for(config, redis, {"sms"}) as a,
+                worker_for(config, other, {"sms"}) as b,
+            ):
+                await asyncio.gather(a.run(job), b.run(job))
+    finally:
+        await other.aclose()
+    assert sorted(m.to for m in twilio.messages) == sorted(phone(i) for i in range(60))
+    assert most_in_window([m.at for m in twilio.messages]) <= 21
+    assert twilio.messages[0].body.startswith("Hi Supporter ")
+
+
+async def test_sms_429_pauses_everyone_then_slows_down(redis: Redis) -> None:
+    election = await election_with_roll(redis, 40)
+    job = await start_job(redis, election)
+    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        config = twilio_settings(twilio, sms_rate=20.0)
+
+        async def throttle_after_ten() -> None:
+            await twilio.wait_for(10)
+            twilio.fail_next(429)
+
+        async with worker_for(config, redis, {"sms"}, concurrency=6) as worker:
+            _, final = await asyncio.gather(throttle_after_ten(), worker.run(job))
+    assert final.outcome("sent") == 40
+    assert Counter(m.to for m in twilio.messages).most_common(1)[0][1] == 1
+    refused = [a.at for a in twilio.attempts if a.status == 429]
+    assert len(refused) == 1
+    t = refused[0]
+    # TwilioSender's first backoff is at least 0.25 s; nobody may send in it
+    # (a request already on the wire when the 429 came back may still land).
+    assert not [a for a in twilio.attempts if t + 0.05 < a.at < t + 0.25]
+    # Afterwards the rate is halved (10/s) for a while.
+    after = [m.at for m in twilio.messages if m.at > t]
+    assert most_in_window(after) <= 11
+
+
+async def test_telegram_rate_and_one_per_chat(redis: Redis) -> None:
+    election = await election_with_roll(redis, 30, telegram=lambda i: True)
+    job = await start_job(redis, election)
+    async with TelegramAPI() as api:
+        config = settings(
+            telegram_bot_token=api.token,
+            telegram_api_base=api.url,
+            telegram_rate=15.0,
+        )
+        async with worker_for(config, redis, {"telegram"}) as worker:
+            final = await worker.run(job)
+            sends = api.calls_to("sendMessage")
+            assert final.outcome("sent") == 30
+            assert sorted(str(c.params["chat_id"]) for c in sends) == sorted(
+                chat(i) for i in range(30)
+            )
+            assert most_in_window([c.at for c in sends]) <= 16
+
+            # One chat, three messages: at most one a second reaches it.
+            from bot.messages import OutboundMessage
+
+            sender = worker.senders["telegram"]
+            for _ in range(3):
+                await worker.limiter.wait_turn("telegram", chat(0))
+                await sender.send(chat(0), OutboundMessage("again"))
+            to_one = [
+                c.at for c in api.calls_to("sendMessage") if str(c.params["chat_id"]) == chat(0)
+            ]
+            assert len(to_one) == 4
+            assert most_in_window(to_one[1:], 0.9) == 1
+
+
+async def test_telegram_retry_after_pauses_everyone(redis: Redis) -> None:
+    election = await election_with_roll(redis, 30, telegram=lambda i: True)
+    job = await start_job(redis, election)
+    async with TelegramAPI() as api:
+        config = settings(
+            telegram_bot_token=api.token, telegram_api_base=api.url, telegram_rate=20.0
+        )
+
+        finished = 0
+
+        def flood_after_eight() -> None:
+            nonlocal finished
+            finished += 1
+            if finished == 8:
+                api.fail("sendMessage", 429, retry_after=1)
+
+        async with worker_for(config, redis, {"telegram"}, concurrency=5) as worker:
+            worker.on_progress = flood_after_eight
+            final = await worker.run(job)
+    assert final.outcome("sent") == 30
+    calls = api.calls_to("sendMessage")
+    refused = [c.at for c in calls if c.status == 429]
+    assert len(refused) == 1
+    t = refused[0]
+    assert not [c for c in calls if t + 0.05 < c.at < t + 0.95]
+    delivered = Counter(str(c.params["chat_id"]) for c in calls if c.status == 200)
+    assert sorted(delivered) == sorted(chat(i) for i in range(30))
+    assert delivered.most_common(1)[0][1] == 1
+
+
+async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path: Path) -> None:
+    """The real command in a subprocess, SIGKILLed part-way; a second one resumes."""
+    election = await election_with_roll(redis, 200)
+    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "OPENPRIMARY_REDIS_URL": redis_url,
+            "OPENPRIMARY_SECRET_KEY": SECRET,
+            "OPENPRIMARY_SMS_RATE": "50",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM": OUR_NUMBER,
+            "TWILIO_API_BASE": twilio.base_url,
+        }
+        command = [sys.executable, "-m", "bot.cli", "remind"]
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root
+        first = await asyncio.create_subprocess_exec(
+            *command,
+            "--election",
+            election.id,
+            "--message",
+            TEXT,
+            "--heartbeat",
+            "1",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert first.stdout is not None
+        line = (await asyncio.wait_for(first.stdout.readline(), 30)).decode()
+        assert line.startswith("job: ")
+        job = line.split()[1]
+        await asyncio.wait_for(twilio.wait_for(70), 30)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        at_kill = await Reminders(redis).status(job)
+        assert at_kill.status == "running" and at_kill.remaining > 0
+
+        second = await asyncio.create_subprocess_exec(
+            *command,
+            "--resume",
+            job,
+            "--heartbeat",
+            "1",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 0, out
+        assert out.decode().startswith(f"job: {job}\n")
+
+    final = await Reminders(redis).status(job)
+    assert final.status == "finished"
+    received = Counter(m.to for m in twilio.messages)
+    assert received.most_common(1)[0][1] == 1  # nobody twice
+    doubt = final.outcome("in_doubt")
+    assert doubt <= 10  # at most one per send in flight (concurrency) at the kill
+    assert final.outcome("sent") + doubt == 200
+    # Nobody missed: everyone got it, but for in-doubt ones whose send the kill cut off.
+    assert len(received) >= 200 - doubt
+    assert most_in_window([m.at for m in twilio.messages]) <= 51
