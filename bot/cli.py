@@ -13,9 +13,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ballots.connection import open_redis
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
 from ballots.count import cli as count_cli
-from bot import commands, demo
+from bot import commands, demo, remind_cli
 from bot.context import Context, Handler
 from bot.settings import Settings
+from channels import server
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.register(sub)
     commands.register(sub)
+    remind_cli.register(sub)
     count_cli.register(sub)
+    server.register(sub)
     return parser
 
 
