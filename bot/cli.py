@@ -32,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     commands.register(sub)
     remind_cli.register(sub)
-    remind_cli.register(sub)
     count_cli.register(sub)
     server.register(sub)
     return parser
