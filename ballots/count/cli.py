@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ballots import audit
 from ballots.count import METHODS, count
 from ballots.count.chart import write_chart
 from ballots.count.formats import FORMATS, read_ballots, write_ballots
@@ -100,6 +101,17 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
             seed=args.seed,
             bulk_exclusion=args.bulk_exclusion,
         )
+        await audit.record(
+            ctx.redis,
+            ctx.clock,
+            election.id,
+            ctx.actor,
+            "count run",
+            method=election.method,
+            seats=election.seats,
+            ballots=ballots.total,
+            seed=args.seed,
+        )
     ctx.out.write(render_json(result) if args.json else render_text(result))
     if args.chart is not None:
         await asyncio.to_thread(write_chart, result, args.chart)
@@ -120,6 +132,16 @@ async def export_command(args: argparse.Namespace, ctx: Context) -> int:
     """Write the election's ballots in the chosen format."""
     election = await get_election(ctx.redis, args.election)
     ballots = await read_redis_ballots(ctx.redis, election)
+    await audit.record(
+        ctx.redis,
+        ctx.clock,
+        election.id,
+        ctx.actor,
+        "ballots exported",
+        format=args.format,
+        ballots=ballots.total,
+        file=str(args.out) if args.out is not None else "-",
+    )
     if args.out is None:
         write_ballots(ballots, args.format, ctx.out, election.seats)
     else:
