@@ -12,6 +12,7 @@ from ballots.codes import CodePolicy, Codes
 from ballots.election import Election, get_election, list_elections
 from ballots.errors import ConfigError
 from bot.conversation import Conversation
+from bot.organiser import OrganiserCommands
 from bot.router import Router
 from bot.settings import Settings
 from channels.base import Sender
@@ -59,7 +60,8 @@ async def build_core(
     election = await pick_election(redis, election_id or settings.election)
     codes = Codes(redis, settings.secret_key, clock, policy)
     box = BallotBox(redis, codes, clock)
-    conversation = Conversation(redis, election, codes, box, clock)
     senders: dict[str, Sender] = {}
+    organisers = OrganiserCommands(redis, election, clock, settings, senders)
+    conversation = Conversation(redis, election, codes, box, clock, extensions=[organisers])
     router = Router(redis, conversation, senders)
     return Core(settings, redis, clock, election, codes, box, conversation, router, senders)

@@ -1,0 +1,204 @@
+"""Organiser commands in the chat: REMIND (with a YES/NO confirmation), STATUS, TURNOUT.
+
+Only the phone numbers and ``tg:<user id>`` entries in the election's
+``organisers`` list get them (on Telegram, only in their private chat with
+the bot, so figures never land in a group).  For anyone else, and for an
+organiser's ordinary messages, :meth:`OrganiserCommands.handle` returns
+None and the voting conversation answers as it would any supporter.
+
+Every command is written to the audit trail with who sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from ballots import audit, keys
+from ballots.clock import Clock
+from ballots.election import Election
+from ballots.turnout import turnout
+from bot.messages import InboundMessage, OutboundMessage
+from bot.parse import normalise
+from bot.ratelimit import RateLimiter
+from bot.reminders import (
+    CHANNELS,
+    ReminderError,
+    Reminders,
+    Worker,
+    default_concurrency,
+    plan,
+)
+from bot.settings import Settings
+from channels.base import Sender
+
+log = logging.getLogger(__name__)
+
+#: How long a drafted reminder waits for YES.
+CONFIRM_WITHIN = 600
+USAGE = "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
+
+
+def _say(text: str) -> list[OutboundMessage]:
+    return [OutboundMessage(text)]
+
+
+class OrganiserCommands:
+    """A conversation extension for the election's organisers."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        election: Election,
+        clock: Clock,
+        settings: Settings,
+        senders: Mapping[str, Sender],
+        *,
+        confirm_within: int = CONFIRM_WITHIN,
+    ) -> None:
+        self.redis = redis
+        self.election = election
+        self.clock = clock
+        self.settings = settings
+        self.senders = senders  # the live mapping: the server fills it in at start-up
+        self.confirm_within = confirm_within
+        self.reminders = Reminders(redis, clock)
+        self.limiter = RateLimiter(
+            redis,
+            {"sms": settings.sms_rate, "telegram": settings.telegram_rate},
+            chat_rates={"telegram": settings.telegram_chat_rate},
+        )
+        self._workers: set[asyncio.Task[object]] = set()
+
+    def organiser(self, msg: InboundMessage) -> str | None:
+        """The organiser's audit name if ``msg`` comes from one, else None."""
+        if msg.channel == "sms" and msg.address in self.election.organisers:
+            return f"sms:{msg.address}"
+        if msg.channel == "telegram":
+            user = msg.user_id or msg.address
+            if user == msg.address and f"tg:{user}" in self.election.organisers:
+                return f"tg:{user}"
+        return None
+
+    async def handle(self, msg: InboundMessage) -> list[OutboundMessage] | None:
+        """Replies to an organiser command; None for anything else."""
+        actor = self.organiser(msg)
+        if actor is None or msg.choice is not None or msg.contact is not None:
+            return None
+        text = normalise(msg.text)
+        word, _, rest = text.partition(" ")
+        word = word.upper().strip(".!")
+        pending = keys.organiser_pending(self.election.id, msg.channel, msg.address)
+        if word == "REMIND":
+            return await self._draft(actor, pending, rest.strip())
+        if word in ("YES", "NO") and not rest:
+            draft = await self.redis.getdel(pending)
+            if draft is None:
+                return None  # not an answer to us: the voter flow's YES/NO
+            if word == "NO":
+                return _say("Reminder dropped. Nothing was sent.")
+            return await self._start(actor, json.loads(draft))
+        if word == "STATUS" and not rest:
+            return await self._status(actor)
+        if word == "TURNOUT" and not rest:
+            return await self._turnout(actor)
+        if word in ("PAUSE", "RESUME") and not rest:
+            return await self._pause_or_resume(actor, word)
+        return None
+
+    async def _draft(self, actor: str, pending: str, template: str) -> list[OutboundMessage]:
+        """Count who would get it and what it costs; wait for YES."""
+        if not template:
+            return _say("Usage: " + USAGE)
+        draft = await plan(self.redis, self.election, template, clock=self.clock)
+        if draft.problems:
+            return _say("Not sent: " + draft.problems[0])
+        if not draft.total:
+            return _say("Nobody to remind: everyone has voted or cannot be reached.")
+        await self.redis.set(pending, json.dumps({"template": template}), ex=self.confirm_within)
+        return _say(
+            f"This reminder would go to {draft.total} supporters: {draft.count('sms')} by SMS "
+            f"({draft.sms_segments} SMS segments) and {draft.count('telegram')} by Telegram. "
+            f'First one: "{draft.sample.get("sms") or draft.sample.get("telegram", "")}" '
+            "Reply YES to send it or NO to drop it."
+        )
+
+    async def _start(self, actor: str, draft: dict[str, str]) -> list[OutboundMessage]:
+        """Fix the recipients now, and start sending from this process."""
+        ready = await plan(self.redis, self.election, draft["template"], clock=self.clock)
+        try:
+            job = await self.reminders.create(self.election, ready, actor)
+        except ReminderError as err:
+            return _say(f"Not sent: {err}")
+        missing = [ch for ch in CHANNELS if ready.count(ch) and ch not in self.senders]
+        if missing:
+            return _say(
+                f"Reminder job {job} is ready for {ready.total} supporters, but this server "
+                f"cannot send by {' or '.join(missing)}. Run: openprimary remind --resume {job}"
+            )
+        self._run_in_background(job)
+        return _say(
+            f"Sending reminder job {job} to {ready.total} supporters. STATUS shows progress, "
+            "PAUSE stops it."
+        )
+
+    def _run_in_background(self, job: str) -> None:
+        rates = {"sms": self.settings.sms_rate, "telegram": self.settings.telegram_rate}
+        worker = Worker(
+            self.redis,
+            self.senders,
+            self.limiter,
+            clock=self.clock,
+            concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
+        )
+        task: asyncio.Task[object] = asyncio.create_task(worker.run(job))
+        self._workers.add(task)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[object]) -> None:
+        self._workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a reminder worker stopped", exc_info=task.exception())
+
+    async def _status(self, actor: str) -> list[OutboundMessage]:
+        job = await self.reminders.latest(self.election.id)
+        await audit.record(
+            self.redis, self.clock, self.election.id, actor, "status viewed", job=job
+        )
+        if job is None:
+            return _say("No reminder has been sent yet.")
+        return _say((await self.reminders.status(job)).summary())
+
+    async def _turnout(self, actor: str) -> list[OutboundMessage]:
+        figures = await turnout(self.redis, self.election)
+        await audit.record(self.redis, self.clock, self.election.id, actor, "turnout viewed")
+        channels = ", ".join(f"{n} by {ch}" for ch, n in sorted(figures.by_channel.items()))
+        return _say(
+            f"Turnout: {figures.voted} of {figures.eligible} ({figures.percent:.1f}%)"
+            + (f": {channels}." if channels else ".")
+        )
+
+    async def _pause_or_resume(self, actor: str, word: str) -> list[OutboundMessage]:
+        job = await self.reminders.latest(self.election.id)
+        if job is None:
+            return _say("No reminder has been sent yet.")
+        try:
+            if word == "PAUSE":
+                status = await self.reminders.pause(job, actor)
+            else:
+                status = await self.reminders.resume(job, actor)
+                if status.status == "running":
+                    self._run_in_background(job)
+        except ReminderError as err:
+            return _say(str(err))
+        return _say(status.summary())
+
+    async def aclose(self) -> None:
+        """Stop this process's reminder workers (the jobs stay in Redis, resumable)."""
+        for task in list(self._workers):
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
