@@ -59,7 +59,7 @@ def build_bot(settings: Settings) -> Bot:
         settings.telegram_bot_token,
         base_url=base_url,
         base_file_url=base_file_url,
-        request=HTTPXRequest(connection_pool_size=256, pool_timeout=10.0),
+        request=HTTPXRequest(connection_pool_size=32, pool_timeout=10.0),
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0),
         rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate),
     )

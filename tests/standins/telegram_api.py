@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -47,6 +48,9 @@ _JSON_PARAMS = frozenset(
         "reply_parameters",
     }
 )
+
+#: Calls that change what a chat shows.
+_SHOWN = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
@@ -100,6 +104,8 @@ class TelegramAPI:
         self._pending: list[dict[str, Any]] = []
         self._arrived = asyncio.Event()
         self._activity = asyncio.Event()
+        self._delivered: Counter[int] = Counter()
+        self._chat_activity: dict[int, asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -174,6 +180,18 @@ class TelegramAPI:
                 self._activity.clear()
                 await self._activity.wait()
 
+    def delivered(self, chat_id: int) -> int:
+        """How many messages the bot has sent or edited in a chat so far."""
+        return self._delivered[chat_id]
+
+    async def wait_delivered(self, chat_id: int, count: int) -> None:
+        """Wait until the bot has sent or edited ``count`` messages in a chat (10 s at most)."""
+        event = self._chat_activity.setdefault(chat_id, asyncio.Event())
+        async with asyncio.timeout(10):
+            while self._delivered[chat_id] < count:
+                event.clear()
+                await event.wait()
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -214,6 +232,11 @@ class TelegramAPI:
 
     def _record(self, method: str, params: dict[str, Any], response: web.Response) -> web.Response:
         self.calls.append(Call(method, params, time.monotonic(), response.status))
+        if response.status == 200 and method in _SHOWN and isinstance(params.get("chat_id"), int):
+            self._delivered[params["chat_id"]] += 1
+            event = self._chat_activity.get(params["chat_id"])
+            if event is not None:
+                event.set()
         self._activity.set()
         return response
 

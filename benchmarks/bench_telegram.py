@@ -1,0 +1,218 @@
+"""Benchmark Telegram: webhook updates through the whole stack, against a floor.
+
+Run: .venv/bin/python -m benchmarks.bench_telegram [--voters N] [--concurrency C]
+
+It starts a private redis-server (or uses REDIS_URL; it is flushed), a
+stand-in Bot API and the app on 127.0.0.1, all in this process with the load
+generator (benchmarks/harness.py, as the SMS benchmark uses):
+
+- votes by buttons: ``--voters`` supporters each vote on Telegram as a person
+  would, waiting for the bot's answer before the next update: their voting
+  code, four taps ranking every candidate, "Cast my vote" (6 updates).  Each
+  update goes as Telegram sends it (secret-token header, JSON), through
+  PTB's Update parsing and handlers, the router (dedupe, per-sender lock),
+  the conversation, the ballot box, and back out through PTB to the Bot API
+  (sendMessage, editMessageText, answerCallbackQuery);
+- a burst: as many chats again each send "hello" at once, the way a
+  reminder's answers arrive; timed until every greeting has been sent;
+- the floor: a bare aiohttp handler that checks the secret, parses the JSON
+  and makes one Redis round trip (SET NX of the update_id), under the same
+  number of updates at the same concurrency.
+
+The bot's own flood-limit throttle is set out of the way (``--telegram-rate``
+restores it): on real Telegram, sending is capped at about 30 messages a
+second whatever the server can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from dataclasses import replace
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.box import ballot_count
+from ballots.clock import ManualClock
+from ballots.connection import client_from_url
+from ballots.election import Election, read_election_file, save_election
+from ballots.roll import import_roll, parse_roll
+from benchmarks.harness import Job, Load, LoadResult, run_load
+from bot.core import build_core
+from channels.server import make_app
+from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, installer
+from tests.factories import EXAMPLES, NOW, settings
+from tests.redis_server import redis_url
+from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
+
+SECRET = "bench-webhook-secret-0123456789"
+PATH = "/telegram"
+#: Four taps rank every candidate, which ends the ranking.
+TAPS = ("Sam Patel", "Chris Byrne", "Alex Green", "Jo Okafor")
+FIRST_CHAT = 500_000_000
+
+
+def chat(i: int) -> TelegramUser:
+    return TelegramUser(FIRST_CHAT + i, f"Supporter {i}")
+
+
+async def load_election(redis: Redis, voters: int) -> Election:
+    await redis.flushdb()
+    election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench-telegram")
+    election = await save_election(redis, election)
+    rows = ["supporter_id,name,phone"]
+    rows += [f"T{i:07d},Supporter {i},+4475{i:08d}" for i in range(voters)]
+    await import_roll(redis, election, parse_roll("\n".join(rows) + "\n", "bench.csv"))
+    return election
+
+
+class Telegram:
+    """Posts updates to the webhook as Telegram does."""
+
+    def __init__(self, url: str, api: TelegramAPI) -> None:
+        self.url = url + PATH
+        self.api = api
+        self.updates = UpdateFactory()
+
+    async def post(self, load: Load, update: dict[str, object]) -> None:
+        await load.post(
+            self.url,
+            data=json.dumps(update),
+            headers={SECRET_HEADER: SECRET, "Content-Type": "application/json"},
+        )
+
+
+def voter(tg: Telegram, user: TelegramUser, code: str) -> Job:
+    """One supporter's vote by buttons, each update after the bot's answer to the last."""
+
+    async def job(load: Load) -> None:
+        await tg.post(load, tg.updates.text(user, code))
+        await tg.api.wait_delivered(user.id, 1)
+        prompt = tg.api.last_message(user.id)
+        for n, label in enumerate((*TAPS, "Cast my vote"), start=2):
+            current = tg.api.message(user.id, prompt["message_id"])
+            await tg.post(load, tg.updates.tap(user, current, button_data(current, label)))
+            await tg.api.wait_delivered(user.id, n)
+        final = tg.api.message(user.id, prompt["message_id"])["text"]
+        assert final.startswith("Vote cast"), final
+
+    return job
+
+
+def greeter(tg: Telegram, user: TelegramUser) -> Job:
+    async def job(load: Load) -> None:
+        await tg.post(load, tg.updates.text(user, "hello"))
+
+    return job
+
+
+def floor_app(redis: Redis) -> web.Application:
+    """The least a webhook must do: check the secret, parse JSON, one Redis round trip."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.headers.get(SECRET_HEADER) != SECRET:
+            return web.Response(status=403)
+        update = await request.json()
+        await redis.set(keys.delivery("floor", str(update["update_id"])), "1", nx=True, ex=60)
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_post(PATH, handle)
+    return app
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def bench(url: str, voters: int, concurrency: int, rate: float) -> None:
+    redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
+    try:
+        async with TelegramAPI() as api:
+            election = await load_election(redis, voters)
+            config = settings(
+                telegram_bot_token=api.token,
+                telegram_api_base=api.url,
+                telegram_webhook_secret=SECRET,
+                telegram_rate=rate,
+                telegram_chat_rate=rate,
+            )
+            core = await build_core(config, redis, ManualClock(NOW), election.id)
+            codes = await core.codes.issue_voting_codes(election)
+            app = make_app(core, [installer()])
+            stack_runner, stack_url = await serve(app)
+            floor_runner, floor_url = await serve(floor_app(redis))
+            tg = Telegram(stack_url, api)
+            try:
+                votes = await run_load(
+                    "votes by buttons, whole stack",
+                    [voter(tg, chat(i), row[3]) for i, row in enumerate(codes)],
+                    concurrency=concurrency,
+                )
+                started = time.perf_counter()
+                burst = await run_load(
+                    "burst of first messages, accepted",
+                    [greeter(tg, chat(voters + i)) for i in range(voters)],
+                    concurrency=concurrency,
+                )
+                await app[TELEGRAM_CHANNEL].drain()
+                handled = time.perf_counter() - started
+                floor = await run_load(
+                    "floor (secret + JSON + 1 Redis round trip)",
+                    [greeter(Telegram(floor_url, api), chat(i)) for i in range(voters * 6)],
+                    concurrency=concurrency,
+                )
+            finally:
+                await stack_runner.cleanup()
+                await floor_runner.cleanup()
+            greeted = sum(1 for i in range(voters) if api.delivered(chat(voters + i).id))
+            calls = len(api.calls)
+        cast = await ballot_count(redis, election)
+    finally:
+        await redis.aclose()
+
+    results: list[LoadResult] = [votes, burst, floor]
+    for result in results:
+        print(result.line())
+    print(
+        f"burst of first messages, handled (greeting sent): {voters} updates in "
+        f"{handled:.2f}s: {voters / handled:,.0f} updates/s"
+    )
+    print(f"floor / whole stack (votes by buttons): {floor.rate / votes.rate:.1f}x")
+    print(f"Bot API calls made: {calls:,}; ballots cast: {cast}")
+    assert cast == voters, (cast, voters)
+    assert greeted == voters, (greeted, voters)
+    assert not any(r.errors for r in results), [r.statuses for r in results]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--voters", type=int, default=500, help="voters per run (default 500)")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="voters tapping at once (default 50)"
+    )
+    parser.add_argument(
+        "--telegram-rate",
+        type=float,
+        default=100_000.0,
+        help="the bot's own send limit, per second overall and per chat (default: no limit)",
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    # No SMS is configured or needed here.
+    logging.getLogger("channels.server").setLevel(logging.ERROR)
+    with redis_url() as url:
+        asyncio.run(bench(url, args.voters, args.concurrency, args.telegram_rate))
+
+
+if __name__ == "__main__":
+    main()
