@@ -113,3 +113,12 @@ async def test_a_button_in_a_group_is_refused(redis: Redis) -> None:
         answer = world.api.calls_to("answerCallbackQuery")[-1]
         assert answer.params["text"] == PRIVATE_ONLY
         assert await redis.get(keys.conversation("telegram", str(GROUP))) is None
+
+
+async def test_updates_taken_in_are_handled_before_the_server_stops(redis: Redis) -> None:
+    async with telegram_world(redis) as world:
+        updates = [world.updates.text(user, "hello") for user in (ANN, BILAL)]
+        assert [await world.post(u) for u in updates] == [200, 200]
+        api = world.api
+    # The server has stopped: both 200s were honoured.
+    assert len(api.messages(ANN.id)) == len(api.messages(BILAL.id)) == 1

@@ -54,6 +54,8 @@ def build_bot(settings: Settings) -> Bot:
     """The Bot API client, with the flood-limit throttle every call goes through."""
     settings.require("telegram_bot_token")
     assert settings.telegram_bot_token is not None
+    # httpx logs every request's URL at INFO, and a Bot API URL holds the bot's token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     base_url, base_file_url = api_urls(settings.telegram_api_base)
     return ExtBot(
         settings.telegram_bot_token,
