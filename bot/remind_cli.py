@@ -129,7 +129,7 @@ def _describe_plan(p: Plan, out: Any) -> None:
         out.write(f"  first {ch} message: {text!r}\n")
 
 
-def _describe_status(s: JobStatus, out: Any) -> None:
+async def _describe_status(s: JobStatus, out: Any, reminders: Reminders) -> None:
     out.write(s.summary() + "\n")
     for ch in CHANNELS:
         if s.totals[ch]:
@@ -140,6 +140,9 @@ def _describe_status(s: JobStatus, out: Any) -> None:
             f"  {s.outcome('in_doubt')} message(s) were on their way when a worker died and "
             "were not sent again; --resend-in-doubt sends them again (some may arrive twice)\n"
         )
+        doubt = await reminders.in_doubt(s.job)
+        out.write("  in doubt: " + ", ".join(f"{sid} ({ch})" for ch, sid in doubt[:20]))
+        out.write(" ...\n" if len(doubt) > 20 else "\n")
 
 
 async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
@@ -147,7 +150,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
     reminders = Reminders(ctx.redis, ctx.clock)
     status = await reminders.status(job)
     if status.status != "running":
-        _describe_status(status, ctx.out)
+        await _describe_status(status, ctx.out, reminders)
         return 0
     limiter = limiter_for(ctx.settings, ctx.redis)
     needed = {ch for ch in CHANNELS if status.totals[ch]}
@@ -167,7 +170,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             final = await _with_progress(worker, reminders, job, status.total)
         else:
             final = await worker.run(job)
-    _describe_status(final, ctx.out)
+    await _describe_status(final, ctx.out, reminders)
     if final.status == "running":
         ctx.out.write("other workers are finishing the rest\n")
     return 0
@@ -203,14 +206,14 @@ async def remind(args: argparse.Namespace, ctx: Context) -> int:
         if args.json:
             ctx.out.write(json.dumps(status.to_dict(), indent=2) + "\n")
         else:
-            _describe_status(status, ctx.out)
+            await _describe_status(status, ctx.out, reminders)
         return 0
     if args.pause or args.cancel:
         job = args.pause or args.cancel
         change = reminders.pause if args.pause else reminders.cancel
         status = await change(job, ctx.actor)
         ctx.out.write(f"job: {job}\n")
-        _describe_status(status, ctx.out)
+        await _describe_status(status, ctx.out, reminders)
         return 0
     if args.resume:
         ctx.out.write(f"job: {args.resume}\n")

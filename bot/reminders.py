@@ -686,6 +686,15 @@ class Reminders:
             },
         )
 
+    async def in_doubt(self, job: str) -> list[tuple[str, str]]:
+        """(channel, supporter id) of each message in doubt: sent or not, nobody knows."""
+        found: list[tuple[str, str]] = []
+        for entry in await self.redis.lrange(keys.reminder_doubt(job), 0, -1):
+            channel, _, index = str(entry).partition(":")
+            sid = await self.redis.lindex(keys.reminder_recipients(job, channel), int(index))
+            found.append((channel, str(sid)))
+        return found
+
     async def latest(self, election_id: str) -> str | None:
         """The most recently started job of an election."""
         found = await self.redis.zrange(keys.reminder_jobs(election_id), -1, -1)

@@ -229,5 +229,7 @@ async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path:
     assert doubt <= 10  # at most one per send in flight (concurrency) at the kill
     assert final.outcome("sent") + doubt == 200
     # Nobody missed: everyone got it, but for in-doubt ones whose send the kill cut off.
-    assert len(received) >= 200 - doubt
+    doubted = {phone(int(sid[1:])) for _, sid in await Reminders(redis).in_doubt(job)}
+    assert len(doubted) == doubt
+    assert set(received) | doubted == {phone(i) for i in range(200)}
     assert most_in_window([m.at for m in twilio.messages]) <= 51
