@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ballots.connection import open_redis
-from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
 from ballots.count import cli as count_cli
+from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
 from bot import commands, demo, remind_cli
 from bot.context import Context, Handler
 from bot.settings import Settings
-from channels import server
+from channels import server, telegram_cli
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     remind_cli.register(sub)
     count_cli.register(sub)
     server.register(sub)
+    telegram_cli.register(sub)
     return parser
 
 
