@@ -121,11 +121,8 @@ class Conversation:
         if msg.choice is not None:
             action = self._read_button(state, msg.choice)
             if action.startswith("!"):
-                return state, [
-                    self._say(
-                        texts.stale_button() if action == "!stale" else texts.foreign_button()
-                    )
-                ]
+                notice = texts.stale_button() if action == "!stale" else texts.foreign_button()
+                return state, [OutboundMessage(notice, kind="notice")]
             text = action
         turn = Turn(msg, normalise(text), keyword(text), from_button)
 

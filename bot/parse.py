@@ -14,7 +14,9 @@ _EDGE_PUNCT = "!.?,;:'\"()[]{}*"
 _NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&]+$")
 _CHUNK_SEPARATORS = re.compile(r"\s*(?:[,;>/|\n]|->|→|\bthen\b)\s*")
 
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_OUT = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "/STOP"}
+)
 OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 HELP = frozenset({"HELP", "INFO", "/HELP", "?"})
 RESTART = frozenset(

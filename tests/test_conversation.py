@@ -210,7 +210,7 @@ async def test_buttons_carry_the_turn_and_stale_ones_are_refused(redis: Redis) -
     assert after.edit and "So far: Sam Patel" in after.text
     # A double tap of the same button is stale and changes nothing.
     (stale,) = await h.say(channel="telegram", address="77", choice=buttons[1].payload)
-    assert "earlier message" in stale.text
+    assert "earlier message" in stale.text and stale.kind == "notice"
     state = await h.core.router.store.load("telegram", "77")
     assert state.ranking == ["patel"]
     (foreign,) = await h.say(channel="telegram", address="77", choice="ffffff:1:c1")

@@ -65,10 +65,13 @@ async def test_a_stale_button_changes_nothing(redis: Redis) -> None:
             first,
             reply_markup={"inline_keyboard": [[{"text": "Jo Okafor", "callback_data": old_data}]]},
         )
+        sent = len(world.api.messages(ANN.id))
         await world.deliver(world.updates.tap(ANN, old_message, old_data))
-        assert "earlier message" in world.api.last_message(ANN.id)["text"]
+        # The refusal is the tap's own answer (a toast), not one more message in the chat.
+        answer = world.api.calls_to("answerCallbackQuery")[-1]
+        assert answer.status == 200 and "earlier message" in answer.params["text"]
+        assert len(world.api.messages(ANN.id)) == sent
         assert await world.state(ANN) == state
-        assert world.api.calls_to("answerCallbackQuery")[-1].status == 200
 
 
 async def test_a_candidate_already_ranked_cannot_be_ranked_again(redis: Redis) -> None:
@@ -97,7 +100,9 @@ async def test_a_button_from_another_election_is_refused(redis: Redis) -> None:
         signer = ButtonSigner(world.core.settings.secret_key)
         foreign = signer.sign(str(ANN.id), f"{election_tag('another-2027')}:1:c1")
         await world.deliver(world.updates.tap(ANN, prompt, foreign))
-        assert "not for this election" in world.api.last_message(ANN.id)["text"]
+        assert (
+            "not for this election" in world.api.calls_to("answerCallbackQuery")[-1].params["text"]
+        )
         assert await world.state(ANN) == state
 
 

@@ -156,6 +156,11 @@ class Handlers:
         await self.redis.srem(keys.unreachable(CHANNEL), msg.address)
         replies = await self.router.handle(msg)
         if answer is not None:
+            # A notice about the tap itself (a stale button) is the tap's answer:
+            # a toast over the chat rather than one more message in it.
+            if len(replies) == 1 and replies[0].kind == "notice":
+                await _answer(answer, replies[0].text)
+                return
             await _answer(answer)  # every tap is answered, even a repeated one
         await send_replies(
             bot, self.redis, self.signer, msg.address, replies, tapped_message_id=tapped_message_id
