@@ -190,3 +190,8 @@ def chat_rate(channel: str, address: str) -> str:
 def organiser_pending(election_id: str, channel: str, address: str) -> str:
     """String (JSON) with a TTL: a reminder an organiser has yet to confirm."""
     return f"{PREFIX}:e:{election_id}:organiser:{channel}:{address}"
+
+
+def send_window(channel: str) -> str:
+    """Sorted set: when each message of the last window went on a channel (the hard cap)."""
+    return f"{PREFIX}:rate:{{rate/{channel}}}:window"

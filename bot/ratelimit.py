@@ -11,6 +11,10 @@ until the time the platform asked for, and then halves its rate for
 :data:`SLOW_FOR` seconds.  A booked slot that falls inside a pause is given
 up at the ``go`` step and booked again after it.
 
+However late a process takes up its booked slot, ``go`` also refuses a
+message that would make more than the rate in the last second (a sorted
+set of send times per channel): that is the hard cap.
+
 Telegram also asks for about one message a second per chat: ``go`` takes a
 short-lived per-chat key (``SET NX PX``) at the moment of sending.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -48,18 +53,29 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(slot + interval - now) + 60000)
 return string.format('%.3f', slot - now)
 """
 
-# KEYS: the channel's schedule, the chat's key.  ARGV: chat interval (ms), '1' to space the chat.
-# Returns 0 to send now, or the wait (ms) before booking again.
+# KEYS: the channel's schedule, the chat's key, the channel's window.
+# ARGV: chat interval (ms), '1' to space the chat, window (ms), messages allowed in it.
+# Returns '0' to send now; 'w<ms>' to ask again after a wait (the window is
+# full); '<ms>' to book again after a wait (paused, or the chat is busy).
 _GO = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local paused = tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0')
 if paused > now then return string.format('%.3f', paused - now) end
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.3f', now - window))
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  return 'w' .. string.format('%.3f', math.max(tonumber(oldest[2]) + window - now, 0.1))
+end
 if ARGV[2] == '1' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then
     return tostring(math.max(redis.call('PTTL', KEYS[2]), 1))
   end
 end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('ZADD', KEYS[3], string.format('%.3f', now), string.format('%.3f:%d', now, seq))
+redis.call('PEXPIRE', KEYS[3], math.ceil(window) + 1000)
 return '0'
 """
 
@@ -102,26 +118,36 @@ class RateLimiter:
 
     async def wait_turn(self, channel: str, address: str | None = None) -> None:
         """Return when one message may go to ``address`` on ``channel``, now."""
-        interval_ms = 1000.0 / self.rates[channel]
+        rate = self.rates[channel]
+        interval_ms = 1000.0 / rate
+        # The hard cap: never more than the rate in any window of a second
+        # (or of one interval, for rates under one a second), however late a
+        # booked slot is taken up.
+        window_ms = max(1000.0, interval_ms)
+        allowed = max(1, math.floor(rate * window_ms / 1000))
         chat_rate = self.chat_rates.get(channel)
         spaced = chat_rate is not None and address is not None
         chat_ms = round(1000.0 / chat_rate) if chat_rate is not None else 0
-        chat_key = keys.chat_rate(channel, address or "-")
+        go_keys = [
+            keys.send_rate(channel),
+            keys.chat_rate(channel, address or "-"),
+            keys.send_window(channel),
+        ]
+        go_args = [max(chat_ms, 1), "1" if spaced else "0", window_ms, allowed]
         while True:
             wait = float(
                 await self._book(keys=[keys.send_rate(channel)], args=[interval_ms, SLOW_FACTOR])
             )
             if wait > 0:
                 await self._sleep(wait / 1000)
-            wait = float(
-                await self._go(
-                    keys=[keys.send_rate(channel), chat_key],
-                    args=[max(chat_ms, 1), "1" if spaced else "0"],
-                )
-            )
-            if wait <= 0:
-                return
-            await self._sleep(wait / 1000)
+            while True:
+                answer = str(await self._go(keys=go_keys, args=go_args))
+                if answer == "0":
+                    return
+                if not answer.startswith("w"):
+                    break
+                await self._sleep(float(answer[1:]) / 1000)
+            await self._sleep(float(answer) / 1000)
 
     async def pause(self, channel: str, seconds: float) -> None:
         """Stop every process sending on ``channel`` for ``seconds`` (a 429), then go slower."""
