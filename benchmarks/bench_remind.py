@@ -101,10 +101,13 @@ def report_rate(name: str, times: list[float], limit: float) -> None:
         return
     span = max(times) - min(times)
     rate = (len(times) - 1) / span
+    buckets = Counter(int(t - min(times)) for t in times)
+    over = sum(1 for n in buckets.values() if n > limit)
     print(
         f"{name:<9} {len(times):>7} messages in {span:6.1f} s: {rate:7.1f}/s "
         f"against a limit of {limit:g}/s ({100 * rate / limit:5.1f}%); "
-        f"busiest second {busiest_second(times)}"
+        f"busiest second {busiest_second(times)}; "
+        f"{over} of {len(buckets)} whole seconds over the limit"
     )
 
 
