@@ -101,7 +101,8 @@ def report_rate(name: str, times: list[float], limit: float) -> None:
         return
     span = max(times) - min(times)
     rate = (len(times) - 1) / span
-    buckets = Counter(int(t - min(times)) for t in times)
+    first = min(times)
+    buckets = Counter(int(t - first) for t in times)
     over = sum(1 for n in buckets.values() if n > limit)
     print(
         f"{name:<9} {len(times):>7} messages in {span:6.1f} s: {rate:7.1f}/s "
@@ -217,6 +218,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000, help="supporters on the roll")
     parser.add_argument("--workers", type=int, default=2, help="remind --resume processes")
