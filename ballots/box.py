@@ -1,9 +1,11 @@
 """The ballot box: casting a ranking, once, in one atomic step.
 
 A ballot is stored as a count against its ranking in the shard's ballots
-hash, so it carries no voter id, address, message id or time, and nothing
-records the order of casting.  Who has voted is a flag on the roll entry,
-apart from what they voted.
+sorted set, so it carries no voter id, address, message id or time.  Sorted
+sets, not hashes or sets: Redis keeps a small hash or set in insertion order
+(listpack encoding), which would give away the order of casting, while a
+sorted set is always ordered by count and then by ranking.  Who has voted
+is a flag on the roll entry, apart from what they voted.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
 redis.call('HSET', v, 'voted', ARGV[5])
 redis.call('HDEL', v, 'grant', 'grant_exp', 'code', 'otp', 'otp_exp', 'otp_tries')
-redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('ZINCRBY', KEYS[3], 1, ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[5], 'total', 1)
 redis.call('HINCRBY', KEYS[5], 'ch:' .. ARGV[5], 1)
 redis.call('HINCRBY', KEYS[5], 'day:' .. ARGV[6], 1)

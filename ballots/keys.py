@@ -79,16 +79,17 @@ def members(election_id: str, shard: int) -> str:
 
 
 def ballots(election_id: str, shard: int) -> str:
-    """Hash: ranking (candidate ids joined by ',') -> number of ballots.
+    """Sorted set: ranking (candidate ids joined by ',') scored by its number of ballots.
 
-    Identical rankings are one field, so nothing records who cast which or
-    in what order.
+    Identical rankings are one member, so nothing records who cast which.  A
+    sorted set keeps its members by score and name, never in the order they
+    were added (a small hash would), so nothing records the order of casting.
     """
     return f"{PREFIX}:{_tag(election_id, shard)}:ballots"
 
 
 def receipts(election_id: str, shard: int) -> str:
-    """Set: receipt ids handed to voters (unordered, unlinked to rankings)."""
+    """Sorted set, scores all 0: receipt ids given to voters, in name order, unlinked."""
     return f"{PREFIX}:{_tag(election_id, shard)}:receipts"
 
 

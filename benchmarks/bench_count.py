@@ -90,7 +90,7 @@ async def load_redis(redis: Redis, ballots: Ballots, seats: int, method: str) ->
         for ranking, n in ballots.groups.items():
             field = ",".join(ranking)
             shard = keys.shard_of(field, election.shards)
-            pipe.hincrby(keys.ballots(election.id, shard), field, n)
+            pipe.zincrby(keys.ballots(election.id, shard), n, field)
         await pipe.execute()
     return election
 

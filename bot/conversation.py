@@ -381,23 +381,13 @@ class Conversation:
         result = await self.box.cast(
             self.election, state.supporter, state.grant, state.ranking, turn.msg.channel
         )
+        # After a cast the chat keeps only "done": not the ranking, the supporter or
+        # the receipt, so nothing outside the ballot box remembers what was voted.
+        done = State(step=Step.DONE, turn=state.turn, election=self.election.id)
         if result.ok and result.receipt:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
-            done = State(
-                step=Step.DONE,
-                turn=state.turn,
-                election=self.election.id,
-                supporter=state.supporter,
-                receipt=result.receipt,
-            )
             return done, [self._say(texts.cast(result.receipt))]
         if result.status == "already_voted":
-            done = State(
-                step=Step.DONE,
-                turn=state.turn,
-                election=self.election.id,
-                supporter=state.supporter,
-            )
             return done, [self._say(texts.already_voted(self.election))]
         if result.status == "no_grant":
             return State(election=self.election.id, turn=state.turn), [

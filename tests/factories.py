@@ -8,6 +8,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from ballots import keys
 from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
 from ballots.election import Election, read_election_file, save_election
@@ -37,6 +38,17 @@ async def sample_election(redis: Redis, **changes: object) -> Election:
     election = await save_election(redis, election)
     await import_roll(redis, election, read_roll_file(EXAMPLES / "roll.csv"))
     return election
+
+
+async def stored_ballots(redis: Redis, election: Election) -> dict[str, int]:
+    """Every shard's ballots merged: ranking -> count."""
+    merged: dict[str, int] = {}
+    for shard in range(election.shards):
+        for ranking, n in await redis.zrange(
+            keys.ballots(election.id, shard), 0, -1, withscores=True
+        ):
+            merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
+    return merged
 
 
 @dataclass

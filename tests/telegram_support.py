@@ -21,7 +21,7 @@ from bot.core import Core, build_core
 from bot.settings import Settings
 from channels.server import Installer, make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
-from tests.factories import NOW, Outbox, sample_election, settings
+from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
@@ -93,12 +93,7 @@ class TelegramWorld:
 
     async def ballots(self) -> dict[str, int]:
         """The ballot box: ranking -> number of ballots."""
-        e = self.core.election
-        merged: dict[str, int] = {}
-        for shard in range(e.shards):
-            for ranking, n in (await self.core.redis.hgetall(keys.ballots(e.id, shard))).items():
-                merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
-        return merged
+        return await stored_ballots(self.core.redis, self.core.election)
 
     async def state(self, user: TelegramUser) -> str | None:
         """The conversation state stored for a user's private chat (JSON), if any."""

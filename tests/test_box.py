@@ -13,7 +13,7 @@ from ballots.box import BallotBox, InvalidRanking, ballot_count
 from ballots.clock import ManualClock
 from ballots.codes import Codes
 from ballots.election import Election
-from tests.factories import NOW, SECRET, harness, sample_election
+from tests.factories import NOW, SECRET, harness, sample_election, stored_ballots
 from tests.test_codes import everything_stored
 
 
@@ -91,7 +91,8 @@ async def test_nothing_stored_links_a_voter_to_a_ranking(redis: Redis) -> None:
     election, box, grant, _ = await granted(redis)
     await box.cast(election, "S1001", grant, ["okafor", "byrne"], "sms")
     shard = keys.shard_of("S1001", election.shards)
-    assert await redis.hgetall(keys.ballots(election.id, shard)) == {"okafor,byrne": "1"}
+    assert await stored_ballots(redis, election) == {"okafor,byrne": 1}
+    assert await redis.zrange(keys.ballots(election.id, shard), 0, -1) == ["okafor,byrne"]
     voter = await redis.hgetall(keys.voter(election.id, shard, "S1001"))
     assert voter["voted"] == "sms"
     assert not any("okafor" in v or "byrne" in v for v in voter.values())
@@ -116,15 +117,13 @@ async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
         assert check.grant
         ranking = ["green", "patel"] if i % 2 else ["patel", "green"]
         assert (await h.core.box.cast(election, sid, check.grant, ranking, "console")).ok
-    merged: dict[str, int] = {}
+    assert await stored_ballots(redis, election) == {"patel,green": 3, "green,patel": 3}
+    # Sorted sets keep members by count then name, whatever order they came in.
     for shard in range(election.shards):
-        for stored, n in (await redis.hgetall(keys.ballots(election.id, shard))).items():
-            merged[str(stored)] = merged.get(str(stored), 0) + int(n)
-    assert merged == {"patel,green": 3, "green,patel": 3}
-    # Ballot storage is hashes of counts and sets of receipts: no lists, no streams, no scores.
-    for shard in range(election.shards):
-        assert await redis.type(keys.ballots(election.id, shard)) in ("hash", "none")
-        assert await redis.type(keys.receipts(election.id, shard)) in ("set", "none")
+        assert await redis.type(keys.ballots(election.id, shard)) in ("zset", "none")
+        receipts = await redis.zrange(keys.receipts(election.id, shard), 0, -1, withscores=True)
+        assert [r for r, _ in receipts] == sorted(r for r, _ in receipts)
+        assert all(score == 0 for _, score in receipts)
 
 
 async def test_200_concurrent_casts_from_two_addresses_give_one_ballot(redis: Redis) -> None:

@@ -31,6 +31,8 @@ async def everything_stored(redis: Redis) -> str:
                 parts += [f, v]
         elif kind == "set":
             parts += list(await redis.smembers(key))
+        elif kind == "zset":
+            parts += list(await redis.zrange(key, 0, -1))
         elif kind == "string":
             parts.append(await redis.get(key))
         elif kind == "stream":

@@ -10,7 +10,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.codes import CodePolicy
 from bot.core import build_core
-from tests.factories import Harness, harness
+from tests.factories import Harness, harness, stored_ballots
 from tests.factories import settings as make_settings
 
 
@@ -19,12 +19,7 @@ async def code_for(h: Harness, sid: str = "S1001") -> str:
 
 
 async def ballots(h: Harness) -> dict[str, int]:
-    e = h.core.election
-    merged: dict[str, int] = {}
-    for shard in range(e.shards):
-        for ranking, n in (await h.core.redis.hgetall(keys.ballots(e.id, shard))).items():
-            merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
-    return merged
+    return await stored_ballots(h.core.redis, h.core.election)
 
 
 async def test_vote_with_a_voting_code_step_by_step(redis: Redis) -> None:
@@ -43,6 +38,9 @@ async def test_vote_with_a_voting_code_step_by_step(redis: Redis) -> None:
     receipt = await h.said("YES!")
     assert "Vote cast" in receipt and "Receipt" in receipt
     assert await ballots(h) == {"patel,byrne": 1}
+    # The chat remembers only that it is done: no supporter, ranking or receipt.
+    state = await h.core.router.store.load("console", "chat-1")
+    assert (state.step, state.supporter, state.ranking, state.receipt) == ("done", None, [], None)
     assert "already been cast" in await h.said("hi again")
 
 

@@ -60,7 +60,7 @@ async def load(redis: Redis, eid: str, ballots: Ballots, method: str, seats: int
     async with redis.pipeline(transaction=False) as pipe:
         for i, (ranking, n) in enumerate(ballots.items()):
             field = ",".join(ids[c] for c in ranking)
-            pipe.hincrby(keys.ballots(eid, i % election.shards), field, n)
+            pipe.zincrby(keys.ballots(eid, i % election.shards), n, field)
         await pipe.execute()
     return election
 

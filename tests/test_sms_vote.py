@@ -13,6 +13,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from bot.messages import InboundMessage
 from channels.gsm import is_gsm, segments
+from tests.factories import stored_ballots
 from tests.sms_support import ANN, BILAL, CARYS, SmsStack, sms_stack
 from tests.standins.twilio_phone import TwilioPhone
 
@@ -52,12 +53,7 @@ class Voter:
 
 
 async def rankings(redis: Redis, stack: SmsStack) -> dict[str, int]:
-    election = stack.core.election
-    found: dict[str, int] = {}
-    for shard in range(election.shards):
-        for ranking, n in (await redis.hgetall(keys.ballots(election.id, shard))).items():
-            found[str(ranking)] = found.get(str(ranking), 0) + int(n)
-    return found
+    return await stored_ballots(redis, stack.core.election)
 
 
 async def vote_step_by_step(voter: Voter, order: list[str]) -> str:

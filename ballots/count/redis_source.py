@@ -1,8 +1,9 @@
 """Read an election's ballots from Redis, shard by shard, straight into the grouped model.
 
-Each shard's ballots are a hash of ranking -> count (``keys.ballots``).  The
-hash is read with HSCAN, a page at a time, and each page is merged into one
-grouping as it arrives, so the raw replies are never all held at once.
+Each shard's ballots are a sorted set of rankings scored by their count
+(``keys.ballots``).  It is read with ZSCAN, a page at a time, and each page is
+merged into one grouping as it arrives, so the raw replies are never all held
+at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ballots import keys
 from ballots.count.model import Ballots, CountError, Ranking
 from ballots.election import Election
 
-#: Fields asked for per HSCAN call: a page, not the whole hash.
+#: Members asked for per ZSCAN call: a page, not the whole set.
 SCAN_PAGE = 5_000
 
 
@@ -23,12 +24,11 @@ async def read_groups(redis: Redis, election: Election) -> dict[Ranking, int]:
     groups: dict[Ranking, int] = {}
     for shard in range(election.shards):
         key = keys.ballots(election.id, shard)
-        async for field, value in redis.hscan_iter(key, count=SCAN_PAGE):
-            ranking = tuple(field.split(","))
-            try:
-                n = int(value)
-            except ValueError as err:
-                raise CountError(f"{key}: ranking {field!r} has a count {value!r}") from err
+        async for field, score in redis.zscan_iter(key, count=SCAN_PAGE):
+            ranking = tuple(str(field).split(","))
+            n = int(score)
+            if n != score or n < 0:
+                raise CountError(f"{key}: ranking {field!r} has a count {score!r}")
             if not known.issuperset(ranking):
                 unknown = ", ".join(sorted(set(ranking) - known))
                 raise CountError(f"{key}: ranking {field!r} names unknown candidate(s) {unknown}")
