@@ -41,7 +41,8 @@ class CodePolicy:
     otp_ttl: int = 600
     otp_max_tries: int = 5
     otp_cooldown: int = 60
-    otp_max_sends: int = 10
+    otp_max_sends: int = 5
+    otp_send_window: int = 3600
     voter_max_failures: int = 100
     address_max_failures: int = 10
     address_window: int = 3600
@@ -115,7 +116,7 @@ return {'wrong', max_tries - tries}
 
 _REQUEST_OTP = """
 -- KEYS[1] voter hash
--- ARGV: otp hash, now, ttl, cooldown, max fails, max sends
+-- ARGV: otp hash, now, ttl, cooldown, max fails, max sends, send window
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
@@ -125,10 +126,15 @@ local now = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', v, 'otp_sent') or '-1e12')
 local cooldown = tonumber(ARGV[4])
 if now < last + cooldown then return {'cooldown', last + cooldown - now} end
+-- Codes sent are limited per rolling window, so nobody can use up a voter's
+-- codes for good by asking on their behalf.
+local window = tonumber(ARGV[7])
+local since = tonumber(redis.call('HGET', v, 'otp_window') or '-1e12')
 local sends = tonumber(redis.call('HGET', v, 'otp_sends') or '0')
-if sends >= tonumber(ARGV[6]) then return {'too_many', 0} end
+if now - since >= window then since = now; sends = 0 end
+if sends >= tonumber(ARGV[6]) then return {'too_many', since + window - now} end
 redis.call('HSET', v, 'otp', ARGV[1], 'otp_exp', now + tonumber(ARGV[3]),
-           'otp_tries', 0, 'otp_sent', now, 'otp_sends', sends + 1)
+           'otp_tries', 0, 'otp_sent', now, 'otp_sends', sends + 1, 'otp_window', since)
 return {'sent', 0}
 """
 
@@ -254,9 +260,7 @@ class Codes:
         self, election: Election, typed: str, channel: str, address: str
     ) -> CodeCheck:
         """Check a typed voting code; wrong guesses count against the address."""
-        fail_key = keys.address_failures(election.id, channel, address)
-        failures = int(await self.redis.get(fail_key) or 0)
-        if failures >= self.policy.address_max_failures:
+        if await self.address_locked(election, channel, address):
             return CodeCheck("locked")
         code = normalise_code(typed)
         sid = None
@@ -269,6 +273,12 @@ class Codes:
             left = max(self.policy.address_max_failures - n, 0)
             return CodeCheck("wrong" if left else "locked", tries_left=left)
         return await self._check(election, str(sid), "code", code)
+
+    async def address_locked(self, election: Election, channel: str, address: str) -> bool:
+        """Whether a chat address has failed too often in the current window."""
+        fail_key = keys.address_failures(election.id, channel, address)
+        failures = int(await self.redis.get(fail_key) or 0)
+        return failures >= self.policy.address_max_failures
 
     async def record_address_failure(self, election: Election, channel: str, address: str) -> int:
         """Count a failed attempt from a chat address; returns the count in the window."""
@@ -290,6 +300,7 @@ class Codes:
                 self.policy.otp_cooldown,
                 self.policy.voter_max_failures,
                 self.policy.otp_max_sends,
+                self.policy.otp_send_window,
             ],
         )
         return OtpRequest(str(status), code if status == "sent" else None, int(wait))

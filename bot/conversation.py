@@ -199,12 +199,15 @@ class Conversation:
         number = turn.text.strip(" .#")
         looks_like_number = _looks_like_number(number)
         if "sms-otp" in self.election.identity and looks_like_number:
+            if await self.codes.address_locked(self.election, msg.channel, msg.address):
+                return state, [self._say(texts.locked())]
             for sid in dict.fromkeys((number, number.upper())):
                 if await get_supporter(self.redis, self.election, sid):
                     return await self._send_otp(state, sid, msg, uniform=True, typed=number)
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
             state.step = Step.SMS_CODE
             state.supporter = None
+            state.quiet = True
             return state, [self._say(texts.supporter_number_sent(number))]
         state.step = Step.IDENTIFY
         if looks_like_number:
@@ -223,15 +226,21 @@ class Conversation:
             ):
                 return state, [self._say(texts.ask_code())]
             return await self._identify(state, turn)
+        msg = turn.msg
+        if await self.codes.address_locked(self.election, msg.channel, msg.address):
+            return state, [self._say(texts.locked())]
         if state.supporter is None:
-            n = await self.codes.record_address_failure(
-                self.election, turn.msg.channel, turn.msg.address
-            )
-            if n >= self.codes.policy.address_max_failures:
-                return state, [self._say(texts.locked())]
-            return state, [self._say(texts.code_wrong(0))]
-        result = await self.codes.check_otp(self.election, state.supporter, digits)
-        return await self._after_check(state, result, turn.msg, voting_code=False)
+            result = CodeCheck("unknown")
+        else:
+            result = await self.codes.check_otp(self.election, state.supporter, digits)
+        if not result.ok:
+            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
+            if state.quiet:
+                # After a typed supporter number every failure reads the same, so
+                # the replies never tell whether the number is on the roll, has
+                # voted or is locked.
+                return state, [self._say(texts.code_wrong_quiet())]
+        return await self._after_check(state, result, msg, voting_code=False)
 
     async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Add one or more preferences, undo one, or finish."""
@@ -306,6 +315,7 @@ class Conversation:
         request = await self.codes.request_otp(self.election, sid)
         state.step = Step.SMS_CODE
         state.supporter = sid
+        state.quiet = uniform
         if request.status == "sent" and request.code is not None:
             minutes = self.codes.policy.otp_ttl // 60
             code_msg = OutboundMessage(
@@ -331,7 +341,7 @@ class Conversation:
             state.step = Step.DONE
             return state, [self._say(texts.already_voted(self.election))]
         if request.status == "too_many":
-            return state, [self._say(texts.too_many_codes())]
+            return state, [self._say(texts.too_many_codes(request.wait))]
         return state, [self._say(texts.locked())]
 
     async def _after_check(

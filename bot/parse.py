@@ -11,7 +11,7 @@ from ballots.election import Candidate
 
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = "!.?,;:'\"()[]{}*"
-_NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&]+$")
+_NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&]+$", re.ASCII)
 _CHUNK_SEPARATORS = re.compile(r"\s*(?:[,;>/|\n]|->|→|\bthen\b)\s*")
 
 OPT_OUT = frozenset(
@@ -68,7 +68,7 @@ def _match_name(token: str, candidates: Sequence[Candidate]) -> list[Candidate]:
 def _resolve(token: str, candidates: Sequence[Candidate]) -> tuple[str | None, str | None]:
     """(candidate id, None) or (None, error) for one number or name."""
     t = token.strip(_EDGE_PUNCT + " ")
-    if t.isdigit():
+    if t.isascii() and t.isdigit():
         n = int(t)
         if 1 <= n <= len(candidates):
             return candidates[n - 1].id, None
@@ -93,7 +93,7 @@ def parse_ranking(text: str, candidates: Sequence[Candidate]) -> RankingParse:
     if not t:
         return RankingParse(error="empty")
     if _NUMERIC.match(t):
-        numbers = re.findall(r"\d+", t)
+        numbers = re.findall(r"[0-9]+", t)
         finish = False
         if numbers and int(numbers[-1]) == 0:
             finish = True

@@ -36,6 +36,8 @@ class State:
     grant: str | None = None
     ranking: list[str] = field(default_factory=list)
     receipt: str | None = None
+    #: The voter typed a supporter number: failures must all read the same.
+    quiet: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -82,6 +82,10 @@ def code_wrong_voting() -> str:
     return "We don't recognise that code. Check it and try again, or reply HELP."
 
 
+def code_wrong_quiet() -> str:
+    return "That code is not right or has expired. Check it, or reply AGAIN for a new one."
+
+
 def code_expired() -> str:
     return "That code has expired. Reply AGAIN to get a new one."
 
@@ -94,8 +98,9 @@ def locked() -> str:
     return "Too many wrong codes. For help, contact the organisers (reply HELP)."
 
 
-def too_many_codes() -> str:
-    return "We have sent the most codes we can. Please contact the organisers (reply HELP)."
+def too_many_codes(wait: int) -> str:
+    minutes = max(1, (wait + 59) // 60)
+    return f"We have sent as many codes as we can for now. Try again in {minutes} min."
 
 
 def already_voted(election: Election) -> str:

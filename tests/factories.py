@@ -44,9 +44,7 @@ async def stored_ballots(redis: Redis, election: Election) -> dict[str, int]:
     """Every shard's ballots merged: ranking -> count."""
     merged: dict[str, int] = {}
     for shard in range(election.shards):
-        for ranking, n in await redis.zrange(
-            keys.ballots(election.id, shard), 0, -1, withscores=True
-        ):
+        async for ranking, n in redis.zscan_iter(keys.ballots(election.id, shard)):
             merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
     return merged
 

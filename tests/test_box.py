@@ -121,7 +121,7 @@ async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
     # Sorted sets keep members by count then name, whatever order they came in.
     for shard in range(election.shards):
         assert await redis.type(keys.ballots(election.id, shard)) in ("zset", "none")
-        receipts = await redis.zrange(keys.receipts(election.id, shard), 0, -1, withscores=True)
+        receipts = [r async for r in redis.zscan_iter(keys.receipts(election.id, shard))]
         assert [r for r, _ in receipts] == sorted(r for r, _ in receipts)
         assert all(score == 0 for _, score in receipts)
 

@@ -165,13 +165,18 @@ async def test_a_voter_may_fail_at_most_100_times(redis: Redis) -> None:
     assert (await codes.request_otp(election, "S1001")).status == "locked"
 
 
-async def test_codes_sent_are_capped(redis: Redis) -> None:
+async def test_codes_sent_are_capped_per_hour(redis: Redis) -> None:
     election, codes, clock = await setup(redis)
     statuses = []
     for _ in range(codes.policy.otp_max_sends + 1):
         statuses.append((await codes.request_otp(election, "S1001")).status)
         clock.advance(61)
     assert statuses[-1] == "too_many" and statuses.count("sent") == codes.policy.otp_max_sends
+    refused = await codes.request_otp(election, "S1001")
+    assert refused.status == "too_many" and 0 < refused.wait <= 3600
+    # Nobody can use up a voter's codes for good: the window rolls on.
+    clock.advance(refused.wait)
+    assert (await codes.request_otp(election, "S1001")).status == "sent"
 
 
 async def test_constant_time_compare_in_lua(redis: Redis) -> None:

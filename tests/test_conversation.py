@@ -260,3 +260,49 @@ async def test_any_input_gets_a_reply_and_never_an_exception(texts: list[str]) -
     finally:
         await redis.flushdb()
         await redis.aclose()
+
+
+async def test_digits_of_other_scripts_get_a_reply(redis: Redis) -> None:
+    h = await harness(redis)
+    await h.said("hi")
+    await h.said(await code_for(h))
+    for text in ("፩", "𐩀", "٣", "²"):
+        reply = await h.said(text)
+        assert "went wrong" not in reply and ("Sorry" in reply or "choice" in reply)
+
+
+async def test_a_typed_supporter_number_never_reveals_who_is_on_the_roll_or_voted(
+    redis: Redis,
+) -> None:
+    h = await harness(redis)
+    # S1002 has voted already (by code); S9999 is not on the roll; S1003 is.
+    await h.said(await code_for(h, "S1002"), address="voter")
+    await h.said("1", address="voter")
+    await h.said("0", address="voter")
+    assert "Vote cast" in await h.said("yes", address="voter")
+
+    def same(a: str, b: str, x: str, y: str) -> None:
+        assert a.replace(x, "N") == b.replace(y, "N")
+
+    answers: dict[str, list[str]] = {}
+    for number in ("S1002", "S9999", "S1003"):
+        chat = f"probe-{number}"
+        replies = [await h.said("hi", address=chat), await h.said(number, address=chat)]
+        replies += [await h.said("000000", address=chat) for _ in range(6)]
+        replies.append(await h.said("again", address=chat))
+        answers[number] = replies
+    for a, b in zip(answers["S1002"], answers["S9999"], strict=True):
+        same(a, b, "S1002", "S9999")
+    for a, b in zip(answers["S9999"], answers["S1003"], strict=True):
+        same(a, b, "S9999", "S1003")
+
+
+async def test_wrong_sms_codes_count_against_the_chat(redis: Redis) -> None:
+    h = await harness(redis, policy=CodePolicy(address_max_failures=3))
+    await h.said("hi")
+    await h.said("S1003")
+    for _ in range(3):
+        assert "not right" in await h.said("000000")
+    assert "Too many wrong codes" in await h.said(h.sms.last_code())
+    assert "Too many wrong codes" in await h.said("S1004")
+    assert len(h.sms.sent) == 1
