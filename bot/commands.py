@@ -7,9 +7,16 @@ import json
 from pathlib import Path
 
 from ballots import audit
-from ballots.codes import Codes, open_private, write_codes_csv
-from ballots.election import get_election, list_elections, read_election_file, save_election
-from ballots.roll import import_roll, read_roll_file
+from ballots.codes import Codes, PrivateFile, write_codes_csv
+from ballots.election import (
+    MIN_SHARD_SIZE,
+    get_election,
+    list_elections,
+    read_election_file,
+    save_election,
+)
+from ballots.errors import OpenPrimaryError
+from ballots.roll import get_supporter, import_roll, read_roll_file
 from ballots.turnout import turnout
 from bot.context import Context
 
@@ -69,6 +76,13 @@ async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
         f"imported {len(supporters)} supporters into {election.id}: {summary.added} new, "
         f"{summary.updated} updated; {summary.total} on the roll\n"
     )
+    if election.shards > 1 and summary.total < election.shards * MIN_SHARD_SIZE:
+        ctx.err.write(
+            f"openprimary: warning: {election.shards} shards for {summary.total} supporters "
+            f"leaves about {summary.total // election.shards} per shard; ballots are stored per "
+            "shard, so small shards weaken ballot secrecy. Use fewer shards (set 'shards' "
+            "in the election file before the first load).\n"
+        )
     return 0
 
 
@@ -87,9 +101,22 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
         return 2
     codes = Codes(ctx.redis, ctx.settings.secret_key, ctx.clock)
     ids = args.supporter or None
-    rows = await codes.issue_voting_codes(election, ids)
-    with open_private(out) as fh:
-        n = write_codes_csv(rows, fh)
+    unknown = [sid for sid in ids or () if not await get_supporter(ctx.redis, election, sid)]
+    if unknown:
+        raise OpenPrimaryError(f"not on the roll of {election.id}: {', '.join(unknown)}")
+    try:
+        private = PrivateFile(out)
+    except OSError as err:
+        raise OpenPrimaryError(f"cannot write {out}: {err.strerror}; no code was issued") from err
+    with private as fh:
+        rows = await codes.issue_voting_codes(election, ids)
+        try:
+            n = write_codes_csv(rows, fh)
+        except OSError as err:
+            raise OpenPrimaryError(
+                f"writing {out} failed ({err.strerror}) after new codes were issued; "
+                "run the command again: the codes it issues replace these"
+            ) from err
     await audit.record(
         ctx.redis,
         ctx.clock,

@@ -48,6 +48,13 @@ def test_every_bad_row_is_reported_with_its_line() -> None:
     assert found[4] == "r.csv:7: expected 5 fields, found 3"
 
 
+def test_a_telegram_account_belongs_to_one_supporter() -> None:
+    with pytest.raises(FileProblems) as info:
+        parse_roll(HEADER + "A1,Ann,07700 900101,42,\nA2,Bo,07700 900102,42,\n", "r.csv")
+    (only,) = info.value.problems
+    assert str(only).startswith("r.csv:3: telegram_id 42 is already on line 2")
+
+
 def test_missing_column() -> None:
     with pytest.raises(FileProblems) as info:
         parse_roll("supporter_id,name\nA1,Ann\n", "r.csv")

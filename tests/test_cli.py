@@ -1,0 +1,151 @@
+"""The organiser's command line: files in, clear errors out, nothing half-done."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.clock import ManualClock
+from ballots.errors import FileProblems, OpenPrimaryError
+from bot import commands
+from bot.cli import build_parser
+from bot.context import Context
+from tests.factories import EXAMPLES, NOW, sample_election, settings
+
+
+def ctx_for(redis: Redis) -> Context:
+    return Context(
+        settings=settings(),
+        redis=redis,
+        clock=ManualClock(NOW),
+        out=io.StringIO(),
+        err=io.StringIO(),
+        actor="test",
+    )
+
+
+def args(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**kw)
+
+
+def test_every_subcommand_has_help() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        assert p.format_help().startswith("usage: openprimary"), name
+
+
+async def test_a_bad_roll_changes_nothing(redis: Redis, tmp_path: Path) -> None:
+    election = await sample_election(redis)
+    before = await redis.dbsize()
+    roll = tmp_path / "roll.csv"
+    roll.write_text("supporter_id,name,phone\nN1,Nia,07700 900150\nN2,Olu,not-a-phone\n")
+    with pytest.raises(FileProblems) as info:
+        await commands.roll_import(
+            args(file=str(roll), election=election.id, region=None), ctx_for(redis)
+        )
+    (only,) = info.value.problems
+    assert str(only).startswith(f"{roll}:3: phone 'not-a-phone' is not a phone number")
+    assert await redis.dbsize() == before
+    assert not await redis.hexists(keys.phone_index(election.id), "+447700900150")
+
+
+async def test_codes_file_is_private_and_complete(redis: Redis, tmp_path: Path) -> None:
+    election = await sample_election(redis)
+    out = tmp_path / "codes.csv"
+    out.write_text("old\n")
+    out.chmod(0o644)
+    ctx = ctx_for(redis)
+    assert (
+        await commands.codes_issue(
+            args(election=election.id, out=str(out), supporter=None, force=True), ctx
+        )
+        == 0
+    )
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and set(rows[0]) == {"supporter_id", "name", "phone", "code"}
+    assert list(tmp_path.iterdir()) == [out]
+
+
+async def test_codes_are_not_replaced_when_the_file_cannot_be_written(
+    redis: Redis, tmp_path: Path
+) -> None:
+    election = await sample_election(redis)
+    ctx = ctx_for(redis)
+    good = tmp_path / "first.csv"
+    await commands.codes_issue(
+        args(election=election.id, out=str(good), supporter=None, force=False), ctx
+    )
+    index = await redis.hgetall(keys.code_index(election.id))
+    with pytest.raises(OpenPrimaryError, match="no code was issued"):
+        await commands.codes_issue(
+            args(
+                election=election.id,
+                out=str(tmp_path / "missing" / "c.csv"),
+                supporter=None,
+                force=False,
+            ),
+            ctx,
+        )
+    assert await redis.hgetall(keys.code_index(election.id)) == index
+
+
+async def test_codes_for_an_unknown_supporter_is_an_error(redis: Redis, tmp_path: Path) -> None:
+    election = await sample_election(redis)
+    with pytest.raises(OpenPrimaryError, match="not on the roll of riverside-2027: S404"):
+        await commands.codes_issue(
+            args(
+                election=election.id,
+                out=str(tmp_path / "c.csv"),
+                supporter=["S1001", "S404"],
+                force=False,
+            ),
+            ctx_for(redis),
+        )
+    assert not (tmp_path / "c.csv").exists()
+    assert await redis.hlen(keys.code_index(election.id)) == 0
+
+
+def test_the_console_script_reports_file_line_reason(redis_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "e.toml"
+    bad.write_text((EXAMPLES / "election.toml").read_text().replace('"irv"', '"borda"'))
+    env = {**os.environ, "OPENPRIMARY_REDIS_URL": redis_url, "OPENPRIMARY_SECRET_KEY": "x" * 32}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "election", "load", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert run.returncode == 1
+    line = (EXAMPLES / "election.toml").read_text().splitlines().index('method = "irv"') + 1
+    assert run.stderr.splitlines()[0] == (
+        f"{bad}:{line}: unknown method 'borda'; use one of: irv, sv, stv"
+    )
+    assert "nothing was changed" in run.stderr
+    assert run.stdout == ""
+
+
+async def test_small_shards_draw_a_warning(redis: Redis, tmp_path: Path) -> None:
+    election = tmp_path / "e.toml"
+    election.write_text((EXAMPLES / "election.toml").read_text() + "\nshards = 4\n")
+    ctx = ctx_for(redis)
+    await commands.election_load(args(file=str(election)), ctx)
+    await commands.roll_import(
+        args(file=str(EXAMPLES / "roll.csv"), election="riverside-2027", region=None), ctx
+    )
+    assert isinstance(ctx.err, io.StringIO)
+    assert "4 shards for 6 supporters" in ctx.err.getvalue()
+    assert "ballot secrecy" in ctx.err.getvalue()
