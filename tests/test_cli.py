@@ -140,7 +140,7 @@ def test_the_console_script_reports_file_line_reason(redis_url: str, tmp_path: P
 
 async def test_small_shards_draw_a_warning(redis: Redis, tmp_path: Path) -> None:
     election = tmp_path / "e.toml"
-    election.write_text((EXAMPLES / "election.toml").read_text() + "\nshards = 4\n")
+    election.write_text("shards = 4\n" + (EXAMPLES / "election.toml").read_text())
     ctx = ctx_for(redis)
     await commands.election_load(args(file=str(election)), ctx)
     await commands.roll_import(

@@ -88,7 +88,9 @@ async def test_saved_election_round_trips(redis: Redis) -> None:
 async def test_shard_count_is_fixed_by_the_first_load(redis: Redis) -> None:
     e = parse_election(GOOD, "e.toml")
     await save_election(redis, e)
-    again = await save_election(redis, parse_election(GOOD + "\nshards = 4\n", "e.toml"))
+    wider = parse_election("shards = 4\n" + GOOD, "e.toml")
+    assert wider.shards == 4 != e.shards
+    again = await save_election(redis, wider)
     assert again.shards == e.shards
 
 
