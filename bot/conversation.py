@@ -65,6 +65,10 @@ class Extension(Protocol):
         """The replies if this message is the extension's, else None (the voter flow runs)."""
         ...
 
+    async def aclose(self) -> None:
+        """Stop any background work the extension started."""
+        ...
+
 
 def _looks_like_number(text: str) -> bool:
     """Could this be a supporter number (one word with a digit in it)?"""
@@ -105,6 +109,11 @@ class Conversation:
             Step.CONFIRM: self._confirm,
             Step.DONE: self._done,
         }
+
+    async def aclose(self) -> None:
+        """Stop the extensions' background work (reminder workers started from the chat)."""
+        for extension in self.extensions:
+            await extension.aclose()
 
     # --- entry point ---------------------------------------------------------
 

@@ -69,7 +69,10 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     )
     address = f"demo-{voter.supporter_id}"
     await ctx.redis.delete(keys.conversation("console", address))
-    await chat(core.router.handle, channel="console", address=address, out=ctx.out)
+    try:
+        await chat(core.router.handle, channel="console", address=address, out=ctx.out)
+    finally:
+        await core.conversation.aclose()
     ctx.out.write(f"\nSee the turnout: openprimary turnout --election {election.id}\n")
     return 0
 

@@ -30,6 +30,7 @@ from ballots.errors import ConfigError
 from bot.context import Context
 from bot.core import Core, build_core
 from bot.metrics import REGISTRY
+from bot.remind_cli import limiter_for
 from bot.settings import Settings
 from channels.sms import PATH as SMS_PATH
 from channels.sms import SmsWebhook
@@ -108,6 +109,7 @@ def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Applicatio
             late_sender=lambda: core.senders.get("sms"),
         )
     app.cleanup_ctx.append(_sms_channel)
+    app.cleanup_ctx.append(_extensions)
     for install in installers:
         install(app)
     app.router.add_post(SMS_PATH, sms_webhook)
@@ -117,12 +119,25 @@ def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Applicatio
     return app
 
 
+async def _extensions(app: web.Application) -> AsyncIterator[None]:
+    """On shutdown, stop the chat's background work (reminder jobs started by organisers).
+
+    Their jobs stay in Redis and another process, or ``remind --resume``, carries on.
+    """
+    yield
+    await app[CORE].conversation.aclose()
+
+
 async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
     """Open the Twilio REST client for the app's lifetime; register it as the SMS sender."""
     core = app[CORE]
     sender: TwilioSender | None = None
     if sms_outbound(core.settings):
-        sender = TwilioSender.from_settings(core.settings, core.redis)
+        # A 429 from Twilio pauses SMS in every process, reminders included.
+        shared = limiter_for(core.settings, core.redis)
+        sender = TwilioSender.from_settings(
+            core.settings, core.redis, sleep=shared.backoff_sleep("sms")
+        )
         core.senders["sms"] = sender
     elif "sms-otp" in core.election.identity:
         log.warning(
