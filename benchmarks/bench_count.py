@@ -112,7 +112,7 @@ async def time_redis(url: str, ballots: Ballots, runs: int) -> list[tuple[str, f
                 result = count(got, method, seats=seats)
                 best = min(best, time.perf_counter() - start)
                 winners = ",".join(result.winners)
-            rows.append((f"{method.upper()} from Redis (HSCAN + count)", best, winners))
+            rows.append((f"{method.upper()} from Redis (ZSCAN + count)", best, winners))
         await redis.flushdb()
     finally:
         await redis.aclose()
