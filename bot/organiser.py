@@ -1,4 +1,4 @@
-"""Organiser commands in the chat: REMIND (with a YES/NO confirmation), STATUS, TURNOUT.
+"""Organiser commands in the chat: REMIND (with a SEND/DROP confirmation), STATUS, TURNOUT.
 
 Only the phone numbers and ``tg:<user id>`` entries in the election's
 ``organisers`` list get them (on Telegram, only in their private chat with
@@ -38,7 +38,7 @@ from channels.base import Sender
 
 log = logging.getLogger(__name__)
 
-#: How long a drafted reminder waits for YES.
+#: How long a drafted reminder waits for SEND.
 CONFIRM_WITHIN = 600
 USAGE = "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
 
@@ -95,11 +95,13 @@ class OrganiserCommands:
         pending = keys.organiser_pending(self.election.id, msg.channel, msg.address)
         if word == "REMIND":
             return await self._draft(actor, pending, rest.strip())
-        if word in ("YES", "NO") and not rest:
+        # SEND and DROP, not YES and NO: an organiser is a voter too, and their
+        # YES to "cast your ballot?" must never start a reminder.
+        if word in ("SEND", "DROP") and not rest:
             draft = await self.redis.getdel(pending)
             if draft is None:
-                return None  # not an answer to us: the voter flow's YES/NO
-            if word == "NO":
+                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
+            if word == "DROP":
                 return _say("Reminder dropped. Nothing was sent.")
             return await self._start(actor, json.loads(draft))
         if word == "STATUS" and not rest:
@@ -111,7 +113,7 @@ class OrganiserCommands:
         return None
 
     async def _draft(self, actor: str, pending: str, template: str) -> list[OutboundMessage]:
-        """Count who would get it and what it costs; wait for YES."""
+        """Count who would get it and what it costs; wait for SEND."""
         if not template:
             return _say("Usage: " + USAGE)
         draft = await plan(self.redis, self.election, template, clock=self.clock)
@@ -124,7 +126,7 @@ class OrganiserCommands:
             f"This reminder would go to {draft.total} supporters: {draft.count('sms')} by SMS "
             f"({draft.sms_segments} SMS segments) and {draft.count('telegram')} by Telegram. "
             f'First one: "{draft.sample.get("sms") or draft.sample.get("telegram", "")}" '
-            "Reply YES to send it or NO to drop it."
+            "Reply SEND to send it or DROP to drop it."
         )
 
     async def _start(self, actor: str, draft: dict[str, str]) -> list[OutboundMessage]:

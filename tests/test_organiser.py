@@ -1,4 +1,4 @@
-"""Organiser commands in the chat: only organisers get them, REMIND waits for YES."""
+"""Organiser commands in the chat: only organisers get them, REMIND waits for SEND."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def with_telegram(redis: Redis) -> tuple[Harness, Outbox]:
 
 async def test_non_organisers_get_the_voter_reply(redis: Redis) -> None:
     h, tg = await with_telegram(redis)
-    for text in (REMIND, "STATUS", "TURNOUT", "PAUSE", "YES"):
+    for text in (REMIND, "STATUS", "TURNOUT", "PAUSE", "SEND"):
         as_ann = await h.said(text, channel="sms", address=ANN)
         as_stranger = await h.said(text, channel="console", address=f"x-{text}")
         for reply in (as_ann, as_stranger):
@@ -54,10 +54,10 @@ async def test_remind_asks_for_confirmation_then_sends(redis: Redis) -> None:
     h, tg = await with_telegram(redis)
     draft = await h.said(REMIND, channel="sms", address=ORGANISER)
     assert "would go to 6 supporters: 4 by SMS (4 SMS segments) and 2 by Telegram" in draft
-    assert "Reply YES" in draft
+    assert "Reply SEND" in draft
     assert await reminder_count(redis, h) == 0 and h.sms.sent == []
 
-    started = await h.said("yes", channel="sms", address=ORGANISER)
+    started = await h.said("send", channel="sms", address=ORGANISER)
     assert started.startswith("Sending reminder job ")
     await asyncio.gather(*organiser_ext(h)._workers)
 
@@ -83,13 +83,24 @@ async def test_remind_asks_for_confirmation_then_sends(redis: Redis) -> None:
     ]
 
 
-async def test_no_drops_the_draft_and_yes_alone_is_the_voters(redis: Redis) -> None:
+async def test_drop_drops_the_draft(redis: Redis) -> None:
     h, _ = await with_telegram(redis)
     await h.said(REMIND, channel="sms", address=ORGANISER)
-    assert "dropped" in await h.said("NO", channel="sms", address=ORGANISER)
-    later = await h.said("YES", channel="sms", address=ORGANISER)
-    assert "Sending" not in later
+    assert "dropped" in await h.said("DROP", channel="sms", address=ORGANISER)
+    assert "No reminder is waiting" in await h.said("SEND", channel="sms", address=ORGANISER)
     assert await reminder_count(redis, h) == 0
+
+
+async def test_an_organisers_yes_casts_their_own_ballot_not_the_reminder(redis: Redis) -> None:
+    h, _ = await with_telegram(redis)
+    me: dict[str, str] = {"channel": "sms", "address": ORGANISER}
+    await h.said(REMIND, **me)
+    code = (await h.core.codes.issue_voting_codes(h.core.election, ["S1001"]))[0][3]
+    await h.said(code, **me)
+    await h.said("2 1", **me)
+    assert "Vote cast" in await h.said("YES", **me)
+    assert await reminder_count(redis, h) == 0
+    assert "Sending reminder job" in await h.said("SEND", **me)
 
 
 async def test_bad_reminder_text_is_refused(redis: Redis) -> None:
@@ -107,7 +118,7 @@ async def test_telegram_organiser_turnout_pause_and_resume(redis: Redis) -> None
     assert "No reminder" in await h.said("PAUSE", **me)
 
     await h.said(REMIND, **me)
-    await h.said("YES", **me)
+    await h.said("SEND", **me)
     ext = organiser_ext(h)
     paused = await h.said("PAUSE", **me)
     assert "paused" in paused or "finished" in paused
