@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ballots import keys
-from ballots.errors import FileProblems, Problem, UnknownElection
+from ballots.errors import ElectionLocked, FileProblems, Problem, UnknownElection
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
@@ -273,13 +273,29 @@ async def save_election(redis: Redis, election: Election) -> Election:
     """Store (or update) an election and the window each shard's cast script checks.
 
     The shard count is fixed by the first load: supporters are already placed
-    by it, so a later file cannot change it.
+    by it, so a later file cannot change it.  Once ballots have been cast, the
+    method, the seats and the candidates' ids are fixed too: the ballots
+    already in the box were cast for them.
     """
     stored = await redis.hget(keys.election(election.id), "definition")
     if stored is not None:
         previous = Election.from_json(str(stored))
         if previous.shards != election.shards:
             election = Election(**{**election.__dict__, "shards": previous.shards})
+        changed = [
+            what
+            for what, before, after in (
+                ("method", previous.method, election.method),
+                ("seats", previous.seats, election.seats),
+                ("candidate ids", previous.candidate_ids, election.candidate_ids),
+            )
+            if before != after
+        ]
+        if changed and await _has_ballots(redis, previous):
+            raise ElectionLocked(
+                f"election {election.id} already has ballots: its {' and '.join(changed)} "
+                "cannot change (titles, names, times and help text can)"
+            )
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hset(keys.election(election.id), mapping={"definition": election.to_json()})
         pipe.sadd(keys.ELECTIONS, election.id)
@@ -293,6 +309,13 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
         await pipe.execute()
     return election
+
+
+async def _has_ballots(redis: Redis, election: Election) -> bool:
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(election.shards):
+            pipe.exists(keys.ballots(election.id, shard))
+        return any(await pipe.execute())
 
 
 async def get_election(redis: Redis, election_id: str) -> Election:

@@ -34,5 +34,9 @@ class UnknownElection(OpenPrimaryError):
     """No election with this id has been loaded."""
 
 
+class ElectionLocked(OpenPrimaryError):
+    """A change to an election that its cast ballots forbid."""
+
+
 class ConfigError(OpenPrimaryError):
     """A setting is missing or malformed."""

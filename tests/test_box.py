@@ -144,3 +144,23 @@ async def test_200_concurrent_casts_from_two_addresses_give_one_ballot(redis: Re
     replies = await asyncio.gather(*(attempt(i) for i in range(200)))
     assert sum("Vote cast" in r for r in replies) == 1
     assert await ballot_count(redis, election) == 1
+
+
+async def test_an_election_with_ballots_keeps_its_candidates_and_method(redis: Redis) -> None:
+    from dataclasses import replace as change
+
+    from ballots.election import save_election
+    from ballots.errors import ElectionLocked
+
+    election, box, grant, _ = await granted(redis)
+    renamed = change(election, title="New title", candidates=election.candidates[::-1])
+    # Before any ballot, anything may change.
+    await save_election(redis, renamed)
+    await save_election(redis, election)
+    assert (await box.cast(election, "S1001", grant, ["green"], "sms")).ok
+    with pytest.raises(ElectionLocked, match="candidate ids cannot change"):
+        await save_election(redis, renamed)
+    with pytest.raises(ElectionLocked, match="method cannot change"):
+        await save_election(redis, change(election, method="sv"))
+    later = change(election, title="Renamed", closes=election.closes + timedelta(days=1))
+    assert (await save_election(redis, later)).title == "Renamed"
