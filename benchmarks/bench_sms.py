@@ -36,7 +36,7 @@ from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
-from benchmarks.harness import Job, Load, LoadResult, run_load
+from benchmarks.harness import Job, Load, LoadResult, run_load, serve
 from bot.core import build_core
 from channels.gsm import segments
 from channels.server import make_app
@@ -110,14 +110,6 @@ def floor_app(redis: Redis) -> web.Application:
     app = web.Application()
     app.router.add_post(PATH, handle)
     return app
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
 
 
 def summary(name: str, bills: list[int]) -> str:
