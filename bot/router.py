@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from redis.asyncio import Redis
 from redis.exceptions import LockError
@@ -96,7 +97,7 @@ class Router:
         replies: list[OutboundMessage] = []
         for m in out:
             if m.is_reply or (m.channel == msg.channel and m.address == msg.address):
-                replies.append(OutboundMessage(**{**m.__dict__, "channel": None, "address": None}))
+                replies.append(replace(m, channel=None, address=None))
                 continue
             assert m.channel is not None and m.address is not None
             sender = self.senders.get(m.channel)
