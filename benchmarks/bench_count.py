@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib.util
 import random
 import tempfile
 import time
@@ -157,6 +158,15 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="skip votelib and pyrankvote")
     parser.add_argument("--no-pyrankvote", action="store_true", help="skip pyrankvote only")
     args = parser.parse_args()
+    if not args.no_peers:
+        wanted = ["votelib"] + ([] if args.no_pyrankvote else ["pyrankvote"])
+        missing = [name for name in wanted if importlib.util.find_spec(name) is None]
+        if missing:
+            parser.exit(
+                2,
+                f"bench_count: the peers {', '.join(missing)} are not installed; run "
+                "\".venv/bin/pip install -e '.[bench]'\" first, or pass --no-peers\n",
+            )
 
     start = time.perf_counter()
     ballots = generate(args.ballots, args.candidates, args.seed)
