@@ -24,7 +24,7 @@ from ballots.election import Election
 from ballots.turnout import turnout
 from bot.messages import InboundMessage, OutboundMessage
 from bot.parse import normalise
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
     ReminderError,
@@ -67,11 +67,7 @@ class OrganiserCommands:
         self.senders = senders  # the live mapping: the server fills it in at start-up
         self.confirm_within = confirm_within
         self.reminders = Reminders(redis, clock)
-        self.limiter = RateLimiter(
-            redis,
-            {"sms": settings.sms_rate, "telegram": settings.telegram_rate},
-            chat_rates={"telegram": settings.telegram_chat_rate},
-        )
+        self.limiter = limiter_for(settings, redis)
         self._workers: set[asyncio.Task[object]] = set()
 
     def organiser(self, msg: InboundMessage) -> str | None:

@@ -18,7 +18,7 @@ from telegram.request import HTTPXRequest
 
 from ballots.election import get_election
 from bot.context import Context
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, limiter_for
 from bot.reminders import (
     CHANNELS,
     HEARTBEAT,
@@ -36,15 +36,6 @@ from channels.sms_sender import TwilioSender
 from channels.telegram.sending import Bot, TelegramSender, api_urls
 from channels.telegram.signing import ButtonSigner
 from channels.telegram.throttle import Throttle, retry_after_seconds
-
-
-def limiter_for(settings: Settings, redis: Redis) -> RateLimiter:
-    """The shared rate limiter, with the rates from the settings."""
-    return RateLimiter(
-        redis,
-        {"sms": settings.sms_rate, "telegram": settings.telegram_rate},
-        chat_rates={"telegram": settings.telegram_chat_rate},
-    )
 
 
 class SharedThrottle(Throttle):

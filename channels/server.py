@@ -30,7 +30,7 @@ from ballots.errors import ConfigError
 from bot.context import Context
 from bot.core import Core, build_core
 from bot.metrics import REGISTRY
-from bot.remind_cli import limiter_for
+from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.sms import PATH as SMS_PATH
 from channels.sms import SmsWebhook

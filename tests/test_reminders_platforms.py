@@ -19,7 +19,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from ballots.election import Election
-from bot.remind_cli import limiter_for, reminder_senders
+from bot.ratelimit import limiter_for
+from bot.remind_cli import reminder_senders
 from bot.reminders import Reminders, Worker, plan
 from bot.settings import Settings
 from tests.factories import SECRET, settings

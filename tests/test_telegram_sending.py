@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -212,3 +213,30 @@ async def test_the_throttle_gives_up_after_max_retries() -> None:
 
     with pytest.raises(RetryAfter):
         await send(throttle, always, 42)
+
+
+async def test_bots_in_two_processes_share_the_overall_rate(redis: Redis) -> None:
+    """Each serve process has its own bot; together they keep OPENPRIMARY_TELEGRAM_RATE."""
+    from bot.ratelimit import limiter_for
+    from channels.telegram.sending import build_bot
+    from tests.factories import settings as make_settings
+    from tests.reminders_support import most_in_window
+    from tests.standins.telegram_api import TelegramAPI
+
+    async with TelegramAPI() as api:
+        config = make_settings(
+            telegram_bot_token=api.token, telegram_api_base=api.url, telegram_rate=10.0
+        )
+        first = build_bot(config, shared=limiter_for(config, redis))
+        second = build_bot(config, shared=limiter_for(config, redis))
+        async with first, second:
+            await asyncio.gather(
+                *(
+                    bot.send_message(chat_id=1000 + i, text="reply")
+                    for i, bot in enumerate([first, second] * 15)
+                )
+            )
+        sends = [c.at for c in api.calls_to("sendMessage")]
+    assert len(sends) == 30
+    # Alone, each bot's own throttle would allow 10 a second: 20 together.
+    assert most_in_window(sends) <= 11

@@ -30,6 +30,7 @@ from telegram.ext import (
 
 from ballots.errors import ConfigError
 from bot.core import Core
+from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.telegram.handlers import Handlers
 from channels.telegram.sending import (
@@ -116,7 +117,7 @@ class TelegramChannel:
         if not polling:
             check_webhook_secret(secret)
         self._secret = secret.encode() if secret else None
-        bot = build_bot(settings)
+        bot = build_bot(settings, shared=limiter_for(settings, core.redis))
         signer = ButtonSigner(settings.secret_key)
         builder = (
             ApplicationBuilder()

@@ -25,7 +25,7 @@ from bot.metrics import SEND_FAILURES
 from bot.settings import Settings
 from channels.base import SendResult
 from channels.telegram.signing import ButtonSigner
-from channels.telegram.throttle import Throttle
+from channels.telegram.throttle import SharedLimit, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,12 @@ def api_urls(base: str | None) -> tuple[str, str]:
     return f"{root}/bot", f"{root}/file/bot"
 
 
-def build_bot(settings: Settings) -> Bot:
-    """The Bot API client, with the flood-limit throttle every call goes through."""
+def build_bot(settings: Settings, shared: SharedLimit | None = None) -> Bot:
+    """The Bot API client, with the flood-limit throttle every call goes through.
+
+    ``shared`` makes the bot's overall rate, and 429 pauses, hold across every
+    process that sends as this bot (``openprimary serve`` passes the Redis limiter).
+    """
     settings.require("telegram_bot_token")
     assert settings.telegram_bot_token is not None
     # httpx logs every request's URL at INFO, and a Bot API URL holds the bot's token.
@@ -63,7 +67,7 @@ def build_bot(settings: Settings) -> Bot:
         base_file_url=base_file_url,
         request=HTTPXRequest(connection_pool_size=32, pool_timeout=10.0),
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0),
-        rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate),
+        rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate, shared=shared),
     )
 
 

@@ -3,8 +3,9 @@
 Telegram asks bots to send about one message a second per chat (short
 bursts are tolerated), twenty a minute per group, and about thirty a second
 overall; past that it answers 429 with ``retry_after``, and then the whole
-bot must wait.  This limiter is one process's share: the reminders use a
-cross-process limiter on top of it.
+bot must wait.  This limiter spaces one process's calls; given a shared
+limit (the Redis one every process uses), each message also takes its turn
+in the bot's overall rate across all processes, and a 429 pauses them all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -39,6 +40,14 @@ THROTTLED = frozenset(
 
 #: A group gets a third of a private chat's rate: twenty a minute at one a second.
 GROUP_SLOWDOWN = 3.0
+
+
+class SharedLimit(Protocol):
+    """A rate shared by every process sending as this bot (``bot.ratelimit.RateLimiter``)."""
+
+    async def wait_turn(self, channel: str, address: str | None = None) -> None: ...
+
+    async def pause(self, channel: str, seconds: float) -> None: ...
 
 
 class _Schedule:
@@ -77,7 +86,9 @@ class Throttle(BaseRateLimiter[None]):
         max_retries: int = 8,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        shared: SharedLimit | None = None,
     ) -> None:
+        self.shared = shared
         self.rate = rate
         self.chat_rate = chat_rate
         self.chat_burst = chat_burst
@@ -108,6 +119,10 @@ class Throttle(BaseRateLimiter[None]):
         while True:
             if endpoint in THROTTLED:
                 await self._take_turn(data.get("chat_id"))
+                if self.shared is not None:
+                    # The chat's burst stays this process's; the bot's overall
+                    # rate is every process's together.
+                    await self.shared.wait_turn("telegram")
             await self._wait_pause()
             try:
                 return await callback(*args, **kwargs)
@@ -122,6 +137,8 @@ class Throttle(BaseRateLimiter[None]):
                     raise
                 log.warning("%s: flood-limited by Telegram; waiting %.1f s", endpoint, delay)
                 self._paused_until = max(self._paused_until, self._monotonic() + delay)
+                if self.shared is not None:
+                    await self.shared.pause("telegram", delay)
 
     async def _wait_pause(self) -> None:
         while (wait := self._paused_until - self._monotonic()) > 0:
