@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ballots.connection import open_redis
@@ -39,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "ballots", None):
+        # Counting a ballot file needs no Redis: don't start (or create) the embedded one.
+        offline = Redis()  # never used; redis-py connects only on a first command
+        try:
+            return await handler(args, Context(settings=settings, redis=offline))
+        finally:
+            await offline.aclose()
     handle = open_redis(settings.redis_url, settings.data_dir)
     try:
         return await handler(args, Context(settings=settings, redis=handle.client))
@@ -56,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = Settings()
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(local_secret=not getattr(args, "ballots", None))
         return asyncio.run(_run(args.handler, args, settings))
     except FileProblems as err:
         for problem in err.problems:

@@ -41,9 +41,18 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv: Path | None = Path(".env"),
+        *,
+        local_secret: bool = True,
     ) -> Settings:
-        """Read the settings; a ``.env`` file fills in what the environment lacks."""
+        """Read the settings; a ``.env`` file fills in what the environment lacks.
+
+        Without OPENPRIMARY_SECRET_KEY, a secret is kept in the data directory
+        (made on first use) unless ``local_secret`` is false: for commands that
+        touch no code, so that they leave nothing behind.
+        """
         env: dict[str, str] = {}
         if dotenv is not None and dotenv.is_file():
             env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
@@ -70,7 +79,7 @@ class Settings:
         secret = get("OPENPRIMARY_SECRET_KEY")
         data_dir = Path(get("OPENPRIMARY_DATA_DIR") or "var")
         if secret is None:
-            secret = _local_secret(data_dir)
+            secret = _local_secret(data_dir) if local_secret else ""
         elif len(secret) < 16:
             raise ConfigError("OPENPRIMARY_SECRET_KEY: must be at least 16 characters")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import os
 import stat
 import subprocess
@@ -149,3 +150,20 @@ async def test_small_shards_draw_a_warning(redis: Redis, tmp_path: Path) -> None
     assert isinstance(ctx.err, io.StringIO)
     assert "4 shards for 6 supporters" in ctx.err.getvalue()
     assert "ballot secrecy" in ctx.err.getvalue()
+
+
+def test_counting_a_ballot_file_leaves_nothing_behind(tmp_path: Path) -> None:
+    ballots = tmp_path / "b.csv"
+    ballots.write_text("a,b\nb,a\na\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPRIMARY_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "count", "--ballots", str(ballots), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["winners"] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv"]
