@@ -95,13 +95,25 @@ _STATUS_OUTCOME = {"sent": "sent", "opted_out": "opted_out", "unreachable": "unr
 # Every script takes the same KEYS (see _job_keys): the job hash, claims,
 # workers, doubt, then list/retry/progress for sms and for telegram.
 
-_COMMON = """
+#: How long a finished or cancelled job's keys stay in Redis.
+JOB_RETENTION = 30 * 24 * 3600
+
+_COMMON = (
+    f"""
+local JOB_RETENTION_MS = {JOB_RETENTION * 1000}
+"""
+    + """
 local job, claims, workers, doubt = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local CHANNELS = {'sms', 'telegram'}
 local function base(ch) if ch == 'sms' then return 5 end return 8 end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- A finished or cancelled job is kept for JOB_RETENTION (for --status), then
+-- Redis drops it; the audit trail keeps its outcome for good.
+local function retire()
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], JOB_RETENTION_MS) end
 end
 local function set_progress(ch, idx, value)
   redis.call('BITFIELD', KEYS[base(ch) + 2], 'SET', 'u4', '#' .. idx, value)
@@ -115,9 +127,11 @@ local function finish_if_done()
     if n < tonumber(redis.call('HGET', job, 'total:' .. ch) or '0') then return 'no' end
   end
   redis.call('HSET', job, 'status', 'finished', 'finished_at', math.floor(now_ms() / 1000))
+  retire()
   return 'finished'
 end
 """
+)
 
 # ARGV: channel, worker.  -> {'ok', index, supporter id} | {'empty'} | {status}
 _CLAIM = (
@@ -237,6 +251,7 @@ for i = 2, #ARGV do
   if status == ARGV[i] then
     redis.call('HSET', job, 'status', ARGV[1])
     if ARGV[1] == 'running' then finish_if_done() end
+    if ARGV[1] == 'cancelled' then retire() end
     return status
   end
 end
@@ -262,7 +277,10 @@ while true do
   redis.call('HINCRBY', job, 'n:in_doubt:' .. ch, -1)
   n = n + 1
 end
-if n > 0 and status == 'finished' then redis.call('HSET', job, 'status', 'running') end
+if n > 0 and status == 'finished' then
+  redis.call('HSET', job, 'status', 'running')
+  for i = 1, #KEYS do redis.call('PERSIST', KEYS[i]) end
+end
 return n
 """
 )
@@ -914,25 +932,10 @@ class Worker:
         self, job: str, election: Election, template: str, claim: Claim, keys_: list[str]
     ) -> tuple[Progress | None, str]:
         """Check the recipient again, wait for a turn, send.  (None: the claim went back.)"""
-        shard = keys.shard_of(claim.supporter_id, election.shards)
-        name, phone, chat, voted = await self.redis.hmget(
-            keys.voter(election.id, shard, claim.supporter_id),
-            ["name", "phone", "telegram_id", "voted"],
-        )
-        if voted:
-            return Progress.VOTED, "voted"
-        address = str((chat if claim.channel == "telegram" else phone) or "")
-        if not address:
-            return Progress.UNREACHABLE, "unreachable"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sismember(keys.opted_out(claim.channel), address)
-            pipe.sismember(keys.unreachable(claim.channel), address)
-            opted_out, unreachable = await pipe.execute()
-        if opted_out:
-            return Progress.OPTED_OUT, "opted_out"
-        if unreachable:
-            return Progress.UNREACHABLE, "unreachable"
-        text = render(template, election, str(name or ""), self.clock.now())
+        skip, name, address = await self._recipient(election, claim)
+        if skip is not None:
+            return skip
+        text = render(template, election, name, self.clock.now())
         problem = text_problem(claim.channel, text, self.max_segments)
         if problem:
             log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, problem)
@@ -940,18 +943,49 @@ class Worker:
         if claim.channel == "sms":
             text = sms_body(text)
 
-        await self.limiter.wait_turn(claim.channel, address)
+        sender = self.senders[claim.channel]
+        if not getattr(sender, "paces_itself", False):
+            await self.limiter.wait_turn(claim.channel, address)
+            # The wait can be long (a 429 pause, a queue of turns): whoever
+            # voted or opted out meanwhile is not messaged.
+            skip, _, _ = await self._recipient(election, claim)
+            if skip is not None:
+                return skip
         began = str(await self._begin(keys=keys_, args=[claim.channel, claim.index, self.id]))
         if began != "ok":
             return None, began
         message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
         try:
-            result = await self.senders[claim.channel].send(address, message)
+            result = await sender.send(address, message)
         except Exception:
             # The platform may or may not have taken it: in doubt, like a crash.
             log.exception("job %s: the %s sender raised", job, claim.channel)
             return Progress.IN_DOUBT, "in_doubt"
         return self._outcome(claim.channel, result)
+
+    async def _recipient(
+        self, election: Election, claim: Claim
+    ) -> tuple[tuple[Progress, str] | None, str, str]:
+        """(why to skip, or None; name; address) for a claimed recipient, as of now."""
+        shard = keys.shard_of(claim.supporter_id, election.shards)
+        name, phone, chat, voted = await self.redis.hmget(
+            keys.voter(election.id, shard, claim.supporter_id),
+            ["name", "phone", "telegram_id", "voted"],
+        )
+        if voted:
+            return (Progress.VOTED, "voted"), "", ""
+        address = str((chat if claim.channel == "telegram" else phone) or "")
+        if not address:
+            return (Progress.UNREACHABLE, "unreachable"), "", ""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.opted_out(claim.channel), address)
+            pipe.sismember(keys.unreachable(claim.channel), address)
+            opted_out, unreachable = await pipe.execute()
+        if opted_out:
+            return (Progress.OPTED_OUT, "opted_out"), "", ""
+        if unreachable:
+            return (Progress.UNREACHABLE, "unreachable"), "", ""
+        return None, str(name or ""), address
 
     @staticmethod
     def _outcome(channel: str, result: SendResult) -> tuple[Progress, str]:

@@ -75,6 +75,23 @@ async def test_supporters_who_vote_or_opt_out_meanwhile_are_skipped(redis: Redis
     assert final.outcome("voted") == 1 and final.outcome("opted_out") == 1
 
 
+async def test_supporters_who_vote_while_waiting_for_a_turn_are_skipped(redis: Redis) -> None:
+    election = await election_with_roll(redis, 3)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    limiter = fast_limiter(redis)
+    await limiter.pause("sms", 1.0)  # a 429 from Twilio: every turn waits
+    sms = Recorder("sms")
+    worker = asyncio.ensure_future(Worker(redis, {"sms": sms}, limiter).run(job))
+    await asyncio.sleep(0.3)
+    assert not worker.done() and sms.addresses == []
+    await mark_voted(redis, election, "S0")
+    await redis.sadd(keys.opted_out("sms"), phone(1))
+    final = await worker
+    assert sms.addresses == [phone(2)]
+    assert final.outcome("voted") == 1 and final.outcome("opted_out") == 1
+
+
 async def test_platform_outcomes_are_recorded(redis: Redis) -> None:
     election = await election_with_roll(redis, 4)
     reminders = Reminders(redis, clock())
@@ -260,3 +277,27 @@ async def test_job_memory_is_small(redis: Redis) -> None:
     for key in await redis.keys(f"*{{remind/{job}}}*"):
         used += int(await redis.memory_usage(key) or 0)
     assert used < 5000 * 20  # under 20 bytes a recipient
+
+
+async def test_a_finished_or_cancelled_job_expires_from_redis(redis: Redis) -> None:
+    from bot.reminders import JOB_RETENTION, _job_keys
+
+    election = await election_with_roll(redis, 3)
+    reminders = Reminders(redis, clock())
+    done = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    dropped = await reminders.create(
+        election, await plan(redis, election, TEXT, clock=clock()), "t"
+    )
+    running = await reminders.create(
+        election, await plan(redis, election, TEXT, clock=clock()), "t"
+    )
+    await Worker(redis, {"sms": Recorder("sms")}, fast_limiter(redis)).run(done)
+    await reminders.cancel(dropped, "t")
+
+    async def ttls(job: str) -> list[int]:
+        return [await redis.ttl(k) for k in _job_keys(job) if await redis.exists(k)]
+
+    for job in (done, dropped):
+        left = await ttls(job)
+        assert left and all(0 < t <= JOB_RETENTION for t in left)
+    assert set(await ttls(running)) == {-1}

@@ -240,3 +240,42 @@ async def test_bots_in_two_processes_share_the_overall_rate(redis: Redis) -> Non
     assert len(sends) == 30
     # Alone, each bot's own throttle would allow 10 a second: 20 together.
     assert most_in_window(sends) <= 11
+
+
+async def test_a_reminder_through_the_serve_bot_takes_one_turn_a_message(redis: Redis) -> None:
+    """The serve bot already takes a shared turn per message: the worker must not take another."""
+    from bot.ratelimit import RateLimiter, limiter_for
+    from bot.reminders import Reminders, Worker, plan
+    from channels.telegram.sending import TelegramSender, build_bot
+    from channels.telegram.signing import ButtonSigner
+    from tests.factories import settings as make_settings
+    from tests.reminders_support import clock, election_with_roll
+    from tests.standins.telegram_api import TelegramAPI
+
+    class Counting(RateLimiter):
+        turns = 0
+
+        async def wait_turn(self, channel: str, address: str | None = None) -> None:
+            Counting.turns += 1
+            await super().wait_turn(channel, address)
+
+    election = await election_with_roll(redis, 8, telegram=lambda i: True)
+    job = await Reminders(redis, clock()).create(
+        election, await plan(redis, election, "Hi {name}", clock=clock()), "t"
+    )
+    async with TelegramAPI() as api:
+        config = make_settings(
+            telegram_bot_token=api.token,
+            telegram_api_base=api.url,
+            telegram_rate=200.0,
+            telegram_chat_rate=50.0,
+        )
+        base = limiter_for(config, redis)
+        limiter = Counting(redis, base.rates, chat_rates=base.chat_rates)
+        bot = build_bot(config, shared=limiter)
+        async with bot:
+            sender = TelegramSender(bot, redis, ButtonSigner(config.secret_key))
+            assert sender.paces_itself
+            final = await Worker(redis, {"telegram": sender}, limiter).run(job)
+    assert final.outcome("sent") == 8
+    assert Counting.turns == 8

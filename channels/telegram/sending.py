@@ -188,6 +188,15 @@ class TelegramSender:
         self.redis = redis
         self.signer = signer
 
+    @property
+    def paces_itself(self) -> bool:
+        """Whether every message already takes its turn in the shared rate (``serve``'s bot).
+
+        A reminder worker then must not take a second turn for the same message.
+        """
+        limiter = self.bot.rate_limiter
+        return isinstance(limiter, Throttle) and limiter.shared is not None
+
     async def send(self, address: str, message: OutboundMessage) -> SendResult:
         """Send one message; a chat that has blocked the bot is marked unreachable, not retried."""
         try:
