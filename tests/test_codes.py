@@ -90,9 +90,11 @@ async def test_wrong_voting_codes_lock_the_address(redis: Redis) -> None:
     assert (
         await codes.check_voting_code(election, code, "sms", "+447700900999")
     ).status == "locked"
-    # ...but not from another one, and the lock lifts after the window.
+    # ...but not from another one, and the lock lifts after the window (Redis expires it).
     assert (await codes.check_voting_code(election, code, "sms", "+447700900998")).ok
-    await redis.delete(keys.address_failures(election.id, "sms", "+447700900999"))
+    lock = keys.address_failures(election.id, "sms", "+447700900999")
+    assert 0 < await redis.ttl(lock) <= codes.policy.address_window
+    await redis.delete(lock)  # as Redis will when the window ends
     assert (await codes.check_voting_code(election, code, "sms", "+447700900999")).ok
     del clock
 
@@ -144,6 +146,7 @@ async def test_a_voter_may_fail_at_most_100_times(redis: Redis) -> None:
     clock = ManualClock(NOW)
     election = await sample_election(redis)
     codes = Codes(redis, SECRET, clock, CodePolicy(otp_max_sends=1000))
+    right = (await codes.issue_voting_codes(election, ["S1001"]))[0][3]
     failures = 0
     while True:
         sent = await codes.request_otp(election, "S1001")
@@ -160,9 +163,10 @@ async def test_a_voter_may_fail_at_most_100_times(redis: Redis) -> None:
         if result.status == "locked":
             break
     assert failures == 100
-    # The right code no longer helps either.
+    # No new code, and the right voting code no longer helps either.
     clock.advance(61)
     assert (await codes.request_otp(election, "S1001")).status == "locked"
+    assert (await codes.check_voting_code(election, right, "console", "fresh")).status == "locked"
 
 
 async def test_codes_sent_are_capped_per_hour(redis: Redis) -> None:

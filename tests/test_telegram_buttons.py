@@ -24,8 +24,11 @@ async def refused(world: TelegramWorld, message: dict[str, Any], data: str) -> N
     state = await world.state(ANN)
     edits = len(world.api.calls_to("editMessageText"))
     sends = len(world.api.calls_to("sendMessage"))
-    await world.deliver(world.updates.tap(ANN, message, data))
-    answer = world.api.calls_to("answerCallbackQuery")[-1]
+    answered = len(world.api.calls_to("answerCallbackQuery"))
+    tap = world.updates.tap(ANN, message, data)
+    await world.deliver(tap)
+    (answer,) = world.api.calls_to("answerCallbackQuery")[answered:]  # this tap's, and only it
+    assert answer.params["callback_query_id"] == tap["callback_query"]["id"]
     assert answer.status == 200 and answer.params["text"] == BUTTON_REFUSED
     assert await world.state(ANN) == state
     assert len(world.api.calls_to("editMessageText")) == edits

@@ -279,3 +279,38 @@ async def test_a_reminder_through_the_serve_bot_takes_one_turn_a_message(redis: 
             final = await Worker(redis, {"telegram": sender}, limiter).run(job)
     assert final.outcome("sent") == 8
     assert Counting.turns == 8
+
+
+async def test_a_429_pauses_a_call_that_starts_during_the_wait() -> None:
+    """Another chat's call that starts while the first waits out retry_after waits too."""
+    import time
+
+    from telegram.error import RetryAfter
+
+    from channels.telegram.throttle import Throttle
+
+    throttle = Throttle(25.0, 1.0, chat_burst=3)
+    refused_at: list[float] = []
+    other: list[float] = []
+    started: list[asyncio.Task[Any]] = []
+
+    async def record(chat: Any) -> bool:
+        other.append(time.monotonic())
+        return True
+
+    async def flaky(chat: Any) -> bool:
+        if not refused_at:
+            refused_at.append(time.monotonic())
+            started.append(
+                asyncio.create_task(
+                    throttle.process_request(
+                        record, (43,), {}, "sendMessage", {"chat_id": 43}, None
+                    )
+                )
+            )
+            raise RetryAfter(1)
+        return True
+
+    await throttle.process_request(flaky, (42,), {}, "sendMessage", {"chat_id": 42}, None)
+    await started[0]
+    assert other[0] - refused_at[0] >= 0.95
