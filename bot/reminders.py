@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from ballots import audit, keys
@@ -447,15 +448,16 @@ async def plan(
     too_long: dict[str, list[str]] = {c: [] for c in CHANNELS}  # channel -> problems
     for shard in range(election.shards):
         cursor = 0
+        seen: set[str] = set()  # SSCAN may return a member twice (while the set rehashes)
         while True:
-            cursor, members = await redis.sscan(
-                keys.members(election.id, shard), cursor, count=2000
-            )
+            cursor, page = await redis.sscan(keys.members(election.id, shard), cursor, count=2000)
+            members = sorted({str(m) for m in page} - seen)
+            seen.update(members)
             for i in range(0, len(members), _BATCH):
                 await _plan_batch(
                     redis,
                     election,
-                    sorted(str(m) for m in members[i : i + _BATCH]),
+                    members[i : i + _BATCH],
                     shard,
                     result,
                     now,
@@ -862,7 +864,18 @@ class Worker:
                     if status.totals[ch]
                     for _ in range(self.concurrency.get(ch, 1))
                 ]
-                await asyncio.gather(*drains)
+                draining: asyncio.Future[list[None]] = asyncio.ensure_future(
+                    asyncio.gather(*drains)
+                )
+                watched: set[asyncio.Future[Any]] = {draining, beating}
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if beating.done():
+                    # Without a heartbeat other workers take this one for dead and
+                    # mark its sends in doubt: stop sending at once.
+                    draining.cancel()
+                    await asyncio.gather(draining, return_exceptions=True)
+                    beating.result()  # raises why it stopped
+                await draining
                 requeued, held = await self._recover_dead(job, election.id, keys_)
                 if (await self.reminders.status(job)).status != "running":
                     break
@@ -888,9 +901,25 @@ class Worker:
         await self._recover_dead(job, election_id, keys_)
 
     async def _keep_beating(self, keys_: list[str]) -> None:
+        """Beat every third of the heartbeat; a failed beat is tried again at the next.
+
+        If no beat has landed for a whole heartbeat, the others may already
+        count this worker as dead, so it raises and the worker stops sending.
+        """
+        loop = asyncio.get_running_loop()
+        landed = loop.time()
         while True:
             await asyncio.sleep(self.heartbeat / 3)
-            await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
+            try:
+                await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
+                landed = loop.time()
+            except (RedisError, OSError) as err:
+                if loop.time() - landed >= self.heartbeat:
+                    raise ReminderError(
+                        f"worker {self.id}: no heartbeat for {self.heartbeat:.0f} s ({err}); "
+                        "stopping so that nothing is sent twice"
+                    ) from err
+                log.warning("worker %s: heartbeat failed (%s); trying again", self.id, err)
 
     async def _recover_dead(self, job: str, election_id: str, keys_: list[str]) -> tuple[int, int]:
         requeued, doubted, finished = await self._recover(keys=keys_, args=[])

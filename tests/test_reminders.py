@@ -303,3 +303,38 @@ async def test_a_finished_or_cancelled_job_expires_from_redis(redis: Redis) -> N
         left = await ttls(job)
         assert left and all(0 < t <= JOB_RETENTION for t in left)
     assert set(await ttls(running)) == {-1}
+
+
+async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    election = await election_with_roll(redis, 40)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+
+    async def slow(n: int) -> None:
+        await asyncio.sleep(0.05)
+
+    sms = Recorder("sms", hook=slow)
+    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), heartbeat=0.3)
+    real_beat = worker._beat
+    beats = 0
+
+    async def failing_beat(*args: object, **kwargs: object) -> object:
+        nonlocal beats
+        beats += 1
+        if beats > 1 and kwargs.get("args", [None, None, None])[2] == "1":  # type: ignore[index]
+            raise RedisConnectionError("Redis went away")
+        return await real_beat(*args, **kwargs)
+
+    worker._beat = failing_beat  # type: ignore[method-assign]
+    with pytest.raises(ReminderError, match="no heartbeat"):
+        await worker.run(job)
+    stopped_at = len(sms.sent)
+    assert 0 < stopped_at < 40
+    await asyncio.sleep(0.2)
+    assert len(sms.sent) == stopped_at
+    # Another worker finishes the job; nobody gets two.
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    assert final.status == "finished"
+    assert Counter(sms.addresses).most_common(1)[0][1] == 1
