@@ -189,6 +189,12 @@ class OrganiserCommands:
                 status = await self.reminders.pause(job, actor)
             else:
                 status = await self.reminders.resume(job, actor)
+                missing = [ch for ch in CHANNELS if status.totals[ch] and ch not in self.senders]
+                if status.status == "running" and missing:
+                    return _say(
+                        f"{status.summary()} This server cannot send by {' or '.join(missing)}. "
+                        f"Run: openprimary remind --resume {job}"
+                    )
                 if status.status == "running":
                     self._run_in_background(job)
         except ReminderError as err:
