@@ -877,9 +877,15 @@ class Worker:
                     beating.result()  # raises why it stopped
                 await draining
                 requeued, held = await self._recover_dead(job, election.id, keys_)
-                if (await self.reminders.status(job)).status != "running":
+                now = await self.reminders.status(job)
+                if now.status != "running":
                     break
                 if requeued:
+                    continue
+                if now.remaining > now.claimed:
+                    # Work nobody holds: put back by a worker that stopped (or a
+                    # pause and resume) after our drains ran dry.  Take it.
+                    await asyncio.sleep(min(1.0, self.heartbeat / 3))
                     continue
                 # Claims left are another worker's: a live one finishes them in a
                 # moment; a dead one's are taken over once its heartbeat runs out.

@@ -339,3 +339,35 @@ async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
     final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
     assert final.status == "finished"
     assert Counter(sms.addresses).most_common(1)[0][1] == 1
+
+
+async def test_work_put_back_by_a_departing_worker_is_taken_up(redis: Redis) -> None:
+    from bot.reminders import _job_keys
+
+    election = await election_with_roll(redis, 5)
+    reminders = Reminders(redis, clock())
+    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    keys_ = _job_keys(job)
+    # Another worker, alive, claims two recipients and then leaves without sending them.
+    ghost = Worker(redis, {}, fast_limiter(redis), heartbeat=5.0)
+    await ghost._beat(keys=keys_, args=[ghost.id, 5000, "1"])
+    for _ in range(2):
+        assert (await ghost._claim(keys=keys_, args=["sms", ghost.id]))[0] == "ok"
+
+    class Unlucky(Worker):
+        """The ghost leaves just as our drains run dry, before we look for held claims."""
+
+        looks = 0
+
+        async def _recover_dead(
+            self, job: str, election_id: str, keys_: list[str]
+        ) -> tuple[int, int]:
+            Unlucky.looks += 1
+            if Unlucky.looks == 2:  # the first look after the drains
+                await ghost._leave(job, election_id, keys_)  # its claims go back
+            return await super()._recover_dead(job, election_id, keys_)
+
+    sms = Recorder("sms")
+    final = await asyncio.wait_for(Unlucky(redis, {"sms": sms}, fast_limiter(redis)).run(job), 10)
+    assert final.status == "finished" and final.outcome("sent") == 5
+    assert sorted(sms.addresses) == sorted(phone(i) for i in range(5))
