@@ -24,18 +24,13 @@ from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.election import read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
+from benchmarks.harness import roll_csv
 from bot.core import build_core
 from bot.messages import InboundMessage
 from tests.factories import EXAMPLES, Outbox, settings
 from tests.redis_server import redis_url
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def roll_csv(n: int) -> str:
-    rows = ["supporter_id,name,phone"]
-    rows += [f"B{i:07d},Supporter {i},+4474{i:08d}" for i in range(n)]
-    return "\n".join(rows) + "\n"
 
 
 async def used_memory(redis: Redis) -> int:

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -34,14 +33,12 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
-from ballots.election import Election, read_election_file, save_election
-from ballots.roll import import_roll, parse_roll
-from benchmarks.harness import Job, Load, LoadResult, run_load, serve
+from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
 from bot.core import build_core
 from channels.gsm import segments
 from channels.server import make_app
 from channels.sms import twiml
-from tests.factories import EXAMPLES, NOW, settings
+from tests.factories import NOW, settings
 from tests.redis_server import redis_url
 from tests.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
 
@@ -54,16 +51,6 @@ ONE_MESSAGE = ("hi", "<code>", "2 4 1 3", "YES")
 
 def phone(i: int) -> str:
     return f"+4474{i:08d}"
-
-
-async def load_election(redis: Redis, voters: int) -> Election:
-    await redis.flushdb()
-    election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench-sms")
-    election = await save_election(redis, election)
-    rows = ["supporter_id,name,phone"]
-    rows += [f"B{i:07d},Supporter {i},{phone(i)}" for i in range(voters)]
-    await import_roll(redis, election, parse_roll("\n".join(rows) + "\n", "bench.csv"))
-    return election
 
 
 async def signed_post(load: Load, url: str, number: str, text: str) -> list[str]:
@@ -122,7 +109,7 @@ def summary(name: str, bills: list[int]) -> str:
 async def bench(url: str, voters: int, concurrency: int) -> None:
     redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
     try:
-        election = await load_election(redis, 2 * voters)
+        election = await bench_election(redis, "bench-sms", 2 * voters)
         config = settings(public_url=PUBLIC_URL, twilio_auth_token=TOKEN)
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         stack_runner, stack_url = await serve(make_app(core))

@@ -31,7 +31,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import replace
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -40,13 +39,11 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
-from ballots.election import Election, read_election_file, save_election
-from ballots.roll import import_roll, parse_roll
-from benchmarks.harness import Job, Load, LoadResult, run_load, serve
+from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
 from bot.core import build_core
 from channels.server import make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, installer
-from tests.factories import EXAMPLES, NOW, settings
+from tests.factories import NOW, settings
 from tests.redis_server import redis_url
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
 
@@ -59,16 +56,6 @@ FIRST_CHAT = 500_000_000
 
 def chat(i: int) -> TelegramUser:
     return TelegramUser(FIRST_CHAT + i, f"Supporter {i}")
-
-
-async def load_election(redis: Redis, voters: int) -> Election:
-    await redis.flushdb()
-    election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench-telegram")
-    election = await save_election(redis, election)
-    rows = ["supporter_id,name,phone"]
-    rows += [f"T{i:07d},Supporter {i},+4475{i:08d}" for i in range(voters)]
-    await import_roll(redis, election, parse_roll("\n".join(rows) + "\n", "bench.csv"))
-    return election
 
 
 class Telegram:
@@ -130,7 +117,9 @@ async def bench(url: str, voters: int, concurrency: int, rate: float) -> None:
     redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
     try:
         async with TelegramAPI() as api:
-            election = await load_election(redis, voters)
+            election = await bench_election(
+                redis, "bench-telegram", voters, id_prefix="T", phone_prefix="+4475"
+            )
             config = settings(
                 telegram_bot_token=api.token,
                 telegram_api_base=api.url,

@@ -24,10 +24,15 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import ClientSession, TCPConnector, web
+from redis.asyncio import Redis
+
+from ballots.election import Election, read_election_file, save_election
+from ballots.roll import import_roll, parse_roll
+from tests.factories import EXAMPLES
 
 
 @dataclass
@@ -119,3 +124,19 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
+
+
+def roll_csv(n: int, *, id_prefix: str = "B", phone_prefix: str = "+4474") -> str:
+    """A generated roll of ``n`` supporters, ids and phones numbered from 0."""
+    rows = ["supporter_id,name,phone"]
+    rows += [f"{id_prefix}{i:07d},Supporter {i},{phone_prefix}{i:08d}" for i in range(n)]
+    return "\n".join(rows) + "\n"
+
+
+async def bench_election(redis: Redis, election_id: str, voters: int, **roll: str) -> Election:
+    """A clean Redis holding the sample election (renamed) and a generated roll."""
+    await redis.flushdb()
+    sample = read_election_file(EXAMPLES / "election.toml")
+    election = await save_election(redis, replace(sample, id=election_id))
+    await import_roll(redis, election, parse_roll(roll_csv(voters, **roll), "bench.csv"))
+    return election
