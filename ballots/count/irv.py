@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from ballots.count.model import Ballots, CountError, indexed
 from ballots.count.result import Result, Round, TieBreak, Transfer
-from ballots.count.ties import break_tie
+from ballots.count.ties import choose
 
 RULES = (
     "instant-runoff: more than half of continuing votes wins; lowest excluded; "
@@ -98,18 +98,15 @@ def count_irv(ballots: Ballots, *, seed: int = 0, bulk_exclusion: bool = False) 
                     f"{ids[above]}'s {tallies[above]:,}, so none of them can catch up: excluded"
                 )
             else:
-                fewest = min(tallies[c] for c in live)
-                tied = [ids[c] for c in live if tallies[c] == fewest]
-                chosen, tie = break_tie(
-                    tied,
+                chosen, fewest, tie = choose(
+                    {ids[c]: tallies[c] for c in live},
                     history,
+                    ties,
                     lowest=True,
                     seed=seed,
                     round_number=number,
                     kind="exclusion",
                 )
-                if tie is not None:
-                    ties.append(tie)
                 excluded = [ids.index(chosen)]
                 why = "fewest votes" if tie is None else f"fewest votes, tie broken by {tie.how}"
                 notes.append(f"{chosen} has the {why} ({fewest:,}): excluded")

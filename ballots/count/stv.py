@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from ballots.count.model import Ballots, CountError, indexed
 from ballots.count.result import Result, Round, TieBreak, Transfer
-from ballots.count.ties import break_tie
+from ballots.count.ties import choose
 
 #: Votes are held as integer multiples of 1/SCALE: five decimal places.
 SCALE = 100_000
@@ -158,34 +158,28 @@ def count_stv(ballots: Ballots, seats: int, *, seed: int = 0) -> Result:
                 + " elected (rule 52)"
             )
         elif not done and pending:
-            most = max(tallies[c] for c in pending)
-            tied = [ids[c] for c in pending if tallies[c] == most]
-            chosen, tie = break_tie(
-                tied,
+            chosen, _, tie = choose(
+                {ids[c]: tallies[c] for c in pending},
                 history,
+                ties,
                 lowest=False,
                 seed=seed,
                 round_number=number,
                 kind="surplus order",
                 show=_show,
             )
-            if tie is not None:
-                ties.append(tie)
             surplus_of = ids.index(chosen)
         elif not done:
-            fewest = min(tallies[c] for c in continuing)
-            tied = [ids[c] for c in continuing if tallies[c] == fewest]
-            chosen, tie = break_tie(
-                tied,
+            chosen, fewest, tie = choose(
+                {ids[c]: tallies[c] for c in continuing},
                 history,
+                ties,
                 lowest=True,
                 seed=seed,
                 round_number=number,
                 kind="exclusion",
                 show=_show,
             )
-            if tie is not None:
-                ties.append(tie)
             excluded = [ids.index(chosen)]
             why = "fewest votes" if tie is None else f"fewest votes, tie broken by {tie.how}"
             notes.append(f"{chosen} has the {why} ({_show(fewest)}): excluded")

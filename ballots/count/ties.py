@@ -88,3 +88,28 @@ def break_tie(
         how="lot",
         detail=f"{prefix}lot with seed {seed}, lowest draw chosen: {draws}",
     )
+
+
+def choose(
+    votes: Mapping[str, int],
+    history: Sequence[Mapping[str, int]],
+    ties: list[TieBreak],
+    *,
+    lowest: bool,
+    seed: int,
+    round_number: int,
+    kind: str,
+    show: Callable[[int], str] = str,
+) -> tuple[str, int, TieBreak | None]:
+    """The candidate with the fewest (``lowest``) or most votes, a tie broken by the rule.
+
+    Returns the choice, its votes and the tie-break (also appended to ``ties``).
+    """
+    extreme = min(votes.values()) if lowest else max(votes.values())
+    tied = [c for c, v in votes.items() if v == extreme]
+    chosen, tie = break_tie(
+        tied, history, lowest=lowest, seed=seed, round_number=round_number, kind=kind, show=show
+    )
+    if tie is not None:
+        ties.append(tie)
+    return chosen, extreme, tie
