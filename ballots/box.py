@@ -1,11 +1,14 @@
-"""The ballot box: casting a ranking, once, in one atomic step.
+"""The ballot box: casting a sealed ranking, once, in one atomic step.
 
-A ballot is stored as a count against its ranking in the shard's ballots
-sorted set, so it carries no voter id, address, message id or time.  Sorted
-sets, not hashes or sets: Redis keeps a small hash or set in insertion order
-(listpack encoding), which would give away the order of casting, while a
-sorted set is always ordered by count and then by ranking.  Who has voted
-is a flag on the roll entry, apart from what they voted.
+The ranking is sealed to the election's count key before it leaves this
+process (``ballots.seal``), so Redis, its append-only file, its replicas,
+SLOWLOG and MONITOR only ever see ciphertext next to the voter's key.  A
+sealed ballot is a member of the shard's sealed sorted set with score 0: it
+carries no voter id, address, message id or time, and the set is ordered by
+the random ciphertext, not by the order of casting (a small hash or set
+would keep insertion order).  Who has voted is a flag on the roll entry,
+apart from what they voted.  After the close the trustees' unseal turns the
+sealed sets into the grouped ballot box the count reads (``ballots.unseal``).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from ballots.codes import Codes
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
 from ballots.lua import CONSTANT_TIME_EQUAL
+from ballots.seal import encode_ranking, seal
+from ballots.trustees import CountKey, load_count_key
 
 _CAST = (
     CONSTANT_TIME_EQUAL
     + """
--- KEYS: voter, shard meta, ballots, receipts, turnout
--- ARGV: grant hash, now, ranking, receipt, channel, day
+-- KEYS: voter, shard meta, sealed ballots, receipts, turnout
+-- ARGV: grant hash, now, sealed ballot, receipt, channel, day, count key id
 local v, meta = KEYS[1], KEYS[2]
 if redis.call('EXISTS', v) == 0 then return 'ineligible' end
 local now = tonumber(ARGV[2])
@@ -35,13 +40,14 @@ local opens = tonumber(redis.call('HGET', meta, 'opens') or '0')
 local closes = tonumber(redis.call('HGET', meta, 'closes') or '0')
 if now < opens then return 'not_open' end
 if now >= closes then return 'closed' end
+if redis.call('HGET', meta, 'key') ~= ARGV[7] then return 'no_key' end
 if redis.call('HGET', v, 'voted') then return 'already_voted' end
 local grant = redis.call('HGET', v, 'grant')
 local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
 redis.call('HSET', v, 'voted', ARGV[5])
 redis.call('HDEL', v, 'grant', 'grant_exp', 'code', 'otp', 'otp_exp', 'otp_tries')
-redis.call('ZINCRBY', KEYS[3], 1, ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[5], 'total', 1)
 redis.call('HINCRBY', KEYS[5], 'ch:' .. ARGV[5], 1)
@@ -58,6 +64,7 @@ CAST_OUTCOMES = {
     "closed": "Voting has closed.",
     "already_voted": "A ballot has already been cast for you; it is final.",
     "no_grant": "Your code check has run out; please start again.",
+    "no_key": "Voting has not opened yet: the election has no count key.",
 }
 
 
@@ -103,6 +110,16 @@ class BallotBox:
         self.codes = codes
         self.clock = clock
         self._cast = redis.register_script(_CAST)
+        self._keys: dict[str, CountKey] = {}
+
+    async def count_key(self, election: Election) -> CountKey | None:
+        """The election's public count key: None until the trustees have made it."""
+        key = self._keys.get(election.id)
+        if key is None:
+            key = await load_count_key(self.redis, election.id)
+            if key is not None:
+                self._keys[election.id] = key
+        return key
 
     async def cast(
         self,
@@ -114,6 +131,9 @@ class BallotBox:
     ) -> CastResult:
         """Cast a ballot for a supporter holding a grant from a code check."""
         ballot = check_ranking(election, ranking)
+        key = await self.count_key(election)
+        if key is None:
+            return CastResult("no_key")
         now = self.clock.now()
         shard = keys.shard_of(supporter_id, election.shards)
         eid = election.id
@@ -122,20 +142,24 @@ class BallotBox:
             keys=[
                 keys.voter(eid, shard, supporter_id),
                 keys.shard_meta(eid, shard),
-                keys.ballots(eid, shard),
+                keys.sealed(eid, shard),
                 keys.receipts(eid, shard),
                 keys.turnout(eid, shard),
             ],
             args=[
                 self.codes.digest(eid, "grant", grant),
                 int(now.timestamp()),
-                ",".join(ballot),
+                seal(key.public, encode_ranking(election.candidate_ids, ballot)),
                 receipt,
                 channel,
                 now.date().isoformat(),
+                key.id,
             ],
         )
         status = str(status)
+        if status == "no_key":
+            # Replaced before the opening (trustees init --replace): read it again next time.
+            self._keys.pop(eid, None)
         return CastResult(status, receipt if status == "cast" else None)
 
     async def has_voted(self, election: Election, supporter_id: str) -> bool:

@@ -291,7 +291,7 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
             if before != after
         ]
-        if changed and await _has_ballots(redis, previous):
+        if changed and await has_ballots(redis, previous):
             raise ElectionLocked(
                 f"election {election.id} already has ballots: its {' and '.join(changed)} "
                 "cannot change (titles, names, times and help text can)"
@@ -311,10 +311,11 @@ async def save_election(redis: Redis, election: Election) -> Election:
     return election
 
 
-async def _has_ballots(redis: Redis, election: Election) -> bool:
+async def has_ballots(redis: Redis, election: Election) -> bool:
+    """Whether any ballot has been cast (sealed) or unsealed in this election."""
     async with redis.pipeline(transaction=False) as pipe:
         for shard in range(election.shards):
-            pipe.exists(keys.ballots(election.id, shard))
+            pipe.exists(keys.sealed(election.id, shard), keys.ballots(election.id, shard))
         return any(await pipe.execute())
 
 

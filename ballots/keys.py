@@ -31,7 +31,7 @@ def _tag(election_id: str, shard: int) -> str:
 
 
 def election(election_id: str) -> str:
-    """Hash: the election definition (JSON) and its shard count."""
+    """Hash: the election definition (JSON) and its count key (``count_key``, ``count_key_id``)."""
     return f"{PREFIX}:e:{election_id}"
 
 
@@ -55,6 +55,11 @@ def address_failures(election_id: str, channel: str, address: str) -> str:
     return f"{PREFIX}:e:{election_id}:fail:{channel}:{address}"
 
 
+def unsealing(election_id: str) -> str:
+    """Hash: the unseal's progress (``shard:<n>`` -> counts when done) and its summary."""
+    return f"{PREFIX}:e:{election_id}:unseal"
+
+
 def audit(election_id: str) -> str:
     """Stream: the organisers' audit trail."""
     return f"{PREFIX}:e:{election_id}:audit"
@@ -64,7 +69,7 @@ def audit(election_id: str) -> str:
 
 
 def shard_meta(election_id: str, shard: int) -> str:
-    """Hash: the election window as the cast script sees it."""
+    """Hash: the election window and the count key's id, as the cast script sees them."""
     return f"{PREFIX}:{_tag(election_id, shard)}:meta"
 
 
@@ -78,8 +83,24 @@ def members(election_id: str, shard: int) -> str:
     return f"{PREFIX}:{_tag(election_id, shard)}:members"
 
 
+def sealed(election_id: str, shard: int) -> str:
+    """Sorted set, scores all 0: sealed ballots (base64), in the order of their random bytes.
+
+    What the cast writes.  Nothing but the trustees' count key opens a member.
+    """
+    return f"{PREFIX}:{_tag(election_id, shard)}:sealed"
+
+
+def unsealed_part(election_id: str, shard: int) -> str:
+    """Sorted set: one shard's opened ballots while the unseal runs, renamed into ``ballots``."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:unsealing"
+
+
 def ballots(election_id: str, shard: int) -> str:
     """Sorted set: ranking (candidate ids joined by ',') scored by its number of ballots.
+
+    Written by the unseal after the close, from the sealed ballots; what the
+    count and the export read.
 
     Identical rankings are one member, so nothing records who cast which.  A
     sorted set keeps its members by score and name, never in the order they
@@ -114,6 +135,21 @@ def sender_lock(channel: str, address: str) -> str:
 def delivery(channel: str, message_id: str) -> str:
     """String with TTL: a platform message id already taken in."""
     return f"{PREFIX}:seen:{channel}:{message_id}"
+
+
+def copies_trail(channel: str, address: str) -> str:
+    """Hash with a TTL: message id -> copy, the vote-bearing messages of a chat still choosing."""
+    return f"{PREFIX}:copies:{channel}:trail:{address}"
+
+
+def copies_queue(channel: str) -> str:
+    """Sorted set: platform copies of vote-bearing messages to remove, scored by when due."""
+    return f"{PREFIX}:copies:{channel}:queue"
+
+
+def copies_tries(channel: str) -> str:
+    """Hash: queued copy -> attempts at removing it so far."""
+    return f"{PREFIX}:copies:{channel}:tries"
 
 
 def opted_out(channel: str) -> str:

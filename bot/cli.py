@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from ballots.connection import open_redis
 from ballots.count import cli as count_cli
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
-from bot import commands, demo, remind_cli
+from bot import commands, demo, remind_cli, trustees_cli
 from bot.context import Context, Handler
 from bot.settings import Settings
 from channels import server, telegram_cli
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     commands.register(sub)
     remind_cli.register(sub)
+    trustees_cli.register(sub)
     count_cli.register(sub)
     server.register(sub)
     telegram_cli.register(sub)

@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -38,11 +39,14 @@ from bot.parse import (
     normalise,
     parse_ranking,
 )
-from bot.state import State, Step
+from bot.state import CHOOSING, State, Step
 
 log = logging.getLogger(__name__)
 
 Replies = list[OutboundMessage]
+
+#: How long a finished chat stays "done" after the close (a fixed moment: it dates no cast).
+DONE_KEPT = timedelta(days=1)
 
 #: Button actions and the typed text each stands for.
 _ACTIONS = {"done": "0", "undo": "UNDO", "again": "START AGAIN", "cast": "YES", "change": "CHANGE"}
@@ -137,12 +141,23 @@ class Conversation:
 
         before = state.to_json()
         new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
-        if new_state.to_json() != before:
+        if new_state.step is Step.DONE:
+            # A finished chat keeps no count of the steps it took.
+            new_state.turn = 0
+        elif new_state.to_json() != before:
             new_state.turn = state.turn + 1
             replies = [self._with_buttons(new_state, r) for r in replies]
-        if from_button and replies:
+        if new_state.step in CHOOSING:
+            replies = [replace(r, private=True) if r.is_reply else r for r in replies]
+        if from_button and replies and (replies[0].private or state.step not in CHOOSING):
+            # The tapped message is updated in place, but never with a message that shows
+            # no choices over one that does: that one is the platform's to forget.
             replies[0] = replace(replies[0], edit=True)
         return new_state, replies
+
+    def forget_at(self, state: State) -> datetime | None:
+        """When a chat's state may go regardless of its TTL: a finished chat, after the close."""
+        return self.election.closes + DONE_KEPT if state.step is Step.DONE else None
 
     async def _dispatch(self, state: State, turn: Turn) -> tuple[State, Replies]:
         word = turn.word
@@ -165,6 +180,14 @@ class Conversation:
             return state, [self._say(texts.not_open(self.election))]
         if now >= self.election.closes:
             return state, [self._say(texts.closed(self.election))]
+        if await self.box.count_key(self.election) is None:
+            log.error(
+                "election %s has no count key, so no ballot can be sealed: run "
+                "'openprimary trustees init --election %s ...'",
+                self.election.id,
+                self.election.id,
+            )
+            return state, [self._say(texts.no_count_key(self.election))]
         if word in RESTART and turn.msg.contact is None:
             return await self._restart(state, turn)
         return await self._handlers[state.step](state, turn)
@@ -402,7 +425,7 @@ class Conversation:
         )
         # After a cast the chat keeps only "done": not the ranking, the supporter or
         # the receipt, so nothing outside the ballot box remembers what was voted.
-        done = State(step=Step.DONE, turn=state.turn, election=self.election.id)
+        done = State(step=Step.DONE, election=self.election.id)
         if result.ok and result.receipt:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
             return done, [self._say(texts.cast(result.receipt))]
@@ -416,6 +439,8 @@ class Conversation:
             return state, [self._say(texts.closed(self.election))]
         if result.status == "not_open":
             return state, [self._say(texts.not_open(self.election))]
+        if result.status == "no_key":
+            return state, [self._say(texts.no_count_key(self.election))]
         return State(election=self.election.id, turn=state.turn), [
             self._say("You are not on the roll for this election.")
         ]

@@ -12,9 +12,11 @@ from ballots.codes import CodePolicy, Codes
 from ballots.election import Election, get_election, list_elections
 from ballots.errors import ConfigError
 from bot.conversation import Conversation
+from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
 from bot.router import Router
 from bot.settings import Settings
+from bot.state import StateStore, state_padding
 from channels.base import Sender
 
 
@@ -31,6 +33,8 @@ class Core:
     conversation: Conversation
     router: Router
     senders: dict[str, Sender] = field(default_factory=dict)
+    #: Removes the platforms' copies of vote-bearing messages (None: the setting is off).
+    copies: PlatformCopies | None = None
 
 
 async def pick_election(redis: Redis, wanted: str | None) -> Election:
@@ -63,5 +67,7 @@ async def build_core(
     senders: dict[str, Sender] = {}
     organisers = OrganiserCommands(redis, election, clock, settings, senders)
     conversation = Conversation(redis, election, codes, box, clock, extensions=[organisers])
-    router = Router(redis, conversation, senders)
-    return Core(settings, redis, clock, election, codes, box, conversation, router, senders)
+    store = StateStore(redis, settings.secret_key, padding=state_padding(election))
+    copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None
+    router = Router(redis, conversation, senders, store, copies)
+    return Core(settings, redis, clock, election, codes, box, conversation, router, senders, copies)

@@ -14,6 +14,9 @@ class InboundMessage:
     by the channel); ``contact`` is a phone number the sender shared as their
     own (Telegram's contact sharing); ``user_id`` is the platform's id for
     the person (the Telegram user id), when it differs from the address.
+    ``ref`` is the platform's handle for the message itself (a Twilio
+    MessageSid, a Telegram message id), by which its copy there can be
+    deleted once it is known to carry the voter's choices.
     """
 
     channel: str
@@ -23,6 +26,7 @@ class InboundMessage:
     choice: str | None = None
     contact: str | None = None
     user_id: str | None = None
+    ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class OutboundMessage:
     ignore them: the text always says what to type).  ``edit`` asks a platform
     that can to update the message whose button was tapped rather than send a
     new one.  ``ask_contact`` offers a "share my phone number" button.
+    ``private`` marks a message that shows the voter's choices (a ranking
+    prompt, the ballot to confirm): the platform should keep no copy of it
+    once the ballot is cast.
     """
 
     text: str
@@ -52,6 +59,7 @@ class OutboundMessage:
     ask_contact: bool = False
     remove_keyboard: bool = False
     kind: str = "reply"
+    private: bool = False
     meta: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

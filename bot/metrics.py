@@ -25,6 +25,12 @@ SEND_FAILURES = Counter(
     registry=REGISTRY,
 )
 BALLOTS_CAST = Counter("openprimary_ballots_cast", "Ballots cast", ["channel"], registry=REGISTRY)
+COPIES_REMOVED = Counter(
+    "openprimary_platform_copies",
+    "Platform copies of vote-bearing messages settled (removed, gone, failed)",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "openprimary_errors", "Unexpected errors while handling", ["where"], registry=REGISTRY
 )

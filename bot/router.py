@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from ballots import keys
 from bot import texts
 from bot.conversation import Conversation
+from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, HANDLING_SECONDS, MESSAGES_IN, MESSAGES_OUT
-from bot.state import StateStore
+from bot.state import CHOOSING, State, StateStore, Step
 from channels.base import Sender
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,14 @@ class Router:
         redis: Redis,
         conversation: Conversation,
         senders: Mapping[str, Sender],
-        store: StateStore | None = None,
+        store: StateStore,
+        copies: PlatformCopies | None = None,
     ) -> None:
         self.redis = redis
         self.conversation = conversation
         self.senders = senders
-        self.store = store or StateStore(redis)
+        self.store = store
+        self.copies = copies
 
     async def handle(self, msg: InboundMessage) -> list[OutboundMessage]:
         """Handle one inbound message; the result is the replies to its sender.
@@ -68,14 +71,17 @@ class Router:
                     await self.redis.delete(seen_key)
                 return [OutboundMessage(texts.busy())]
             try:
-                state = await self.store.load(msg.channel, msg.address)
-                state, out = await self.conversation.step(state, msg)
-                await self.store.save(msg.channel, msg.address, state)
+                before = await self.store.load(msg.channel, msg.address)
+                state, out = await self.conversation.step(before, msg)
+                await self.store.save(
+                    msg.channel, msg.address, state, until=self.conversation.forget_at(state)
+                )
             finally:
                 try:
                     await lock.release()
                 except LockError:
                     log.warning("sender lock expired while handling a %s message", msg.channel)
+            await self._track_copies(msg, before, state)
             replies = await self._deliver(msg, out)
         except Exception:
             # Forget the delivery so the platform's retry is handled, and give
@@ -89,6 +95,19 @@ class Router:
             HANDLING_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         MESSAGES_OUT.labels(msg.channel, "reply").inc(len(replies))
         return replies
+
+    async def _track_copies(self, msg: InboundMessage, before: State, after: State) -> None:
+        """Have the platform forget the voter's messages that carried their choices."""
+        if self.copies is None or before.step not in CHOOSING:
+            return
+        try:
+            await self.copies.voter_message(msg)
+            if after.step is Step.DONE:
+                await self.copies.chat_finished(msg.channel, msg.address)
+        except RedisError as err:
+            # The vote and the replies matter more; the copy stays on the platform.
+            ERRORS.labels("copies").inc()
+            log.warning("could not queue a %s message for removal: %s", msg.channel, err)
 
     async def _deliver(
         self, msg: InboundMessage, out: list[OutboundMessage]

@@ -37,6 +37,10 @@ class Settings:
     sms_rate: float = 10.0
     telegram_rate: float = 25.0
     telegram_chat_rate: float = 1.0
+    #: Delete (or edit) the platforms' copies of vote-bearing messages.
+    delete_copies: bool = True
+    #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
+    copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
     env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -75,6 +79,10 @@ class Settings:
             if not 0 < value <= 10_000:
                 raise ConfigError(f"{name}={raw!r}: must be above 0 and at most 10000")
             return value
+
+        delete_raw = (get("OPENPRIMARY_DELETE_COPIES") or "on").lower()
+        if delete_raw not in ("on", "off", "1", "0", "yes", "no", "true", "false"):
+            raise ConfigError(f"OPENPRIMARY_DELETE_COPIES={delete_raw!r}: must be on or off")
 
         secret = get("OPENPRIMARY_SECRET_KEY")
         data_dir = Path(get("OPENPRIMARY_DATA_DIR") or "var")
@@ -135,6 +143,7 @@ class Settings:
             sms_rate=rate("OPENPRIMARY_SMS_RATE", 10.0),
             telegram_rate=rate("OPENPRIMARY_TELEGRAM_RATE", 25.0),
             telegram_chat_rate=rate("OPENPRIMARY_TELEGRAM_CHAT_RATE", 1.0),
+            delete_copies=delete_raw in ("on", "1", "yes", "true"),
         )
 
     def require(self, *names: str) -> None:

@@ -1,17 +1,34 @@
-"""Conversation state: one small JSON record per chat address, kept in Redis with a TTL."""
+"""Conversation state: one small record per chat address, kept in Redis with a TTL.
+
+The step, the turn counter and the election are stored as they are; who the
+voter is, their grant and the ranking they are building are sealed with an
+AEAD (XChaCha20-Poly1305) under a key derived from OPENPRIMARY_SECRET_KEY,
+bound to the chat's address and padded to one length per election, so
+Redis, its append-only file and its backups alone show no ranking and no
+supporter id next to a phone number or chat id.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
+from nacl.exceptions import CryptoError
+from nacl.secret import Aead
 from redis.asyncio import Redis
 
 from ballots import keys
+from ballots.election import Election
 
 #: How long an idle conversation is remembered (a partial ranking goes with it).
 STATE_TTL = 6 * 3600
+#: Longest supporter id the roll takes, and the grant's length: for the padding.
+_MAX_SUPPORTER = 64
+_GRANT = 32
 
 
 class Step(StrEnum):
@@ -25,6 +42,10 @@ class Step(StrEnum):
     DONE = "done"
 
 
+#: The steps in which the voter's messages, and ours, carry their choices.
+CHOOSING = frozenset({Step.RANK, Step.CONFIRM})
+
+
 @dataclass
 class State:
     """Where one chat address is in the conversation."""
@@ -35,35 +56,93 @@ class State:
     supporter: str | None = None
     grant: str | None = None
     ranking: list[str] = field(default_factory=list)
-    receipt: str | None = None
     #: The voter typed a supporter number: failures must all read the same.
     quiet: bool = False
 
     def to_json(self) -> str:
+        """The whole state as JSON, in the clear: for comparing states in memory only."""
         return json.dumps(asdict(self), separators=(",", ":"))
 
-    @classmethod
-    def from_json(cls, text: str) -> State:
-        data = json.loads(text)
-        data["step"] = Step(data["step"])
-        return cls(**data)
+
+def state_padding(election: Election) -> int:
+    """The one length every sealed part of this election's chat states is padded to."""
+    longest = json.dumps(
+        {"s": "x" * _MAX_SUPPORTER, "g": "x" * _GRANT, "r": list(election.candidate_ids)},
+        separators=(",", ":"),
+    )
+    return -(-len(longest) // 64) * 64
 
 
 class StateStore:
-    """Loads and saves conversation state in Redis."""
+    """Loads and saves conversation state in Redis, with the private part sealed."""
 
-    def __init__(self, redis: Redis, ttl: int = STATE_TTL) -> None:
+    def __init__(
+        self, redis: Redis, secret_key: str, *, padding: int = 256, ttl: int = STATE_TTL
+    ) -> None:
         self.redis = redis
         self.ttl = ttl
+        self.padding = padding
+        key = hashlib.blake2b(secret_key.encode(), digest_size=32, person=b"op-chat-state")
+        self._aead = Aead(key.digest())
+
+    def seal(self, channel: str, address: str, state: State) -> str:
+        """The stored form of a state (also what the tests inspect)."""
+        record: dict[str, object] = {"step": state.step.value, "turn": state.turn}
+        record["election"] = state.election
+        if state.quiet:
+            record["quiet"] = True
+        if state.supporter is not None or state.grant is not None or state.ranking:
+            private = json.dumps(
+                {"s": state.supporter, "g": state.grant, "r": state.ranking},
+                separators=(",", ":"),
+            ).encode()
+            private += b" " * max(self.padding - len(private), 0)
+            sealed = self._aead.encrypt(private, aad=_aad(channel, address))
+            record["sealed"] = base64.b64encode(sealed).decode("ascii")
+        return json.dumps(record, separators=(",", ":"))
+
+    def open(self, channel: str, address: str, text: str) -> State:
+        """A stored state read back; a fresh one if it cannot be read (a changed secret key)."""
+        try:
+            record = json.loads(text)
+            state = State(
+                step=Step(record["step"]),
+                turn=int(record["turn"]),
+                election=str(record["election"]),
+                quiet=bool(record.get("quiet", False)),
+            )
+            if "sealed" in record:
+                sealed = base64.b64decode(record["sealed"], validate=True)
+                private = json.loads(self._aead.decrypt(sealed, aad=_aad(channel, address)))
+                state.supporter = private["s"]
+                state.grant = private["g"]
+                state.ranking = [str(c) for c in private["r"]]
+        except (ValueError, TypeError, KeyError, CryptoError):
+            return State()
+        return state
 
     async def load(self, channel: str, address: str) -> State:
         raw = await self.redis.get(keys.conversation(channel, address))
         if raw is None:
             return State()
-        try:
-            return State.from_json(str(raw))
-        except (ValueError, TypeError, KeyError):
-            return State()
+        return self.open(channel, address, str(raw))
 
-    async def save(self, channel: str, address: str, state: State) -> None:
-        await self.redis.set(keys.conversation(channel, address), state.to_json(), ex=self.ttl)
+    async def save(
+        self, channel: str, address: str, state: State, *, until: datetime | None = None
+    ) -> None:
+        """Store a state: for ``ttl`` seconds, or until a fixed moment (``until``).
+
+        A fixed moment, the same for every voter, is how a finished chat is
+        kept: a TTL counted from the last message would date the cast.
+        """
+        key = keys.conversation(channel, address)
+        text = self.seal(channel, address, state)
+        if until is not None:
+            await self.redis.set(key, text, pxat=int(until.timestamp() * 1000))
+        else:
+            await self.redis.set(key, text, ex=self.ttl)
+
+
+def _aad(channel: str, address: str) -> bytes:
+    """What a sealed state is bound to: it opens only under its own chat's key."""
+    return f"{channel}:{address}".encode()

@@ -30,6 +30,10 @@ def closed(election: Election) -> str:
     return f"Voting in {election.title} closed {when(election.closes)}. Thank you."
 
 
+def no_count_key(election: Election) -> str:
+    return f"Voting in {election.title} is not open yet. Please try again later."
+
+
 def help_text(election: Election) -> str:
     how = (
         "Reply with your voting code"
@@ -149,6 +153,10 @@ def confirm(election: Election, ranking: Sequence[str]) -> str:
 
 def cast(receipt: str) -> str:
     return f"Vote cast, thank you! Receipt {receipt}. Your vote is secret and final."
+
+
+def choices_removed() -> str:
+    return "Your ballot is cast. Your choices are no longer shown in this chat."
 
 
 def ranking_problem(reason: str) -> str:

@@ -28,11 +28,13 @@ from redis.exceptions import RedisError
 
 from ballots.errors import ConfigError
 from bot.context import Context
+from bot.copies import Remover
 from bot.core import Core, build_core
 from bot.metrics import REGISTRY
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.sms import PATH as SMS_PATH
+from channels.sms import STATUS_PATH as SMS_STATUS_PATH
 from channels.sms import SmsWebhook
 from channels.sms_sender import TwilioSender
 from channels.telegram import serve_installers
@@ -107,12 +109,15 @@ def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Applicatio
             route=core.router.handle,
             region=settings.default_region,
             late_sender=lambda: core.senders.get("sms"),
+            # Twilio can be asked to delete only with the REST credentials.
+            copies=core.copies if sms_outbound(settings) else None,
         )
     app.cleanup_ctx.append(_sms_channel)
     app.cleanup_ctx.append(_extensions)
     for install in installers:
         install(app)
     app.router.add_post(SMS_PATH, sms_webhook)
+    app.router.add_post(SMS_STATUS_PATH, sms_status)
     app.router.add_post(TELEGRAM_PATH, telegram_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -132,6 +137,7 @@ async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
     """Open the Twilio REST client for the app's lifetime; register it as the SMS sender."""
     core = app[CORE]
     sender: TwilioSender | None = None
+    remover: Remover | None = None
     if sms_outbound(core.settings):
         # A 429 from Twilio pauses SMS in every process, reminders included.
         shared = limiter_for(core.settings, core.redis)
@@ -139,6 +145,10 @@ async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
             core.settings, core.redis, sleep=shared.backoff_sleep("sms")
         )
         core.senders["sms"] = sender
+        if core.copies is not None:
+            delete = sender.delete
+            remover = Remover(core.copies, "sms", lambda copy: delete(copy.ref))
+            remover.start()
     elif "sms-otp" in core.election.identity:
         log.warning(
             "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
@@ -147,6 +157,8 @@ async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if remover is not None:
+            await remover.stop()
         webhook = app.get(SMS_WEBHOOK)
         if webhook is not None:
             await webhook.aclose()
@@ -161,6 +173,14 @@ async def sms_webhook(request: web.Request) -> web.StreamResponse:
     if webhook is None:
         raise web.HTTPNotFound(text="SMS is not configured")
     return await webhook.handle(request)
+
+
+async def sms_status(request: web.Request) -> web.StreamResponse:
+    """POST /sms/twilio/status: Twilio's status callbacks for replies that showed choices."""
+    webhook = request.app.get(SMS_WEBHOOK)
+    if webhook is None:
+        raise web.HTTPNotFound(text="SMS is not configured")
+    return await webhook.status(request)
 
 
 async def telegram_webhook(request: web.Request) -> web.StreamResponse:

@@ -6,6 +6,12 @@ against the URL Twilio was given (``OPENPRIMARY_PUBLIC_URL`` plus the path),
 not the one it arrived on behind a proxy; then the form becomes one
 :class:`InboundMessage`, the router handles it, and the replies go back in
 the response as a TwiML ``MessagingResponse``, in plain GSM-7 text.
+
+Twilio keeps every message in its log, filed under the voter's number.  A
+reply that shows the voter's choices carries ``action`` (Twilio's status
+callback for a TwiML message) pointing at ``POST /sms/twilio/status``; each
+callback queues that message for deletion from Twilio, as the router does
+for the voter's own messages sent while choosing (``bot.copies``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 import phonenumbers
 from aiohttp import web
@@ -20,6 +27,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import texts
+from bot.copies import Kind, PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
 from channels.base import Sender
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
 PATH = "/sms/twilio"
+#: Twilio's status callbacks for replies that showed a voter's choices.
+STATUS_PATH = "/sms/twilio/status"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -61,38 +71,63 @@ def sms_text(message: OutboundMessage) -> str:
     return fit(to_gsm(message.text))
 
 
-def sms_bodies(replies: Iterable[OutboundMessage]) -> list[str]:
-    """The SMS bodies for a list of replies.
+@dataclass(frozen=True)
+class SmsBody:
+    """One SMS to send, and whether it shows the voter's choices."""
+
+    text: str
+    private: bool = False
+
+
+def sms_parts(replies: Iterable[OutboundMessage]) -> list[SmsBody]:
+    """The SMS for a list of replies.
 
     Consecutive replies share one SMS when that costs no more segments than
     sending them apart: fewer messages, and they cannot arrive out of order.
+    An SMS is private if any reply in it is.
     """
-    bodies: list[str] = []
+    parts: list[SmsBody] = []
     for reply in replies:
         text = sms_text(reply)
         if not text:
             continue
-        if bodies:
-            joined = bodies[-1] + "\n\n" + text
-            if len(joined) <= MAX_BODY and segments(joined) <= segments(bodies[-1]) + segments(
-                text
-            ):
-                bodies[-1] = joined
+        if parts:
+            last = parts[-1].text
+            joined = last + "\n\n" + text
+            if len(joined) <= MAX_BODY and segments(joined) <= segments(last) + segments(text):
+                parts[-1] = SmsBody(joined, parts[-1].private or reply.private)
                 continue
-        bodies.append(text)
-    return bodies
+        parts.append(SmsBody(text, reply.private))
+    return parts
 
 
-def twiml(bodies: Iterable[str]) -> str:
-    """A TwiML ``MessagingResponse`` sending each body as one SMS."""
+def sms_bodies(replies: Iterable[OutboundMessage]) -> list[str]:
+    """The SMS bodies for a list of replies (see :func:`sms_parts`)."""
+    return [part.text for part in sms_parts(replies)]
+
+
+def twiml(bodies: Iterable[str | SmsBody], status_url: str | None = None) -> str:
+    """A TwiML ``MessagingResponse`` sending each body as one SMS.
+
+    With ``status_url``, a private body asks Twilio for status callbacks there,
+    which is how its message id reaches us for deleting it.
+    """
     response = MessagingResponse()
     for body in bodies:
-        response.message(body)
+        if isinstance(body, SmsBody):
+            if body.private and status_url:
+                response.message(body.text, action=status_url, method="POST")
+            else:
+                response.message(body.text)
+        else:
+            response.message(body)
     return str(response)
 
 
-def twiml_response(bodies: Iterable[str] = ()) -> web.Response:
-    return web.Response(text=twiml(bodies), content_type="application/xml")
+def twiml_response(
+    bodies: Iterable[str | SmsBody] = (), status_url: str | None = None
+) -> web.Response:
+    return web.Response(text=twiml(bodies, status_url), content_type="application/xml")
 
 
 class SmsWebhook:
@@ -113,6 +148,7 @@ class SmsWebhook:
         region: str = "GB",
         late_sender: Callable[[], Sender | None] = lambda: None,
         reply_within: float = REPLY_WITHIN,
+        copies: PlatformCopies | None = None,
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.validator = RequestValidator(auth_token)
@@ -120,22 +156,38 @@ class SmsWebhook:
         self.region = region
         self.late_sender = late_sender
         self.reply_within = reply_within
+        self.copies = copies
+        #: Where Twilio reports on private replies (None: their copies are kept).
+        self.status_url = self.public_url + STATUS_PATH if copies is not None else None
         self._late: set[asyncio.Future[None]] = set()
 
     def signed_url(self, request: web.Request) -> str:
         """The URL Twilio signed: the public base plus the path and query it was given."""
         return self.public_url + request.raw_path
 
-    async def handle(self, request: web.Request) -> web.Response:
-        """Authenticate one webhook request, route its message, answer with TwiML."""
+    async def _signed_form(self, request: web.Request) -> dict[str, str]:
+        """The request's form, once Twilio's signature over it is checked; else 403."""
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature or request.content_type != FORM_TYPE:
             raise web.HTTPForbidden(text="Twilio signature required")
         form = await request.post()
         if not self.validator.validate(self.signed_url(request), form, signature):
-            log.warning("rejected an SMS webhook with a bad signature")
+            log.warning("rejected a request to %s with a bad Twilio signature", request.path)
             raise web.HTTPForbidden(text="Twilio signature does not match")
+        return {k: str(v) for k, v in form.items()}
 
+    async def status(self, request: web.Request) -> web.Response:
+        """POST /sms/twilio/status: a private reply's status; queue its deletion from Twilio."""
+        form = await self._signed_form(request)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        address = to_e164(form.get("To", ""), self.region)
+        if self.copies is not None and sid.startswith(("SM", "MM")) and address is not None:
+            await self.copies.note(CHANNEL, address, sid, Kind.BOT)
+        return twiml_response()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Authenticate one webhook request, route its message, answer with TwiML."""
+        form = await self._signed_form(request)
         sender = str(form.get("From", ""))
         address = to_e164(sender, self.region)
         message_id = str(form.get("MessageSid") or form.get("SmsSid") or "") or None
@@ -148,8 +200,9 @@ class SmsWebhook:
             address=address,
             text=str(form.get("Body", ""))[:MAX_BODY],
             message_id=message_id,
+            ref=message_id,
         )
-        return twiml_response(sms_bodies(await self._replies(msg)))
+        return twiml_response(sms_parts(await self._replies(msg)), self.status_url)
 
     async def _replies(self, msg: InboundMessage) -> list[OutboundMessage]:
         """The replies to ``msg``, or none if they are not ready in time."""
@@ -182,10 +235,12 @@ class SmsWebhook:
         if sender is None:
             log.error("no SMS sender is configured; %d late replies dropped", len(replies))
             return
-        for body in sms_bodies(replies):
-            result = await sender.send(address, OutboundMessage(body))
+        for part in sms_parts(replies):
+            result = await sender.send(address, OutboundMessage(part.text))
             if not result.ok:
                 log.warning("a late reply was not delivered: %s %s", result.status, result.detail)
+            elif part.private and self.copies is not None and result.platform_id:
+                await self.copies.note(CHANNEL, address, result.platform_id, Kind.BOT)
 
     async def aclose(self) -> None:
         """Let replies still being worked out finish (on shutdown)."""

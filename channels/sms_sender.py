@@ -24,6 +24,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from ballots import keys
+from bot.copies import Outcome
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.settings import Settings
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Twilio error: the recipient has replied STOP to this sender.
 OPTED_OUT = 21610
+#: Twilio error: a message cannot be deleted before its status is final.
+CANNOT_DELETE_YET = 20009
 #: Twilio errors that mean this number will never take an SMS from us.
 UNREACHABLE = frozenset(
     {
@@ -140,6 +143,25 @@ class TwilioSender:
             log.info("SMS to %s: %s, retry %d in %.1fs", masked(address), reason, attempt, delay)
             await self._sleep(delay)
         raise AssertionError("unreachable: the last attempt always returns")
+
+    async def delete(self, sid: str) -> Outcome:
+        """Delete one message from Twilio's log; Twilio refuses until its status is final."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.client.messages(sid).delete_async()
+        except TwilioRestException as err:
+            if err.status == 404:
+                return Outcome.GONE
+            if err.code == CANNOT_DELETE_YET or err.status == 429 or err.status >= 500:
+                return Outcome.RETRY
+            log.warning(
+                "Twilio refused to delete a message: %s/%s %s", err.status, err.code, err.msg
+            )
+            return Outcome.FAILED
+        except (ClientError, TimeoutError) as err:
+            log.info("deleting a message from Twilio: %s, will retry", type(err).__name__)
+            return Outcome.RETRY
+        return Outcome.REMOVED
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter, so many senders do not retry in step."""

@@ -13,6 +13,8 @@ from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import import_roll, read_roll_file
+from ballots.seal import decode_ranking, open_sealed, private_key_from_seed, public_key_from_seed
+from ballots.trustees import store_count_key
 from bot.core import Core, build_core
 from bot.messages import InboundMessage, OutboundMessage
 from bot.settings import Settings
@@ -24,8 +26,14 @@ SECRET = "test-secret-key-0123456789abcdef"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
+#: The count key's seed in tests: known, so a test can open what was sealed.
+TEST_SEED = bytes(range(16))
+TEST_PUBLIC = public_key_from_seed(TEST_SEED)
+TEST_PRIVATE = bytes(private_key_from_seed(TEST_SEED))
+
+
 def settings(**overrides: object) -> Settings:
-    base: dict[str, object] = {"secret_key": SECRET}
+    base: dict[str, object] = {"secret_key": SECRET, "copy_delays": {"sms": 0.0}}
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 
@@ -36,16 +44,19 @@ async def sample_election(redis: Redis, **changes: object) -> Election:
     if changes:
         election = Election(**{**election.__dict__, **changes})
     election = await save_election(redis, election)
+    await store_count_key(redis, election, TEST_PUBLIC)
     await import_roll(redis, election, read_roll_file(EXAMPLES / "roll.csv"))
     return election
 
 
 async def stored_ballots(redis: Redis, election: Election) -> dict[str, int]:
-    """Every shard's ballots merged: ranking -> count."""
+    """Every shard's sealed ballots, opened with the test key and merged: ranking -> count."""
     merged: dict[str, int] = {}
     for shard in range(election.shards):
-        async for ranking, n in redis.zscan_iter(keys.ballots(election.id, shard)):
-            merged[str(ranking)] = merged.get(str(ranking), 0) + int(n)
+        async for sealed, _ in redis.zscan_iter(keys.sealed(election.id, shard)):
+            record = open_sealed(TEST_PUBLIC, TEST_PRIVATE, str(sealed))
+            ranking = ",".join(decode_ranking(election.candidate_ids, record))
+            merged[ranking] = merged.get(ranking, 0) + 1
     return merged
 
 

@@ -12,10 +12,11 @@ from ballots import keys
 from ballots.clock import ManualClock
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import Supporter, import_roll
+from ballots.trustees import store_count_key
 from bot.messages import OutboundMessage
 from bot.ratelimit import RateLimiter
 from channels.base import SendResult
-from tests.factories import EXAMPLES, NOW
+from tests.factories import EXAMPLES, NOW, TEST_PUBLIC
 
 
 def phone(i: int) -> str:
@@ -42,6 +43,7 @@ async def election_with_roll(
     sample = read_election_file(EXAMPLES / "election.toml")
     election = Election(**{**sample.__dict__, "id": election_id, "shards": shards})
     election = await save_election(redis, election)
+    await store_count_key(redis, election, TEST_PUBLIC)
     roll = [
         Supporter(f"S{i}", f"Supporter {i}", phone(i), chat(i) if telegram(i) else "")
         for i in range(n)

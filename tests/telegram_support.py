@@ -7,6 +7,7 @@ async with telegram_world(redis) as world:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.clock import ManualClock
+from bot import texts
 from bot.core import Core, build_core
 from bot.settings import Settings
 from channels.server import Installer, make_app
@@ -83,6 +85,14 @@ class TelegramWorld:
         await self.deliver(self.updates.tap(user, message, button_data(message, label)))
         return self.api.message(user.id, message["message_id"])
 
+    async def removed(self, user: TelegramUser, confirm_id: int) -> None:
+        """Wait until the ballot the user confirmed is edited to show no choices."""
+        async with asyncio.timeout(10):
+            await self.api.wait_until(
+                lambda: self.api.message(user.id, confirm_id)["text"] == texts.choices_removed()
+            )
+        assert "reply_markup" not in self.api.message(user.id, confirm_id)
+
     def texts(self, user: TelegramUser) -> list[str]:
         return [m["text"] for m in self.api.messages(user.id)]
 
@@ -96,9 +106,12 @@ class TelegramWorld:
         return await stored_ballots(self.core.redis, self.core.election)
 
     async def state(self, user: TelegramUser) -> str | None:
-        """The conversation state stored for a user's private chat (JSON), if any."""
-        raw = await self.core.redis.get(keys.conversation("telegram", str(user.id)))
-        return None if raw is None else str(raw)
+        """The conversation state stored for a user's private chat, opened (JSON), if any."""
+        address = str(user.id)
+        raw = await self.core.redis.get(keys.conversation("telegram", address))
+        if raw is None:
+            return None
+        return self.core.router.store.open("telegram", address, str(raw)).to_json()
 
 
 @asynccontextmanager

@@ -92,7 +92,13 @@ async def test_nothing_stored_links_a_voter_to_a_ranking(redis: Redis) -> None:
     await box.cast(election, "S1001", grant, ["okafor", "byrne"], "sms")
     shard = keys.shard_of("S1001", election.shards)
     assert await stored_ballots(redis, election) == {"okafor,byrne": 1}
-    assert await redis.zrange(keys.ballots(election.id, shard), 0, -1) == ["okafor,byrne"]
+    # What Redis holds is the sealed ballot, score 0; no ballot box until the unseal.
+    rows: list[tuple[str, float]] = await redis.zrange(  # type: ignore[assignment]
+        keys.sealed(election.id, shard), 0, -1, withscores=True
+    )
+    [(sealed, score)] = rows
+    assert score == 0 and "okafor" not in sealed
+    assert not await redis.exists(keys.ballots(election.id, shard))
     voter = await redis.hgetall(keys.voter(election.id, shard, "S1001"))
     assert voter["voted"] == "sms"
     assert not any("okafor" in v or "byrne" in v for v in voter.values())
@@ -105,7 +111,7 @@ async def test_nothing_stored_links_a_voter_to_a_ranking(redis: Redis) -> None:
             kind = await redis.type(line_key)
             assert kind == "hash"
             assert "okafor" not in str(await redis.hgetall(line_key))
-    assert stored.count("okafor,byrne") == 1
+    assert "okafor,byrne" not in stored
 
 
 async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
@@ -118,9 +124,14 @@ async def test_ballots_carry_no_order_of_casting(redis: Redis) -> None:
         ranking = ["green", "patel"] if i % 2 else ["patel", "green"]
         assert (await h.core.box.cast(election, sid, check.grant, ranking, "console")).ok
     assert await stored_ballots(redis, election) == {"patel,green": 3, "green,patel": 3}
-    # Sorted sets keep members by count then name, whatever order they came in.
+    # Sealed ballots all score 0, so a sorted set keeps them in the order of their random
+    # bytes, whatever order they came in.
     for shard in range(election.shards):
-        assert await redis.type(keys.ballots(election.id, shard)) in ("zset", "none")
+        sealed: list[tuple[str, float]] = await redis.zrange(  # type: ignore[assignment]
+            keys.sealed(election.id, shard), 0, -1, withscores=True
+        )
+        assert [m for m, _ in sealed] == sorted(m for m, _ in sealed)
+        assert all(score == 0 for _, score in sealed)
         receipts = [r async for r in redis.zscan_iter(keys.receipts(election.id, shard))]
         assert [r for r, _ in receipts] == sorted(r for r, _ in receipts)
         assert all(score == 0 for _, score in receipts)

@@ -40,7 +40,7 @@ async def test_vote_with_a_voting_code_step_by_step(redis: Redis) -> None:
     assert await ballots(h) == {"patel,byrne": 1}
     # The chat remembers only that it is done: no supporter, ranking or receipt.
     state = await h.core.router.store.load("console", "chat-1")
-    assert (state.step, state.supporter, state.ranking, state.receipt) == ("done", None, [], None)
+    assert (state.step, state.supporter, state.ranking, state.turn) == ("done", None, [], 0)
     assert "already been cast" in await h.said("hi again")
 
 

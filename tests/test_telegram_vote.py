@@ -51,16 +51,24 @@ async def test_a_whole_vote_by_buttons(redis: Redis) -> None:
         assert button_labels(confirm) == ["Cast my vote", "Change"]
         assert await world.ballots() == {}
 
-        cast = await world.tap(ANN, "Cast my vote")
+        await world.tap(ANN, "Cast my vote")
+        cast = world.api.last_message(ANN.id)
+        assert cast["message_id"] != confirm["message_id"]
         assert cast["text"].startswith("Vote cast, thank you!")
         assert "reply_markup" not in cast  # nothing left to tap
+        # The ballot shown for confirming no longer shows the choices, or any button.
+        await world.removed(ANN, confirm["message_id"])
 
         assert await world.ballots() == {"patel,byrne": 1}
         # Every tap was answered, once each.
         taps = [c for c in world.api.calls_to("answerCallbackQuery") if c.status == 200]
         assert len(taps) == 4 and len({c.params["callback_query_id"] for c in taps}) == 4
-        # The whole ranking happened in one message.
-        assert len(world.api.messages(ANN.id)) == 2
+        # The whole ranking happened in one message; the receipt is a message of its own.
+        assert [m["message_id"] for m in world.api.messages(ANN.id)] == [
+            greeting["message_id"],
+            prompt["message_id"],
+            cast["message_id"],
+        ]
         # The Telegram account is now linked to the supporter, for reminders.
         assert await redis.hget(keys.telegram_index(world.core.election.id), str(ANN.id)) == "S1001"
 

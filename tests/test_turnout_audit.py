@@ -13,11 +13,13 @@ from redis.asyncio import Redis
 from ballots import audit
 from ballots.clock import Clock
 from ballots.count.cli import count_command
+from ballots.trustees import split_seed, write_shares
 from bot.cli import build_parser
 from bot.commands import audit_show, codes_issue, election_load, roll_import, turnout_report
 from bot.context import Context
 from bot.remind_cli import remind
-from tests.factories import EXAMPLES, harness, settings
+from bot.trustees_cli import unseal_command
+from tests.factories import EXAMPLES, TEST_PUBLIC, TEST_SEED, harness, settings
 
 
 def ctx_for(redis: Redis, clock: Clock) -> Context:
@@ -78,12 +80,29 @@ async def test_the_trail_records_organiser_actions_without_codes_or_rankings(
     parser = build_parser()
     dry_run = ["remind", "--election", eid, "--message", "Vote, {name}!", "--dry-run"]
     assert await remind(parser.parse_args(dry_run), ctx) == 0  # changes nothing: not audited
+    shares = write_shares(tmp_path / "trustees", split_seed(TEST_SEED, eid, 3, 2, TEST_PUBLIC))
+    h.clock.set(h.core.election.closes)
+    unseal_args = ["unseal", "--election", eid, "--share", str(shares[0]), "--share"]
+    await unseal_command(parser.parse_args([*unseal_args, str(shares[2])]), ctx)
     await count_command(parser.parse_args(["count", "--election", eid, "--json"]), ctx)
 
     trail = await audit.read(redis, eid)
     actions = [e.action for e in trail]
-    assert actions[-4:] == ["election loaded", "roll imported", "codes issued", "count run"]
-    assert all(e.actor == "cli:alice" for e in trail[-4:])
+    assert actions[-5:] == [
+        "election loaded",
+        "roll imported",
+        "codes issued",
+        "ballots unsealed",
+        "count run",
+    ]
+    assert all(e.actor == "cli:alice" for e in trail[-5:])
+    unsealed = trail[-2].details
+    assert (unsealed["shares"], unsealed["opened"], unsealed["invalid"]) == ("1,3", 1, 0)
+    # Who unsealed and when, and no key material: no share's secret, no seed.
+    for share in shares:
+        secret = share.read_text().split('secret = "')[1][:32]
+        assert secret not in json.dumps([e.details for e in trail])
+    assert TEST_SEED.hex() not in json.dumps([e.details for e in trail])
     assert all(e.at.tzinfo is not None for e in trail)
 
     shown = ctx_for(redis, h.clock)

@@ -16,6 +16,7 @@ from ballots.count.redis_source import read_ballots as read_redis_ballots
 from ballots.count.report import render_json, render_text
 from ballots.count.result import Result
 from ballots.election import get_election
+from ballots.unseal import require_unsealed
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -92,6 +93,7 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
                 "method and seats"
             )
         election = await get_election(ctx.redis, args.election)
+        await require_unsealed(ctx.redis, election, "count")
         ballots = await read_redis_ballots(ctx.redis, election)
         result = await asyncio.to_thread(
             count,
@@ -131,6 +133,7 @@ def _write(ballots: Ballots, fmt: str, seats: int, out: Path) -> None:
 async def export_command(args: argparse.Namespace, ctx: Context) -> int:
     """Write the election's ballots in the chosen format."""
     election = await get_election(ctx.redis, args.election)
+    await require_unsealed(ctx.redis, election, "export")
     ballots = await read_redis_ballots(ctx.redis, election)
     await audit.record(
         ctx.redis,

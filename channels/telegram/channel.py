@@ -29,6 +29,7 @@ from telegram.ext import (
 )
 
 from ballots.errors import ConfigError
+from bot.copies import Remover
 from bot.core import Core
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
@@ -40,6 +41,7 @@ from channels.telegram.sending import (
     TelegramSender,
     build_bot,
     check_webhook_secret,
+    remove_copy,
 )
 from channels.telegram.signing import ButtonSigner
 
@@ -129,7 +131,10 @@ class TelegramChannel:
             builder = builder.updater(None)
         self.application: TelegramApp = builder.build()
         self.sender = TelegramSender(bot, core.redis, signer)
-        self._add_handlers(Handlers(core.router, core.redis, signer, settings.default_region))
+        self._add_handlers(
+            Handlers(core.router, core.redis, signer, settings.default_region, core.copies)
+        )
+        self._remover: Remover | None = None
 
     def _add_handlers(self, h: Handlers) -> None:
         private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -152,6 +157,11 @@ class TelegramChannel:
         await self.application.initialize()
         await self.application.start()
         self.core.senders[CHANNEL] = self.sender
+        copies = self.core.copies
+        if copies is not None:
+            bot = self.bot
+            self._remover = Remover(copies, CHANNEL, lambda copy: remove_copy(bot, copy))
+            self._remover.start()
         if self.polling:
             updater = self.application.updater
             assert updater is not None
@@ -165,6 +175,9 @@ class TelegramChannel:
         """Finish the updates already taken in, then close the client."""
         if self.core.senders.get(CHANNEL) is self.sender:
             del self.core.senders[CHANNEL]
+        if self._remover is not None:
+            await self._remover.stop()
+            self._remover = None
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()

@@ -17,6 +17,7 @@ from telegram.ext import CallbackContext
 
 from ballots import keys
 from ballots.roll import PhoneError, normalise_phone
+from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
 from bot.router import Router
@@ -38,12 +39,18 @@ class Handlers:
     """Callbacks for the PTB Application, sharing the router and the button signer."""
 
     def __init__(
-        self, router: Router, redis: Redis, signer: ButtonSigner, region: str = "GB"
+        self,
+        router: Router,
+        redis: Redis,
+        signer: ButtonSigner,
+        region: str = "GB",
+        copies: PlatformCopies | None = None,
     ) -> None:
         self.router = router
         self.redis = redis
         self.signer = signer
         self.region = region
+        self.copies = copies
 
     async def on_text(self, update: Update, context: Context) -> None:
         """A typed message in a private chat: route it as it is, like an SMS."""
@@ -58,6 +65,7 @@ class Handlers:
                 text=_plain_command(message.text, context.bot.username),
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
+                ref=str(message.message_id),
             ),
         )
 
@@ -84,6 +92,7 @@ class Handlers:
                 contact=self._e164(message.contact.phone_number),
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
+                ref=str(message.message_id),
             ),
         )
 
@@ -99,6 +108,7 @@ class Handlers:
                 str(message.chat.id),
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
+                ref=str(message.message_id),
             ),
         )
 
@@ -163,7 +173,13 @@ class Handlers:
                 return
             await _answer(answer)  # every tap is answered, even a repeated one
         await send_replies(
-            bot, self.redis, self.signer, msg.address, replies, tapped_message_id=tapped_message_id
+            bot,
+            self.redis,
+            self.signer,
+            msg.address,
+            replies,
+            tapped_message_id=tapped_message_id,
+            copies=self.copies,
         )
 
     def _e164(self, phone: str) -> str:

@@ -14,12 +14,14 @@ from telegram import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
 from ballots import keys
 from ballots.errors import ConfigError
+from bot import texts
+from bot.copies import Copy, Kind, Outcome, PlatformCopies
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.settings import Settings
@@ -120,11 +122,14 @@ async def send_replies(
     replies: Sequence[OutboundMessage],
     *,
     tapped_message_id: int | None = None,
+    copies: PlatformCopies | None = None,
 ) -> None:
     """Send the router's replies to one chat; a reply marked ``edit`` updates the tapped message.
 
-    Failures are logged and counted, never raised: the conversation has
-    already moved on, and the voter can always type AGAIN.
+    A private reply (it shows the voter's choices) is noted with ``copies``,
+    to be removed from the chat once the ballot is cast.  Failures are
+    logged and counted, never raised: the conversation has already moved
+    on, and the voter can always type AGAIN.
     """
     for reply in replies:
         markup = markup_for(reply, chat_id, signer)
@@ -136,14 +141,60 @@ async def send_replies(
             ):
                 target, tapped_message_id = tapped_message_id, None
                 if await _edit(bot, chat_id, target, reply.text, markup):
+                    await _track(copies, chat_id, target, reply)
                     continue
-            await bot.send_message(int(chat_id), reply.text, reply_markup=markup)
+            sent = await bot.send_message(int(chat_id), reply.text, reply_markup=markup)
+            await _track(copies, chat_id, sent.message_id, reply)
         except Forbidden as err:
             await mark_unreachable(redis, chat_id, err)
             return
         except TelegramError as err:
             SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()
             log.warning("telegram reply not delivered: %s", err.message)
+
+
+async def _track(
+    copies: PlatformCopies | None, chat_id: str, message_id: int, reply: OutboundMessage
+) -> None:
+    """Note a message that now shows the voter's choices, or one that no longer does."""
+    if copies is None:
+        return
+    if reply.private:
+        kind = Kind.CONFIRM if reply.kind == "confirm" else Kind.BOT
+        await copies.note(CHANNEL, chat_id, str(message_id), kind)
+    else:
+        await copies.replaced(CHANNEL, chat_id, str(message_id))
+
+
+async def remove_copy(bot: Bot, copy: Copy) -> Outcome:
+    """Remove one vote-bearing message from a chat: the ballot to confirm is edited, others go.
+
+    Bots may delete messages in a private chat, their own and the user's,
+    for 48 hours; after that, or once the voter deleted it, it is gone.
+    """
+    chat_id, message_id = int(copy.address), int(copy.ref)
+    try:
+        if copy.kind is Kind.CONFIRM:
+            await bot.edit_message_text(
+                texts.choices_removed(), chat_id=chat_id, message_id=message_id, reply_markup=None
+            )
+        else:
+            await bot.delete_message(chat_id, message_id)
+    except Forbidden:
+        return Outcome.GONE
+    except BadRequest as err:
+        reason = err.message.lower()
+        if "not modified" in reason:
+            return Outcome.REMOVED
+        if "not found" in reason or "can't be" in reason:
+            if copy.kind is Kind.CONFIRM and "can't be edited" in reason:
+                return await remove_copy(bot, Copy(Kind.BOT, copy.address, copy.ref))
+            return Outcome.GONE
+        log.warning("telegram refused to remove a message: %s", err.message)
+        return Outcome.FAILED
+    except (RetryAfter, NetworkError):
+        return Outcome.RETRY
+    return Outcome.REMOVED
 
 
 async def _edit(bot: Bot, chat_id: str, message_id: int, text: str, markup: Markup | None) -> bool:

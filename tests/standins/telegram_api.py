@@ -10,6 +10,31 @@ updates Telegram would POST to a webhook, numbered like Telegram numbers them.
         settings = replace(settings, telegram_api_base=api.url, telegram_bot_token=api.token)
         api.fail("sendMessage", 429, retry_after=1)
         api.block(200002)
+
+Deleting.  ``deleteMessage`` and ``deleteMessages`` delete the bot's own
+messages and the users' messages the stand-in knows of, with the Bot API's
+errors ("Bad Request: message to delete not found"...).  A deleted message is
+gone: ``messages()``, ``user_messages()`` and ``message()`` no longer have it
+(``message()`` raises KeyError); ``deleted(chat_id)`` lists the ids deleted, in
+order.  Edits are kept: ``message()`` gives a message as it stands now.
+
+Users' messages.  Telegram holds what users send, so the bot can delete it;
+the stand-in learns of a user's message in one of these ways:
+
+* ``queue_update(update)`` (polling) notes the message in the update;
+* an ``UpdateFactory`` given the stand-in (``UpdateFactory(api=api)``, or
+  ``factory.attach(api)`` later) notes each message it builds, as the user
+  sends it, whether or not it is ever delivered, and numbers it in the chat's
+  own sequence of message ids, shared with the bot's messages, as Telegram
+  numbers a private chat.  Updates POSTed straight to the webhook bypass the
+  stand-in, so a test driving a ``TelegramWorld`` calls
+  ``world.updates.attach(world.api)`` first;
+* ``note_update(update)`` or ``note_user_message(chat_id, message_id, text)``,
+  by hand.
+
+    api.note_user_message(310001, 1000, "/vote 1 2 3")
+    await bot.delete_message(310001, 1000)
+    assert api.deleted(310001) == [1000]
 """
 
 from __future__ import annotations
@@ -46,6 +71,7 @@ _JSON_PARAMS = frozenset(
         "entities",
         "link_preview_options",
         "reply_parameters",
+        "message_ids",
     }
 )
 
@@ -78,9 +104,16 @@ class _Failure:
     remaining: int
 
 
+#: How many messages one deleteMessages call may name.
+MAX_DELETE = 100
+
+
 @dataclass
 class _Chat:
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """The bot's messages, as they stand after edits."""
+    user_messages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deleted: list[int] = field(default_factory=list)
     next_id: int = 1
 
 
@@ -164,9 +197,47 @@ class TelegramAPI:
         self.blocked.add(chat_id)
 
     def queue_update(self, update: dict[str, Any]) -> None:
-        """Make an update available to getUpdates (polling)."""
+        """Make an update available to getUpdates (polling); note the user's message in it."""
+        self.note_update(update)
         self._pending.append(update)
         self._arrived.set()
+
+    def note_update(self, update: dict[str, Any]) -> None:
+        """Note the user's message an update carries (if any), so the bot can delete it."""
+        message = update.get("message")
+        if isinstance(message, dict):
+            self._note(message)
+
+    def note_user_message(self, chat_id: int, message_id: int, text: str | None = None) -> None:
+        """Note a message a user sent in a chat, so the bot can delete it."""
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "chat": _chat_json(chat_id),
+            "date": int(time.time()),
+        }
+        if chat_id > 0:
+            message["from"] = {"id": chat_id, "is_bot": False, "first_name": f"User {chat_id}"}
+        if text is not None:
+            message["text"] = text
+        self._note(message)
+
+    def next_message_id(self, chat_id: int) -> int:
+        """Take the chat's next message id, as Telegram numbers a user's message in it."""
+        chat = self._chats.setdefault(chat_id, _Chat())
+        chat.next_id += 1
+        return chat.next_id - 1
+
+    def _note(self, message: dict[str, Any]) -> None:
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        chat = self._chats.setdefault(chat_id, _Chat())
+        if message_id in chat.deleted:
+            return  # Telegram does not bring a deleted message back
+        if message_id in chat.messages:
+            raise AssertionError(
+                f"message {message_id} in chat {chat_id} is the bot's: "
+                "number users' messages with UpdateFactory(api=...)"
+            )
+        chat.user_messages[message_id] = message
 
     # --- what tests inspect --------------------------------------------------
 
@@ -196,9 +267,22 @@ class TelegramAPI:
         return [c for c in self.calls if c.method == method]
 
     def messages(self, chat_id: int) -> list[dict[str, Any]]:
-        """The bot's messages in a chat, oldest first, as they stand after any edits."""
+        """The bot's messages in a chat, oldest first, as they stand after any edits.
+
+        A deleted message is not among them.
+        """
         chat = self._chats.get(chat_id)
         return [] if chat is None else list(chat.messages.values())
+
+    def user_messages(self, chat_id: int) -> list[dict[str, Any]]:
+        """The users' messages the stand-in knows of in a chat and not deleted, oldest first."""
+        chat = self._chats.get(chat_id)
+        return [] if chat is None else list(chat.user_messages.values())
+
+    def deleted(self, chat_id: int) -> list[int]:
+        """The ids of the messages (the bot's or users') deleted in a chat, in order."""
+        chat = self._chats.get(chat_id)
+        return [] if chat is None else list(chat.deleted)
 
     def last_message(self, chat_id: int) -> dict[str, Any]:
         found = self.messages(chat_id)
@@ -207,7 +291,17 @@ class TelegramAPI:
         return found[-1]
 
     def message(self, chat_id: int, message_id: int) -> dict[str, Any]:
-        return self._chats[chat_id].messages[message_id]
+        """A message in a chat (the bot's, as edited, or a user's); KeyError once deleted."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            raise KeyError(f"no chat {chat_id}")
+        if message_id in chat.messages:
+            return chat.messages[message_id]
+        if message_id in chat.user_messages:
+            return chat.user_messages[message_id]
+        if message_id in chat.deleted:
+            raise KeyError(f"message {message_id} in chat {chat_id} was deleted")
+        raise KeyError(f"no message {message_id} in chat {chat_id}")
 
     # --- the API -------------------------------------------------------------
 
@@ -355,6 +449,8 @@ class TelegramAPI:
             return _error(400, "Bad Request: chat not found")
         if chat_id in self.blocked:
             return _error(403, "Forbidden: bot was blocked by the user")
+        if isinstance(message_id, int) and message_id in chat.user_messages:
+            return _error(400, "Bad Request: message can't be edited")
         if not isinstance(message_id, int) or message_id not in chat.messages:
             return _error(400, "Bad Request: message to edit not found")
         markup = params.get("reply_markup")
@@ -374,6 +470,52 @@ class TelegramAPI:
         new["edit_date"] = int(time.time())
         chat.messages[message_id] = new
         return _ok({k: v for k, v in new.items() if not k.startswith("_")})
+
+    async def _m_deleteMessage(self, params: dict[str, Any]) -> web.Response:
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if not isinstance(message_id, int) or message_id <= 0:
+            return _error(400, "Bad Request: message identifier is not specified")
+        chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            return _error(400, "Bad Request: chat not found")
+        if not self._delete(chat, message_id):
+            return _error(400, "Bad Request: message to delete not found")
+        return _ok(True)
+
+    async def _m_deleteMessages(self, params: dict[str, Any]) -> web.Response:
+        chat_id, message_ids = params.get("chat_id"), params.get("message_ids")
+        if message_ids is None or message_ids == "" or message_ids == []:
+            return _error(400, "Bad Request: message identifiers are not specified")
+        if not isinstance(message_ids, list):
+            return _error(400, "Bad Request: expected an Array of message identifiers")
+        if len(message_ids) > MAX_DELETE:
+            return _error(400, "Bad Request: too many message identifiers specified")
+        ids: list[int] = []
+        for value in message_ids:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                return _error(400, "Bad Request: message identifier must be a Number")
+            try:
+                number = int(value)
+            except ValueError:
+                return _error(400, "Bad Request: can't parse message identifier as a Number")
+            if number <= 0:
+                return _error(400, "Bad Request: invalid message identifier specified")
+            ids.append(number)
+        chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            return _error(400, "Bad Request: chat not found")
+        for message_id in ids:
+            self._delete(chat, message_id)  # the ones not found are skipped
+        return _ok(True)
+
+    @staticmethod
+    def _delete(chat: _Chat, message_id: int) -> bool:
+        if chat.messages.pop(message_id, None) is None and (
+            chat.user_messages.pop(message_id, None) is None
+        ):
+            return False
+        chat.deleted.append(message_id)
+        return True
 
     async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> web.Response:
         query_id = params.get("callback_query_id")
@@ -463,24 +605,40 @@ class TelegramUser:
 
 
 class UpdateFactory:
-    """Builds updates with increasing ``update_id``s, as Telegram sends them."""
+    """Builds updates with increasing ``update_id``s, as Telegram sends them.
 
-    def __init__(self, first_update_id: int = 700_000_000) -> None:
+    Given the stand-in (``api``, or ``attach``), each user's message it builds
+    is noted there, numbered in its chat's sequence, so the bot can delete it;
+    without, messages are numbered from 1000 up across all chats.
+    """
+
+    def __init__(self, first_update_id: int = 700_000_000, api: TelegramAPI | None = None) -> None:
         self._ids = itertools.count(first_update_id)
         self._message_ids = itertools.count(1000)
         self._query_ids = itertools.count(1)
+        self.api = api
+
+    def attach(self, api: TelegramAPI) -> None:
+        """Note every message built from now on in ``api``, as ``UpdateFactory(api=api)`` does."""
+        self.api = api
 
     def _message(self, user: TelegramUser, chat: dict[str, Any], **content: Any) -> dict[str, Any]:
-        return {
+        message_id = (
+            next(self._message_ids) if self.api is None else self.api.next_message_id(chat["id"])
+        )
+        update = {
             "update_id": next(self._ids),
             "message": {
-                "message_id": next(self._message_ids),
+                "message_id": message_id,
                 "from": user.json(),
                 "chat": chat,
                 "date": int(time.time()),
                 **content,
             },
         }
+        if self.api is not None:
+            self.api.note_update(update)
+        return update
 
     def text(self, user: TelegramUser, text: str) -> dict[str, Any]:
         """A typed message in the user's private chat with the bot."""
