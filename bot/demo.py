@@ -1,20 +1,89 @@
-"""``openprimary demo``: the sample election, a sample supporter, a chat in the terminal."""
+"""``openprimary demo``: the sample election, a sample supporter, a chat in the terminal.
+
+The demo plays the trustees too: it makes the sample election's count key
+and keeps the shares beside the embedded database, so that ``demo --count``
+can close the sample election, unseal its ballots and count them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from ballots import keys
-from ballots.election import Election, read_election_file, save_election
+from ballots.count import count
+from ballots.count.redis_source import read_ballots
+from ballots.count.report import render_text
+from ballots.election import Election, get_election, read_election_file, save_election
 from ballots.roll import import_roll, read_roll_file
+from ballots.seal import public_key_from_seed
+from ballots.trustees import (
+    combine,
+    load_count_key,
+    new_seed,
+    read_share,
+    split_seed,
+    store_count_key,
+    write_shares,
+)
+from ballots.unseal import unseal, unsealed_at
 from bot.context import Context
 from bot.core import build_core
 from channels.console import ConsoleOutbox, chat
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: The demo's trustees: 3 shares, any 2 unseal.
+DEMO_SHARES, DEMO_THRESHOLD = 3, 2
+
+
+def _trustees_dir(ctx: Context) -> Path:
+    return ctx.settings.data_dir / "demo-trustees"
+
+
+async def _ensure_count_key(ctx: Context, election: Election) -> None:
+    """Play the trustees: make the sample election's count key once, shares in the data dir."""
+    if await load_count_key(ctx.redis, election.id) is not None:
+        return
+    seed = new_seed()
+    public = public_key_from_seed(seed)
+    folder = _trustees_dir(ctx)
+    shutil.rmtree(folder, ignore_errors=True)
+    write_shares(folder, split_seed(seed, election.id, DEMO_SHARES, DEMO_THRESHOLD, public))
+    await store_count_key(ctx.redis, election, public)
+    ctx.out.write(
+        f"(The demo made the election's count key; its {DEMO_SHARES} trustees' shares are in "
+        f"{folder}.)\n"
+    )
+
+
+async def demo_count(ctx: Context, election_id: str) -> int:
+    """Close the sample election now, unseal it with two demo shares, and count it."""
+    election = await get_election(ctx.redis, election_id)
+    now = ctx.clock.now()
+    if now < election.closes:
+        election = await save_election(ctx.redis, replace(election, closes=now))
+        ctx.out.write(f"Closed the sample election {election.id} now, for the count.\n")
+    stored = await load_count_key(ctx.redis, election.id)
+    if stored is None:
+        ctx.out.write("The sample election has no ballots yet: run 'openprimary demo' first.\n")
+        return 1
+    shares = [
+        read_share(_trustees_dir(ctx) / f"share-{i}.key") for i in range(1, DEMO_THRESHOLD + 1)
+    ]
+    seed = combine(shares, election.id, stored)
+    report = await unseal(
+        ctx.redis, election, seed, ctx.clock, actor=ctx.actor, shares_used=[1, 2]
+    )
+    ctx.out.write(
+        f"Unsealed with trustees' shares 1 and 2: {report.opened} ballots opened, "
+        f"{report.invalid} invalid.\n\n"
+    )
+    ballots = await read_ballots(ctx.redis, election)
+    ctx.out.write(render_text(count(ballots, election.method, seats=election.seats)))
+    return 0
 
 
 async def _wipe(ctx: Context, election: Election) -> None:
@@ -40,7 +109,17 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     )
     if args.reset:
         await _wipe(ctx, election)
+        shutil.rmtree(_trustees_dir(ctx), ignore_errors=True)
+    if args.count:
+        return await demo_count(ctx, election.id)
+    if await unsealed_at(ctx.redis, election) is not None:
+        ctx.out.write(
+            "The sample election has been counted. Run 'openprimary demo --reset' to start "
+            "afresh.\n"
+        )
+        return 0
     election = await save_election(ctx.redis, election)
+    await _ensure_count_key(ctx, election)
     supporters = read_roll_file(Path(args.roll_file), ctx.settings.default_region)
     await import_roll(ctx.redis, election, supporters)
     core = await build_core(ctx.settings, ctx.redis, ctx.clock, election.id)
@@ -73,7 +152,10 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         await chat(core.router.handle, channel="console", address=address, out=ctx.out)
     finally:
         await core.conversation.aclose()
-    ctx.out.write(f"\nSee the turnout: openprimary turnout --election {election.id}\n")
+    ctx.out.write(
+        f"\nSee the turnout: openprimary turnout --election {election.id}\n"
+        "Close the sample election and count it: openprimary demo --count\n"
+    )
     return 0
 
 
@@ -85,4 +167,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--election-file", default=str(EXAMPLES / "election.toml"), help="election TOML")
     p.add_argument("--roll-file", default=str(EXAMPLES / "roll.csv"), help="roll CSV")
     p.add_argument("--reset", action="store_true", help="wipe the sample election first")
+    p.add_argument(
+        "--count",
+        action="store_true",
+        help="close the sample election now, unseal its ballots with the demo's trustees' "
+        "shares and count them",
+    )
     p.set_defaults(handler=run_demo)

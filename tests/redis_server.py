@@ -36,6 +36,16 @@ def redis_url() -> Iterator[str]:
     if configured:
         yield configured
         return
+    with private_server() as (url, _):
+        yield url
+
+
+@contextmanager
+def private_server(*config: str) -> Iterator[tuple[str, Path]]:
+    """Start a throwaway redis-server (no persistence unless ``config`` asks for it).
+
+    Yields its URL and its working directory (where an append-only file goes).
+    """
     port = _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="openprimary-redis-"))
     proc = subprocess.Popen(
@@ -53,6 +63,7 @@ def redis_url() -> Iterator[str]:
             str(workdir),
             "--daemonize",
             "no",
+            *config,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -70,7 +81,7 @@ def redis_url() -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", workdir
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -150,7 +150,14 @@ async def telegram_world(
         try:
             async with ClientSession() as session:
                 yield TelegramWorld(
-                    api, core, clock, sms, app, session, f"http://{host}:{port}", UpdateFactory()
+                    api,
+                    core,
+                    clock,
+                    sms,
+                    app,
+                    session,
+                    f"http://{host}:{port}",
+                    UpdateFactory(api=api),
                 )
         finally:
             await runner.cleanup()
