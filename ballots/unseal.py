@@ -148,6 +148,7 @@ async def unseal(
     actor: str,
     shares_used: Sequence[int] = (),
     workers: int | None = None,
+    pool_threshold: int = POOL_THRESHOLD,
 ) -> UnsealReport:
     """Open every sealed ballot with the rebuilt key and write the ballot box.
 
@@ -188,7 +189,7 @@ async def unseal(
     opened = dict.fromkeys(todo, 0)
     invalid = dict.fromkeys(todo, 0)
     parts = [p for p in _slices(election, sizes) if p.shard in groups]
-    if sum(sizes[s] for s in todo) < POOL_THRESHOLD:
+    if sum(sizes[s] for s in todo) < pool_threshold or workers == 1:
         for part in parts:
             members: list[str] = await redis.zrange(  # type: ignore[assignment]
                 part.key, part.start, part.stop - 1

@@ -1,0 +1,349 @@
+"""Trustees, unsealing and receipts: the count key in shares, opened only after the close."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.count.cli import count_command, export_command
+from ballots.seal import encode_ranking, seal
+from ballots.trustees import ShareError, load_count_key
+from ballots.unseal import UnsealRefused, unseal
+from bot.cli import build_parser
+from bot.context import Context
+from bot.state import Step
+from tests.factories import NOW, Harness, harness, settings
+
+PARSER = build_parser()
+
+#: What the test voters cast, supporter by supporter.
+CAST = {
+    "S1001": ["patel", "byrne", "green"],
+    "S1002": ["okafor"],
+    "S1003": ["patel", "byrne", "green"],
+    "S1004": ["green", "okafor", "patel", "byrne"],
+    "S1005": ["byrne", "patel"],
+}
+
+
+def ctx_for(h: Harness) -> Context:
+    return Context(
+        settings=settings(), redis=h.core.redis, clock=h.clock, out=io.StringIO(), err=io.StringIO()
+    )
+
+
+async def run(h: Harness, *argv: str) -> tuple[int, str]:
+    ctx = ctx_for(h)
+    args = PARSER.parse_args(argv)
+    status = await args.handler(args, ctx)
+    assert isinstance(ctx.out, io.StringIO)
+    return status, ctx.out.getvalue()
+
+
+async def election_with_trustees(redis: Redis, tmp_path: Path, **changes: object) -> Harness:
+    """The sample election, before it opens, with a count key made by ``trustees init``."""
+    h = await harness(redis, **changes)
+    await redis.hdel(keys.election(h.core.election.id), "count_key", "count_key_id")
+    h.clock.set(h.core.election.opens - timedelta(days=1))
+    status, out = await run(
+        h,
+        *("trustees", "init", "--election", h.core.election.id),
+        *("--shares", "3", "--threshold", "2", "--out", str(tmp_path / "keys")),
+    )
+    assert status == 0 and "share-3.key" in out
+    h.clock.set(NOW)
+    return h
+
+
+async def cast_all(h: Harness) -> list[str]:
+    """Cast every ballot in CAST; returns the receipts given."""
+    election = h.core.election
+    receipts = []
+    for sid, ranking in CAST.items():
+        code = (await h.core.codes.issue_voting_codes(election, [sid]))[0][3]
+        check = await h.core.codes.check_voting_code(election, code, "console", sid)
+        assert check.grant
+        result = await h.core.box.cast(election, sid, check.grant, ranking, "console")
+        assert result.ok and result.receipt
+        receipts.append(result.receipt)
+    return receipts
+
+
+def share(tmp_path: Path, n: int) -> str:
+    return str(tmp_path / "keys" / f"share-{n}.key")
+
+
+async def box(redis: Redis, h: Harness) -> dict[str, int]:
+    merged: Counter[str] = Counter()
+    for shard in range(h.core.election.shards):
+        async for ranking, n in redis.zscan_iter(keys.ballots(h.core.election.id, shard)):
+            merged[str(ranking)] += int(n)
+    return dict(merged)
+
+
+async def test_trustees_init_writes_private_shares_and_stores_only_the_public_key(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    folder = tmp_path / "keys"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = sorted(folder.iterdir())
+    assert [f.name for f in files] == ["share-1.key", "share-2.key", "share-3.key"]
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    stored = await load_count_key(redis, h.core.election.id)
+    assert stored is not None
+    assert all(f'key_id = "{stored.id}"' in f.read_text() for f in files)
+    # No share's secret, nor the private key, is anywhere in Redis.
+    secrets_in_files = [f.read_text().split('secret = "')[1][:32] for f in files]
+    dump = json.dumps(
+        {k: await redis.hgetall(k) for k in [keys.election(h.core.election.id)]}
+    ) + json.dumps([e for e in await redis.xrange(keys.audit(h.core.election.id))])
+    assert not any(s in dump for s in secrets_in_files)
+    assert "count key made" in dump
+
+
+async def test_voting_waits_for_the_count_key(redis: Redis) -> None:
+    h = await harness(redis)
+    await redis.hdel(keys.election(h.core.election.id), "count_key", "count_key_id")
+    h.core.box._keys.clear()
+    reply = await h.said("hello")
+    assert "not open yet" in reply
+    state = await h.core.router.store.load("console", "chat-1")
+    assert state.step is Step.START  # nothing moved on
+
+
+async def test_trustees_init_is_refused_once_ballots_are_cast_or_voting_opened(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    again = ("trustees", "init", "--election", h.core.election.id, "--shares", "2")
+    with pytest.raises(Exception, match="already has a count key"):
+        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k2"))
+    with pytest.raises(Exception, match="cannot be replaced once voting has opened"):
+        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k2"), "--replace")
+    await cast_all(h)
+    with pytest.raises(Exception, match="already has ballots sealed"):
+        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k3"), "--replace")
+    assert not (tmp_path / "k2").exists() and not (tmp_path / "k3").exists()
+
+
+async def test_unseal_with_two_of_three_shares_gives_exactly_the_rankings_cast(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path, shards=4)
+    receipts = await cast_all(h)
+    eid = h.core.election.id
+
+    # Before the close: no unseal, no count, no export, no receipts.
+    with pytest.raises(UnsealRefused, match="only after the close"):
+        await run(h, "unseal", "--election", eid, "--share", share(tmp_path, 1))
+    with pytest.raises(UnsealRefused, match="sealed until the trustees unseal"):
+        await run(h, "count", "--election", eid)
+    with pytest.raises(UnsealRefused, match="cannot export"):
+        await run(h, "export", "--election", eid, "--format", "blt")
+    with pytest.raises(Exception, match="receipts are published after the close"):
+        await run(h, "receipts", "--election", eid)
+
+    h.clock.set(h.core.election.closes)
+    # After the close, still no count before the unseal.
+    with pytest.raises(UnsealRefused, match="sealed until the trustees unseal"):
+        await count_command(PARSER.parse_args(["count", "--election", eid]), ctx_for(h))
+    with pytest.raises(UnsealRefused):
+        await export_command(
+            PARSER.parse_args(["export", "--election", eid, "--format", "csv"]), ctx_for(h)
+        )
+    status, out = await run(
+        h, "unseal", "--election", eid, "--share", share(tmp_path, 3), "--share", share(tmp_path, 1)
+    )
+    assert status == 0
+    assert "5 sealed ballots, 5 opened, 0 invalid" in out
+    expected = Counter(",".join(r) for r in CAST.values())
+    assert await box(redis, h) == dict(expected)
+
+    status, out = await run(h, "count", "--election", eid, "--json")
+    assert status == 0 and json.loads(out)["rounds"][0]["tallies"]["patel"] in (2, "2")
+
+    status, out = await run(h, "receipts", "--election", eid)
+    assert out.splitlines() == sorted(receipts)
+    out_file = tmp_path / "receipts.txt"
+    await run(h, "receipts", "--election", eid, "--out", str(out_file))
+    assert out_file.read_text().splitlines() == sorted(receipts)
+
+    # A second unseal changes nothing and says so.
+    status, out = await run(
+        h, "unseal", "--election", eid, "--share", share(tmp_path, 2), "--share", share(tmp_path, 3)
+    )
+    assert "already unsealed" in out
+    assert await box(redis, h) == dict(expected)
+
+
+async def test_shares_that_cannot_open_the_ballots_are_refused(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    await cast_all(h)
+    eid = h.core.election.id
+    h.clock.set(h.core.election.closes)
+    unseal_with = ("unseal", "--election", eid, "--share")
+
+    with pytest.raises(ShareError, match=r"2 different shares are needed.*1 given"):
+        await run(h, *unseal_with, share(tmp_path, 1))
+    with pytest.raises(ShareError, match="share 1 is given twice"):
+        await run(h, *unseal_with, share(tmp_path, 1), "--share", share(tmp_path, 1))
+
+    # A share of another election.
+    other = await election_with_trustees(redis, tmp_path / "other", id="other-2027")
+    assert other.core.election.id == "other-2027"
+    with pytest.raises(ShareError, match="for election other-2027, not riverside-2027"):
+        await run(h, *unseal_with, share(tmp_path / "other", 1), "--share", share(tmp_path, 2))
+
+    # A share copied wrongly: one digit of its secret changed.
+    broken = tmp_path / "broken.key"
+    text = Path(share(tmp_path, 2)).read_text()
+    secret = text.split('secret = "')[1][:32]
+    flipped = ("1" if secret[0] != "1" else "2") + secret[1:]
+    broken.write_text(text.replace(secret, flipped))
+    with pytest.raises(ShareError, match=r"broken.key: corrupted share: its check value"):
+        await run(h, *unseal_with, share(tmp_path, 1), "--share", str(broken))
+    not_a_share = tmp_path / "junk.key"
+    not_a_share.write_text("this is not a share\n")
+    with pytest.raises(ShareError, match=r"junk\.key: corrupted share"):
+        await run(h, *unseal_with, share(tmp_path, 1), "--share", str(not_a_share))
+
+    # Nothing was opened by any of these.
+    assert await box(redis, h) == {}
+    assert not await redis.exists(keys.unsealing(eid))
+
+
+async def test_a_ballot_that_does_not_open_stops_the_unseal(redis: Redis, tmp_path: Path) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    await cast_all(h)
+    election = h.core.election
+    # A ballot sealed to some other key slipped into the box.
+    foreign = seal(bytes(32 * [9]), encode_ranking(election.candidate_ids, ["green"]))
+    await redis.zadd(keys.sealed(election.id, 0), {foreign: 0})
+    h.clock.set(election.closes)
+    with pytest.raises(UnsealRefused, match=r"1 of 6 sealed ballots .* did not open"):
+        await run(
+            h,
+            *("unseal", "--election", election.id),
+            *("--share", share(tmp_path, 1), "--share", share(tmp_path, 2)),
+        )
+    assert not await redis.hexists(keys.unsealing(election.id), "done")
+    with pytest.raises(UnsealRefused):
+        await run(h, "count", "--election", election.id)
+
+
+async def test_an_unseal_cut_short_and_run_again_gives_the_same_box(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path, shards=4)
+    await cast_all(h)
+    election = replace(h.core.election)
+    h.clock.set(election.closes)
+    args = ("unseal", "--election", election.id, "--share", share(tmp_path, 1), "--share")
+    await run(h, *args, share(tmp_path, 2))
+    whole = await box(redis, h)
+
+    # What a crash part-way leaves: the summary not written, a shard not marked done,
+    # its staging half-written and its box missing.
+    filled = [s for s in range(election.shards) if await redis.exists(keys.ballots(election.id, s))]
+    shard = filled[-1]
+    await redis.hdel(keys.unsealing(election.id), "done", f"shard:{shard}")
+    await redis.delete(keys.ballots(election.id, shard))
+    await redis.zadd(keys.unsealed_part(election.id, shard), {"green": 99})
+    with pytest.raises(UnsealRefused):
+        await run(h, "count", "--election", election.id)
+
+    status, out = await run(h, *args, share(tmp_path, 2))
+    assert status == 0 and "5 opened" in out
+    assert await box(redis, h) == whole
+    assert not await redis.exists(keys.unsealed_part(election.id, shard))
+
+
+async def test_a_large_box_is_opened_by_a_pool_of_processes(redis: Redis, tmp_path: Path) -> None:
+    h = await election_with_trustees(redis, tmp_path, shards=2)
+    election = h.core.election
+    stored = await load_count_key(redis, election.id)
+    assert stored is not None
+    rankings = [["green", "patel"], ["okafor"], ["byrne", "okafor", "green", "patel"]]
+    cast: Counter[str] = Counter()
+    for shard in range(2):
+        members = {}
+        for i in range(300):
+            ranking = rankings[(i + shard) % 3]
+            members[seal(stored.public, encode_ranking(election.candidate_ids, ranking))] = 0
+            cast[",".join(ranking)] += 1
+        await redis.zadd(keys.sealed(election.id, shard), members)
+    h.clock.set(election.closes)
+    from ballots.trustees import combine, read_share
+
+    seed = combine([read_share(Path(share(tmp_path, n))) for n in (1, 2)], election.id, stored)
+    report = await unseal(redis, election, seed, h.clock, actor="test", workers=2, pool_threshold=0)
+    assert (report.sealed, report.opened, report.invalid) == (600, 600, 0)
+    assert await box(redis, h) == dict(cast)
+
+
+def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
+    """`openprimary demo` votes, `openprimary demo --count` unseals and counts (embedded Redis)."""
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENPRIMARY_", "TWILIO_"))}
+    demo = [sys.executable, "-m", "bot.cli", "demo"]
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = str(root)
+    proc = subprocess.Popen(
+        demo,
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    code = None
+    while code is None:
+        line = proc.stdout.readline()
+        assert line, "the demo ended before it gave a voting code"
+        found = re.search(r"voting code: ([\d-]+)", line)
+        code = found.group(1) if found else None
+    out, _ = proc.communicate(f"hello\n{code}\n2 4 1\nyes\n/quit\n", timeout=60)
+    assert "Vote cast, thank you!" in out
+    counted = subprocess.run(
+        [*demo, "--count"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert counted.returncode == 0, counted.stderr
+    assert "1 ballots opened, 0 invalid" in counted.stdout
+    assert "Elected: Sam Patel." in counted.stdout
+    data = tmp_path / "var"
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    _stop_embedded(data)
+
+
+def _stop_embedded(data: Path) -> None:
+    """Stop the embedded redis-server the demo left running (it outlives the command)."""
+    import redis as sync_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    settings_file = data / "openprimary.rdb.settings"
+    if settings_file.exists():
+        socket_path = json.loads(settings_file.read_text())["unixsocket"]
+        with contextlib.suppress(RedisConnectionError):  # it has gone, as asked
+            sync_redis.Redis(unix_socket_path=socket_path).shutdown(nosave=True)
