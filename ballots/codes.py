@@ -1,6 +1,6 @@
 """One-time codes: pre-issued voting codes and codes sent by SMS.
 
-The rules (DESIGN.md): codes come from ``secrets``; Redis keeps only a keyed
+The rules: codes come from ``secrets``; Redis keeps only a keyed
 hash; each code is single use; an SMS code lives at most 10 minutes and
 allows 5 wrong tries; a voter may fail at most 100 times over the whole
 election; asking for a new code never resets that count and waits out a
@@ -37,7 +37,7 @@ OTP_DIGITS = 6
 
 @dataclass(frozen=True)
 class CodePolicy:
-    """The limits on codes; the defaults are the ones DESIGN.md sets."""
+    """The limits on codes; the defaults are the rules above."""
 
     otp_ttl: int = 600
     otp_max_tries: int = 5

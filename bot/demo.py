@@ -74,9 +74,7 @@ async def demo_count(ctx: Context, election_id: str) -> int:
         read_share(_trustees_dir(ctx) / f"share-{i}.key") for i in range(1, DEMO_THRESHOLD + 1)
     ]
     seed = combine(shares, election.id, stored)
-    report = await unseal(
-        ctx.redis, election, seed, ctx.clock, actor=ctx.actor, shares_used=[1, 2]
-    )
+    report = await unseal(ctx.redis, election, seed, ctx.clock, actor=ctx.actor, shares_used=[1, 2])
     ctx.out.write(
         f"Unsealed with trustees' shares 1 and 2: {report.opened} ballots opened, "
         f"{report.invalid} invalid.\n\n"

@@ -1,7 +1,9 @@
 """The web server all the platforms share, and the ``openprimary serve`` command.
 
-Routes (DESIGN.md): ``POST /sms/twilio``, ``POST /telegram``, ``GET /healthz``
-(503 when Redis does not answer) and ``GET /metrics`` (Prometheus text).
+Routes: ``POST /sms/twilio``, ``POST /sms/twilio/status`` (Twilio's status
+callbacks for replies that showed a voter's choices), ``POST /telegram``,
+``GET /healthz`` (503 when Redis does not answer) and ``GET /metrics``
+(Prometheus text).
 
 The app keeps nothing in process memory that another ``serve`` process would
 need: every state lives in Redis, so any number of them can run side by side

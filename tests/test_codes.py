@@ -1,4 +1,4 @@
-"""Every code rule in DESIGN.md, on a clock the tests control."""
+"""Every rule codes follow, on a clock the tests control."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 The JSON keys ``method``, ``seats``, ``quota``, ``candidates``, ``rounds``
 (each with ``tallies``, ``exhausted``, ``elected``, ``excluded`` and
-``transfers``), ``winners`` and ``tie_breaks`` are a contract (DESIGN.md,
-"Formats").  Whole votes are JSON numbers; STV's fractional votes are
+``transfers``), ``winners`` and ``tie_breaks`` are a contract (README.md,
+"Counting").  Whole votes are JSON numbers; STV's fractional votes are
 decimal strings with five places, so no reader turns them into floats.
 """
 
