@@ -139,6 +139,15 @@ def _slices(election: Election, sizes: Sequence[int]) -> Iterator[_Slice]:
             yield _Slice(shard, key, start, min(start + SLICE, size))
 
 
+def require_closed(election: Election, now: datetime) -> None:
+    """Refuse to unseal before the close."""
+    if now < election.closes:
+        raise UnsealRefused(
+            f"election {election.id} closes at {election.closes:%Y-%m-%d %H:%M} UTC; the "
+            "ballots can be unsealed only after the close"
+        )
+
+
 async def unseal(
     redis: Redis,
     election: Election,
@@ -158,11 +167,7 @@ async def unseal(
     done and UnsealRefused says how many.
     """
     now = clock.now()
-    if now < election.closes:
-        raise UnsealRefused(
-            f"election {election.id} closes at {election.closes:%Y-%m-%d %H:%M} UTC; the "
-            "ballots can be unsealed only after the close"
-        )
+    require_closed(election, now)
     stored = await load_count_key(redis, election.id)
     if stored is None:
         raise UnsealRefused(f"election {election.id} has no count key, so no sealed ballots")

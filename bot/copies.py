@@ -125,6 +125,9 @@ class PlatformCopies:
     ) -> None:
         self.redis = redis
         self.eager = frozenset(eager)
+        #: The channels whose copies this process removes (a remover runs for each): the
+        #: others' messages are not tracked, as nothing would ever remove them.
+        self.channels: set[str] = set()
         #: Seconds before the first attempt, per channel (Twilio deletes a message only
         #: once it is final, which it advises takes a minute).
         self.delays = {"sms": FIRST_RETRY, **(delays or {})}
@@ -142,6 +145,8 @@ class PlatformCopies:
 
     async def note(self, channel: str, address: str, ref: str, kind: Kind) -> None:
         """A message that shows the voter's choices: queue it now, or keep it on the trail."""
+        if channel not in self.channels:
+            return
         copy = Copy(kind, address, ref)
         if channel in self.eager:
             await self._queue(
@@ -156,12 +161,12 @@ class PlatformCopies:
 
     async def replaced(self, channel: str, address: str, ref: str) -> None:
         """A tracked message now shows something else (a receipt was edited into it)."""
-        if channel not in self.eager:
+        if channel in self.channels and channel not in self.eager:
             await self.redis.hdel(keys.copies_trail(channel, address), ref)
 
     async def chat_finished(self, channel: str, address: str) -> None:
         """The chat has left the choosing steps for good: queue everything on its trail."""
-        if channel in self.eager:
+        if channel in self.eager or channel not in self.channels:
             return
         await self._finish(
             keys=[keys.copies_trail(channel, address), keys.copies_queue(channel)],
@@ -250,6 +255,7 @@ class Remover:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self.copies.channels.add(self.channel)
         self._task = asyncio.create_task(
             run_remover(self.copies, self.channel, self.remove, stop=self._stop),
             name=f"{self.channel} copy remover",
@@ -260,6 +266,7 @@ class Remover:
         task, self._task = self._task, None
         if task is None:
             return
+        self.copies.channels.discard(self.channel)
         self._stop.set()
         task.cancel()
         # A cancellation swallowed deep inside a client library still ends the loop

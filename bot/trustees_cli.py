@@ -20,7 +20,7 @@ from ballots.trustees import (
     store_count_key,
     write_shares,
 )
-from ballots.unseal import UnsealRefused, unseal, unsealed_at
+from ballots.unseal import UnsealRefused, require_closed, unseal, unsealed_at
 from bot.context import Context
 
 
@@ -83,11 +83,7 @@ async def trustees_init(args: argparse.Namespace, ctx: Context) -> int:
 async def unseal_command(args: argparse.Namespace, ctx: Context) -> int:
     """Rebuild the count key from the shares and open the sealed ballots into the ballot box."""
     election = await get_election(ctx.redis, args.election)
-    if ctx.clock.now() < election.closes:
-        raise UnsealRefused(
-            f"election {election.id} closes at {election.closes:%Y-%m-%d %H:%M} UTC; the "
-            "ballots can be unsealed only after the close"
-        )
+    require_closed(election, ctx.clock.now())  # before the shares are even read
     stored = await load_count_key(ctx.redis, election.id)
     if stored is None:
         raise UnsealRefused(f"election {election.id} has no count key, so no sealed ballots")

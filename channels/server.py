@@ -247,6 +247,13 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     except (RedisError, OSError) as err:
         raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
     core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    if await core.box.count_key(core.election) is None:
+        eid = core.election.id
+        log.warning("election %s has no count key; no ballot can be cast yet", eid)
+        ctx.err.write(
+            f"openprimary: warning: election {eid} has no count key, so voters are told voting "
+            f"has not opened; run 'openprimary trustees init --election {eid} ...'\n"
+        )
     polling = getattr(args, "telegram_polling", False)
     app = make_app(core, serve_installers(settings, polling=polling))
 

@@ -24,7 +24,10 @@ from bot.settings import Settings
 from channels.server import Installer, make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
+from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 
@@ -112,6 +115,17 @@ class TelegramWorld:
         if raw is None:
             return None
         return self.core.router.store.open("telegram", address, str(raw)).to_json()
+
+
+def with_sms(twilio: TwilioApiStandIn) -> dict[str, Any]:
+    """Settings overrides for a world that also takes SMS, through the Twilio stand-in."""
+    return {
+        "public_url": PUBLIC_URL,
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_from": OUR_NUMBER,
+        "twilio_api_base": twilio.base_url,
+    }
 
 
 @asynccontextmanager

@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -31,7 +30,7 @@ from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramUser
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
-from tests.telegram_support import TelegramWorld, telegram_world
+from tests.telegram_support import TelegramWorld, telegram_world, with_sms
 
 VOTERS = 20
 #: Rankings of two or more preferences: each is a pattern an attacker could look for.
@@ -48,16 +47,6 @@ NAMES = {"green": "Alex Green", "patel": "Sam Patel", "okafor": "Jo Okafor", "by
 
 def sms_phone(i: int) -> str:
     return f"+4477009003{i:02d}"
-
-
-def with_sms(twilio: TwilioApiStandIn) -> dict[str, Any]:
-    return {
-        "public_url": PUBLIC_URL,
-        "twilio_account_sid": ACCOUNT_SID,
-        "twilio_auth_token": AUTH_TOKEN,
-        "twilio_from": OUR_NUMBER,
-        "twilio_api_base": twilio.base_url,
-    }
 
 
 async def vote_by_sms(world: TelegramWorld, twilio: TwilioApiStandIn, i: int) -> str:
@@ -403,3 +392,15 @@ def test_ranking_patterns_would_catch_a_plain_ranking() -> None:
     record = base64.b64encode(encode_ranking(list(NUMBER), sample))
     assert leaks([b"state " + record])
     assert names_a_voter([b"op:{riverside-2027/0}:v:S301"])
+
+
+async def test_a_channel_nobody_removes_copies_from_leaves_nothing_queued(redis: Redis) -> None:
+    """The console (the demo) has no platform copies: nothing is noted for it."""
+    from tests.factories import harness
+
+    h = await harness(redis)
+    code = (await h.core.codes.issue_voting_codes(h.core.election, ["S1001"]))[0][3]
+    await h.said(code)
+    await h.said("2 4 1")
+    assert "Vote cast" in await h.said("YES")
+    assert [k async for k in redis.scan_iter(match="op:copies:*")] == []

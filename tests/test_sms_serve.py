@@ -16,6 +16,7 @@ import pytest
 from aiohttp import ClientSession
 from redis.asyncio import Redis
 
+from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.errors import ConfigError
@@ -129,6 +130,29 @@ async def test_serve_runs_until_sigterm_and_shuts_down_cleanly(
         assert await task == 0
     assert "stopped" in out.getvalue()
     assert await redis.ping()  # the Redis client belongs to the caller, still open
+
+
+async def test_serve_without_a_count_key_says_so_and_casts_nothing(
+    redis: Redis, twilio: TwilioApiStandIn
+) -> None:
+    election = await sample_election(redis)
+    await redis.hdel(keys.election(election.id), "count_key", "count_key_id")
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(
+        settings=full_settings(twilio), redis=redis, clock=ManualClock(NOW), out=out, err=err
+    )
+    args = argparse.Namespace(host="127.0.0.1", port=0, election=election.id)
+    task = asyncio.create_task(serve(args, ctx))
+    url = (await wait_for_line(out, r"listening on (http://\S+)", task)).group(1)
+    assert "has no count key" in err.getvalue() and "trustees init" in err.getvalue()
+    async with ClientSession() as session:
+        phone = TwilioPhone(session, url, public_url=PUBLIC_URL, auth_token=AUTH_TOKEN, number=ANN)
+        [reply] = await phone.text("Hi")
+        assert "not open yet" in reply
+    assert twilio.messages == []  # not even a code was sent
+    os.kill(os.getpid(), signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await task == 0
 
 
 async def test_serve_stops_at_start_up_naming_what_is_missing(redis: Redis) -> None:

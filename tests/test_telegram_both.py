@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -12,18 +11,8 @@ from ballots.box import ballot_count
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import button_data
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
-from tests.telegram_support import ANN, ANN_PHONE, BILAL, telegram_world
-
-
-def with_sms(twilio: TwilioApiStandIn) -> dict[str, Any]:
-    return {
-        "public_url": PUBLIC_URL,
-        "twilio_account_sid": ACCOUNT_SID,
-        "twilio_auth_token": AUTH_TOKEN,
-        "twilio_from": OUR_NUMBER,
-        "twilio_api_base": twilio.base_url,
-    }
+from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
+from tests.telegram_support import ANN, ANN_PHONE, BILAL, telegram_world, with_sms
 
 
 async def test_a_shared_contact_gets_its_code_by_sms_through_twilio(redis: Redis) -> None:
