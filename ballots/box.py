@@ -45,7 +45,8 @@ if redis.call('HGET', v, 'voted') then return 'already_voted' end
 local grant = redis.call('HGET', v, 'grant')
 local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
-redis.call('HSET', v, 'voted', ARGV[5])
+-- The receipt stays with the voter so it can always be given again: it carries no vote.
+redis.call('HSET', v, 'voted', ARGV[5], 'receipt', ARGV[4], 'voted_on', ARGV[6])
 redis.call('HDEL', v, 'grant', 'grant_exp', 'code', 'otp', 'otp_exp', 'otp_tries')
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
@@ -70,6 +71,14 @@ CAST_OUTCOMES = {
 
 class InvalidRanking(OpenPrimaryError):
     """A ranking that cannot be a ballot in this election."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The receipt a voter was given, and the day their ballot was cast."""
+
+    id: str
+    day: str
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,14 @@ class BallotBox:
             # Replaced before the opening (trustees init --replace): read it again next time.
             self._keys.pop(eid, None)
         return CastResult(status, receipt if status == "cast" else None)
+
+    async def receipt(self, election: Election, supporter_id: str) -> Receipt | None:
+        """The receipt of a supporter's cast ballot, or None if they have not voted."""
+        shard = keys.shard_of(supporter_id, election.shards)
+        rid, day = await self.redis.hmget(
+            keys.voter(election.id, shard, supporter_id), ["receipt", "voted_on"]
+        )
+        return Receipt(str(rid), str(day or "")) if rid else None
 
     async def has_voted(self, election: Election, supporter_id: str) -> bool:
         """Whether a ballot has been cast for this supporter."""

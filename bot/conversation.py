@@ -22,7 +22,7 @@ from ballots.box import BallotBox
 from ballots.clock import Clock
 from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
 from ballots.election import Candidate, Election
-from ballots.roll import get_supporter, supporters_for_phone
+from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
 from bot.messages import Button, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST
@@ -32,6 +32,7 @@ from bot.parse import (
     HELP,
     OPT_IN,
     OPT_OUT,
+    RECEIPT,
     RESTART,
     UNDO,
     YES,
@@ -175,6 +176,9 @@ class Conversation:
                         state, more = await self._start(state, turn)
                         replies.extend(more)
                     return state, replies
+        if word in RECEIPT and turn.msg.contact is None:
+            # Before, during and after the poll: a receipt carries no vote.
+            return state, [self._say(await self._receipt_text(state, turn.msg))]
         now = self.clock.now()
         if now < self.election.opens:
             return state, [self._say(texts.not_open(self.election))]
@@ -323,8 +327,27 @@ class Conversation:
         return state, [self._say(texts.confirm_expected())]
 
     async def _done(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        """Voted already: say so."""
-        return state, [self._say(texts.already_voted(self.election))]
+        """Voted already: say so, with the receipt."""
+        return await self._voted(state.supporter)
+
+    async def _voted(self, sid: str | None) -> tuple[State, Replies]:
+        """The chat of a supporter whose ballot is cast: done, and the receipt again."""
+        receipt = await self.box.receipt(self.election, sid) if sid else None
+        done = State(step=Step.DONE, election=self.election.id, supporter=sid)
+        return done, [self._say(texts.already_voted(self.election, receipt))]
+
+    async def _receipt_text(self, state: State, msg: InboundMessage) -> str:
+        """RECEIPT: the receipt of the supporter this chat has proved to be, or of its owner."""
+        sid = state.supporter if state.step in (Step.RANK, Step.CONFIRM, Step.DONE) else None
+        if sid is None and msg.channel == "telegram" and msg.user_id:
+            sid = await supporter_for_telegram(self.redis, self.election, msg.user_id)
+        elif sid is None and msg.channel == "sms":
+            ids = await supporters_for_phone(self.redis, self.election, msg.address)
+            sid = ids[0] if len(ids) == 1 else None
+        if sid is None:
+            return texts.receipt_who()
+        receipt = await self.box.receipt(self.election, sid)
+        return texts.receipt_again(receipt) if receipt else texts.no_receipt_yet()
 
     # --- steps shared by the states -----------------------------------------
 
@@ -370,8 +393,7 @@ class Conversation:
         if request.status == "cooldown":
             return state, [self._say(texts.otp_cooldown(request.wait))]
         if request.status == "voted":
-            state.step = Step.DONE
-            return state, [self._say(texts.already_voted(self.election))]
+            return await self._voted(sid)
         if request.status == "too_many":
             return state, [self._say(texts.too_many_codes(request.wait))]
         return state, [self._say(texts.locked())]
@@ -388,8 +410,7 @@ class Conversation:
                 await self._link_telegram(result.supporter_id, msg.user_id)
             return state, [self._rank_prompt(state)]
         if result.status == "voted":
-            state.step = Step.DONE
-            return state, [self._say(texts.already_voted(self.election))]
+            return await self._voted(result.supporter_id)
         if result.status == "locked":
             return state, [self._say(texts.locked())]
         if result.status == "expired":
@@ -423,14 +444,16 @@ class Conversation:
         result = await self.box.cast(
             self.election, state.supporter, state.grant, state.ranking, turn.msg.channel
         )
-        # After a cast the chat keeps only "done": not the ranking, the supporter or
-        # the receipt, so nothing outside the ballot box remembers what was voted.
-        done = State(step=Step.DONE, election=self.election.id)
+        # After a cast the chat keeps only "done" and (sealed) who it was: not the
+        # ranking, so nothing outside the ballot box remembers what was voted.
         if result.ok and result.receipt:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
+            done = State(step=Step.DONE, election=self.election.id, supporter=state.supporter)
             return done, [self._say(texts.cast(result.receipt))]
         if result.status == "already_voted":
-            return done, [self._say(texts.already_voted(self.election))]
+            # Cast already, from another chat or by this message before a crash: the
+            # receipt again, so it is never lost.
+            return await self._voted(state.supporter)
         if result.status == "no_grant":
             return State(election=self.election.id, turn=state.turn), [
                 self._say(texts.grant_expired())

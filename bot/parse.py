@@ -28,6 +28,7 @@ YES = frozenset(
 CHANGE = frozenset({"NO", "N", "CHANGE", "EDIT", "NOPE"})
 DONE = frozenset({"0", "DONE", "FINISH", "FINISHED", "END RANKING", "NONE", "NO MORE"})
 UNDO = frozenset({"UNDO", "BACK"})
+RECEIPT = frozenset({"RECEIPT", "/RECEIPT", "MY RECEIPT"})
 
 
 def normalise(text: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
+from ballots.box import Receipt
 from ballots.election import Candidate, Election
 from bot.parse import ordinal
 
@@ -107,8 +108,33 @@ def too_many_codes(wait: int) -> str:
     return f"We have sent as many codes as we can for now. Try again in {minutes} min."
 
 
-def already_voted(election: Election) -> str:
-    return f"A ballot has already been cast for you in {election.title}. It is final."
+def already_voted(election: Election, receipt: Receipt | None = None) -> str:
+    text = f"A ballot has already been cast for you in {election.title}. It is final."
+    if receipt is not None:
+        text += f" Receipt {receipt.id}."
+    return text
+
+
+def _day(day: str) -> str:
+    try:
+        return date.fromisoformat(day).strftime("%d %b %Y").lstrip("0")
+    except ValueError:
+        return day
+
+
+def receipt_again(receipt: Receipt) -> str:
+    return f"Your ballot was cast on {_day(receipt.day)}. Receipt: {receipt.id}."
+
+
+def no_receipt_yet() -> str:
+    return "You have no receipt yet: you get one when your ballot is cast."
+
+
+def receipt_who() -> str:
+    return (
+        "To see your receipt, send RECEIPT from the phone or chat you voted from, or reply "
+        "with your voting code or supporter number first."
+    )
 
 
 def ask_identity(election: Election) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -38,10 +40,19 @@ async def test_vote_with_a_voting_code_step_by_step(redis: Redis) -> None:
     receipt = await h.said("YES!")
     assert "Vote cast" in receipt and "Receipt" in receipt
     assert await ballots(h) == {"patel,byrne": 1}
-    # The chat remembers only that it is done: no supporter, ranking or receipt.
+    # The chat remembers that it is done and, sealed, for whom (to give the receipt
+    # again): no ranking, no step count, and nothing readable without the secret key.
     state = await h.core.router.store.load("console", "chat-1")
-    assert (state.step, state.supporter, state.ranking, state.turn) == ("done", None, [], 0)
-    assert "already been cast" in await h.said("hi again")
+    assert (state.step, state.supporter, state.ranking, state.turn) == ("done", "S1001", [], 0)
+    raw = str(await h.core.redis.get(keys.conversation("console", "chat-1")))
+    assert "S1001" not in raw and "patel" not in raw
+    # Kept until a fixed moment after the close, the same for every voter.
+    expires = await h.core.redis.pexpiretime(keys.conversation("console", "chat-1"))
+    assert expires == int((h.core.election.closes + timedelta(days=1)).timestamp() * 1000)
+    receipt_id = receipt.split("Receipt ")[1].split(".")[0]
+    again = await h.said("hi again")
+    assert "already been cast" in again and receipt_id in again
+    assert await h.said("receipt") == f"Your ballot was cast on 20 Nov 2026. Receipt: {receipt_id}."
 
 
 async def test_whole_order_in_one_message(redis: Redis) -> None:
