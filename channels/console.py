@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -32,6 +34,28 @@ class ConsoleOutbox:
         return SendResult("sent")
 
 
+def _read_lines(inp: TextIO) -> asyncio.Queue[str]:
+    """Lines from ``inp`` as they come, read by a daemon thread; "" at the end of input.
+
+    Not the loop's executor: a thread blocked reading a terminal would keep the
+    command from ending on Ctrl-C or SIGTERM (and its embedded Redis from stopping).
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def pump() -> None:
+        for line in iter(inp.readline, ""):
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the loop has closed: the command is ending
+                return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(lines.put_nowait, "")
+
+    threading.Thread(target=pump, name="console input", daemon=True).start()
+    return lines
+
+
 async def chat(
     handle: Handle,
     *,
@@ -44,13 +68,13 @@ async def chat(
     """Read lines from ``inp`` (standard input), route each, print the replies."""
     inp = inp or sys.stdin
     out = out or sys.stdout
-    loop = asyncio.get_running_loop()
+    lines = _read_lines(inp)
     interactive = inp.isatty()
     while True:
         if interactive:
             out.write(prompt)
             out.flush()
-        line = await loop.run_in_executor(None, inp.readline)
+        line = await lines.get()
         if not line:
             break
         text = line.rstrip("\n")
