@@ -39,7 +39,7 @@ local now = tonumber(ARGV[2])
 local opens = tonumber(redis.call('HGET', meta, 'opens') or '0')
 local closes = tonumber(redis.call('HGET', meta, 'closes') or '0')
 if now < opens then return 'not_open' end
-if now >= closes then return 'closed' end
+if now >= closes or redis.call('HEXISTS', meta, 'frozen') == 1 then return 'closed' end
 if redis.call('HGET', meta, 'key') ~= ARGV[7] then return 'no_key' end
 if redis.call('HGET', v, 'voted') then return 'already_voted' end
 local grant = redis.call('HGET', v, 'grant')

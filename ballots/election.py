@@ -291,6 +291,12 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
             if before != after
         ]
+        window = (previous.opens, previous.closes) != (election.opens, election.closes)
+        if window and await redis.exists(keys.unsealing(election.id)):
+            raise ElectionLocked(
+                f"election {election.id} has been unsealed (or the unseal has begun): its "
+                "opening and closing times cannot change"
+            )
         if changed and await has_ballots(redis, previous):
             raise ElectionLocked(
                 f"election {election.id} already has ballots: its {' and '.join(changed)} "

@@ -86,10 +86,10 @@ def split_seed(
     seed: bytes, election_id: str, shares: int, threshold: int, public_key: bytes
 ) -> list[Share]:
     """Split a count key's seed into ``shares`` shares, any ``threshold`` of which rebuild it."""
-    if not 1 <= threshold <= shares <= MAX_SHARES:
+    if not 2 <= threshold <= shares <= MAX_SHARES:
         raise OpenPrimaryError(
-            f"--threshold {threshold} --shares {shares}: need 1 <= threshold <= shares <= "
-            f"{MAX_SHARES}"
+            f"--threshold {threshold} --shares {shares}: need 2 <= threshold <= shares <= "
+            f"{MAX_SHARES} (with a threshold of 1 every share would be the whole key)"
         )
     kid = key_id(public_key)
     parts = Shamir.split(threshold, shares, seed)
@@ -189,6 +189,15 @@ def new_seed() -> bytes:
     return secrets.token_bytes(SEED_BYTES)
 
 
+#: Sets the count key if the election has none (or still has the one being replaced).
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], 'count_key_id')
+if (current or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'count_key', ARGV[1], 'count_key_id', ARGV[2])
+return 1
+"""
+
+
 async def load_count_key(redis: Redis, election_id: str) -> CountKey | None:
     """The election's public count key, or None before ``trustees init``."""
     raw = await redis.hget(keys.election(election_id), "count_key")
@@ -198,13 +207,24 @@ async def load_count_key(redis: Redis, election_id: str) -> CountKey | None:
     return CountKey(public, key_id(public))
 
 
-async def store_count_key(redis: Redis, election: Election, public: bytes) -> CountKey:
-    """Store the public count key with the election and in every shard the cast script reads."""
+async def store_count_key(
+    redis: Redis, election: Election, public: bytes, *, replace: str | None = None
+) -> CountKey:
+    """Store the public count key with the election and in every shard the cast script reads.
+
+    Without ``replace`` (the id of the key being replaced) the election must have
+    no key yet: of two ``trustees init`` run at once, one is refused here.
+    """
     key = CountKey(check_public_key(public), key_id(public))
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(
-            keys.election(election.id), mapping={"count_key": public.hex(), "count_key_id": key.id}
+    claimed = await redis.eval(
+        _CLAIM, 1, keys.election(election.id), public.hex(), key.id, replace or ""
+    )
+    if not claimed:
+        raise OpenPrimaryError(
+            f"election {election.id}'s count key changed while this one was being made "
+            "(another 'trustees init' ran at the same time); discard these shares"
         )
+    async with redis.pipeline(transaction=False) as pipe:
         for shard in range(election.shards):
             pipe.hset(keys.shard_meta(election.id, shard), "key", key.id)
         await pipe.execute()

@@ -17,6 +17,7 @@ followed by a rerun gives the same box.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -76,36 +77,61 @@ class _Slice:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(
-    connection: dict[str, Any], public: bytes, private: bytes, candidates: Sequence[str]
-) -> None:
-    _worker.update(
-        redis=sync_redis.Redis(**connection),
-        public=public,
-        private=private,
-        candidates=tuple(candidates),
-    )
+@dataclass(frozen=True)
+class _Opener:
+    """What opening needs: the key pair and what a valid ranking is in this election."""
+
+    public: bytes
+    private: bytes
+    candidates: tuple[str, ...]
+    max_preferences: int
 
 
-def _open_slice(part: _Slice) -> tuple[Counter[str], int, int]:
-    """Read one slice of a sealed set and open it: (ranking counts, opened, invalid)."""
+@dataclass
+class _Opened:
+    """What one slice (or a whole shard) opened to."""
+
+    groups: Counter[str]
+    opened: int = 0
+    invalid: int = 0
+    #: 8-byte digests of the sealed ballots, one after another: to find a ballot twice.
+    digests: bytes = b""
+
+    def add(self, other: _Opened) -> None:
+        self.groups.update(other.groups)
+        self.opened += other.opened
+        self.invalid += other.invalid
+        self.digests += other.digests
+
+
+def _init_worker(connection: dict[str, Any], opener: _Opener) -> None:
+    _worker.update(redis=sync_redis.Redis(**connection), opener=opener)
+
+
+def _open_slice(part: _Slice) -> _Opened:
+    """Read one slice of a sealed set and open it (in a pool worker)."""
     members = _worker["redis"].zrange(part.key, part.start, part.stop - 1)
-    return _open_members(members, _worker["public"], _worker["private"], _worker["candidates"])
+    return _open_members(members, _worker["opener"])
 
 
-def _open_members(
-    members: Sequence[bytes | str], public: bytes, private: bytes, candidates: Sequence[str]
-) -> tuple[Counter[str], int, int]:
-    groups: Counter[str] = Counter()
-    invalid = 0
+def _open_members(members: Sequence[bytes | str], opener: _Opener) -> _Opened:
+    result = _Opened(Counter())
+    digests = bytearray()
     for member in members:
+        raw = member if isinstance(member, bytes) else member.encode()
+        digests += hashlib.blake2b(raw, digest_size=8).digest()
         try:
-            ranking = decode_ranking(candidates, open_sealed(public, private, member))
+            record = open_sealed(opener.public, opener.private, member)
+            ranking = decode_ranking(opener.candidates, record)
+            if not ranking or len(ranking) > opener.max_preferences:
+                raise InvalidBallot("not a ranking this election accepts")
         except InvalidBallot:
-            invalid += 1
+            result.invalid += 1
             continue
-        groups[",".join(ranking)] += 1
-    return groups, len(members) - invalid, invalid
+        result.groups[",".join(ranking)] += 1
+    result.opened = len(members) - result.invalid
+    result.digests = bytes(digests)
+    return result
 
 
 # --- the unseal -------------------------------------------------------------------
@@ -132,11 +158,50 @@ def _sync_connection(redis: Redis) -> dict[str, Any]:
     return wanted
 
 
-def _slices(election: Election, sizes: Sequence[int]) -> Iterator[_Slice]:
+def _slices(election: Election, sizes: Sequence[int], size_of_slice: int) -> Iterator[_Slice]:
     for shard, size in enumerate(sizes):
         key = keys.sealed(election.id, shard)
-        for start in range(0, size, SLICE):
-            yield _Slice(shard, key, start, min(start + SLICE, size))
+        for start in range(0, size, size_of_slice):
+            yield _Slice(shard, key, start, min(start + size_of_slice, size))
+
+
+async def _freeze_and_reconcile(redis: Redis, election: Election, now: datetime) -> list[int]:
+    """Stop every shard taking ballots, then check its sealed ballots against its voters.
+
+    Freezing first means no cast (on a server whose clock is behind) can slip
+    in while the sets are read.  Then each shard must hold exactly as many
+    sealed ballots as voters it marked as voted and receipts it gave: a
+    ballot added by someone with write access to Redis, or one lost, stops
+    the unseal here.  Returns the number of sealed ballots in each shard.
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hsetnx(keys.unsealing(election.id), "started", now.isoformat(timespec="seconds"))
+        for shard in range(election.shards):
+            pipe.hset(keys.shard_meta(election.id, shard), "frozen", "1")
+        await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(election.shards):
+            pipe.zcard(keys.sealed(election.id, shard))
+            pipe.hget(keys.turnout(election.id, shard), "total")
+            pipe.zcard(keys.receipts(election.id, shard))
+        counts = await pipe.execute()
+    sizes = []
+    problems = []
+    for shard in range(election.shards):
+        sealed, voted, receipts = (int(n or 0) for n in counts[3 * shard : 3 * shard + 3])
+        if not sealed == voted == receipts:
+            problems.append(
+                f"shard {shard}: {sealed} sealed ballots, {voted} voters marked as voted, "
+                f"{receipts} receipts"
+            )
+        sizes.append(sealed)
+    if problems:
+        raise UnsealRefused(
+            f"the sealed ballots of {election.id} do not match its voters, so the box has been "
+            "altered outside OpenPrimary; nothing was unsealed. Keep the Redis data for "
+            "investigation. " + "; ".join(problems)
+        )
+    return sizes
 
 
 def require_closed(election: Election, now: datetime) -> None:
@@ -158,13 +223,16 @@ async def unseal(
     shares_used: Sequence[int] = (),
     workers: int | None = None,
     pool_threshold: int = POOL_THRESHOLD,
+    slice_size: int = SLICE,
 ) -> UnsealReport:
     """Open every sealed ballot with the rebuilt key and write the ballot box.
 
-    Refused before the close.  Idempotent: a second run reports the first
+    Refused before the close, and if the sealed ballots do not match the
+    voters marked as voted.  Idempotent: a second run reports the first
     run's figures and changes nothing; a run after a crash finishes the
-    shards not yet done.  If any ballot does not open, nothing is marked
-    done and UnsealRefused says how many.
+    shards not yet done.  If any ballot does not open, is not a valid
+    ranking or is there twice, nothing is written and UnsealRefused says how
+    many.
     """
     now = clock.now()
     require_closed(election, now)
@@ -184,60 +252,38 @@ async def unseal(
             int(progress["rankings"]),
             already=True,
         )
-    async with redis.pipeline(transaction=False) as pipe:
-        for shard in range(election.shards):
-            pipe.zcard(keys.sealed(election.id, shard))
-        sizes = [int(n) for n in await pipe.execute()]
-
+    sizes = await _freeze_and_reconcile(redis, election, now)
+    opener = _Opener(
+        stored.public, bytes(private), election.candidate_ids, election.max_preferences
+    )
     todo = [s for s in range(election.shards) if f"shard:{s}" not in progress]
-    groups: dict[int, Counter[str]] = {s: Counter() for s in todo}
-    opened = dict.fromkeys(todo, 0)
-    invalid = dict.fromkeys(todo, 0)
-    parts = [p for p in _slices(election, sizes) if p.shard in groups]
+    results = {s: _Opened(Counter()) for s in todo}
+    parts = [p for p in _slices(election, sizes, slice_size) if p.shard in results]
     if sum(sizes[s] for s in todo) < pool_threshold or workers == 1:
         for part in parts:
             members: list[str] = await redis.zrange(  # type: ignore[assignment]
                 part.key, part.start, part.stop - 1
             )
-            g, n, bad = _open_members(
-                members, stored.public, bytes(private), election.candidate_ids
-            )
-            groups[part.shard].update(g)
-            opened[part.shard] += n
-            invalid[part.shard] += bad
+            results[part.shard].add(_open_members(members, opener))
     else:
         loop = asyncio.get_running_loop()
         with ProcessPoolExecutor(
             max_workers=workers or os.cpu_count() or 1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(
-                _sync_connection(redis),
-                stored.public,
-                bytes(private),
-                election.candidate_ids,
-            ),
+            initargs=(_sync_connection(redis), opener),
         ) as pool:
             futures = [(p, loop.run_in_executor(pool, _open_slice, p)) for p in parts]
             for part, future in futures:
-                g, n, bad = await future
-                groups[part.shard].update(g)
-                opened[part.shard] += n
-                invalid[part.shard] += bad
+                results[part.shard].add(await future)
 
-    for shard in todo:
-        if invalid[shard]:
-            continue
-        await _write_shard(redis, election, shard, groups[shard])
-        await redis.hset(
-            keys.unsealing(election.id),
-            f"shard:{shard}",
-            f"{sizes[shard]}:{opened[shard]}:{len(groups[shard])}",
-        )
-
-    bad_total = sum(invalid.values())
+    bad_total = sum(r.invalid for r in results.values())
+    digests = b"".join(r.digests for r in results.values())
+    twice = sum(results[s].opened + results[s].invalid for s in todo) - len(
+        {digests[i : i + 8] for i in range(0, len(digests), 8)}
+    )
     sealed_total = sum(sizes)
-    if bad_total:
+    if bad_total or twice:
         await audit.record(
             redis,
             clock,
@@ -246,13 +292,27 @@ async def unseal(
             "unseal failed",
             sealed=sealed_total,
             invalid=bad_total,
+            duplicated=twice,
             key_id=stored.id,
         )
+        what = []
+        if bad_total:
+            what.append(f"{bad_total:,} of {sealed_total:,} sealed ballots did not open")
+        if twice:
+            what.append(f"{twice:,} sealed ballots appear twice")
         raise UnsealRefused(
-            f"{bad_total:,} of {sealed_total:,} sealed ballots in {election.id} did not open "
-            "with the count key; the unseal is not finished and nothing can be counted. "
-            "Keep the Redis data for investigation."
+            f"{'; '.join(what)} in {election.id}; nothing was written, the unseal is not "
+            "finished and nothing can be counted. Keep the Redis data for investigation."
         )
+    for shard in todo:
+        result = results[shard]
+        await _write_shard(redis, election, shard, result.groups)
+        await redis.hset(
+            keys.unsealing(election.id),
+            f"shard:{shard}",
+            f"{sizes[shard]}:{result.opened}:{len(result.groups)}",
+        )
+
     progress = await redis.hgetall(keys.unsealing(election.id))
     opened_total = 0
     rankings = 0

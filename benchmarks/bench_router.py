@@ -24,11 +24,10 @@ from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.election import read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
-from ballots.trustees import store_count_key
 from benchmarks.harness import roll_csv
 from bot.core import build_core
 from bot.messages import InboundMessage
-from tests.factories import EXAMPLES, TEST_PUBLIC, Outbox, settings
+from tests.factories import EXAMPLES, Outbox, install_test_key, settings
 from tests.redis_server import redis_url
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -43,7 +42,7 @@ async def bench_router(redis: Redis, voters: int, concurrency: int) -> None:
     await redis.flushdb()
     election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench")
     election = await save_election(redis, election)
-    await store_count_key(redis, election, TEST_PUBLIC)
+    await install_test_key(redis, election)
     await import_roll(redis, election, parse_roll(roll_csv(voters), "bench.csv"))
     clock = ManualClock(NOW)
     core = await build_core(settings(), redis, clock, election.id)

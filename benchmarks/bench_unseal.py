@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from ballots import keys
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.count import count
@@ -34,6 +33,7 @@ from ballots.seal import encode_ranking, public_key_from_seed, seal
 from ballots.trustees import combine, new_seed, split_seed, store_count_key
 from ballots.unseal import unseal
 from benchmarks.bench_count import generate
+from tests.factories import put_sealed
 from tests.redis_server import redis_url
 
 #: Sealed ballots written per ZADD while loading.
@@ -86,9 +86,8 @@ async def bench(redis: Redis, n: int, shards: int, workers: int, seed: int) -> N
         loaded = 0
         for i, future in enumerate(futures):
             sealed = future.result()
-            key = keys.sealed(election.id, i % shards)
             for j in range(0, len(sealed), LOAD_BATCH):
-                await redis.zadd(key, dict.fromkeys(sealed[j : j + LOAD_BATCH], 0))
+                await put_sealed(redis, election, i % shards, sealed[j : j + LOAD_BATCH], public)
             loaded += len(sealed)
     info = await redis.info("memory")
     print(

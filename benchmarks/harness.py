@@ -32,8 +32,7 @@ from redis.asyncio import Redis
 
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
-from ballots.trustees import store_count_key
-from tests.factories import EXAMPLES, TEST_PUBLIC
+from tests.factories import EXAMPLES, install_test_key
 
 
 @dataclass
@@ -139,6 +138,6 @@ async def bench_election(redis: Redis, election_id: str, voters: int, **roll: st
     await redis.flushdb()
     sample = read_election_file(EXAMPLES / "election.toml")
     election = await save_election(redis, replace(sample, id=election_id))
-    await store_count_key(redis, election, TEST_PUBLIC)
+    await install_test_key(redis, election)
     await import_roll(redis, election, parse_roll(roll_csv(voters, **roll), "bench.csv"))
     return election

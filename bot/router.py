@@ -76,12 +76,13 @@ class Router:
                 await self.store.save(
                     msg.channel, msg.address, state, until=self.conversation.forget_at(state)
                 )
+                # Under the chat's lock: its next message, in any process, comes after.
+                await self._track_copies(msg, before, state)
             finally:
                 try:
                     await lock.release()
                 except LockError:
                     log.warning("sender lock expired while handling a %s message", msg.channel)
-            await self._track_copies(msg, before, state)
             replies = await self._deliver(msg, out)
         except Exception:
             # Forget the delivery so the platform's retry is handled, and give

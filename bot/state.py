@@ -1,11 +1,12 @@
 """Conversation state: one small record per chat address, kept in Redis with a TTL.
 
-The step, the turn counter and the election are stored as they are; who the
-voter is, their grant and the ranking they are building are sealed with an
-AEAD (XChaCha20-Poly1305) under a key derived from OPENPRIMARY_SECRET_KEY,
-bound to the chat's address and padded to one length per election, so
-Redis, its append-only file and its backups alone show no ranking and no
-supporter id next to a phone number or chat id.
+Only the election is stored in the clear.  The step, the turn counter, who
+the voter is, their grant and the ranking they are building are sealed with
+an AEAD (XChaCha20-Poly1305) under a key derived from OPENPRIMARY_SECRET_KEY,
+bound to the chat's address and election and padded to one length per
+election, so Redis, its append-only file and its backups alone show no
+ranking, no count of preferences and no supporter id next to a phone number
+or chat id.
 """
 
 from __future__ import annotations
@@ -65,16 +66,37 @@ class State:
 
 
 def state_padding(election: Election) -> int:
-    """The one length every sealed part of this election's chat states is padded to."""
-    longest = json.dumps(
-        {"s": "x" * _MAX_SUPPORTER, "g": "x" * _GRANT, "r": list(election.candidate_ids)},
-        separators=(",", ":"),
+    """The one length every sealed chat state of this election is padded to."""
+    longest = _private(
+        State(
+            step=Step.IDENTIFY,
+            turn=10**9,
+            election=election.id,
+            supporter="x" * _MAX_SUPPORTER,
+            grant="x" * _GRANT,
+            ranking=list(election.candidate_ids),
+            quiet=True,
+        )
     )
     return -(-len(longest) // 64) * 64
 
 
+def _private(state: State) -> bytes:
+    return json.dumps(
+        {
+            "step": state.step.value,
+            "turn": state.turn,
+            "quiet": state.quiet,
+            "s": state.supporter,
+            "g": state.grant,
+            "r": state.ranking,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
 class StateStore:
-    """Loads and saves conversation state in Redis, with the private part sealed."""
+    """Loads and saves conversation state in Redis, sealed."""
 
     def __init__(
         self, redis: Redis, secret_key: str, *, padding: int = 256, ttl: int = STATE_TTL
@@ -86,40 +108,35 @@ class StateStore:
         self._aead = Aead(key.digest())
 
     def seal(self, channel: str, address: str, state: State) -> str:
-        """The stored form of a state (also what the tests inspect)."""
-        record: dict[str, object] = {"step": state.step.value, "turn": state.turn}
-        record["election"] = state.election
-        if state.quiet:
-            record["quiet"] = True
-        if state.supporter is not None or state.grant is not None or state.ranking:
-            private = json.dumps(
-                {"s": state.supporter, "g": state.grant, "r": state.ranking},
-                separators=(",", ":"),
-            ).encode()
-            private += b" " * max(self.padding - len(private), 0)
-            sealed = self._aead.encrypt(private, aad=_aad(channel, address))
-            record["sealed"] = base64.b64encode(sealed).decode("ascii")
+        """The stored form of a state: only the election in the clear (also what tests read).
+
+        The step and the turn counter are sealed with the rest: in the clear, the
+        turn counter while choosing would tell how many preferences were given.
+        """
+        private = _private(state)
+        private += b" " * max(self.padding - len(private), 0)
+        sealed = self._aead.encrypt(private, aad=_aad(channel, address, state.election))
+        record = {"election": state.election, "sealed": base64.b64encode(sealed).decode("ascii")}
         return json.dumps(record, separators=(",", ":"))
 
     def open(self, channel: str, address: str, text: str) -> State:
         """A stored state read back; a fresh one if it cannot be read (a changed secret key)."""
         try:
             record = json.loads(text)
-            state = State(
-                step=Step(record["step"]),
-                turn=int(record["turn"]),
-                election=str(record["election"]),
-                quiet=bool(record.get("quiet", False)),
+            election = str(record["election"])
+            sealed = base64.b64decode(record["sealed"], validate=True)
+            private = json.loads(self._aead.decrypt(sealed, aad=_aad(channel, address, election)))
+            return State(
+                step=Step(private["step"]),
+                turn=int(private["turn"]),
+                election=election,
+                supporter=private["s"],
+                grant=private["g"],
+                ranking=[str(c) for c in private["r"]],
+                quiet=bool(private["quiet"]),
             )
-            if "sealed" in record:
-                sealed = base64.b64decode(record["sealed"], validate=True)
-                private = json.loads(self._aead.decrypt(sealed, aad=_aad(channel, address)))
-                state.supporter = private["s"]
-                state.grant = private["g"]
-                state.ranking = [str(c) for c in private["r"]]
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()
-        return state
 
     async def load(self, channel: str, address: str) -> State:
         raw = await self.redis.get(keys.conversation(channel, address))
@@ -143,6 +160,6 @@ class StateStore:
             await self.redis.set(key, text, ex=self.ttl)
 
 
-def _aad(channel: str, address: str) -> bytes:
-    """What a sealed state is bound to: it opens only under its own chat's key."""
-    return f"{channel}:{address}".encode()
+def _aad(channel: str, address: str, election: str) -> bytes:
+    """What a sealed state is bound to: it opens only under its own chat's key, for its election."""
+    return f"{channel}:{address}:{election}".encode()

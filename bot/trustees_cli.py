@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from ballots import audit
+from ballots import audit, keys
 from ballots.election import get_election, has_ballots
 from ballots.errors import OpenPrimaryError
 from ballots.receipts import all_receipts
@@ -48,13 +48,26 @@ async def trustees_init(args: argparse.Namespace, ctx: Context) -> int:
     seed = new_seed()
     public = public_key_from_seed(seed)
     shares = split_seed(seed, election.id, args.shares, args.threshold, public)
-    try:
-        paths = write_shares(Path(args.out), shares)
-    except OSError as err:
+    out = Path(args.out)
+    existing_files = [str(out / f"share-{s.index}.key") for s in shares]
+    if any(Path(f).exists() for f in existing_files):
         raise OpenPrimaryError(
-            f"cannot write the shares to {args.out}: {err.strerror}; no key was stored"
+            f"{out} already holds share files; choose an empty --out directory "
+            "(old shares are of no use with a new key)"
+        )
+    # Claim the election's key first, so two inits at once cannot both hand out shares.
+    key = await store_count_key(
+        ctx.redis, election, public, replace=existing.id if existing else None
+    )
+    try:
+        paths = write_shares(out, shares)
+    except (OSError, OpenPrimaryError) as err:
+        # Shares nobody holds would seal ballots nobody can open: take the key back.
+        await ctx.redis.hdel(keys.election(election.id), "count_key", "count_key_id")
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+        raise OpenPrimaryError(
+            f"cannot write the shares to {out}: {reason}; the election has no count key"
         ) from err
-    key = await store_count_key(ctx.redis, election, public)
     await audit.record(
         ctx.redis,
         ctx.clock,

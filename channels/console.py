@@ -70,7 +70,12 @@ async def chat(
     out = out or sys.stdout
     lines = _read_lines(inp)
     interactive = inp.isatty()
+    this = asyncio.current_task()
     while True:
+        if this is not None and this.cancelling():
+            # Ctrl-C came while a Redis command ran, and redis-py let the cancellation
+            # go (it does, now and then): honour it here rather than wait for input.
+            raise asyncio.CancelledError
         if interactive:
             out.write(prompt)
             out.flush()

@@ -14,7 +14,7 @@ from ballots.codes import CodePolicy
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import import_roll, read_roll_file
 from ballots.seal import decode_ranking, open_sealed, private_key_from_seed, public_key_from_seed
-from ballots.trustees import store_count_key
+from ballots.trustees import load_count_key, store_count_key
 from bot.core import Core, build_core
 from bot.messages import InboundMessage, OutboundMessage
 from bot.settings import Settings
@@ -44,9 +44,32 @@ async def sample_election(redis: Redis, **changes: object) -> Election:
     if changes:
         election = Election(**{**election.__dict__, **changes})
     election = await save_election(redis, election)
-    await store_count_key(redis, election, TEST_PUBLIC)
+    await install_test_key(redis, election)
     await import_roll(redis, election, read_roll_file(EXAMPLES / "roll.csv"))
     return election
+
+
+async def install_test_key(redis: Redis, election: Election) -> None:
+    """Give an election the test count key, as ``trustees init`` would, unless it has one."""
+    if await load_count_key(redis, election.id) is None:
+        await store_count_key(redis, election, TEST_PUBLIC)
+
+
+async def put_sealed(
+    redis: Redis, election: Election, shard: int, sealed: list[str], public: bytes = TEST_PUBLIC
+) -> None:
+    """Put already sealed ballots straight into a shard, with a voter counted and a receipt
+    for each, as that many casts would have left it (loading many ballots fast)."""
+    import secrets
+
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zadd(keys.sealed(election.id, shard), dict.fromkeys(sealed, 0))
+        pipe.hincrby(keys.turnout(election.id, shard), "total", len(sealed))
+        pipe.zadd(
+            keys.receipts(election.id, shard),
+            {secrets.token_hex(8).upper(): 0 for _ in sealed},
+        )
+        await pipe.execute()
 
 
 async def stored_ballots(redis: Redis, election: Election) -> dict[str, int]:

@@ -12,11 +12,10 @@ from ballots import keys
 from ballots.clock import ManualClock
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import Supporter, import_roll
-from ballots.trustees import store_count_key
 from bot.messages import OutboundMessage
 from bot.ratelimit import RateLimiter
 from channels.base import SendResult
-from tests.factories import EXAMPLES, NOW, TEST_PUBLIC
+from tests.factories import EXAMPLES, NOW, install_test_key
 
 
 def phone(i: int) -> str:
@@ -43,7 +42,7 @@ async def election_with_roll(
     sample = read_election_file(EXAMPLES / "election.toml")
     election = Election(**{**sample.__dict__, "id": election_id, "shards": shards})
     election = await save_election(redis, election)
-    await store_count_key(redis, election, TEST_PUBLIC)
+    await install_test_key(redis, election)
     roll = [
         Supporter(f"S{i}", f"Supporter {i}", phone(i), chat(i) if telegram(i) else "")
         for i in range(n)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from ballots import keys
 from ballots.clock import ManualClock
 from ballots.count import cli
 from ballots.count.formats import read_ballots
@@ -21,10 +20,9 @@ from ballots.count.model import Ballots, CountError
 from ballots.election import Candidate, Election, save_election
 from ballots.errors import FileProblems, UnknownElection
 from ballots.seal import encode_ranking, seal
-from ballots.trustees import store_count_key
 from ballots.unseal import unseal
 from bot.context import Context
-from tests.factories import TEST_PUBLIC, TEST_SEED, settings
+from tests.factories import TEST_PUBLIC, TEST_SEED, install_test_key, put_sealed, settings
 from tests.test_count_real import DATA, GLASGOW, GLASGOW_ELECTED
 
 
@@ -61,13 +59,13 @@ async def load(redis: Redis, eid: str, ballots: Ballots, method: str, seats: int
         shards=4,
     )
     election = await save_election(redis, election)
-    await store_count_key(redis, election, TEST_PUBLIC)
-    async with redis.pipeline(transaction=False) as pipe:
-        for i, (ranking, n) in enumerate(ballots.items()):
-            record = encode_ranking(election.candidate_ids, [ids[c] for c in ranking])
-            sealed = [seal(TEST_PUBLIC, record) for _ in range(n)]
-            pipe.zadd(keys.sealed(eid, i % election.shards), dict.fromkeys(sealed, 0))
-        await pipe.execute()
+    await install_test_key(redis, election)
+    by_shard: dict[int, list[str]] = {s: [] for s in range(election.shards)}
+    for i, (ranking, n) in enumerate(ballots.items()):
+        record = encode_ranking(election.candidate_ids, [ids[c] for c in ranking])
+        by_shard[i % election.shards] += [seal(TEST_PUBLIC, record) for _ in range(n)]
+    for shard, sealed in by_shard.items():
+        await put_sealed(redis, election, shard, sealed)
     # The count reads what the trustees' unseal writes after the close.
     report = await unseal(redis, election, TEST_SEED, ManualClock(election.closes), actor="test")
     assert report.opened == ballots.total and report.invalid == 0

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from ballots import keys
+from ballots import audit, keys
 from ballots.count.cli import count_command, export_command
 from ballots.seal import encode_ranking, seal
 from ballots.trustees import ShareError, load_count_key
@@ -24,7 +24,7 @@ from ballots.unseal import UnsealRefused, unseal
 from bot.cli import build_parser
 from bot.context import Context
 from bot.state import Step
-from tests.factories import NOW, Harness, harness, settings
+from tests.factories import NOW, Harness, harness, put_sealed, settings
 
 PARSER = build_parser()
 
@@ -130,12 +130,12 @@ async def test_trustees_init_is_refused_once_ballots_are_cast_or_voting_opened(
     h = await election_with_trustees(redis, tmp_path)
     again = ("trustees", "init", "--election", h.core.election.id, "--shares", "2")
     with pytest.raises(Exception, match="already has a count key"):
-        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k2"))
+        await run(h, *again, "--threshold", "2", "--out", str(tmp_path / "k2"))
     with pytest.raises(Exception, match="cannot be replaced once voting has opened"):
-        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k2"), "--replace")
+        await run(h, *again, "--threshold", "2", "--out", str(tmp_path / "k2"), "--replace")
     await cast_all(h)
     with pytest.raises(Exception, match="already has ballots sealed"):
-        await run(h, *again, "--threshold", "1", "--out", str(tmp_path / "k3"), "--replace")
+        await run(h, *again, "--threshold", "2", "--out", str(tmp_path / "k3"), "--replace")
     assert not (tmp_path / "k2").exists() and not (tmp_path / "k3").exists()
 
 
@@ -227,23 +227,101 @@ async def test_shares_that_cannot_open_the_ballots_are_refused(
     assert not await redis.exists(keys.unsealing(eid))
 
 
-async def test_a_ballot_that_does_not_open_stops_the_unseal(redis: Redis, tmp_path: Path) -> None:
-    h = await election_with_trustees(redis, tmp_path)
+async def unseal_args(h: Harness, tmp_path: Path) -> list[str]:
+    return [
+        *("unseal", "--election", h.core.election.id),
+        *("--share", share(tmp_path, 1), "--share", share(tmp_path, 2)),
+    ]
+
+
+async def test_a_ballot_that_does_not_open_stops_the_unseal_and_writes_nothing(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path, shards=4)
     await cast_all(h)
     election = h.core.election
-    # A ballot sealed to some other key slipped into the box.
+    # Ballots that are not the count key's, or not a ranking, slipped in (with a voter
+    # counted for each, so the box still adds up).
     foreign = seal(bytes(32 * [9]), encode_ranking(election.candidate_ids, ["green"]))
-    await redis.zadd(keys.sealed(election.id, 0), {foreign: 0})
+    stored = await load_count_key(redis, election.id)
+    assert stored is not None
+    blank = seal(stored.public, encode_ranking(election.candidate_ids, []))
+    await put_sealed(redis, election, 0, [foreign, blank], stored.public)
     h.clock.set(election.closes)
-    with pytest.raises(UnsealRefused, match=r"1 of 6 sealed ballots .* did not open"):
-        await run(
-            h,
-            *("unseal", "--election", election.id),
-            *("--share", share(tmp_path, 1), "--share", share(tmp_path, 2)),
-        )
-    assert not await redis.hexists(keys.unsealing(election.id), "done")
+    with pytest.raises(UnsealRefused, match=r"2 of 7 sealed ballots did not open"):
+        await run(h, *await unseal_args(h, tmp_path))
+    # No shard was written, not even those whose ballots all opened.
+    assert await box(redis, h) == {}
+    progress = [str(k) for k in await redis.hgetall(keys.unsealing(election.id))]
+    assert not [k for k in progress if k.startswith("shard:") or k == "done"]
     with pytest.raises(UnsealRefused):
         await run(h, "count", "--election", election.id)
+    trail = await audit.read(redis, election.id)
+    assert "unseal failed" in [e.action for e in trail]
+
+
+async def test_a_ballot_added_or_copied_behind_our_back_stops_the_unseal(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path, shards=2)
+    await cast_all(h)
+    election = h.core.election
+    stored = await load_count_key(redis, election.id)
+    assert stored is not None
+    # Anyone who can write to Redis can seal a ballot to the public key: one more sealed
+    # ballot than voters who voted.
+    stuffed = seal(stored.public, encode_ranking(election.candidate_ids, ["okafor"]))
+    await redis.zadd(keys.sealed(election.id, 0), {stuffed: 0})
+    h.clock.set(election.closes)
+    with pytest.raises(UnsealRefused, match=r"do not match its voters.*shard 0: \d+ sealed"):
+        await run(h, *await unseal_args(h, tmp_path))
+    await redis.zrem(keys.sealed(election.id, 0), stuffed)
+
+    # A real ballot copied into the other shard in place of one taken out: the counts add
+    # up, but the same sealed ballot is there twice.
+    source = str((await redis.zrange(keys.sealed(election.id, 0), 0, 0))[0])
+    victim = str((await redis.zrange(keys.sealed(election.id, 1), 0, 0))[0])
+    await redis.zrem(keys.sealed(election.id, 1), victim)
+    await redis.zadd(keys.sealed(election.id, 1), {source: 0})
+    with pytest.raises(UnsealRefused, match="1 sealed ballots appear twice"):
+        await run(h, *await unseal_args(h, tmp_path))
+    assert await box(redis, h) == {}
+
+
+async def test_once_the_unseal_begins_no_ballot_gets_in_and_the_close_stays(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    election = h.core.election
+    code = (await h.core.codes.issue_voting_codes(election, ["S1006"]))[0][3]
+    check = await h.core.codes.check_voting_code(election, code, "console", "S1006")
+    assert check.grant
+    await cast_all(h)
+    h.clock.set(election.closes)
+    await run(h, *await unseal_args(h, tmp_path))
+    # A server whose clock is behind still takes no ballot: the shards are frozen.
+    h.clock.set(election.closes - timedelta(minutes=5))
+    late = await h.core.box.cast(election, "S1006", check.grant, ["green"], "console")
+    assert late.status == "closed"
+    from ballots.election import save_election
+    from ballots.errors import ElectionLocked
+
+    with pytest.raises(ElectionLocked, match="opening and closing times cannot change"):
+        await save_election(redis, replace(election, closes=election.closes + timedelta(days=1)))
+
+
+async def test_a_threshold_of_one_is_refused(redis: Redis, tmp_path: Path) -> None:
+    h = await harness(redis)
+    await redis.hdel(keys.election(h.core.election.id), "count_key", "count_key_id")
+    h.clock.set(h.core.election.opens - timedelta(days=1))
+    with pytest.raises(Exception, match="every share would be the whole key"):
+        await run(
+            h,
+            *("trustees", "init", "--election", h.core.election.id),
+            *("--shares", "3", "--threshold", "1", "--out", str(tmp_path / "k")),
+        )
+    assert await load_count_key(redis, h.core.election.id) is None
+    assert not (tmp_path / "k").exists()
 
 
 async def test_an_unseal_cut_short_and_run_again_gives_the_same_box(
@@ -281,12 +359,12 @@ async def test_a_large_box_is_opened_by_a_pool_of_processes(redis: Redis, tmp_pa
     rankings = [["green", "patel"], ["okafor"], ["byrne", "okafor", "green", "patel"]]
     cast: Counter[str] = Counter()
     for shard in range(2):
-        members = {}
+        members = []
         for i in range(300):
             ranking = rankings[(i + shard) % 3]
-            members[seal(stored.public, encode_ranking(election.candidate_ids, ranking))] = 0
+            members.append(seal(stored.public, encode_ranking(election.candidate_ids, ranking)))
             cast[",".join(ranking)] += 1
-        await redis.zadd(keys.sealed(election.id, shard), members)
+        await put_sealed(redis, election, shard, members, stored.public)
     h.clock.set(election.closes)
     from ballots.trustees import combine, read_share
 
