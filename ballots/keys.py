@@ -128,12 +128,12 @@ def conversation(channel: str, address: str) -> str:
 
 
 def sender_lock(channel: str, address: str) -> str:
-    """Lock: held while one sender's message is being handled."""
+    """Lock with a short lease, renewed: held while one sender's message is being handled."""
     return f"{PREFIX}:lock:{channel}:{address}"
 
 
 def delivery(channel: str, message_id: str) -> str:
-    """String with TTL: a platform message id already taken in."""
+    """String with TTL: a done delivery's replies (sealed), to answer its repeats the same way."""
     return f"{PREFIX}:seen:{channel}:{message_id}"
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,14 @@ class OutboundMessage:
     @property
     def is_reply(self) -> bool:
         return self.channel is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as plain data (kept to answer a repeated delivery the same way)."""
+        data = asdict(self)
+        data.pop("meta")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutboundMessage:
+        buttons = tuple(tuple(Button(**b) for b in row) for row in data.pop("buttons", ()))
+        return cls(buttons=buttons, **data)

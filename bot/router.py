@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 from ballots import keys
 from bot import texts
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
+from bot.lease import Lease
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, HANDLING_SECONDS, MESSAGES_IN, MESSAGES_OUT
 from bot.state import CHOOSING, State, StateStore, Step
@@ -21,10 +22,9 @@ from channels.base import Sender
 
 log = logging.getLogger(__name__)
 
-#: How long a platform message id is remembered (Twilio and Telegram retry for hours).
-DELIVERY_TTL = 7 * 24 * 3600
-#: How long one message may hold its sender's lock, and how long the next waits.
-LOCK_TIMEOUT = 30.0
+#: How long a done delivery's replies are kept, to answer its repeats the same way.
+DELIVERY_TTL = 24 * 3600
+#: How long a sender's next message waits for the one being handled.
 LOCK_WAIT = 20.0
 
 
@@ -45,32 +45,33 @@ class Router:
         self.store = store
         self.copies = copies
 
-    async def handle(self, msg: InboundMessage) -> list[OutboundMessage]:
+    async def handle(self, msg: InboundMessage, *, replay: bool = True) -> list[OutboundMessage]:
         """Handle one inbound message; the result is the replies to its sender.
 
-        A repeated delivery (same channel and platform message id) gets no
-        replies and changes nothing.  Messages for other addresses (an SMS
-        code for a Telegram voter) are sent here through the channel senders.
+        A delivery (channel and platform message id) is done only once its
+        replies are stored, sealed, for a day: a repeated delivery of a done
+        one changes nothing and gets the same replies again (none with
+        ``replay=False``, for a channel that sent them itself), and a repeat
+        of one that never finished (its process died) is handled afresh.
+        Messages for other addresses (an SMS code for a Telegram voter) are
+        sent here through the channel senders.
         """
         started = time.perf_counter()
         MESSAGES_IN.labels(msg.channel).inc()
-        seen_key = keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
-        if seen_key is not None and not await self.redis.set(
-            seen_key, "1", nx=True, ex=DELIVERY_TTL
-        ):
-            DUPLICATES.labels(msg.channel).inc()
-            return []
+        done_key = keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
         try:
-            lock = self.redis.lock(
-                keys.sender_lock(msg.channel, msg.address),
-                timeout=LOCK_TIMEOUT,
-                blocking_timeout=LOCK_WAIT,
-            )
-            if not await lock.acquire():
-                if seen_key is not None:
-                    await self.redis.delete(seen_key)
-                return [OutboundMessage(texts.busy())]
-            try:
+            kept = await self._kept(msg, done_key)
+            if kept is not None:
+                return kept if replay else []
+            async with Lease(
+                self.redis, keys.sender_lock(msg.channel, msg.address), wait=LOCK_WAIT
+            ) as held:
+                if not held:
+                    return [OutboundMessage(texts.busy())]
+                # Another process may have finished this delivery while we waited.
+                kept = await self._kept(msg, done_key)
+                if kept is not None:
+                    return kept if replay else []
                 before = await self.store.load(msg.channel, msg.address)
                 state, out = await self.conversation.step(before, msg)
                 await self.store.save(
@@ -78,24 +79,32 @@ class Router:
                 )
                 # Under the chat's lock: its next message, in any process, comes after.
                 await self._track_copies(msg, before, state)
-            finally:
-                try:
-                    await lock.release()
-                except LockError:
-                    log.warning("sender lock expired while handling a %s message", msg.channel)
-            replies = await self._deliver(msg, out)
+                replies = await self._deliver(msg, out)
+                if done_key is not None:
+                    sealed = self.store.seal_replies(msg.channel, msg.address, replies)
+                    await self.redis.set(done_key, sealed, ex=DELIVERY_TTL)
         except Exception:
-            # Forget the delivery so the platform's retry is handled, and give
-            # the voter a reply rather than a silence.
+            # Nothing marks the delivery done, so the platform's retry is handled
+            # afresh; meanwhile the voter gets a reply rather than a silence.
             ERRORS.labels("router").inc()
             log.exception("failed to handle a %s message", msg.channel)
-            if seen_key is not None:
-                await self.redis.delete(seen_key)
             return [OutboundMessage(texts.failure())]
         finally:
             HANDLING_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         MESSAGES_OUT.labels(msg.channel, "reply").inc(len(replies))
         return replies
+
+    async def _kept(
+        self, msg: InboundMessage, done_key: str | None
+    ) -> list[OutboundMessage] | None:
+        """The stored replies of a delivery already done, or None."""
+        if done_key is None:
+            return None
+        stored = await self.redis.get(done_key)
+        if stored is None:
+            return None
+        DUPLICATES.labels(msg.channel).inc()
+        return self.store.open_replies(msg.channel, msg.address, str(stored)) or []
 
     async def _track_copies(self, msg: InboundMessage, before: State, after: State) -> None:
         """Have the platform forget the voter's messages that carried their choices."""

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.election import Election
+from bot.messages import OutboundMessage
 
 #: How long an idle conversation is remembered (a partial ranking goes with it).
 STATE_TTL = 6 * 3600
@@ -137,6 +138,21 @@ class StateStore:
             )
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()
+
+    def seal_replies(self, channel: str, address: str, replies: list[OutboundMessage]) -> str:
+        """Replies kept for a repeated delivery, sealed: they may hold a code or a ranking."""
+        text = json.dumps([r.to_dict() for r in replies], separators=(",", ":")).encode()
+        sealed = self._aead.encrypt(text, aad=_aad(channel, address, "replies"))
+        return base64.b64encode(sealed).decode("ascii")
+
+    def open_replies(self, channel: str, address: str, text: str) -> list[OutboundMessage] | None:
+        """Kept replies read back; None if they cannot be (a changed secret key)."""
+        try:
+            sealed = base64.b64decode(text, validate=True)
+            data = json.loads(self._aead.decrypt(sealed, aad=_aad(channel, address, "replies")))
+            return [OutboundMessage.from_dict(d) for d in data]
+        except (ValueError, TypeError, KeyError, CryptoError):
+            return None
 
     async def load(self, channel: str, address: str) -> State:
         raw = await self.redis.get(keys.conversation(channel, address))

@@ -193,11 +193,20 @@ async def test_a_repeated_delivery_changes_nothing(redis: Redis) -> None:
     await h.said("hi")
     from bot.messages import InboundMessage
 
-    msg = InboundMessage("sms", "+447700900199", await code_for(h), message_id="SM123")
+    code = await code_for(h)
+    msg = InboundMessage("sms", "+447700900199", code, message_id="SM123")
     first = await h.core.router.handle(msg)
     assert "1st choice" in first[0].text
-    assert await h.core.router.handle(msg) == []
-    assert await h.core.router.handle(msg) == []
+    state = await redis.get(keys.conversation("sms", "+447700900199"))
+    # A repeat gets the same replies again (a platform retrying it lost the first answer),
+    # and changes nothing.
+    assert await h.core.router.handle(msg) == first
+    assert await h.core.router.handle(msg, replay=False) == []
+    assert await redis.get(keys.conversation("sms", "+447700900199")) == state
+    # What is kept to answer repeats is sealed: the code is not in it.
+    kept = await redis.get(keys.delivery("sms", "SM123"))
+    assert kept is not None and code not in kept and "Alex Green" not in kept
+    assert 0 < await redis.ttl(keys.delivery("sms", "SM123")) <= 24 * 3600
 
 
 async def test_closed_and_not_yet_open(redis: Redis) -> None:

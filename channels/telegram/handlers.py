@@ -164,7 +164,8 @@ class Handlers:
         """Hand one message to the router and render its replies."""
         # Whoever writes to the bot has not blocked it (any more).
         await self.redis.srem(keys.unreachable(CHANNEL), msg.address)
-        replies = await self.router.handle(msg)
+        # A repeated update that was done already: its replies went out then.
+        replies = await self.router.handle(msg, replay=False)
         if answer is not None:
             # A notice about the tap itself (a stale button) is the tap's answer:
             # a toast over the chat rather than one more message in it.
