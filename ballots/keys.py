@@ -152,6 +152,11 @@ def copies_tries(channel: str) -> str:
     return f"{PREFIX}:copies:{channel}:tries"
 
 
+def health(process: str) -> str:
+    """String with a short TTL: one server process's write probe (``GET /healthz``)."""
+    return f"{PREFIX}:health:{process}"
+
+
 def opted_out(channel: str) -> str:
     """Set: addresses on a channel that asked for no more reminders."""
     return f"{PREFIX}:optout:{channel}"

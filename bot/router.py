@@ -59,30 +59,47 @@ class Router:
         started = time.perf_counter()
         MESSAGES_IN.labels(msg.channel).inc()
         done_key = keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
+        state_key = keys.conversation(msg.channel, msg.address)
         try:
-            kept = await self._kept(msg, done_key)
-            if kept is not None:
-                return kept if replay else []
             async with Lease(
                 self.redis, keys.sender_lock(msg.channel, msg.address), wait=LOCK_WAIT
             ) as held:
                 if not held:
                     return [OutboundMessage(texts.busy())]
-                # Another process may have finished this delivery while we waited.
-                kept = await self._kept(msg, done_key)
-                if kept is not None:
-                    return kept if replay else []
-                before = await self.store.load(msg.channel, msg.address)
-                state, out = await self.conversation.step(before, msg)
-                await self.store.save(
-                    msg.channel, msg.address, state, until=self.conversation.forget_at(state)
+                # One round trip: is this delivery done already (in any process), and
+                # where is the chat?
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.get(done_key or state_key)
+                    pipe.get(state_key)
+                    kept_raw, state_raw = await pipe.execute()
+                if done_key is not None and kept_raw is not None:
+                    DUPLICATES.labels(msg.channel).inc()
+                    if not replay:
+                        return []
+                    kept = self.store.open_replies(msg.channel, msg.address, str(kept_raw))
+                    return kept or []
+                before = (
+                    self.store.open(msg.channel, msg.address, str(state_raw))
+                    if state_raw is not None
+                    else State()
                 )
+                state, out = await self.conversation.step(before, msg)
                 # Under the chat's lock: its next message, in any process, comes after.
                 await self._track_copies(msg, before, state)
                 replies = await self._deliver(msg, out)
-                if done_key is not None:
-                    sealed = self.store.seal_replies(msg.channel, msg.address, replies)
-                    await self.redis.set(done_key, sealed, ex=DELIVERY_TTL)
+                # The new state, and the delivery marked done with its replies, together.
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    self.store.save_in(
+                        pipe,
+                        msg.channel,
+                        msg.address,
+                        state,
+                        until=self.conversation.forget_at(state),
+                    )
+                    if done_key is not None:
+                        sealed = self.store.seal_replies(msg.channel, msg.address, replies)
+                        pipe.set(done_key, sealed, ex=DELIVERY_TTL)
+                    await pipe.execute()
         except Exception:
             # Nothing marks the delivery done, so the platform's retry is handled
             # afresh; meanwhile the voter gets a reply rather than a silence.
@@ -93,18 +110,6 @@ class Router:
             HANDLING_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         MESSAGES_OUT.labels(msg.channel, "reply").inc(len(replies))
         return replies
-
-    async def _kept(
-        self, msg: InboundMessage, done_key: str | None
-    ) -> list[OutboundMessage] | None:
-        """The stored replies of a delivery already done, or None."""
-        if done_key is None:
-            return None
-        stored = await self.redis.get(done_key)
-        if stored is None:
-            return None
-        DUPLICATES.labels(msg.channel).inc()
-        return self.store.open_replies(msg.channel, msg.address, str(stored)) or []
 
     async def _track_copies(self, msg: InboundMessage, before: State, after: State) -> None:
         """Have the platform forget the voter's messages that carried their choices."""

@@ -21,6 +21,7 @@ from enum import StrEnum
 from nacl.exceptions import CryptoError
 from nacl.secret import Aead
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from ballots import keys
 from ballots.election import Election
@@ -168,12 +169,26 @@ class StateStore:
         A fixed moment, the same for every voter, is how a finished chat is
         kept: a TTL counted from the last message would date the cast.
         """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.save_in(pipe, channel, address, state, until=until)
+            await pipe.execute()
+
+    def save_in(
+        self,
+        pipe: Pipeline,
+        channel: str,
+        address: str,
+        state: State,
+        *,
+        until: datetime | None = None,
+    ) -> None:
+        """Queue the save of a state in a pipeline (sent with the caller's other writes)."""
         key = keys.conversation(channel, address)
         text = self.seal(channel, address, state)
         if until is not None:
-            await self.redis.set(key, text, pxat=int(until.timestamp() * 1000))
+            pipe.set(key, text, pxat=int(until.timestamp() * 1000))
         else:
-            await self.redis.set(key, text, ex=self.ttl)
+            pipe.set(key, text, ex=self.ttl)
 
 
 def _aad(channel: str, address: str, election: str) -> bytes:

@@ -2,7 +2,7 @@
 
 Routes: ``POST /sms/twilio``, ``POST /sms/twilio/status`` (Twilio's status
 callbacks for replies that showed a voter's choices), ``POST /telegram``,
-``GET /healthz`` (503 when Redis does not answer) and ``GET /metrics``
+``GET /healthz`` (503 when Redis cannot take a write) and ``GET /metrics``
 (Prometheus text).
 
 The app keeps nothing in process memory that another ``serve`` process would
@@ -20,14 +20,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
+from ballots import keys
 from ballots.errors import ConfigError
 from bot.context import Context
 from bot.copies import Remover
@@ -56,7 +59,9 @@ TELEGRAM_WEBHOOK: web.AppKey[WebHandler] = web.AppKey("telegram_webhook")
 
 TELEGRAM_PATH = "/telegram"
 #: How long /healthz waits for Redis before calling it down.
-HEALTH_TIMEOUT = 2.0
+HEALTH_TIMEOUT = 0.9
+#: This process, as its health-check key names it.
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --- which settings are needed when ------------------------------------------
@@ -194,11 +199,27 @@ async def telegram_webhook(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: 200 when this process and its Redis answer, else 503."""
+    """GET /healthz: 200 when this process can write to Redis, else 503, within a second.
+
+    A write, not a PING: a Redis that answers but refuses writes (out of
+    memory, MISCONF after a failed save or append, a read-only replica)
+    cannot take a ballot, and the load balancer should know.
+    """
     core = request.app[CORE]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
-            await core.redis.ping()
+            await core.redis.set(keys.health(_PROCESS), "1", px=10_000)
+    except ResponseError as err:
+        if isinstance(err, OutOfMemoryError):
+            reason = "OOM"
+        elif isinstance(err, ReadOnlyError):
+            reason = "READONLY"
+        else:
+            reason = str(err).split(" ", 1)[0] or "error"  # MISCONF, ...
+        log.warning("health check: Redis refuses writes: %s", err)
+        return web.json_response(
+            {"status": "unavailable", "redis": "refuses writes", "reason": reason}, status=503
+        )
     except (RedisError, OSError, TimeoutError) as err:
         log.warning("health check: Redis does not answer: %s", err)
         return web.json_response({"status": "unavailable", "redis": "down"}, status=503)

@@ -266,6 +266,26 @@ async def test_healthz_is_503_when_redis_is_down(stack: SmsStack) -> None:
         await down.aclose()
 
 
+async def test_healthz_is_503_when_redis_answers_but_refuses_writes(
+    stack: SmsStack, redis: Redis
+) -> None:
+    """Out of memory: PING still answers, but no ballot could be cast, so not healthy."""
+    before: dict[str, str] = await redis.config_get("maxmemory*")  # type: ignore[assignment]
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1")
+        assert await redis.ping()
+        async with stack.session.get(stack.url + "/healthz") as resp:
+            assert resp.status == 503
+            body = await resp.json()
+            assert (body["redis"], body["reason"]) == ("refuses writes", "OOM")
+    finally:
+        await redis.config_set("maxmemory", before["maxmemory"])
+        await redis.config_set("maxmemory-policy", before["maxmemory-policy"])
+    async with stack.session.get(stack.url + "/healthz") as resp:
+        assert resp.status == 200
+
+
 async def test_metrics_are_in_prometheus_text_format(stack: SmsStack) -> None:
     def sample(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
