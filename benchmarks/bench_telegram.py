@@ -85,8 +85,10 @@ def voter(tg: Telegram, user: TelegramUser, code: str) -> Job:
             current = tg.api.message(user.id, prompt["message_id"])
             await tg.post(load, tg.updates.tap(user, current, button_data(current, label)))
             await tg.api.wait_delivered(user.id, n)
-        final = tg.api.message(user.id, prompt["message_id"])["text"]
-        assert final.startswith("Vote cast"), final
+        # The receipt comes as a message of its own (the ballot shown is then edited).
+        await tg.api.wait_until(
+            lambda: str(tg.api.last_message(user.id)["text"]).startswith("Vote cast")
+        )
 
     return job
 
