@@ -136,7 +136,8 @@ class SmsWebhook:
     Any number of processes may run it side by side: it keeps nothing
     between requests but the replies of a message that took longer than
     :data:`REPLY_WITHIN` (those are texted through ``late_sender`` when it
-    finishes, rather than lost).
+    finishes or, without one, answered 503 so that Twilio's retry fetches them
+    once the router has stored them with the delivery).
     """
 
     def __init__(
@@ -202,18 +203,29 @@ class SmsWebhook:
             message_id=message_id,
             ref=message_id,
         )
-        return twiml_response(sms_parts(await self._replies(msg)), self.status_url)
+        replies = await self._replies(msg)
+        if replies is None:
+            # Not ready, and nothing to text them with later: Twilio's retry (with the
+            # "#rc=" connection override) comes back for them once they are stored.
+            return web.Response(status=503, text="not ready; retry\n")
+        return twiml_response(sms_parts(replies), self.status_url)
 
-    async def _replies(self, msg: InboundMessage) -> list[OutboundMessage]:
-        """The replies to ``msg``, or none if they are not ready in time."""
+    async def _replies(self, msg: InboundMessage) -> list[OutboundMessage] | None:
+        """The replies to ``msg``; [] if they will be texted later, None if they cannot be."""
         task = asyncio.ensure_future(self.route(msg))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.reply_within)
         except TimeoutError:
+            texted = self.late_sender() is not None
             log.warning(
-                "an SMS took over %.0fs to handle; its replies will be texted", self.reply_within
+                "an SMS took over %.0fs to handle; its replies will be %s",
+                self.reply_within,
+                "texted" if texted else "given to Twilio's retry (no SMS sender configured)",
             )
             late = asyncio.ensure_future(self._text_late(msg.address, task))
+            self._late.add(late)
+            late.add_done_callback(self._late.discard)
+            return [] if texted else None
             self._late.add(late)
             late.add_done_callback(self._late.discard)
             return []
@@ -233,8 +245,7 @@ class SmsWebhook:
             return
         sender = self.late_sender()
         if sender is None:
-            log.error("no SMS sender is configured; %d late replies dropped", len(replies))
-            return
+            return  # kept with the delivery: Twilio's retry gets them
         for part in sms_parts(replies):
             result = await sender.send(address, OutboundMessage(part.text))
             if not result.ok:

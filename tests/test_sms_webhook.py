@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -242,6 +243,33 @@ async def test_a_slow_reply_is_texted_when_ready() -> None:
     finally:
         await runner.cleanup()
     assert sent == [(ANN, "Done - at last")]
+
+
+async def test_a_slow_reply_without_an_sms_sender_is_left_for_twilios_retry() -> None:
+    """SMS-only (no REST credentials): never a silent 200; a 503 brings Twilio back for it."""
+    release = asyncio.Event()
+    calls: list[str] = []
+
+    async def slow_route(msg: InboundMessage) -> list[OutboundMessage]:
+        calls.append(msg.message_id or "")
+        await release.wait()
+        return [OutboundMessage("Your ballot: ...")]
+
+    webhook = SmsWebhook(public_url=PUBLIC_URL, auth_token="t", route=slow_route, reply_within=0.01)
+    app = web.Application()
+    app.router.add_post("/sms/twilio", webhook.handle)
+    runner, url = await start_app(app)
+    try:
+        async with ClientSession() as session:
+            phone = TwilioPhone(session, url, public_url=PUBLIC_URL, auth_token="t", number=ANN)
+            answer = await phone.post(inbound_form(ANN, "2 4 1"))
+            assert answer.status == 503
+        # The message is still being handled, not dropped, and finishes in the background.
+        assert len(calls) == 1
+        release.set()
+        await webhook.aclose()
+    finally:
+        await runner.cleanup()
 
 
 # --- the other routes ----------------------------------------------------------------
