@@ -23,6 +23,7 @@ from ballots.errors import FileProblems, OpenPrimaryError
 from bot import commands
 from bot.cli import build_parser
 from bot.context import Context
+from tests.demo_support import running, server_pid, start_demo
 from tests.factories import EXAMPLES, NOW, sample_election, settings
 
 
@@ -171,41 +172,16 @@ def test_counting_a_ballot_file_leaves_nothing_behind(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv"]
 
 
-def _server_pid(data: Path) -> int:
-    settings_file = data / "openprimary.rdb.settings"
-    pidfile = Path(json.loads(settings_file.read_text())["pidfile"])
-    return int(pidfile.read_text())
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
-
-
 @pytest.mark.parametrize("how", ["/quit", "end of input", "SIGINT", "SIGTERM", "SIGHUP"])
 def test_the_embedded_redis_stops_with_the_command_that_started_it(
     tmp_path: Path, how: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENPRIMARY_", "TWILIO_"))}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "demo"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_demo(tmp_path)
     assert proc.stdin is not None and proc.stdout is not None
     while "/quit to leave" not in (line := proc.stdout.readline()):
         assert line, "the demo ended before its chat began"
-    pid = _server_pid(tmp_path / "var")
-    assert _running(pid)
+    pid = server_pid(tmp_path / "var")
+    assert running(pid)
     if how == "/quit":
         proc.stdin.write("/quit\n")
         proc.stdin.flush()
@@ -216,6 +192,6 @@ def test_the_embedded_redis_stops_with_the_command_that_started_it(
     proc.wait(timeout=20)
     assert proc.returncode in (0, 130)
     deadline = time.monotonic() + 10
-    while _running(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _running(pid), f"redis-server {pid} outlived the demo ({how})"
+    assert not running(pid), f"redis-server {pid} outlived the demo ({how})"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import stat
 from collections import Counter
 from dataclasses import replace
@@ -24,6 +22,7 @@ from ballots.unseal import UnsealRefused, unseal
 from bot.cli import build_parser
 from bot.context import Context
 from bot.state import Step
+from tests.demo_support import demo_env, server_stopped, start_demo
 from tests.factories import NOW, Harness, harness, put_sealed, settings
 
 PARSER = build_parser()
@@ -380,19 +379,7 @@ def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENPRIMARY_", "TWILIO_"))}
-    demo = [sys.executable, "-m", "bot.cli", "demo"]
-    root = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = str(root)
-    proc = subprocess.Popen(
-        demo,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_demo(tmp_path)
     assert proc.stdout is not None and proc.stdin is not None
     code = None
     while code is None:
@@ -403,7 +390,12 @@ def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
     out, _ = proc.communicate(f"hello\n{code}\n2 4 1\nyes\n/quit\n", timeout=60)
     assert "Vote cast, thank you!" in out
     counted = subprocess.run(
-        [*demo, "--count"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bot.cli", "demo", "--count"],
+        cwd=tmp_path,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert counted.returncode == 0, counted.stderr
     assert "1 ballots opened, 0 invalid" in counted.stdout
@@ -413,16 +405,5 @@ def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
     for path in data.rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    _stop_embedded(data)
-
-
-def _stop_embedded(data: Path) -> None:
-    """Stop the embedded redis-server the demo left running (it outlives the command)."""
-    import redis as sync_redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    settings_file = data / "openprimary.rdb.settings"
-    if settings_file.exists():
-        socket_path = json.loads(settings_file.read_text())["unixsocket"]
-        with contextlib.suppress(RedisConnectionError):  # it has gone, as asked
-            sync_redis.Redis(unix_socket_path=socket_path).shutdown(nosave=True)
+    # Each command stopped the embedded Redis it started.
+    assert server_stopped(data)
