@@ -40,3 +40,7 @@ class ElectionLocked(OpenPrimaryError):
 
 class ConfigError(OpenPrimaryError):
     """A setting is missing or malformed."""
+
+
+class StoreUnavailable(OpenPrimaryError):
+    """Redis cannot be reached, or refuses writes: nothing was done; try again later."""

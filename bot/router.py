@@ -8,9 +8,17 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import (
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ballots import keys
+from ballots.errors import StoreUnavailable
 from bot import texts
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
@@ -54,7 +62,9 @@ class Router:
         ``replay=False``, for a channel that sent them itself), and a repeat
         of one that never finished (its process died) is handled afresh.
         Messages for other addresses (an SMS code for a Telegram voter) are
-        sent here through the channel senders.
+        sent here through the channel senders.  StoreUnavailable if Redis is
+        down or refuses writes: nothing was done, and the channel should ask
+        the platform to come back later.
         """
         started = time.perf_counter()
         MESSAGES_IN.labels(msg.channel).inc()
@@ -100,7 +110,13 @@ class Router:
                         sealed = self.store.seal_replies(msg.channel, msg.address, replies)
                         pipe.set(done_key, sealed, ex=DELIVERY_TTL)
                     await pipe.execute()
-        except Exception:
+        except Exception as err:
+            if _unavailable(err):
+                # Redis is down or refuses writes: say so to the channel, which asks the
+                # platform to come back (a 503 to Twilio), rather than answer "Sorry".
+                ERRORS.labels("redis").inc()
+                log.warning("a %s message could not be handled: Redis: %s", msg.channel, err)
+                raise StoreUnavailable(str(err)) from err
             # Nothing marks the delivery done, so the platform's retry is handled
             # afresh; meanwhile the voter gets a reply rather than a silence.
             ERRORS.labels("router").inc()
@@ -155,3 +171,10 @@ class Router:
                 if m.kind == "code":
                     replies.append(OutboundMessage(texts.code_not_delivered()))
         return replies
+
+
+def _unavailable(err: Exception) -> bool:
+    """Whether Redis is down, or up but refusing writes (out of memory, MISCONF, a replica)."""
+    if isinstance(err, RedisConnectionError | RedisTimeoutError | OutOfMemoryError | ReadOnlyError):
+        return True
+    return isinstance(err, ResponseError) and str(err).startswith("MISCONF")

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from ballots.errors import StoreUnavailable
 from bot.messages import InboundMessage, OutboundMessage
 from channels.base import SendResult
 
@@ -92,7 +93,11 @@ async def chat(
         msg = InboundMessage(
             channel=channel, address=address, text=text, message_id=f"console-{uuid.uuid4().hex}"
         )
-        for reply in await handle(msg):
+        try:
+            replies = await handle(msg)
+        except StoreUnavailable as err:
+            replies = [OutboundMessage(f"(Redis is not available: {err}. Try again.)")]
+        for reply in replies:
             out.write("bot> " + render(reply).replace("\n", "\n     ") + "\n")
         out.flush()
     return 0

@@ -26,6 +26,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from ballots.errors import StoreUnavailable
 from bot import texts
 from bot.copies import Kind, PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
@@ -207,11 +208,15 @@ class SmsWebhook:
         if replies is None:
             # Not ready, and nothing to text them with later: Twilio's retry (with the
             # "#rc=" connection override) comes back for them once they are stored.
-            return web.Response(status=503, text="not ready; retry\n")
+            return web.Response(status=503, text="not handled yet; retry\n")
         return twiml_response(sms_parts(replies), self.status_url)
 
     async def _replies(self, msg: InboundMessage) -> list[OutboundMessage] | None:
-        """The replies to ``msg``; [] if they will be texted later, None if they cannot be."""
+        """The replies to ``msg``; [] if they will be texted later, None to answer 503.
+
+        None when they are not ready and nothing could text them later, or when
+        Redis cannot be used: Twilio's retry (or fallback URL) then tries again.
+        """
         task = asyncio.ensure_future(self.route(msg))
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.reply_within)
@@ -229,6 +234,9 @@ class SmsWebhook:
             self._late.add(late)
             late.add_done_callback(self._late.discard)
             return []
+        except StoreUnavailable:
+            # Twilio's retry, or its fallback URL, may find Redis back.
+            return None
         except Exception:
             # The router answers a voter's bad input itself; this is our fault.
             ERRORS.labels("sms_webhook").inc()

@@ -272,6 +272,26 @@ async def test_a_slow_reply_without_an_sms_sender_is_left_for_twilios_retry() ->
         await runner.cleanup()
 
 
+async def test_while_redis_refuses_writes_twilio_is_told_to_come_back(
+    stack: SmsStack, redis: Redis
+) -> None:
+    """503, not 200 "Sorry": Twilio's retry or fallback URL gets the message handled."""
+    phone = stack.phone(ANN)
+    before: dict[str, str] = await redis.config_get("maxmemory*")  # type: ignore[assignment]
+    sid = message_sid()
+    try:
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", "1")
+        answer = await phone.post(inbound_form(ANN, "Hi", sid=sid))
+        assert answer.status == 503
+    finally:
+        await redis.config_set("maxmemory", before["maxmemory"])
+        await redis.config_set("maxmemory-policy", before["maxmemory-policy"])
+    # Twilio's retry of the same message, once Redis takes writes again, is handled.
+    [code_sms] = await phone.text("Hi", sid=sid)
+    assert re.search(r"\b\d{6}\b", code_sms)
+
+
 # --- the other routes ----------------------------------------------------------------
 
 

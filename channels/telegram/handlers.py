@@ -16,7 +16,9 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackContext
 
 from ballots import keys
+from ballots.errors import StoreUnavailable
 from ballots.roll import PhoneError, normalise_phone
+from bot import texts
 from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
@@ -164,8 +166,12 @@ class Handlers:
         """Hand one message to the router and render its replies."""
         # Whoever writes to the bot has not blocked it (any more).
         await self.redis.srem(keys.unreachable(CHANNEL), msg.address)
-        # A repeated update that was done already: its replies went out then.
-        replies = await self.router.handle(msg, replay=False)
+        try:
+            # A repeated update that was done already: its replies went out then.
+            replies = await self.router.handle(msg, replay=False)
+        except StoreUnavailable:
+            # The update was acknowledged already (see the webhook): tell the voter.
+            replies = [OutboundMessage(texts.failure())]
         if answer is not None:
             # A notice about the tap itself (a stale button) is the tap's answer:
             # a toast over the chat rather than one more message in it.
