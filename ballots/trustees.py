@@ -229,3 +229,38 @@ async def store_count_key(
             pipe.hset(keys.shard_meta(election.id, shard), "key", key.id)
         await pipe.execute()
     return key
+
+
+async def make_count_key(
+    redis: Redis,
+    election: Election,
+    out_dir: Path,
+    shares: int,
+    threshold: int,
+    *,
+    replace: str | None = None,
+) -> tuple[CountKey, list[Path]]:
+    """Make a count key: claim it for the election, then write the shares; forget the rest.
+
+    The key is claimed first, so of two runs at once only one hands out shares;
+    if the shares cannot be written, the claim is taken back, since ballots
+    sealed to a key nobody holds could never be opened.
+    """
+    seed = new_seed()
+    public = public_key_from_seed(seed)
+    parts = split_seed(seed, election.id, shares, threshold, public)
+    if any((out_dir / f"share-{p.index}.key").exists() for p in parts):
+        raise OpenPrimaryError(
+            f"{out_dir} already holds share files; choose an empty directory "
+            "(old shares are of no use with a new key)"
+        )
+    key = await store_count_key(redis, election, public, replace=replace)
+    try:
+        paths = write_shares(out_dir, parts)
+    except (OSError, OpenPrimaryError) as err:
+        await redis.hdel(keys.election(election.id), "count_key", "count_key_id")
+        reason = err.strerror if isinstance(err, OSError) else str(err)
+        raise OpenPrimaryError(
+            f"cannot write the shares to {out_dir}: {reason}; the election has no count key"
+        ) from err
+    return key, paths

@@ -19,16 +19,7 @@ from ballots.count.redis_source import read_ballots
 from ballots.count.report import render_text
 from ballots.election import Election, get_election, read_election_file, save_election
 from ballots.roll import import_roll, read_roll_file
-from ballots.seal import public_key_from_seed
-from ballots.trustees import (
-    combine,
-    load_count_key,
-    new_seed,
-    read_share,
-    split_seed,
-    store_count_key,
-    write_shares,
-)
+from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
 from bot.context import Context
 from bot.core import build_core
@@ -47,12 +38,9 @@ async def _ensure_count_key(ctx: Context, election: Election) -> None:
     """Play the trustees: make the sample election's count key once, shares in the data dir."""
     if await load_count_key(ctx.redis, election.id) is not None:
         return
-    seed = new_seed()
-    public = public_key_from_seed(seed)
     folder = _trustees_dir(ctx)
     shutil.rmtree(folder, ignore_errors=True)
-    write_shares(folder, split_seed(seed, election.id, DEMO_SHARES, DEMO_THRESHOLD, public))
-    await store_count_key(ctx.redis, election, public)
+    await make_count_key(ctx.redis, election, folder, DEMO_SHARES, DEMO_THRESHOLD)
     ctx.out.write(
         f"(The demo made the election's count key; its {DEMO_SHARES} trustees' shares are in "
         f"{folder}.)\n"

@@ -6,20 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
-from ballots import audit, keys
+from ballots import audit
 from ballots.election import get_election, has_ballots
 from ballots.errors import OpenPrimaryError
 from ballots.receipts import all_receipts
-from ballots.seal import public_key_from_seed
-from ballots.trustees import (
-    combine,
-    load_count_key,
-    new_seed,
-    read_share,
-    split_seed,
-    store_count_key,
-    write_shares,
-)
+from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import UnsealRefused, require_closed, unseal, unsealed_at
 from bot.context import Context
 
@@ -45,29 +36,14 @@ async def trustees_init(args: argparse.Namespace, ctx: Context) -> int:
                 f"election {election.id} opened at {election.opens:%Y-%m-%d %H:%M} UTC; its "
                 "count key cannot be replaced once voting has opened"
             )
-    seed = new_seed()
-    public = public_key_from_seed(seed)
-    shares = split_seed(seed, election.id, args.shares, args.threshold, public)
-    out = Path(args.out)
-    existing_files = [str(out / f"share-{s.index}.key") for s in shares]
-    if any(Path(f).exists() for f in existing_files):
-        raise OpenPrimaryError(
-            f"{out} already holds share files; choose an empty --out directory "
-            "(old shares are of no use with a new key)"
-        )
-    # Claim the election's key first, so two inits at once cannot both hand out shares.
-    key = await store_count_key(
-        ctx.redis, election, public, replace=existing.id if existing else None
+    key, paths = await make_count_key(
+        ctx.redis,
+        election,
+        Path(args.out),
+        args.shares,
+        args.threshold,
+        replace=existing.id if existing else None,
     )
-    try:
-        paths = write_shares(out, shares)
-    except (OSError, OpenPrimaryError) as err:
-        # Shares nobody holds would seal ballots nobody can open: take the key back.
-        await ctx.redis.hdel(keys.election(election.id), "count_key", "count_key_id")
-        reason = err.strerror if isinstance(err, OSError) else str(err)
-        raise OpenPrimaryError(
-            f"cannot write the shares to {out}: {reason}; the election has no count key"
-        ) from err
     await audit.record(
         ctx.redis,
         ctx.clock,
