@@ -98,7 +98,7 @@ async def reminder_senders(
     senders: dict[str, Sender] = {}
     async with AsyncExitStack() as stack:
         if "sms" in channels:
-            sms = TwilioSender.from_settings(settings, redis, sleep=limiter.backoff_sleep("sms"))
+            sms = TwilioSender.from_settings(settings, redis, pause=limiter.backoff_sleep("sms"))
             stack.push_async_callback(sms.aclose)
             senders["sms"] = sms
         if "telegram" in channels:

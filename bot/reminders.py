@@ -33,7 +33,7 @@ import secrets
 import string
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,11 +84,17 @@ class Progress(enum.IntEnum):
     UNREACHABLE = 6
     FAILED = 7
     IN_DOUBT = 8
+    SENT_BY_SMS = 9
 
 
 #: Outcomes a recipient can end in, as counted in the job hash (``n:<outcome>:<channel>``).
-OUTCOMES = ("sent", "voted", "opted_out", "unreachable", "failed", "in_doubt")
-_STATUS_OUTCOME = {"sent": "sent", "opted_out": "opted_out", "unreachable": "unreachable"}
+OUTCOMES = ("sent", "sent_by_sms", "voted", "opted_out", "unreachable", "failed", "in_doubt")
+_STATUS_OUTCOME = {
+    "sent": "sent",
+    "opted_out": "opted_out",
+    "unreachable": "unreachable",
+    "in_doubt": "in_doubt",
+}
 
 
 # --- the Lua steps --------------------------------------------------------------
@@ -621,8 +627,13 @@ async def record_finished(redis: Redis, clock: Clock, status: JobStatus) -> None
 
 
 def default_concurrency(rate: float) -> int:
-    """Messages on their way at once per process: enough to keep the rate with ~200 ms calls."""
-    return max(2, min(64, math.ceil(rate / 5)))
+    """Messages on their way at once per process: a second's worth.
+
+    A call takes ~200 ms, but one whose answer never comes holds its place
+    until the sender's timeout: a second's worth keeps the rate with a few
+    percent of answers held, as the fault-injection tests measure.
+    """
+    return max(4, min(256, math.ceil(rate)))
 
 
 class Reminders:
@@ -990,13 +1001,43 @@ class Worker:
         if began != "ok":
             return None, began
         message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
-        try:
-            result = await sender.send(address, message)
-        except Exception:
-            # The platform may or may not have taken it: in doubt, like a crash.
-            log.exception("job %s: the %s sender raised", job, claim.channel)
-            return Progress.IN_DOUBT, "in_doubt"
+        result = await self._send(job, sender, address, message)
+        if claim.channel == "telegram" and result.status == "unreachable":
+            # Blocked the bot, or left Telegram: their phone may still take it.
+            return await self._by_sms(job, election, template, claim)
         return self._outcome(claim.channel, result)
+
+    async def _send(
+        self, job: str, sender: Sender, address: str, message: OutboundMessage
+    ) -> SendResult:
+        try:
+            return await sender.send(address, message)
+        except Exception as err:
+            # The platform may or may not have taken it: in doubt, like a crash.
+            log.exception("job %s: the %s sender raised", job, sender.channel)
+            return SendResult("in_doubt", f"{type(err).__name__}: {err}")
+
+    async def _by_sms(
+        self, job: str, election: Election, template: str, claim: Claim
+    ) -> tuple[Progress, str]:
+        """Send a Telegram recipient's reminder by SMS instead (the chat is unreachable)."""
+        sms = self.senders.get("sms")
+        if sms is None:
+            return Progress.UNREACHABLE, "unreachable"
+        skip, name, phone = await self._recipient(election, replace(claim, channel="sms"))
+        if skip is not None:
+            return skip
+        text = render(template, election, name, self.clock.now())
+        if text_problem("sms", text, self.max_segments):
+            return Progress.UNREACHABLE, "unreachable"
+        if not getattr(sms, "paces_itself", False):
+            await self.limiter.wait_turn("sms", phone)
+        message = OutboundMessage(sms_body(text), channel="sms", address=phone, kind="reminder")
+        result = await self._send(job, sms, phone, message)
+        progress, outcome = self._outcome("sms", result)
+        if outcome == "sent":
+            return Progress.SENT_BY_SMS, "sent_by_sms"
+        return progress, outcome
 
     async def _recipient(
         self, election: Election, claim: Claim

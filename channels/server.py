@@ -149,7 +149,7 @@ async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
         # A 429 from Twilio pauses SMS in every process, reminders included.
         shared = limiter_for(core.settings, core.redis)
         sender = TwilioSender.from_settings(
-            core.settings, core.redis, sleep=shared.backoff_sleep("sms")
+            core.settings, core.redis, pause=shared.backoff_sleep("sms")
         )
         core.senders["sms"] = sender
         if core.copies is not None:

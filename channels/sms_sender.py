@@ -2,11 +2,23 @@
 
 Codes asked for from Telegram and reminders go through the Messages REST API
 with the twilio library's async client.  ``TWILIO_API_BASE`` points that
-client at another server (a stand-in in tests).  429 and 5xx answers are
-retried with backoff; error 21610 (the recipient texted STOP to the number)
-marks the address as opted out; numbers that can never get an SMS are marked
-unreachable.  A failed send returns a :class:`SendResult` and never raises,
-so it cannot lose a ballot or a conversation state.
+client at another server (a stand-in in tests).
+
+A message is sent at most once.  Only an answer that says Twilio did not
+take it is retried:
+
+- 429 pauses SMS in every process (``pause``), then the message is tried again;
+- a 5xx carrying a Twilio error code (20500, 20503: Twilio's own refusal) is
+  retried for this message alone, with backoff, and pauses nobody;
+- a connection that could not be opened is retried the same way.
+
+Any answer that leaves the outcome unknown (a timeout, a connection cut
+after the request went out, a 5xx without Twilio's error body, from a proxy
+in between) is *in doubt*: never retried, so never sent twice.  Error 21610
+(the recipient texted STOP) marks the address as opted out; numbers that can
+never get an SMS are marked unreachable.  A send returns a
+:class:`SendResult` and never raises, so it cannot lose a ballot or a
+conversation state.
 """
 
 from __future__ import annotations
@@ -17,9 +29,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientError
+from aiohttp import ClientConnectorError, ClientError
 from redis.asyncio import Redis
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -67,6 +79,7 @@ class TwilioSender:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         timeout: float = 15.0,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
@@ -76,6 +89,9 @@ class TwilioSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.timeout = timeout
+        #: Waits out a 429: ``RateLimiter.backoff_sleep`` pauses the channel everywhere.
+        self._pause = pause
+        #: Waits before this message alone is tried again.
         self._sleep = sleep
 
     @classmethod
@@ -118,30 +134,40 @@ class TwilioSender:
             try:
                 async with asyncio.timeout(self.timeout):
                     sent = await self.client.messages.create_async(to=address, body=body, **route)
-            except TwilioRestException as err:
-                if err.code == OPTED_OUT:
+            except (TwilioRestException, TwilioServiceException) as err:
+                status, code = int(err.status), int(err.code or 0)
+                if code == OPTED_OUT:
                     await self.redis.sadd(keys.opted_out(CHANNEL), address)
                     log.info("%s has opted out of SMS (Twilio 21610)", masked(address))
                     return self._result("opted_out", "21610 recipient opted out")
-                if err.code in UNREACHABLE:
+                if code in UNREACHABLE:
                     await self.redis.sadd(keys.unreachable(CHANNEL), address)
-                    log.warning("%s cannot take an SMS: Twilio %s", masked(address), err.code)
-                    return self._result("unreachable", f"{err.code} {err.msg}")
-                detail = f"Twilio {err.status}/{err.code}: {err.msg}"
-                if not (err.status == 429 or err.status >= 500):
+                    log.warning("%s cannot take an SMS: Twilio %s", masked(address), code)
+                    return self._result("unreachable", f"{code} {_message(err)}")
+                detail = f"Twilio {status}/{code}: {_message(err)}"
+                if status >= 500 and not _twilio_code(code, status):
+                    # Not Twilio's own answer: whatever was in between may have passed it on.
+                    return self._in_doubt(address, detail)
+                if not (status == 429 or status >= 500):
                     return self._failed("rejected", detail)
                 if attempt == self.attempts:
                     return self._failed("retries", detail)
-                reason = f"HTTP {err.status}"
-            except (ClientError, TimeoutError) as err:
+                reason = f"HTTP {status}"
+                wait = self._pause if status == 429 else self._sleep
+            except ClientConnectorError as err:
+                # The connection was never opened, so nothing was sent.
                 if attempt == self.attempts:
                     return self._failed("network", f"{type(err).__name__}: {err}")
                 reason = type(err).__name__
+                wait = self._sleep
+            except (ClientError, TimeoutError) as err:
+                # The request may have reached Twilio and the answer been lost.
+                return self._in_doubt(address, f"{type(err).__name__}: {err}")
             else:
                 return SendResult("sent", platform_id=str(sent.sid))
             delay = self._delay(attempt)
             log.info("SMS to %s: %s, retry %d in %.1fs", masked(address), reason, attempt, delay)
-            await self._sleep(delay)
+            await wait(delay)
         raise AssertionError("unreachable: the last attempt always returns")
 
     async def delete(self, sid: str) -> Outcome:
@@ -172,8 +198,26 @@ class TwilioSender:
         SEND_FAILURES.labels(CHANNEL, status).inc()
         return SendResult(status, detail)
 
+    def _in_doubt(self, address: str, detail: str) -> SendResult:
+        """A send that may or may not have reached Twilio: reported, never retried."""
+        log.warning("SMS to %s in doubt, not retried: %s", masked(address), detail)
+        SEND_FAILURES.labels(CHANNEL, "in_doubt").inc()
+        return SendResult("in_doubt", detail)
+
     def _failed(self, reason: str, detail: str) -> SendResult:
         """Give up on a message; ``reason`` is one of a few metric labels, ``detail`` says why."""
         log.warning("SMS not sent (%s): %s", reason, detail)
         SEND_FAILURES.labels(CHANNEL, reason).inc()
         return SendResult("failed", detail)
+
+
+def _twilio_code(code: int, status: int) -> bool:
+    """Whether an error answer carried Twilio's own error code (the library falls back to the
+    HTTP status when the body had none)."""
+    return code >= 10_000 and code != status
+
+
+def _message(err: TwilioRestException | TwilioServiceException) -> str:
+    if isinstance(err, TwilioRestException):
+        return str(err.msg)
+    return str(err.detail or err.title)

@@ -8,13 +8,9 @@ window's edges and for loopback jitter).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -23,7 +19,7 @@ from bot.ratelimit import limiter_for
 from bot.remind_cli import reminder_senders
 from bot.reminders import Reminders, Worker, plan
 from bot.settings import Settings
-from tests.factories import SECRET, settings
+from tests.factories import settings
 from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
 from tests.standins.telegram_api import TelegramAPI
 from tests.standins.twilio_api import TwilioApiStandIn
@@ -169,68 +165,23 @@ async def test_telegram_retry_after_pauses_everyone(redis: Redis) -> None:
     assert delivered.most_common(1)[0][1] == 1
 
 
-async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path: Path) -> None:
-    """The real command in a subprocess, SIGKILLed part-way; a second one resumes."""
-    election = await election_with_roll(redis, 200)
-    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "OPENPRIMARY_REDIS_URL": redis_url,
-            "OPENPRIMARY_SECRET_KEY": SECRET,
-            "OPENPRIMARY_SMS_RATE": "50",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM": OUR_NUMBER,
-            "TWILIO_API_BASE": twilio.base_url,
-        }
-        command = [sys.executable, "-m", "bot.cli", "remind"]
-        root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = root
-        first = await asyncio.create_subprocess_exec(
-            *command,
-            "--election",
-            election.id,
-            "--message",
-            TEXT,
-            "--heartbeat",
-            "1",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert first.stdout is not None
-        line = (await asyncio.wait_for(first.stdout.readline(), 30)).decode()
-        assert line.startswith("job: ")
-        job = line.split()[1]
-        await asyncio.wait_for(twilio.wait_for(70), 30)
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-        at_kill = await Reminders(redis).status(job)
-        assert at_kill.status == "running" and at_kill.remaining > 0
-
-        second = await asyncio.create_subprocess_exec(
-            *command,
-            "--resume",
-            job,
-            "--heartbeat",
-            "1",
-            env=env,
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await asyncio.wait_for(second.communicate(), 60)
-        assert second.returncode == 0, out
-        assert out.decode().startswith(f"job: {job}\n")
-
-    final = await Reminders(redis).status(job)
+async def test_a_chat_that_blocked_the_bot_gets_its_reminder_by_sms(redis: Redis) -> None:
+    election = await election_with_roll(redis, 6, telegram=lambda i: True)
+    job = await start_job(redis, election)
+    async with TelegramAPI() as api, TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        # Blocked after the job started: the plan still sends them by Telegram.
+        api.block(int(chat(1)))
+        api.block(int(chat(4)))
+        config = twilio_settings(twilio, telegram_bot_token=api.token, telegram_api_base=api.url)
+        async with worker_for(config, redis, {"sms", "telegram"}) as worker:
+            final = await worker.run(job)
+    delivered = sorted(
+        str(c.params["chat_id"]) for c in api.calls_to("sendMessage") if c.status == 200
+    )
+    assert delivered == [chat(i) for i in (0, 2, 3, 5)]
+    assert sorted(m.to for m in twilio.messages) == [phone(1), phone(4)]
+    assert twilio.messages[0].body.startswith("Hi Supporter ")
     assert final.status == "finished"
-    received = Counter(m.to for m in twilio.messages)
-    assert received.most_common(1)[0][1] == 1  # nobody twice
-    doubt = final.outcome("in_doubt")
-    assert doubt <= 10  # at most one per send in flight (concurrency) at the kill
-    assert final.outcome("sent") + doubt == 200
-    # Nobody missed: everyone got it, but for in-doubt ones whose send the kill cut off.
-    doubted = {phone(int(sid[1:])) for _, sid in await Reminders(redis).in_doubt(job)}
-    assert len(doubted) == doubt
-    assert set(received) | doubted == {phone(i) for i in range(200)}
-    assert most_in_window([m.at for m in twilio.messages]) <= 51
+    assert (final.outcome("sent"), final.outcome("sent_by_sms")) == (4, 2)
+    assert final.outcome("unreachable") == 0
+    assert "2 sent by sms" in final.summary()

@@ -27,13 +27,18 @@ async def twilio() -> AsyncIterator[TwilioApiStandIn]:
 
 
 class Sleeps:
-    """Records the backoff delays instead of waiting them out."""
+    """Records the backoff delays instead of waiting them out: one message's own waits
+    (``delays``) and the pauses for the whole channel (``paused``)."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.paused: list[float] = []
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+    async def pause(self, delay: float) -> None:
+        self.paused.append(delay)
 
 
 def config(twilio: TwilioApiStandIn, **overrides: str) -> Settings:
@@ -56,7 +61,9 @@ async def sleeps() -> Sleeps:
 async def make_sender(
     twilio: TwilioApiStandIn, redis: Redis, sleeps: Sleeps, **overrides: str
 ) -> TwilioSender:
-    return TwilioSender.from_settings(config(twilio, **overrides), redis, sleep=sleeps)
+    return TwilioSender.from_settings(
+        config(twilio, **overrides), redis, pause=sleeps.pause, sleep=sleeps
+    )
 
 
 async def test_sends_plain_gsm_text_from_the_number(
@@ -91,7 +98,7 @@ async def test_sends_through_a_messaging_service(
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
-async def test_retries_429_and_5xx_with_growing_backoff(
+async def test_retries_429_and_twilios_5xx_with_growing_backoff(
     twilio: TwilioApiStandIn, redis: Redis, sleeps: Sleeps, status: int
 ) -> None:
     twilio.fail_next(status, times=3)
@@ -103,11 +110,48 @@ async def test_retries_429_and_5xx_with_growing_backoff(
     assert result.ok
     assert [a.status for a in twilio.attempts] == [status, status, status, 201]
     assert len(twilio.messages) == 1
-    assert len(sleeps.delays) == 3
+    # Only a 429 pauses the channel; Twilio's 5xx is this message's own retry.
+    waits = sleeps.paused if status == 429 else sleeps.delays
+    assert len(waits) == 3
+    assert (sleeps.delays if status == 429 else sleeps.paused) == []
     # Full jitter within a doubling ceiling: each wait lies in [ceiling/2, ceiling].
-    for attempt, delay in enumerate(sleeps.delays, 1):
+    for attempt, delay in enumerate(waits, 1):
         ceiling = 0.5 * 2 ** (attempt - 1)
         assert ceiling / 2 <= delay <= ceiling
+
+
+async def test_a_held_answer_is_in_doubt_and_not_sent_again(
+    twilio: TwilioApiStandIn, redis: Redis, sleeps: Sleeps
+) -> None:
+    twilio.hold_next()
+    sender = TwilioSender.from_settings(
+        config(twilio), redis, pause=sleeps.pause, sleep=sleeps, timeout=0.3
+    )
+    try:
+        result = await sender.send(ANN, OutboundMessage("Reminder"))
+    finally:
+        await sender.aclose()
+    assert result.status == "in_doubt"
+    assert not result.ok
+    # Twilio took it; sending again would have texted the voter twice.
+    assert len(twilio.messages) == 1
+    assert len(twilio.attempts) == 1
+    assert sleeps.delays == sleeps.paused == []
+
+
+async def test_a_bare_5xx_from_a_proxy_is_in_doubt(
+    twilio: TwilioApiStandIn, redis: Redis, sleeps: Sleeps
+) -> None:
+    twilio.gateway_error_next(502)
+    sender = await make_sender(twilio, redis, sleeps)
+    try:
+        result = await sender.send(ANN, OutboundMessage("Reminder"))
+    finally:
+        await sender.aclose()
+    assert result.status == "in_doubt"
+    assert "502" in result.detail
+    assert len(twilio.attempts) == 1
+    assert sleeps.delays == sleeps.paused == []
 
 
 async def test_gives_up_after_the_last_attempt(

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import httpx
 from redis.asyncio import Redis
 from telegram import (
     InlineKeyboardButton,
@@ -221,6 +222,11 @@ async def mark_unreachable(redis: Redis, chat_id: str, err: TelegramError) -> No
     log.info("telegram chat marked unreachable: %s", err.message)
 
 
+def _never_sent(err: NetworkError) -> bool:
+    """Whether the request never left: no connection could be opened, or none was free."""
+    return isinstance(err.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
 def _reason(err: TelegramError) -> str:
     if isinstance(err, RetryAfter):
         return "rate_limited"
@@ -269,6 +275,14 @@ class TelegramSender:
                 return SendResult("unreachable", err.message)
             SEND_FAILURES.labels(CHANNEL, "bad_request").inc()
             return SendResult("failed", err.message)
+        except NetworkError as err:
+            if _never_sent(err):
+                SEND_FAILURES.labels(CHANNEL, "network").inc()
+                return SendResult("failed", err.message)
+            # A timeout, a cut connection or a 5xx: Telegram may have delivered it.
+            SEND_FAILURES.labels(CHANNEL, "in_doubt").inc()
+            log.warning("telegram message in doubt, not retried: %s", err.message)
+            return SendResult("in_doubt", err.message)
         except TelegramError as err:
             # RetryAfter here means the throttle already waited and retried, and gave up.
             SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()

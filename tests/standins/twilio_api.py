@@ -30,12 +30,19 @@ through the API are "sent" at once unless ``auto_settle=False``, when they stay
     twilio.fail_next_delete(429)         # the next DELETE gets 429
     await twilio.wait_deleted(2)         # until two were deleted
     assert not twilio.bodies_held("+447911123456")
+
+Faults whose outcome the client cannot know: ``hold_next()`` takes the
+message and never answers (the client times out), ``gateway_error_next(502)``
+takes it and answers a bare 502 as a proxy in front of Twilio would, and
+``faults(error_rate=0.1, hold_rate=0.02)`` answers a random share of sends
+with Twilio's own 500 (20500, nothing taken) and holds another share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import secrets
 import time
 from collections import deque
@@ -150,6 +157,14 @@ class TwilioApiStandIn:
         self._planned_deletes: deque[int] = deque()
         self._number_errors: dict[str, int] = {}
         self._changed = asyncio.Condition()
+        #: Planned faults that take the message: "hold" or a bare HTTP status.
+        self._planned_takes: deque[str | int] = deque()
+        self._error_rate = 0.0
+        self._hold_rate = 0.0
+        self._random = random.Random(0)
+        self._released = asyncio.Event()
+        #: Messages taken whose answer was held back or lost: the client cannot know.
+        self.held: list[SentSms] = []
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = web.Application()
@@ -167,6 +182,20 @@ class TwilioApiStandIn:
         if code not in ERRORS:
             raise ValueError(f"the stand-in cannot answer {status_or_code}")
         self._planned.extend([code] * times)
+
+    def hold_next(self, times: int = 1) -> None:
+        """Take the next ``times`` messages but never answer (until the stand-in closes)."""
+        self._planned_takes.extend(["hold"] * times)
+
+    def gateway_error_next(self, status: int = 502, times: int = 1) -> None:
+        """Take the next ``times`` messages, then answer a bare ``status`` with no Twilio body."""
+        self._planned_takes.extend([status] * times)
+
+    def faults(self, error_rate: float = 0.0, hold_rate: float = 0.0, seed: int = 0) -> None:
+        """From now on, answer a random ``error_rate`` of sends with Twilio's 500 (20500,
+        nothing taken) and take but hold the answer to a random ``hold_rate`` of them."""
+        self._error_rate, self._hold_rate = error_rate, hold_rate
+        self._random = random.Random(seed)
 
     def opt_out(self, number: str) -> None:
         """Every send to ``number`` gets 21610, as after the person texted STOP."""
@@ -271,6 +300,7 @@ class TwilioApiStandIn:
         return self.base_url
 
     async def close(self) -> None:
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -310,6 +340,8 @@ class TwilioApiStandIn:
             code = 20404
         elif self._planned:
             code = self._planned.popleft()
+        elif self._error_rate and self._random.random() < self._error_rate:
+            code = 20500
         elif not to:
             code = 21604
         elif not body:
@@ -348,6 +380,18 @@ class TwilioApiStandIn:
         async with self._changed:
             self.messages.append(sms)
             self._changed.notify_all()
+        take = self._planned_takes.popleft() if self._planned_takes else None
+        if take is None and self._hold_rate and self._random.random() < self._hold_rate:
+            take = "hold"
+        if take == "hold":
+            self.held.append(sms)
+            await self._released.wait()
+            raise web.HTTPServiceUnavailable()  # closing: the client has given up long ago
+        if isinstance(take, int):
+            self.held.append(sms)
+            return web.Response(
+                status=take, text="<html>Bad Gateway</html>", content_type="text/html"
+            )
         return web.json_response(resource, status=201)
 
     async def _delete(self, request: web.Request) -> web.Response:
