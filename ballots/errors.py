@@ -44,3 +44,17 @@ class ConfigError(OpenPrimaryError):
 
 class StoreUnavailable(OpenPrimaryError):
     """Redis cannot be reached, or refuses writes: nothing was done; try again later."""
+
+
+def unavailable(err: BaseException) -> bool:
+    """Whether an error means Redis is down, or up but refusing writes (out of memory,
+    MISCONF after a failed save, a read-only replica): nothing to do but try again later."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(err, StoreUnavailable):
+        return True
+    if isinstance(err, RedisConnectionError | RedisTimeoutError | OutOfMemoryError | ReadOnlyError):
+        return True
+    return isinstance(err, ResponseError) and str(err).startswith("MISCONF")

@@ -152,6 +152,25 @@ def copies_tries(channel: str) -> str:
     return f"{PREFIX}:copies:{channel}:tries"
 
 
+def telegram_inbox(bot: str, shard: int) -> str:
+    """Stream: one shard of a bot's Telegram updates, from the webhook's 200 until handled.
+
+    Every key of one bot's inbox carries the hash tag ``{tg-in/<bot id>}``,
+    so one blocking read covers every shard a process holds.
+    """
+    return f"{PREFIX}:{{tg-in/{bot}}}:updates:{shard}"
+
+
+def telegram_inbox_owner(bot: str, shard: int) -> str:
+    """String with a short lease, renewed: the process that handles one inbox shard."""
+    return f"{PREFIX}:{{tg-in/{bot}}}:owner:{shard}"
+
+
+def telegram_inbox_workers(bot: str) -> str:
+    """Sorted set: processes taking a bot's updates, scored by when their heartbeat runs out."""
+    return f"{PREFIX}:{{tg-in/{bot}}}:workers"
+
+
 def health(process: str) -> str:
     """String with a short TTL: one server process's write probe (``GET /healthz``)."""
     return f"{PREFIX}:health:{process}"

@@ -8,17 +8,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import (
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-)
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from ballots import keys
-from ballots.errors import StoreUnavailable
+from ballots.errors import StoreUnavailable, unavailable
 from bot import texts
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
@@ -111,7 +104,7 @@ class Router:
                         pipe.set(done_key, sealed, ex=DELIVERY_TTL)
                     await pipe.execute()
         except Exception as err:
-            if _unavailable(err):
+            if unavailable(err):
                 # Redis is down or refuses writes: say so to the channel, which asks the
                 # platform to come back (a 503 to Twilio), rather than answer "Sorry".
                 ERRORS.labels("redis").inc()
@@ -171,10 +164,3 @@ class Router:
                 if m.kind == "code":
                     replies.append(OutboundMessage(texts.code_not_delivered()))
         return replies
-
-
-def _unavailable(err: Exception) -> bool:
-    """Whether Redis is down, or up but refusing writes (out of memory, MISCONF, a replica)."""
-    if isinstance(err, RedisConnectionError | RedisTimeoutError | OutOfMemoryError | ReadOnlyError):
-        return True
-    return isinstance(err, ResponseError) and str(err).startswith("MISCONF")

@@ -1,10 +1,12 @@
 """The Telegram channel: a PTB Application run inside the aiohttp server's lifecycle.
 
-``POST /telegram`` checks Telegram's secret token in constant time, queues
-the update for the Application and answers 200 at once; the Application
-handles updates concurrently, but one chat's updates one at a time and in
-the order they came.  With ``polling`` the Application's Updater fetches
-updates instead, for development without a public URL.
+``POST /telegram`` checks Telegram's secret token in constant time, stores
+the update in Redis (:mod:`channels.telegram.inbox`) and answers 200 once it
+is stored, 503 if it could not be.  The inbox hands each update to the
+Application's handlers: concurrently, but one chat's updates one at a time
+and in the order they came, across every ``serve`` process.  With
+``polling`` the Application's Updater fetches updates instead, for
+development without a public URL; they go through the inbox too.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from telegram import Update
 from telegram.ext import (
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     CallbackContext,
     CallbackQueryHandler,
     MessageHandler,
@@ -34,6 +35,7 @@ from bot.core import Core
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.telegram.handlers import Handlers
+from channels.telegram.inbox import Inbox
 from channels.telegram.sending import (
     CHANNEL,
     POLL_TIMEOUT,
@@ -64,54 +66,10 @@ TelegramApp = Application[
 ]
 
 
-@dataclass
-class _ChatTurns:
-    lock: asyncio.Lock
-    waiting: int = 0
-
-
-class PerChatOrder(BaseUpdateProcessor):
-    """Updates run concurrently, except that one chat's run one at a time, in arrival order.
-
-    The router's Redis lock already keeps two messages of one voter apart;
-    this keeps them in order too (asyncio locks are first come, first
-    served), so "1" then "2" typed quickly rank in that order.
-    """
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._chats: dict[int, _ChatTurns] = {}
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        turns = self._chats.get(chat.id)
-        if turns is None:
-            turns = self._chats[chat.id] = _ChatTurns(asyncio.Lock())
-        turns.waiting += 1
-        try:
-            async with turns.lock:
-                await coroutine
-        finally:
-            turns.waiting -= 1
-            if turns.waiting == 0:
-                del self._chats[chat.id]
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to release."""
-
-
 class TelegramChannel:
     """The bot for one server: the Application, its handlers, the webhook and the sender."""
 
-    def __init__(
-        self, core: Core, *, polling: bool = False, max_concurrent_updates: int = 256
-    ) -> None:
+    def __init__(self, core: Core, *, polling: bool = False) -> None:
         settings = core.settings
         self.core = core
         self.polling = polling
@@ -121,20 +79,21 @@ class TelegramChannel:
         self._secret = secret.encode() if secret else None
         bot = build_bot(settings, shared=limiter_for(settings, core.redis))
         signer = ButtonSigner(settings.secret_key)
-        builder = (
-            ApplicationBuilder()
-            .bot(bot)
-            .concurrent_updates(PerChatOrder(max_concurrent_updates))
-            .job_queue(None)
-        )
+        builder = ApplicationBuilder().bot(bot).job_queue(None)
         if not polling:
             builder = builder.updater(None)
+        # Only initialised, never started: updates come from the inbox, not its queue.
         self.application: TelegramApp = builder.build()
         self.sender = TelegramSender(bot, core.redis, signer)
-        self._add_handlers(
-            Handlers(core.router, core.redis, signer, settings.default_region, core.copies)
+        self.handlers = Handlers(
+            core.router, core.redis, signer, settings.default_region, core.copies
         )
+        self._add_handlers(self.handlers)
+        assert settings.telegram_bot_token is not None
+        bot_id = settings.telegram_bot_token.split(":", 1)[0]
+        self.inbox = Inbox(core.redis, bot_id, self._handle, settings.secret_key)
         self._remover: Remover | None = None
+        self._forward: asyncio.Task[None] | None = None
 
     def _add_handlers(self, h: Handlers) -> None:
         private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -155,7 +114,7 @@ class TelegramChannel:
     async def start(self) -> None:
         """Start handling updates, and offer the sender to the router."""
         await self.application.initialize()
-        await self.application.start()
+        await self.inbox.start()
         self.core.senders[CHANNEL] = self.sender
         copies = self.core.copies
         if copies is not None:
@@ -165,6 +124,7 @@ class TelegramChannel:
         if self.polling:
             updater = self.application.updater
             assert updater is not None
+            self._forward = asyncio.create_task(self._forward_polled())
             # Polling and a webhook exclude each other; start_polling deletes the webhook.
             await updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
             log.info("telegram: polling for updates as @%s", self.bot.username)
@@ -172,25 +132,28 @@ class TelegramChannel:
             log.info("telegram: taking webhook updates for @%s", self.bot.username)
 
     async def stop(self) -> None:
-        """Finish the updates already taken in, then close the client."""
+        """Finish the updates in hand (the rest wait in Redis), then close the client."""
         if self.core.senders.get(CHANNEL) is self.sender:
             del self.core.senders[CHANNEL]
-        if self._remover is not None:
-            await self._remover.stop()
-            self._remover = None
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
-        if self.application.running:
-            await self.application.stop()
+        if self._forward is not None:
+            self._forward.cancel()
+            await asyncio.gather(self._forward, return_exceptions=True)
+            self._forward = None
+        await self.inbox.stop()
+        if self._remover is not None:
+            await self._remover.stop()
+            self._remover = None
         await self.application.shutdown()
 
     async def drain(self) -> None:
         """Wait until every update taken in so far has been handled (tests, benchmarks)."""
-        await self.application.update_queue.join()
+        await self.inbox.drain()
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """POST /telegram: check the secret token, queue the update, answer 200."""
+        """POST /telegram: check the secret token, store the update, answer 200."""
         given = request.headers.get(SECRET_HEADER, "").encode()
         if self._secret is None or not hmac.compare_digest(given, self._secret):
             log.warning("telegram webhook: refused a request without the right secret token")
@@ -206,8 +169,42 @@ class TelegramChannel:
         except (TypeError, ValueError, KeyError, AttributeError):
             log.warning("telegram webhook: an update PTB could not read", exc_info=True)
             return web.Response(status=400, text="not a Telegram update\n")
-        await self.application.update_queue.put(update)
+        try:
+            await self.inbox.put(_chat_of(update), data)
+        except RedisError as err:
+            # Not stored, so not acknowledged: Telegram sends it again later.
+            log.warning("telegram webhook: update not stored, answered 503: %s", err)
+            return web.Response(status=503, text="try again later\n")
         return web.Response(text="ok\n")
+
+    async def _handle(self, data: dict[str, Any], replay: bool) -> bool:
+        """Handle one stored update; False if Redis was unavailable and it must be tried again."""
+        update = Update.de_json(data, self.bot)
+        return await self.handlers.process(self.application, update, replay=replay)
+
+    async def _forward_polled(self) -> None:
+        """Polling: move each update the Updater fetched into the inbox."""
+        queue = self.application.update_queue
+        while True:
+            update = await queue.get()
+            if not isinstance(update, Update):
+                continue
+            while True:
+                try:
+                    await self.inbox.put(_chat_of(update), update.to_dict())
+                    break
+                except RedisError as err:
+                    log.warning("telegram polling: cannot store an update yet: %s", err)
+                    await asyncio.sleep(1.0)
+
+
+def _chat_of(update: Update) -> int:
+    """The chat an update belongs to, which keeps its place in that chat's order."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return 0
 
 
 #: The channel serving an app (tests and benchmarks use it to wait for updates to be handled).

@@ -13,12 +13,11 @@ from typing import Any
 from redis.asyncio import Redis
 from telegram import CallbackQuery, Chat, Message, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackContext
+from telegram.ext import Application, CallbackContext
 
 from ballots import keys
-from ballots.errors import StoreUnavailable
+from ballots.errors import unavailable
 from ballots.roll import PhoneError, normalise_phone
-from bot import texts
 from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
@@ -53,6 +52,31 @@ class Handlers:
         self.signer = signer
         self.region = region
         self.copies = copies
+        #: Deliveries (``u<update id>``) handled again after their process died: a stored
+        #: answer is sent again rather than taken as sent.
+        self._replaying: set[str] = set()
+        #: Updates that could not be handled because Redis was unavailable.
+        self._unfinished: set[int] = set()
+
+    async def process(
+        self,
+        app: Application[Any, Any, Any, Any, Any, Any],
+        update: Update,
+        *,
+        replay: bool = False,
+    ) -> bool:
+        """Run the handlers for one update; False if Redis was unavailable (try it again)."""
+        delivery = f"u{update.update_id}"
+        if replay:
+            self._replaying.add(delivery)
+        try:
+            await app.process_update(update)
+        finally:
+            self._replaying.discard(delivery)
+        if update.update_id in self._unfinished:
+            self._unfinished.discard(update.update_id)
+            return False
+        return True
 
     async def on_text(self, update: Update, context: Context) -> None:
         """A typed message in a private chat: route it as it is, like an SMS."""
@@ -151,7 +175,15 @@ class Handlers:
             log.info("could not answer in a telegram group: %s", err.message)
 
     async def on_error(self, update: object, context: Context) -> None:
-        """Anything a handler let escape: logged and counted (the voter's state is in Redis)."""
+        """Anything a handler let escape: logged and counted (the voter's state is in Redis).
+
+        Redis being unavailable is not a failure of the update: it stays in the
+        inbox and is handled again once Redis answers.
+        """
+        if context.error is not None and unavailable(context.error) and isinstance(update, Update):
+            self._unfinished.add(update.update_id)
+            log.warning("telegram update waits for Redis: %s", context.error)
+            return
         ERRORS.labels("telegram").inc()
         log.error("telegram update failed", exc_info=context.error)
 
@@ -166,12 +198,10 @@ class Handlers:
         """Hand one message to the router and render its replies."""
         # Whoever writes to the bot has not blocked it (any more).
         await self.redis.srem(keys.unreachable(CHANNEL), msg.address)
-        try:
-            # A repeated update that was done already: its replies went out then.
-            replies = await self.router.handle(msg, replay=False)
-        except StoreUnavailable:
-            # The update was acknowledged already (see the webhook): tell the voter.
-            replies = [OutboundMessage(texts.failure())]
+        # A repeated update that was done already: its replies went out then, unless its
+        # process died before it could say so (replaying).  StoreUnavailable goes up to
+        # on_error, and the update is tried again from the inbox.
+        replies = await self.router.handle(msg, replay=msg.message_id in self._replaying)
         if answer is not None:
             # A notice about the tap itself (a stale button) is the tap's answer:
             # a toast over the chat rather than one more message in it.
