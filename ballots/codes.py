@@ -82,15 +82,26 @@ _VERIFY = (
     CONSTANT_TIME_EQUAL
     + """
 -- KEYS[1] voter hash
--- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash, grant expiry
+-- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash,
+--       grant expiry, delivery (the platform's message id, or '')
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
 local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
 if fails >= tonumber(ARGV[5]) then return {'locked', 0} end
-local stored = redis.call('HGET', v, ARGV[1])
-if not stored then return {'nocode', 0} end
 local now = tonumber(ARGV[3])
+local used = ARGV[2] .. '|' .. ARGV[8]
+local stored = redis.call('HGET', v, ARGV[1])
+if not stored then
+  -- The same delivery again (its first handling took the code, then failed before the
+  -- conversation was saved): the same answer.  Any other use of a spent code fails.
+  if ARGV[1] == 'otp' and ARGV[8] ~= '' and redis.call('HGET', v, 'otp_used') == used
+     and now < tonumber(redis.call('HGET', v, 'grant_exp') or '0') then
+    redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+    return {'ok', 0}
+  end
+  return {'nocode', 0}
+end
 if ARGV[1] == 'otp' then
   local exp = tonumber(redis.call('HGET', v, 'otp_exp') or '0')
   if now >= exp then
@@ -99,7 +110,10 @@ if ARGV[1] == 'otp' then
   end
 end
 if ct_equal(stored, ARGV[2]) then
-  if ARGV[1] == 'otp' then redis.call('HDEL', v, 'otp', 'otp_exp', 'otp_tries') end
+  if ARGV[1] == 'otp' then
+    redis.call('HDEL', v, 'otp', 'otp_exp', 'otp_tries')
+    redis.call('HSET', v, 'otp_used', used)
+  end
   redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
   return {'ok', 0}
 end
@@ -117,13 +131,19 @@ return {'wrong', max_tries - tries}
 
 _REQUEST_OTP = """
 -- KEYS[1] voter hash
--- ARGV: otp hash, now, ttl, cooldown, max fails, max sends, send window
+-- ARGV: otp hash, now, ttl, cooldown, max fails, max sends, send window, delivery (or '')
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
 local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
 if fails >= tonumber(ARGV[5]) then return {'locked', 0} end
 local now = tonumber(ARGV[2])
+if ARGV[8] ~= '' and redis.call('HGET', v, 'otp_for') == ARGV[8] then
+  -- The same delivery again, whose first answer (with the code) never went out: a new
+  -- code in place of that one, counted as the same send.
+  redis.call('HSET', v, 'otp', ARGV[1], 'otp_exp', now + tonumber(ARGV[3]), 'otp_tries', 0)
+  return {'sent', 0}
+end
 local last = tonumber(redis.call('HGET', v, 'otp_sent') or '-1e12')
 local cooldown = tonumber(ARGV[4])
 if now < last + cooldown then return {'cooldown', last + cooldown - now} end
@@ -135,7 +155,8 @@ local sends = tonumber(redis.call('HGET', v, 'otp_sends') or '0')
 if now - since >= window then since = now; sends = 0 end
 if sends >= tonumber(ARGV[6]) then return {'too_many', since + window - now} end
 redis.call('HSET', v, 'otp', ARGV[1], 'otp_exp', now + tonumber(ARGV[3]),
-           'otp_tries', 0, 'otp_sent', now, 'otp_sends', sends + 1, 'otp_window', since)
+           'otp_tries', 0, 'otp_sent', now, 'otp_sends', sends + 1, 'otp_window', since,
+           'otp_for', ARGV[8])
 return {'sent', 0}
 """
 
@@ -288,8 +309,15 @@ class Codes:
 
     # --- codes sent by SMS ---------------------------------------------------
 
-    async def request_otp(self, election: Election, supporter_id: str) -> OtpRequest:
-        """Make a new SMS code for a supporter, unless the cooldown or a limit says no."""
+    async def request_otp(
+        self, election: Election, supporter_id: str, delivery: str = ""
+    ) -> OtpRequest:
+        """Make a new SMS code for a supporter, unless the cooldown or a limit says no.
+
+        ``delivery`` (the platform's id for the message that asked) makes a
+        repeat of the same message get a code again, whatever the cooldown:
+        its first answer may never have gone out.
+        """
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
         shard = keys.shard_of(supporter_id, election.shards)
         status, wait = await self._request(
@@ -302,15 +330,24 @@ class Codes:
                 self.policy.voter_max_failures,
                 self.policy.otp_max_sends,
                 self.policy.otp_send_window,
+                delivery,
             ],
         )
         return OtpRequest(str(status), code if status == "sent" else None, int(wait))
 
-    async def check_otp(self, election: Election, supporter_id: str, typed: str) -> CodeCheck:
-        """Check a typed SMS code for the supporter it was sent to."""
-        return await self._check(election, supporter_id, "otp", normalise_code(typed))
+    async def check_otp(
+        self, election: Election, supporter_id: str, typed: str, delivery: str = ""
+    ) -> CodeCheck:
+        """Check a typed SMS code for the supporter it was sent to.
 
-    async def _check(self, election: Election, sid: str, field: str, code: str) -> CodeCheck:
+        A code works once, except that a repeat of the same ``delivery`` (the
+        platform's id for the message) gets the same answer while the grant lasts.
+        """
+        return await self._check(election, supporter_id, "otp", normalise_code(typed), delivery)
+
+    async def _check(
+        self, election: Election, sid: str, field: str, code: str, delivery: str = ""
+    ) -> CodeCheck:
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
         status, left = await self._verify(
@@ -323,6 +360,7 @@ class Codes:
                 self.policy.voter_max_failures,
                 grant_digest,
                 grant_exp,
+                delivery,
             ],
         )
         status = str(status)

@@ -50,7 +50,12 @@ def retry_policy() -> Retry:
     command may still run once Redis answers again, so the caller treats it
     as in doubt (a cast's receipt can always be asked for again).
     """
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
+    # redis-py's default would retry timeouts too: name the errors, to leave them out.
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=1.0),
+        RETRIES,
+        supported_errors=(RedisConnectionError,),
+    )
 
 
 def client_from_url(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:

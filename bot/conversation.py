@@ -268,7 +268,9 @@ class Conversation:
         if state.supporter is None:
             result = CodeCheck("unknown")
         else:
-            result = await self.codes.check_otp(self.election, state.supporter, digits)
+            result = await self.codes.check_otp(
+                self.election, state.supporter, digits, _delivery(msg)
+            )
         if not result.ok:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
             if state.quiet:
@@ -367,7 +369,7 @@ class Conversation:
         """Text a code to the supporter's phone on the roll (never to a typed number)."""
         record = await get_supporter(self.redis, self.election, sid)
         phone = record.get("phone", "")
-        request = await self.codes.request_otp(self.election, sid)
+        request = await self.codes.request_otp(self.election, sid, _delivery(msg))
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = uniform
@@ -538,3 +540,8 @@ class Conversation:
             if 1 <= n <= len(self.election.candidates):
                 return str(n)
         return "!foreign"
+
+
+def _delivery(msg: InboundMessage) -> str:
+    """The platform's id for a message, as the code scripts know a repeat of it ('' if none)."""
+    return f"{msg.channel}:{msg.message_id}" if msg.message_id else ""

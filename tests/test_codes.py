@@ -117,6 +117,29 @@ async def test_sms_code_is_six_digits_single_use_and_expires(redis: Redis) -> No
     assert (await codes.check_otp(election, "S1001", late.code)).status == "expired"
 
 
+async def test_a_repeated_delivery_gets_the_same_answer_and_nobody_else_does(
+    redis: Redis,
+) -> None:
+    """A message handled, then lost before its answer was saved, is handled again."""
+    election, codes, _ = await setup(redis)
+    asked = await codes.request_otp(election, "S1001", "sms:SM1")
+    # Its answer (with the code) never went out; Twilio sends the same message again,
+    # and the cooldown does not stand in the way of a new code.
+    again = await codes.request_otp(election, "S1001", "sms:SM1")
+    assert (asked.status, again.status) == ("sent", "sent")
+    assert asked.code is not None and again.code is not None
+    assert (await codes.check_otp(election, "S1001", asked.code, "sms:SM2")).status == "wrong"
+    # Another message within the cooldown gets no new code.
+    assert (await codes.request_otp(election, "S1001", "sms:SM3")).status == "cooldown"
+
+    first = await codes.check_otp(election, "S1001", again.code, "sms:SM4")
+    repeat = await codes.check_otp(election, "S1001", again.code, "sms:SM4")
+    assert first.ok and repeat.ok and repeat.grant != first.grant
+    # The code is spent for any other message.
+    assert (await codes.check_otp(election, "S1001", again.code, "sms:SM5")).status == "nocode"
+    assert (await codes.check_otp(election, "S1001", again.code)).status == "nocode"
+
+
 async def test_five_wrong_tries_spend_an_sms_code(redis: Redis) -> None:
     election, codes, _ = await setup(redis)
     sent = await codes.request_otp(election, "S1001")
