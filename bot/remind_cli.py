@@ -128,8 +128,9 @@ async def _describe_status(s: JobStatus, out: Any, reminders: Reminders) -> None
             out.write(f"  {ch:<9} {s.totals[ch]} recipients: {counts or 'nothing yet'}\n")
     if s.outcome("in_doubt"):
         out.write(
-            f"  {s.outcome('in_doubt')} message(s) were on their way when a worker died and "
-            "were not sent again; --resend-in-doubt sends them again (some may arrive twice)\n"
+            f"  {s.outcome('in_doubt')} message(s) in doubt: a worker died while they were on "
+            "their way, or the platform's answer never came; not sent again. "
+            "--resend-in-doubt sends them again (some may arrive twice)\n"
         )
         doubt = await reminders.in_doubt(s.job)
         out.write("  in doubt: " + ", ".join(f"{sid} ({ch})" for ch, sid in doubt[:20]))
