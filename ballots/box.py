@@ -47,7 +47,11 @@ local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
 -- The receipt stays with the voter so it can always be given again: it carries no vote.
 redis.call('HSET', v, 'voted', ARGV[5], 'receipt', ARGV[4], 'voted_on', ARGV[6])
-redis.call('HDEL', v, 'grant', 'grant_exp', 'code', 'otp', 'otp_exp', 'otp_tries')
+redis.call('HDEL', v, 'grant', 'grant_exp', 'code')
+-- Codes texted for this voter (one per asking chat) are of no more use.
+for _, f in ipairs(redis.call('HKEYS', v)) do
+  if string.sub(f, 1, 3) == 'otp' then redis.call('HDEL', v, f) end
+end
 redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[5], 'total', 1)

@@ -1,17 +1,21 @@
 """One-time codes: pre-issued voting codes and codes sent by SMS.
 
 The rules: codes come from ``secrets``; Redis keeps only a keyed
-hash; each code is single use; an SMS code lives at most 10 minutes and
-allows 5 wrong tries; a voter may fail at most 100 times over the whole
-election; asking for a new code never resets that count and waits out a
-cooldown; every check of a code is one atomic script with a constant-time
-comparison.  A successful check gives a *grant*: a short-lived token that
+hash (and, for an SMS code, a sealed copy to send it again); each code is
+single use; an SMS code lives at most 10 minutes and allows 5 wrong tries;
+each chat that asks for a voter's SMS code gets its own, so one chat's
+guesses never spend another's; asking again while a code is valid sends the
+same one; a voter may fail at most 100 times over the whole election, after
+which only their own phone and their posted voting code still work; asking
+waits out a cooldown; every check of a code is one atomic script with a
+constant-time comparison.  A successful check gives a *grant*: a short-lived token that
 the cast script spends with the code, so a code opens only its own
 supporter's ballot.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import hmac
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from nacl.exceptions import CryptoError
+from nacl.secret import Aead
 from redis.asyncio import Redis
 
 from ballots import keys
@@ -31,7 +37,9 @@ from ballots.clock import Clock
 from ballots.election import Election
 from ballots.lua import CONSTANT_TIME_EQUAL
 
-VOTING_CODE_DIGITS = 12
+#: 16 digits: with 550,000 codes out, one guess in 18 billion hits one (see the README
+#: for what an attacker with 10,000 accounts could expect over a three-week poll).
+VOTING_CODE_DIGITS = 16
 OTP_DIGITS = 6
 
 
@@ -48,6 +56,12 @@ class CodePolicy:
     address_max_failures: int = 10
     address_window: int = 3600
     grant_ttl: int = 3600
+    #: Code SMS the whole election may send in an hour; past it none go until the next.
+    code_sms_per_hour: int = 2000
+    #: Wrong voting codes the whole election tolerates in an hour; past it every chat
+    #: address may try only once per ``slowed_interval`` seconds until the hour is out.
+    guess_budget_per_hour: int = 200
+    slowed_interval: int = 600
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,17 @@ class CodeCheck:
 
     ``status`` is one of ``ok``, ``wrong``, ``expired``, ``nocode``,
     ``spent`` (too many wrong tries at this code), ``locked`` (too many
-    failures for this voter or address), ``voted`` or ``unknown``.
+    failures for this voter or address), ``slowed`` (too many wrong voting
+    codes in the election this hour: wait ``tries_left`` seconds), ``voted``
+    or ``unknown``.
     """
 
     status: str
     supporter_id: str | None = None
     grant: str | None = None
     tries_left: int = 0
+    #: This wrong guess was the first past the election's hourly budget: alert organisers.
+    budget_exceeded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -83,46 +101,55 @@ _VERIFY = (
     + """
 -- KEYS[1] voter hash
 -- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash,
---       grant expiry, delivery (the platform's message id, or '')
+--       grant expiry, delivery (the platform's message id, or ''), asker tag, own ('1'|'0')
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
-local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
-if fails >= tonumber(ARGV[5]) then return {'locked', 0} end
 local now = tonumber(ARGV[3])
+if ARGV[1] == 'code' then
+  -- The posted voting code: no lock on the voter ever stands in its way (guesses are
+  -- limited per address and election-wide, before the code is looked up).
+  local stored = redis.call('HGET', v, 'code')
+  if stored and ct_equal(stored, ARGV[2]) then
+    redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+    return {'ok', 0}
+  end
+  return {'nocode', 0}
+end
+-- A code texted to the voter's phone: each asking chat (the tag) has its own, so
+-- nobody else's asking or guessing can spend the voter's.
+local t = ARGV[9]
+local function clear()
+  redis.call('HDEL', v, 'otp:' .. t, 'otp_exp:' .. t, 'otp_tries:' .. t, 'otp_sealed:' .. t)
+end
+local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
+if ARGV[10] ~= '1' and fails >= tonumber(ARGV[5]) then return {'locked', 0} end
 local used = ARGV[2] .. '|' .. ARGV[8]
-local stored = redis.call('HGET', v, ARGV[1])
+local stored = redis.call('HGET', v, 'otp:' .. t)
 if not stored then
   -- The same delivery again (its first handling took the code, then failed before the
   -- conversation was saved): the same answer.  Any other use of a spent code fails.
-  if ARGV[1] == 'otp' and ARGV[8] ~= '' and redis.call('HGET', v, 'otp_used') == used
+  if ARGV[8] ~= '' and redis.call('HGET', v, 'otp_used:' .. t) == used
      and now < tonumber(redis.call('HGET', v, 'grant_exp') or '0') then
     redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
     return {'ok', 0}
   end
   return {'nocode', 0}
 end
-if ARGV[1] == 'otp' then
-  local exp = tonumber(redis.call('HGET', v, 'otp_exp') or '0')
-  if now >= exp then
-    redis.call('HDEL', v, 'otp', 'otp_exp', 'otp_tries')
-    return {'expired', 0}
-  end
+if now >= tonumber(redis.call('HGET', v, 'otp_exp:' .. t) or '0') then
+  clear()
+  return {'expired', 0}
 end
 if ct_equal(stored, ARGV[2]) then
-  if ARGV[1] == 'otp' then
-    redis.call('HDEL', v, 'otp', 'otp_exp', 'otp_tries')
-    redis.call('HSET', v, 'otp_used', used)
-  end
-  redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+  clear()
+  redis.call('HSET', v, 'otp_used:' .. t, used, 'grant', ARGV[6], 'grant_exp', ARGV[7])
   return {'ok', 0}
 end
 redis.call('HINCRBY', v, 'fails', 1)
-if ARGV[1] ~= 'otp' then return {'wrong', 0} end
 local max_tries = tonumber(ARGV[4])
-local tries = redis.call('HINCRBY', v, 'otp_tries', 1)
+local tries = redis.call('HINCRBY', v, 'otp_tries:' .. t, 1)
 if tries >= max_tries then
-  redis.call('HDEL', v, 'otp', 'otp_exp', 'otp_tries')
+  clear()
   return {'spent', 0}
 end
 return {'wrong', max_tries - tries}
@@ -131,32 +158,42 @@ return {'wrong', max_tries - tries}
 
 _REQUEST_OTP = """
 -- KEYS[1] voter hash
--- ARGV: otp hash, now, ttl, cooldown, max fails, max sends, send window, delivery (or '')
+-- ARGV: now, ttl, cooldown, max fails, max sends, send window, delivery (or ''),
+--       asker tag, own ('1'|'0'), new code's hash, new code sealed
+-- -> {'sent', 0} (a new code) | {'resend', 0, sealed code} | {refusal, wait}
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
+local now = tonumber(ARGV[1])
+local t, own = ARGV[8], ARGV[9] == '1'
 local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
-if fails >= tonumber(ARGV[5]) then return {'locked', 0} end
-local now = tonumber(ARGV[2])
-if ARGV[8] ~= '' and redis.call('HGET', v, 'otp_for') == ARGV[8] then
-  -- The same delivery again, whose first answer (with the code) never went out: a new
-  -- code in place of that one, counted as the same send.
-  redis.call('HSET', v, 'otp', ARGV[1], 'otp_exp', now + tonumber(ARGV[3]), 'otp_tries', 0)
-  return {'sent', 0}
+if not own and fails >= tonumber(ARGV[4]) then return {'locked', 0} end
+local valid = redis.call('HGET', v, 'otp:' .. t)
+  and now < tonumber(redis.call('HGET', v, 'otp_exp:' .. t) or '0')
+if valid and ARGV[7] ~= '' and redis.call('HGET', v, 'otp_for:' .. t) == ARGV[7] then
+  -- The same delivery again, whose first answer may never have gone out: the same code.
+  return {'resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t)}
 end
-local last = tonumber(redis.call('HGET', v, 'otp_sent') or '-1e12')
-local cooldown = tonumber(ARGV[4])
+local last = tonumber(redis.call('HGET', v, 'otp_sent:' .. t) or '-1e12')
+local cooldown = tonumber(ARGV[3])
 if now < last + cooldown then return {'cooldown', last + cooldown - now} end
--- Codes sent are limited per rolling window, so nobody can use up a voter's
--- codes for good by asking on their behalf.
-local window = tonumber(ARGV[7])
-local since = tonumber(redis.call('HGET', v, 'otp_window') or '-1e12')
-local sends = tonumber(redis.call('HGET', v, 'otp_sends') or '0')
-if now - since >= window then since = now; sends = 0 end
-if sends >= tonumber(ARGV[6]) then return {'too_many', since + window - now} end
-redis.call('HSET', v, 'otp', ARGV[1], 'otp_exp', now + tonumber(ARGV[3]),
-           'otp_tries', 0, 'otp_sent', now, 'otp_sends', sends + 1, 'otp_window', since,
-           'otp_for', ARGV[8])
+if not own then
+  -- Codes asked for from other chats are limited per rolling window, so nobody can
+  -- text a voter's phone without end; the voter's own phone is never refused.
+  local window = tonumber(ARGV[6])
+  local since = tonumber(redis.call('HGET', v, 'otp_window') or '-1e12')
+  local sends = tonumber(redis.call('HGET', v, 'otp_sends') or '0')
+  if now - since >= window then since = now; sends = 0 end
+  if sends >= tonumber(ARGV[5]) then return {'too_many', since + window - now} end
+  redis.call('HSET', v, 'otp_sends', sends + 1, 'otp_window', since)
+end
+redis.call('HSET', v, 'otp_sent:' .. t, now, 'otp_for:' .. t, ARGV[7])
+if valid then
+  -- A code still valid is sent again, never replaced: asking cannot cancel it.
+  return {'resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t)}
+end
+redis.call('HSET', v, 'otp:' .. t, ARGV[10], 'otp_sealed:' .. t, ARGV[11],
+           'otp_exp:' .. t, now + tonumber(ARGV[2]), 'otp_tries:' .. t, 0)
 return {'sent', 0}
 """
 
@@ -187,6 +224,9 @@ class Codes:
     ) -> None:
         self.redis = redis
         self._key = hashlib.sha256(b"openprimary-codes\0" + secret_key.encode()).digest()
+        box_key = hashlib.blake2b(secret_key.encode(), digest_size=32, person=b"op-otp-resend")
+        #: Codes texted are also kept sealed, to send the same one again while it is valid.
+        self._aead = Aead(box_key.digest())
         self.clock = clock
         self.policy = policy or CodePolicy()
         self._verify = redis.register_script(_VERIFY)
@@ -281,9 +321,22 @@ class Codes:
     async def check_voting_code(
         self, election: Election, typed: str, channel: str, address: str
     ) -> CodeCheck:
-        """Check a typed voting code; wrong guesses count against the address."""
+        """Check a typed voting code; wrong guesses count against the address and the election.
+
+        Past the election's hourly budget of wrong guesses, each address may
+        try once per ``slowed_interval`` (``slowed``, with the seconds to wait
+        in ``tries_left``) until the hour is out: a voter typing their code
+        right the first time never notices; a guessing campaign crawls.
+        """
         if await self.address_locked(election, channel, address):
             return CodeCheck("locked")
+        hour = self._now() // 3600
+        guesses = keys.code_guesses_hour(election.id, hour)
+        if int(await self.redis.get(guesses) or 0) >= self.policy.guess_budget_per_hour:
+            turn = keys.slowed_address(election.id, channel, address)
+            if not await self.redis.set(turn, "1", nx=True, ex=self.policy.slowed_interval):
+                wait = int(await self.redis.ttl(turn))
+                return CodeCheck("slowed", tries_left=max(wait, 1))
         code = normalise_code(typed)
         sid = None
         if len(code) == VOTING_CODE_DIGITS:
@@ -291,9 +344,16 @@ class Codes:
                 keys.code_index(election.id), self.digest(election.id, "code", code)
             )
         if sid is None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incr(guesses)
+                pipe.expire(guesses, 7200)
+                wrong, _ = await pipe.execute()
             n = await self.record_address_failure(election, channel, address)
             left = max(self.policy.address_max_failures - n, 0)
-            return CodeCheck("wrong" if left else "locked", tries_left=left)
+            first_over = int(wrong) == self.policy.guess_budget_per_hour + 1
+            return CodeCheck(
+                "wrong" if left else "locked", tries_left=left, budget_exceeded=first_over
+            )
         return await self._check(election, str(sid), "code", code)
 
     async def address_locked(self, election: Election, channel: str, address: str) -> bool:
@@ -309,21 +369,79 @@ class Codes:
 
     # --- codes sent by SMS ---------------------------------------------------
 
-    async def request_otp(
-        self, election: Election, supporter_id: str, delivery: str = ""
-    ) -> OtpRequest:
-        """Make a new SMS code for a supporter, unless the cooldown or a limit says no.
+    async def take_sms_budget(self, election: Election) -> tuple[bool, bool]:
+        """Count one code SMS against the election's hourly ceiling.
 
-        ``delivery`` (the platform's id for the message that asked) makes a
-        repeat of the same message get a code again, whatever the cooldown:
-        its first answer may never have gone out.
+        Returns (may send, this is the first refusal this hour): the first
+        refusal is the one to alert organisers about.
+        """
+        hour = self._now() // 3600
+        key = keys.code_sms_hour(election.id, hour)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 7200)
+            n, _ = await pipe.execute()
+        ceiling = self.policy.code_sms_per_hour
+        return int(n) <= ceiling, int(n) == ceiling + 1
+
+    async def locks(
+        self, election: Election
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """Who is locked out now: (supporter id, failures) past the voter-wide limit, and
+        ("channel:address", failures) past the per-address one."""
+        voters: list[tuple[str, int]] = []
+        for shard in range(election.shards):
+            async for sid in self.redis.sscan_iter(keys.members(election.id, shard), count=1000):
+                fails = await self.redis.hget(keys.voter(election.id, shard, str(sid)), "fails")
+                if fails is not None and int(fails) >= self.policy.voter_max_failures:
+                    voters.append((str(sid), int(fails)))
+        addresses: list[tuple[str, int]] = []
+        prefix = keys.address_failures(election.id, "", "")[:-1]
+        async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            n = int(await self.redis.get(key) or 0)
+            if n >= self.policy.address_max_failures:
+                addresses.append((str(key)[len(prefix) :], n))
+        return sorted(voters), sorted(addresses)
+
+    async def unlock_supporter(self, election: Election, supporter_id: str) -> bool:
+        """Clear a voter's failures; False if they had none."""
+        shard = keys.shard_of(supporter_id, election.shards)
+        return bool(await self.redis.hdel(keys.voter(election.id, shard, supporter_id), "fails"))
+
+    async def unlock_address(self, election: Election, channel: str, address: str) -> bool:
+        """Clear a chat address's failures; False if it had none."""
+        return bool(await self.redis.delete(keys.address_failures(election.id, channel, address)))
+
+    def asker(self, election: Election, channel: str, address: str) -> str:
+        """The tag a chat's texted codes are kept under (a keyed hash: no address in Redis)."""
+        return self.digest(election.id, "asker", f"{channel}:{address}")[:16]
+
+    async def request_otp(
+        self,
+        election: Election,
+        supporter_id: str,
+        delivery: str = "",
+        *,
+        asker: str = "",
+        own: bool = False,
+    ) -> OtpRequest:
+        """A code to text to a supporter's phone, unless the cooldown or a limit says no.
+
+        Each asking chat (``asker``, from :meth:`asker`) has a code of its own,
+        so nobody else's asking or guessing can spend it.  A code still valid
+        is sent again rather than replaced.  ``own`` (the request came from
+        the voter's own phone on the roll) is never refused for the voter's
+        failures or for the codes others asked for.  ``delivery`` (the
+        platform's id for the message that asked) makes a repeat of the same
+        message get the same code again, whatever the cooldown: its first
+        answer may never have gone out.
         """
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
         shard = keys.shard_of(supporter_id, election.shards)
-        status, wait = await self._request(
+        aad = f"{election.id}:{supporter_id}:{asker}".encode()
+        reply = await self._request(
             keys=[keys.voter(election.id, shard, supporter_id)],
             args=[
-                self.digest(election.id, "otp", code),
                 self._now(),
                 self.policy.otp_ttl,
                 self.policy.otp_cooldown,
@@ -331,22 +449,50 @@ class Codes:
                 self.policy.otp_max_sends,
                 self.policy.otp_send_window,
                 delivery,
+                asker,
+                "1" if own else "0",
+                self.digest(election.id, "otp", code),
+                base64.b64encode(self._aead.encrypt(code.encode(), aad=aad)).decode("ascii"),
             ],
         )
-        return OtpRequest(str(status), code if status == "sent" else None, int(wait))
+        status, wait = str(reply[0]), int(reply[1])
+        if status == "resend":
+            try:
+                sealed = base64.b64decode(str(reply[2]), validate=True)
+                code = self._aead.decrypt(sealed, aad=aad).decode()
+            except (ValueError, CryptoError):
+                return OtpRequest("locked")  # sealed under another key: nothing to send
+            status = "sent"
+        return OtpRequest(status, code if status == "sent" else None, wait)
 
     async def check_otp(
-        self, election: Election, supporter_id: str, typed: str, delivery: str = ""
+        self,
+        election: Election,
+        supporter_id: str,
+        typed: str,
+        delivery: str = "",
+        *,
+        asker: str = "",
+        own: bool = False,
     ) -> CodeCheck:
-        """Check a typed SMS code for the supporter it was sent to.
+        """Check a typed SMS code: the one texted at the request of this chat (``asker``).
 
         A code works once, except that a repeat of the same ``delivery`` (the
         platform's id for the message) gets the same answer while the grant lasts.
         """
-        return await self._check(election, supporter_id, "otp", normalise_code(typed), delivery)
+        return await self._check(
+            election, supporter_id, "otp", normalise_code(typed), delivery, asker, own
+        )
 
     async def _check(
-        self, election: Election, sid: str, field: str, code: str, delivery: str = ""
+        self,
+        election: Election,
+        sid: str,
+        field: str,
+        code: str,
+        delivery: str = "",
+        asker: str = "",
+        own: bool = False,
     ) -> CodeCheck:
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
@@ -361,6 +507,8 @@ class Codes:
                 grant_digest,
                 grant_exp,
                 delivery,
+                asker,
+                "1" if own else "0",
             ],
         )
         status = str(status)

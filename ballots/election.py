@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import tomllib
@@ -13,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ballots import keys
-from ballots.errors import ElectionLocked, FileProblems, Problem, UnknownElection
+from ballots.errors import ConfigError, ElectionLocked, FileProblems, Problem, UnknownElection
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
@@ -23,6 +25,8 @@ DEFAULT_SHARDS = 1
 #: Fewer supporters than this per shard, on average, draws a warning at import.
 MIN_SHARD_SIZE = 1000
 _ID = re.compile(r"^[a-z0-9-]+$")
+#: An organiser: a phone number in E.164 form, or a Telegram user id (ASCII digits only).
+_ORGANISER = re.compile(r"^(\+[1-9][0-9]{6,14}|tg:[1-9][0-9]{0,19})$")
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,13 @@ def parse_election(text: str, path: str) -> Election:
     if not isinstance(organisers_raw, list) or not all(isinstance(o, str) for o in organisers_raw):
         bad("organisers", "'organisers' must be a list of phone numbers or 'tg:<id>'")
     else:
+        wrong = [o for o in organisers_raw if not _ORGANISER.match(o)]
+        if wrong:
+            bad(
+                "organisers",
+                f"organiser {wrong[0]!r} is neither a phone number in E.164 form "
+                "(+447700900001) nor a Telegram user id (tg:123456789)",
+            )
         organisers = tuple(organisers_raw)
 
     shards = data.get("shards", DEFAULT_SHARDS)
@@ -338,3 +349,24 @@ async def get_election(redis: Redis, election_id: str) -> Election:
 async def list_elections(redis: Redis) -> list[str]:
     """The ids of every loaded election, sorted."""
     return sorted(str(e) for e in await redis.smembers(keys.ELECTIONS))
+
+
+async def bind_secret_key(redis: Redis, election: Election, secret_key: str) -> None:
+    """Tie the election to the secret key of the first process that used it.
+
+    Codes are stored as keyed hashes: a process with another key would count
+    every voter's right code as a failure.  So the key's fingerprint is kept
+    with the election, and a process whose key does not match refuses to run.
+    """
+    fingerprint = hmac.new(
+        secret_key.encode(), b"openprimary secret key fingerprint", hashlib.sha256
+    ).hexdigest()[:16]
+    key = keys.election(election.id)
+    await redis.hsetnx(key, "key_fingerprint", fingerprint)
+    stored = str(await redis.hget(key, "key_fingerprint"))
+    if stored != fingerprint:
+        raise ConfigError(
+            f"election {election.id} is run with another OPENPRIMARY_SECRET_KEY (fingerprint "
+            f"{stored}; this process's is {fingerprint}): every process must use the same key, "
+            "or voters' right codes would count as failures"
+        )

@@ -50,6 +50,21 @@ def code_index(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:codes"
 
 
+def code_sms_hour(election_id: str, hour: int) -> str:
+    """Counter with a TTL: code SMS sent in one hour (hours since the epoch)."""
+    return f"{PREFIX}:e:{election_id}:code-sms:{hour}"
+
+
+def code_guesses_hour(election_id: str, hour: int) -> str:
+    """Counter with a TTL: wrong voting codes typed in the election in one hour."""
+    return f"{PREFIX}:e:{election_id}:guesses:{hour}"
+
+
+def slowed_address(election_id: str, channel: str, address: str) -> str:
+    """String with a TTL: a chat address's one try while voting-code guessing is slowed."""
+    return f"{PREFIX}:e:{election_id}:slowed:{channel}:{address}"
+
+
 def address_failures(election_id: str, channel: str, address: str) -> str:
     """String counter: failed code attempts from one chat address."""
     return f"{PREFIX}:e:{election_id}:fail:{channel}:{address}"

@@ -143,7 +143,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     "PATH": os.environ.get("PATH", ""),
                     "PYTHONPATH": str(ROOT),
                     "OPENPRIMARY_REDIS_URL": url,
-                    "OPENPRIMARY_SECRET_KEY": "bench-secret-key-0123456789",
+                    "OPENPRIMARY_SECRET_KEY": "bench-secret-key-0123456789abcdef",
                     "OPENPRIMARY_SMS_RATE": str(args.sms_rate),
                     "OPENPRIMARY_TELEGRAM_RATE": str(args.telegram_rate),
                     "TWILIO_ACCOUNT_SID": ACCOUNT_SID,

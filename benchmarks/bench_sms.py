@@ -40,7 +40,15 @@ from channels.server import make_app
 from channels.sms import twiml
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
-from tests.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import (
+    ACCOUNT_SID,
+    OUR_NUMBER,
+    PATH,
+    inbound_form,
+    sign,
+    twiml_bodies,
+)
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://vote.example.org"
@@ -110,7 +118,14 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
     redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
     try:
         election = await bench_election(redis, "bench-sms", 2 * voters)
-        config = settings(public_url=PUBLIC_URL, twilio_auth_token=TOKEN)
+        twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
+        config = settings(
+            public_url=PUBLIC_URL,
+            twilio_auth_token=TOKEN,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_from=OUR_NUMBER,
+            twilio_api_base=await twilio.start(),
+        )
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         stack_runner, stack_url = await serve(make_app(core))
         floor_runner, floor_url = await serve(floor_app(redis))
@@ -138,6 +153,7 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
         finally:
             await stack_runner.cleanup()
             await floor_runner.cleanup()
+            await twilio.close()
         cast = await ballot_count(redis, election)
     finally:
         await redis.aclose()

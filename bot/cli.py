@@ -74,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = Settings()
     try:
-        settings = Settings.from_env(local_secret=not getattr(args, "ballots", None))
+        settings = Settings.from_env(
+            local_secret=not getattr(args, "ballots", None),
+            embedded=getattr(args, "embedded_only", False),
+        )
         return asyncio.run(_run(args.handler, args, settings))
     except FileProblems as err:
         for problem in err.problems:

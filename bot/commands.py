@@ -10,6 +10,7 @@ from ballots import audit
 from ballots.codes import Codes, PrivateFile, write_codes_csv
 from ballots.election import (
     MIN_SHARD_SIZE,
+    bind_secret_key,
     get_election,
     list_elections,
     read_election_file,
@@ -95,6 +96,8 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
             '(identity has no "code")\n'
         )
         return 2
+    ctx.settings.require("secret_key")
+    await bind_secret_key(ctx.redis, election, ctx.settings.secret_key)
     out = Path(args.out)
     if out.exists() and not args.force:
         ctx.err.write(f"openprimary: {out} exists; use --force to overwrite it\n")
@@ -182,6 +185,48 @@ async def audit_show(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+async def codes_locks(args: argparse.Namespace, ctx: Context) -> int:
+    """List the supporters and chat addresses that are locked out now."""
+    election = await get_election(ctx.redis, args.election)
+    codes = Codes(ctx.redis, ctx.settings.secret_key, ctx.clock)
+    voters, addresses = await codes.locks(election)
+    for sid, fails in voters:
+        ctx.out.write(
+            f"supporter {sid}: {fails} failed codes; texted codes refused, except to their "
+            "own phone (their voting code still works)\n"
+        )
+    for address, fails in addresses:
+        ctx.out.write(f"address {address}: {fails} failures in the last hour\n")
+    if not voters and not addresses:
+        ctx.out.write(f"nobody is locked out of {election.id}\n")
+    return 0
+
+
+async def codes_unlock(args: argparse.Namespace, ctx: Context) -> int:
+    """Clear a supporter's or an address's failures."""
+    election = await get_election(ctx.redis, args.election)
+    codes = Codes(ctx.redis, ctx.settings.secret_key, ctx.clock)
+    if args.supporter:
+        if not await get_supporter(ctx.redis, election, args.supporter):
+            raise OpenPrimaryError(f"not on the roll of {election.id}: {args.supporter}")
+        cleared = await codes.unlock_supporter(election, args.supporter)
+        what = f"supporter {args.supporter}"
+    else:
+        channel, sep, address = str(args.address).partition(":")
+        if not sep or not channel or not address:
+            raise OpenPrimaryError(
+                f"--address {args.address!r}: give CHANNEL:ADDRESS, e.g. telegram:123456 or "
+                "sms:+447700900123"
+            )
+        cleared = await codes.unlock_address(election, channel, address)
+        what = f"address {channel}:{address}"
+    await audit.record(
+        ctx.redis, ctx.clock, election.id, ctx.actor, "unlocked", who=what, had_failures=cleared
+    )
+    ctx.out.write(f"{what}: {'unlocked' if cleared else 'was not locked'}\n")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the organiser subcommands."""
     p = sub.add_parser("election", help="load or show elections")
@@ -203,7 +248,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--region", help="region for numbers without +country (default GB)")
     q.set_defaults(handler=roll_import)
 
-    p = sub.add_parser("codes", help="pre-issued voting codes")
+    p = sub.add_parser("codes", help="pre-issued voting codes, and locks from failed codes")
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = csub.add_parser("issue", help="issue voting codes and write a mail-merge CSV")
     q.add_argument("--election", required=True, help="the election id")
@@ -211,6 +256,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--supporter", action="append", help="only this supporter (repeatable)")
     q.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     q.set_defaults(handler=codes_issue)
+    q = csub.add_parser("locks", help="list the supporters and chat addresses locked out now")
+    q.add_argument("--election", required=True, help="the election id")
+    q.set_defaults(handler=codes_locks)
+    q = csub.add_parser("unlock", help="clear a supporter's or a chat address's failed codes")
+    q.add_argument("--election", required=True, help="the election id")
+    who = q.add_mutually_exclusive_group(required=True)
+    who.add_argument("--supporter", metavar="ID", help="a supporter on the roll")
+    who.add_argument(
+        "--address", metavar="CHANNEL:ADDRESS", help="a chat, e.g. telegram:123456, sms:+4477..."
+    )
+    q.set_defaults(handler=codes_unlock)
 
     p = sub.add_parser("turnout", help="eligible supporters, ballots cast, by channel and day")
     p.add_argument("--election", required=True, help="the election id")

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from ballots import keys
+from ballots import audit, keys
 from ballots.box import BallotBox
 from ballots.clock import Clock
 from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
@@ -25,7 +25,7 @@ from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
 from bot.messages import Button, InboundMessage, OutboundMessage
-from bot.metrics import BALLOTS_CAST
+from bot.metrics import BALLOTS_CAST, CODE_GUESSING, CODE_SMS_REFUSED
 from bot.parse import (
     CHANGE,
     DONE,
@@ -231,16 +231,22 @@ class Conversation:
             result = await self.codes.check_voting_code(
                 self.election, turn.text, msg.channel, msg.address
             )
+            if result.budget_exceeded:
+                await self._guessing_alert()
             return await self._after_check(state, result, msg, voting_code=True)
         number = turn.text.strip(" .#")
         looks_like_number = _looks_like_number(number)
         if "sms-otp" in self.election.identity and looks_like_number:
             if await self.codes.address_locked(self.election, msg.channel, msg.address):
                 return state, [self._say(texts.locked())]
+            # Every request costs the asking address the same, on the roll or not, so
+            # neither the answer nor the count tells whether the number is on the roll.
+            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
             for sid in dict.fromkeys((number, number.upper())):
                 if await get_supporter(self.redis, self.election, sid):
-                    return await self._send_otp(state, sid, msg, uniform=True, typed=number)
-            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
+                    return await self._send_otp(
+                        state, sid, msg, uniform=True, typed=number, charged=True
+                    )
             state.step = Step.SMS_CODE
             state.supporter = None
             state.quiet = True
@@ -268,8 +274,14 @@ class Conversation:
         if state.supporter is None:
             result = CodeCheck("unknown")
         else:
+            record = await get_supporter(self.redis, self.election, state.supporter)
             result = await self.codes.check_otp(
-                self.election, state.supporter, digits, _delivery(msg)
+                self.election,
+                state.supporter,
+                digits,
+                _delivery(msg),
+                asker=self.codes.asker(self.election, msg.channel, msg.address),
+                own=msg.channel == "sms" and msg.address == record.get("phone"),
             )
         if not result.ok:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
@@ -364,22 +376,49 @@ class Conversation:
         return await self._start(fresh, replace(turn, text="", word=""))
 
     async def _send_otp(
-        self, state: State, sid: str, msg: InboundMessage, *, uniform: bool, typed: str = ""
+        self,
+        state: State,
+        sid: str,
+        msg: InboundMessage,
+        *,
+        uniform: bool,
+        typed: str = "",
+        charged: bool = False,
     ) -> tuple[State, Replies]:
-        """Text a code to the supporter's phone on the roll (never to a typed number)."""
+        """Text a code to the supporter's phone on the roll (never to a typed number).
+
+        Every request costs the asking address one of its attempts.  After a
+        typed supporter number (``uniform``) the code is sent off the reply's
+        path, and the reply is the same whatever happened.
+        """
+        if not charged:
+            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
         record = await get_supporter(self.redis, self.election, sid)
         phone = record.get("phone", "")
-        request = await self.codes.request_otp(self.election, sid, _delivery(msg))
+        request = await self.codes.request_otp(
+            self.election,
+            sid,
+            _delivery(msg),
+            asker=self.codes.asker(self.election, msg.channel, msg.address),
+            own=msg.channel == "sms" and msg.address == phone,
+        )
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = uniform
         if request.status == "sent" and request.code is not None:
+            if not await self._sms_budget():
+                if uniform:
+                    return state, [self._say(texts.supporter_number_sent(typed))]
+                # Start afresh: the voter's next message asks again.
+                fresh = State(election=self.election.id, turn=state.turn)
+                return fresh, [self._say(texts.code_sms_paused())]
             minutes = self.codes.policy.otp_ttl // 60
             code_msg = OutboundMessage(
                 texts.otp(self.election, request.code, minutes),
                 channel="sms",
                 address=phone,
                 kind="code",
+                detached=uniform,
             )
             if uniform:
                 note = texts.supporter_number_sent(typed)
@@ -400,6 +439,50 @@ class Conversation:
             return state, [self._say(texts.too_many_codes(request.wait))]
         return state, [self._say(texts.locked())]
 
+    async def _sms_budget(self) -> bool:
+        """Whether the election may text one more code this hour; alerts on the first refusal."""
+        allowed, first_refusal = await self.codes.take_sms_budget(self.election)
+        if allowed:
+            return True
+        CODE_SMS_REFUSED.inc()
+        if first_refusal:
+            ceiling = self.codes.policy.code_sms_per_hour
+            log.warning(
+                "election %s: %d code SMS this hour, the ceiling "
+                "(OPENPRIMARY_CODE_SMS_PER_HOUR): no more codes are texted until the next hour",
+                self.election.id,
+                ceiling,
+            )
+            await audit.record(
+                self.redis,
+                self.clock,
+                self.election.id,
+                "openprimary",
+                "code sms ceiling reached",
+                per_hour=ceiling,
+            )
+        return False
+
+    async def _guessing_alert(self) -> None:
+        """Tell organisers that voting codes are being guessed (once an hour)."""
+        budget = self.codes.policy.guess_budget_per_hour
+        CODE_GUESSING.inc()
+        log.warning(
+            "election %s: more than %d wrong voting codes this hour; every chat may now "
+            "try once every %d min until the hour is out",
+            self.election.id,
+            budget,
+            self.codes.policy.slowed_interval // 60,
+        )
+        await audit.record(
+            self.redis,
+            self.clock,
+            self.election.id,
+            "openprimary",
+            "voting code guessing slowed",
+            per_hour=budget,
+        )
+
     async def _after_check(
         self, state: State, result: CodeCheck, msg: InboundMessage, *, voting_code: bool
     ) -> tuple[State, Replies]:
@@ -415,6 +498,8 @@ class Conversation:
             return await self._voted(result.supporter_id)
         if result.status == "locked":
             return state, [self._say(texts.locked())]
+        if result.status == "slowed":
+            return state, [self._say(texts.code_slowed(result.tries_left))]
         if result.status == "expired":
             return state, [self._say(texts.code_expired())]
         if result.status in ("spent", "nocode") and not voting_code:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from ballots.box import BallotBox
 from ballots.clock import Clock, SystemClock
 from ballots.codes import CodePolicy, Codes
-from ballots.election import Election, get_election, list_elections
+from ballots.election import Election, bind_secret_key, get_election, list_elections
 from ballots.errors import ConfigError
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
@@ -62,6 +62,12 @@ async def build_core(
     """Wire the election's services together."""
     clock = clock or SystemClock()
     election = await pick_election(redis, election_id or settings.election)
+    settings.require("secret_key")
+    await bind_secret_key(redis, election, settings.secret_key)
+    policy = policy or CodePolicy(
+        code_sms_per_hour=settings.code_sms_per_hour,
+        guess_budget_per_hour=settings.code_guesses_per_hour,
+    )
     codes = Codes(redis, settings.secret_key, clock, policy)
     box = BallotBox(redis, codes, clock)
     senders: dict[str, Sender] = {}

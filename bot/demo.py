@@ -18,6 +18,7 @@ from ballots.count import count
 from ballots.count.redis_source import read_ballots
 from ballots.count.report import render_text
 from ballots.election import Election, get_election, read_election_file, save_election
+from ballots.errors import OpenPrimaryError
 from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
@@ -26,6 +27,8 @@ from bot.core import build_core
 from channels.console import ConsoleOutbox, chat
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Marks, in the election's hash, an election the demo made (and so may wipe).
+DEMO_MARK = "demo"
 #: The demo's trustees: 3 shares, any 2 unseal.
 DEMO_SHARES, DEMO_THRESHOLD = 3, 2
 
@@ -72,8 +75,22 @@ async def demo_count(ctx: Context, election_id: str) -> int:
     return 0
 
 
+async def _check_ours(ctx: Context, election: Election) -> None:
+    """Refuse to touch an election of the sample's id that the demo did not make."""
+    key = keys.election(election.id)
+    if await ctx.redis.exists(key) and not await ctx.redis.hget(key, DEMO_MARK):
+        raise OpenPrimaryError(
+            f"election {election.id} in {ctx.settings.data_dir} was not made by the demo; "
+            "the demo leaves it alone (run the demo with another OPENPRIMARY_DATA_DIR)"
+        )
+
+
 async def _wipe(ctx: Context, election: Election) -> None:
-    """Delete everything the demo election holds, so it can start afresh."""
+    """Delete everything the demo election holds, so it can start afresh.
+
+    Only an election the demo made itself (marked so when it saved it): an
+    election of the same id loaded by an organiser is never touched.
+    """
     patterns = [f"{keys.election(election.id)}*", f"{keys.PREFIX}:{{{election.id}/*"]
     patterns.append(keys.conversation("console", "*"))
     for pattern in patterns:
@@ -93,6 +110,7 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         opens=min(election.opens, now - timedelta(hours=1)),
         closes=max(election.closes, now + timedelta(days=7)),
     )
+    await _check_ours(ctx, election)
     if args.reset:
         await _wipe(ctx, election)
         shutil.rmtree(_trustees_dir(ctx), ignore_errors=True)
@@ -105,6 +123,7 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         )
         return 0
     election = await save_election(ctx.redis, election)
+    await ctx.redis.hset(keys.election(election.id), DEMO_MARK, "1")
     await _ensure_count_key(ctx, election)
     supporters = read_roll_file(Path(args.roll_file), ctx.settings.default_region)
     await import_roll(ctx.redis, election, supporters)
@@ -159,4 +178,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="close the sample election now, unseal its ballots with the demo's trustees' "
         "shares and count them",
     )
-    p.set_defaults(handler=run_demo)
+    # The demo never touches a configured Redis: only its own embedded one.
+    p.set_defaults(handler=run_demo, embedded_only=True)

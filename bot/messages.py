@@ -49,7 +49,9 @@ class OutboundMessage:
     new one.  ``ask_contact`` offers a "share my phone number" button.
     ``private`` marks a message that shows the voter's choices (a ranking
     prompt, the ballot to confirm): the platform should keep no copy of it
-    once the ballot is cast.
+    once the ballot is cast.  ``detached`` (for another address) is sent
+    after the replies, off their path, and its outcome is not reported: the
+    replies must not depend on it, even in their timing.
     """
 
     text: str
@@ -61,6 +63,7 @@ class OutboundMessage:
     remove_keyboard: bool = False
     kind: str = "reply"
     private: bool = False
+    detached: bool = False
     meta: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -31,6 +31,16 @@ COPIES_REMOVED = Counter(
     ["channel", "outcome"],
     registry=REGISTRY,
 )
+CODE_SMS_REFUSED = Counter(
+    "openprimary_code_sms_refused",
+    "Code SMS not sent because the election's hourly ceiling was reached",
+    registry=REGISTRY,
+)
+CODE_GUESSING = Counter(
+    "openprimary_code_guessing_slowed",
+    "Hours in which wrong voting codes passed the election's budget, slowing every chat",
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "openprimary_errors", "Unexpected errors while handling", ["where"], registry=REGISTRY
 )

@@ -1,4 +1,4 @@
-"""Organiser commands in the chat: REMIND (with a SEND/DROP confirmation), STATUS, TURNOUT.
+"""Organiser commands in the chat: REMIND (confirmed with SEND and a code), STATUS, TURNOUT.
 
 Only the phone numbers and ``tg:<user id>`` entries in the election's
 ``organisers`` list get them (on Telegram, only in their private chat with
@@ -6,14 +6,23 @@ the bot, so figures never land in a group).  For anyone else, and for an
 organiser's ordinary messages, :meth:`OrganiserCommands.handle` returns
 None and the voting conversation answers as it would any supporter.
 
-Every command is written to the audit trail with who sent it.
+A caller's number can be spoofed, so by SMS organisers may only read
+(STATUS, TURNOUT).  Anything that texts the roll or changes a job (REMIND
+then SEND, PAUSE, RESUME) is for Telegram, where the user id cannot be
+forged, and needs a second factor: a one-time code the bot sends to the
+organiser's chat, typed back after the word (``SEND 482913``).  The CLI is
+the other way.  Every command is written to the audit trail with who sent
+it and the factor used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
@@ -41,6 +50,14 @@ log = logging.getLogger(__name__)
 #: How long a drafted reminder waits for SEND.
 CONFIRM_WITHIN = 600
 USAGE = "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
+#: Commands that text the roll or change a job: Telegram only, each confirmed with a code.
+CHANGING = ("REMIND", "SEND", "DROP", "PAUSE", "RESUME")
+SMS_READ_ONLY = (
+    "By SMS, organisers can only read: STATUS and TURNOUT. Send reminders, and pause or "
+    "resume them, from Telegram, or with openprimary remind."
+)
+#: The factor recorded in the audit trail for a command confirmed in the chat.
+FACTOR = "telegram code"
 
 
 def _say(text: str) -> list[OutboundMessage]:
@@ -88,25 +105,45 @@ class OrganiserCommands:
         text = normalise(msg.text)
         word, _, rest = text.partition(" ")
         word = word.upper().strip(".!")
-        pending = keys.organiser_pending(self.election.id, msg.channel, msg.address)
-        if word == "REMIND":
-            return await self._draft(actor, pending, rest.strip())
-        # SEND and DROP, not YES and NO: an organiser is a voter too, and their
-        # YES to "cast your ballot?" must never start a reminder.
-        if word in ("SEND", "DROP") and not rest:
-            draft = await self.redis.getdel(pending)
-            if draft is None:
-                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
-            if word == "DROP":
-                return _say("Reminder dropped. Nothing was sent.")
-            return await self._start(actor, json.loads(draft))
+        rest = rest.strip()
         if word == "STATUS" and not rest:
             return await self._status(actor)
         if word == "TURNOUT" and not rest:
             return await self._turnout(actor)
-        if word in ("PAUSE", "RESUME") and not rest:
-            return await self._pause_or_resume(actor, word)
-        return None
+        if word not in CHANGING or (word != "REMIND" and rest and not rest.isdigit()):
+            return None
+        if msg.channel != "telegram":
+            await audit.record(
+                self.redis,
+                self.clock,
+                self.election.id,
+                actor,
+                "organiser command refused",
+                command=word,
+                reason="by SMS organisers may only read",
+            )
+            return _say(SMS_READ_ONLY)
+        pending = keys.organiser_pending(self.election.id, msg.channel, msg.address)
+        if word == "REMIND":
+            return await self._draft(actor, pending, rest)
+        # SEND and DROP, not YES and NO: an organiser is a voter too, and their
+        # YES to "cast your ballot?" must never start a reminder.
+        if word in ("SEND", "DROP"):
+            raw = await self.redis.get(pending)
+            if raw is None:
+                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
+            if word == "DROP":
+                await self.redis.delete(pending)
+                return _say("Reminder dropped. Nothing was sent.")
+            draft = json.loads(raw)
+            if not rest:
+                return _say("To send it, reply SEND and the code given with the draft above.")
+            if not self._code_matches(draft.get("code", ""), rest):
+                return _say("That is not the code for this reminder. Nothing was sent.")
+            if await self.redis.getdel(pending) is None:
+                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
+            return await self._start(actor, draft)
+        return await self._pause_or_resume(actor, word, pending, rest)
 
     async def _draft(self, actor: str, pending: str, template: str) -> list[OutboundMessage]:
         """Count who would get it and what it costs; wait for SEND."""
@@ -117,19 +154,34 @@ class OrganiserCommands:
             return _say("Not sent: " + draft.problems[0])
         if not draft.total:
             return _say("Nobody to remind: everyone has voted or cannot be reached.")
-        await self.redis.set(pending, json.dumps({"template": template}), ex=self.confirm_within)
+        code = self._new_code()
+        await self.redis.set(
+            pending,
+            json.dumps({"template": template, "code": self._digest(code)}),
+            ex=self.confirm_within,
+        )
         return _say(
             f"This reminder would go to {draft.total} supporters: {draft.count('sms')} by SMS "
             f"({draft.sms_segments} SMS segments) and {draft.count('telegram')} by Telegram. "
             f'First one: "{draft.sample.get("sms") or draft.sample.get("telegram", "")}" '
-            "Reply SEND to send it or DROP to drop it."
+            f"Reply SEND {code} to send it, or DROP to drop it."
         )
+
+    def _new_code(self) -> str:
+        return f"{secrets.randbelow(10**6):06d}"
+
+    def _digest(self, code: str) -> str:
+        key = hashlib.sha256(b"openprimary-organiser\0" + self.settings.secret_key.encode())
+        return hmac.new(key.digest(), code.encode(), hashlib.sha256).hexdigest()
+
+    def _code_matches(self, digest: str, typed: str) -> bool:
+        return hmac.compare_digest(digest, self._digest(typed.strip()))
 
     async def _start(self, actor: str, draft: dict[str, str]) -> list[OutboundMessage]:
         """Fix the recipients now, and start sending from this process."""
         ready = await plan(self.redis, self.election, draft["template"], clock=self.clock)
         try:
-            job = await self.reminders.create(self.election, ready, actor)
+            job = await self.reminders.create(self.election, ready, actor, factor=FACTOR)
         except ReminderError as err:
             return _say(f"Not sent: {err}")
         missing = [ch for ch in CHANNELS if ready.count(ch) and ch not in self.senders]
@@ -180,15 +232,31 @@ class OrganiserCommands:
             + (f": {channels}." if channels else ".")
         )
 
-    async def _pause_or_resume(self, actor: str, word: str) -> list[OutboundMessage]:
+    async def _pause_or_resume(
+        self, actor: str, word: str, pending: str, typed: str
+    ) -> list[OutboundMessage]:
         job = await self.reminders.latest(self.election.id)
         if job is None:
             return _say("No reminder has been sent yet.")
+        confirm = f"{pending}:{word.lower()}"
+        if not typed:
+            code = self._new_code()
+            await self.redis.set(
+                confirm,
+                json.dumps({"job": job, "code": self._digest(code)}),
+                ex=self.confirm_within,
+            )
+            return _say(f"To {word.lower()} reminder job {job}, reply {word} {code}.")
+        raw = await self.redis.get(confirm)
+        asked = json.loads(raw) if raw is not None else None
+        if asked is None or asked["job"] != job or not self._code_matches(asked["code"], typed):
+            return _say(f"That is not the code to {word.lower()} job {job}. Nothing changed.")
+        await self.redis.delete(confirm)
         try:
             if word == "PAUSE":
-                status = await self.reminders.pause(job, actor)
+                status = await self.reminders.pause(job, actor, factor=FACTOR)
             else:
-                status = await self.reminders.resume(job, actor)
+                status = await self.reminders.resume(job, actor, factor=FACTOR)
                 missing = [ch for ch in CHANNELS if status.totals[ch] and ch not in self.senders]
                 if status.status == "running" and missing:
                     return _say(

@@ -16,7 +16,7 @@ from telegram.error import RetryAfter
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from ballots.election import get_election
+from ballots.election import bind_secret_key, get_election
 from bot.context import Context
 from bot.ratelimit import RateLimiter, limiter_for
 from bot.reminders import (
@@ -144,6 +144,11 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
     if status.status != "running":
         await _describe_status(status, ctx.out, reminders)
         return 0
+    # Telegram's buttons are signed with the secret key: the same one as serve's.
+    ctx.settings.require("secret_key")
+    await bind_secret_key(
+        ctx.redis, await get_election(ctx.redis, status.election), ctx.settings.secret_key
+    )
     limiter = limiter_for(ctx.settings, ctx.redis)
     needed = {ch for ch in CHANNELS if status.totals[ch]}
     rates = {"sms": ctx.settings.sms_rate, "telegram": ctx.settings.telegram_rate}

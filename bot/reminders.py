@@ -645,8 +645,14 @@ class Reminders:
         self._set_status = redis.register_script(_SET_STATUS)
         self._resend = redis.register_script(_RESEND_DOUBT)
 
-    async def create(self, election: Election, ready: Plan, actor: str) -> str:
-        """Store a checked plan as a running job; its recipients are now fixed."""
+    async def create(
+        self, election: Election, ready: Plan, actor: str, *, factor: str = "cli"
+    ) -> str:
+        """Store a checked plan as a running job; its recipients are now fixed.
+
+        ``factor`` is how the organiser confirmed it, for the audit trail: the
+        command line, or a code sent to their Telegram chat.
+        """
         if ready.problems:
             raise ReminderError("; ".join(ready.problems))
         if not ready.total:
@@ -688,6 +694,7 @@ class Reminders:
             message=ready.template,
             recipients={c: ready.count(c) for c in CHANNELS},
             sms_segments=ready.sms_segments,
+            factor=factor,
         )
         return job
 
@@ -731,17 +738,22 @@ class Reminders:
         found = await self.redis.zrange(keys.reminder_jobs(election_id), -1, -1)
         return str(found[0]) if found else None
 
-    async def pause(self, job: str, actor: str) -> JobStatus:
+    async def pause(self, job: str, actor: str, *, factor: str = "cli") -> JobStatus:
         """Stop handing out messages; those already on their way finish."""
-        return await self._change(job, actor, "paused", ("running",), "reminder paused")
+        return await self._change(job, actor, "paused", ("running",), "reminder paused", factor)
 
-    async def cancel(self, job: str, actor: str) -> JobStatus:
+    async def cancel(self, job: str, actor: str, *, factor: str = "cli") -> JobStatus:
         """Stop for good: nobody left is sent the reminder."""
         return await self._change(
-            job, actor, "cancelled", ("running", "paused", "preparing"), "reminder cancelled"
+            job,
+            actor,
+            "cancelled",
+            ("running", "paused", "preparing"),
+            "reminder cancelled",
+            factor,
         )
 
-    async def resume(self, job: str, actor: str) -> JobStatus:
+    async def resume(self, job: str, actor: str, *, factor: str = "cli") -> JobStatus:
         """Let a paused job run again (a crashed one is still running: just start a worker)."""
         current = await self.status(job)
         if current.status == "preparing":
@@ -753,7 +765,7 @@ class Reminders:
             raise ReminderError(f"job {job} was cancelled; start a new reminder instead")
         if current.status in ("running", "paused"):
             after = await self._change(
-                job, actor, "running", ("paused", "running"), "reminder resumed"
+                job, actor, "running", ("paused", "running"), "reminder resumed", factor
             )
             if after.status == "finished":
                 await record_finished(self.redis, self.clock, after)
@@ -778,7 +790,13 @@ class Reminders:
         return n
 
     async def _change(
-        self, job: str, actor: str, to: str, allowed: Sequence[str], action: str
+        self,
+        job: str,
+        actor: str,
+        to: str,
+        allowed: Sequence[str],
+        action: str,
+        factor: str = "cli",
     ) -> JobStatus:
         before = str(await self._set_status(keys=_job_keys(job), args=[to, *allowed]))
         if before == "missing":
@@ -798,6 +816,7 @@ class Reminders:
             was=before,
             sent=after.outcome("sent"),
             remaining=after.remaining,
+            factor=factor,
         )
         return after
 

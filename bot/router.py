@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ class Router:
         self.senders = senders
         self.store = store
         self.copies = copies
+        #: Sends for other addresses that go after the replies (``detached``), in flight.
+        self._later: set[asyncio.Task[bool]] = set()
 
     async def handle(self, msg: InboundMessage, *, replay: bool = True) -> list[OutboundMessage]:
         """Handle one inbound message; the result is the replies to its sender.
@@ -89,7 +92,7 @@ class Router:
                 state, out = await self.conversation.step(before, msg)
                 # Under the chat's lock: its next message, in any process, comes after.
                 await self._track_copies(msg, before, state)
-                replies = await self._deliver(msg, out)
+                replies, later = await self._deliver(msg, out)
                 # The new state, and the delivery marked done with its replies, together.
                 async with self.redis.pipeline(transaction=False) as pipe:
                     self.store.save_in(
@@ -103,6 +106,10 @@ class Router:
                         sealed = self.store.seal_replies(msg.channel, msg.address, replies)
                         pipe.set(done_key, sealed, ex=DELIVERY_TTL)
                     await pipe.execute()
+                for m in later:
+                    task = asyncio.create_task(self._send(m))
+                    self._later.add(task)
+                    task.add_done_callback(self._later.discard)
         except Exception as err:
             if unavailable(err):
                 # Redis is down or refuses writes: say so to the channel, which asks the
@@ -133,34 +140,48 @@ class Router:
             ERRORS.labels("copies").inc()
             log.warning("could not queue a %s message for removal: %s", msg.channel, err)
 
+    async def aclose(self) -> None:
+        """Wait for the sends still going on after their replies (on shutdown)."""
+        while self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
+
     async def _deliver(
         self, msg: InboundMessage, out: list[OutboundMessage]
-    ) -> list[OutboundMessage]:
-        """Split replies from messages for elsewhere, and send the latter now."""
+    ) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
+        """Split replies from messages for elsewhere; send those now, bar the detached ones.
+
+        Returns the replies, and the detached messages to send once the
+        replies are stored.
+        """
         replies: list[OutboundMessage] = []
+        later: list[OutboundMessage] = []
         for m in out:
             if m.is_reply or (m.channel == msg.channel and m.address == msg.address):
-                replies.append(replace(m, channel=None, address=None))
+                replies.append(replace(m, channel=None, address=None, detached=False))
                 continue
-            assert m.channel is not None and m.address is not None
-            sender = self.senders.get(m.channel)
-            if sender is None:
-                log.error(
-                    "no %s sender is configured; a %s message was not sent", m.channel, m.kind
-                )
+            if m.detached:
+                later.append(m)
+                continue
+            if not await self._send(m) and m.kind == "code":
                 replies.append(OutboundMessage(texts.code_not_delivered()))
-                continue
+        return replies, later
+
+    async def _send(self, m: OutboundMessage) -> bool:
+        """Send a message for another address through its channel; whether it went."""
+        assert m.channel is not None and m.address is not None
+        sender = self.senders.get(m.channel)
+        if sender is None:
+            log.error("no %s sender is configured; a %s message was not sent", m.channel, m.kind)
+            return False
+        try:
             result = await sender.send(m.address, m)
-            if result.ok:
-                MESSAGES_OUT.labels(m.channel, m.kind).inc()
-            else:
-                log.warning(
-                    "%s %s message not delivered: %s %s",
-                    m.channel,
-                    m.kind,
-                    result.status,
-                    result.detail,
-                )
-                if m.kind == "code":
-                    replies.append(OutboundMessage(texts.code_not_delivered()))
-        return replies
+        except Exception:
+            log.exception("sending a %s %s message failed", m.channel, m.kind)
+            return False
+        if result.ok:
+            MESSAGES_OUT.labels(m.channel, m.kind).inc()
+            return True
+        log.warning(
+            "%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail
+        )
+        return False

@@ -37,6 +37,10 @@ class Settings:
     sms_rate: float = 10.0
     telegram_rate: float = 25.0
     telegram_chat_rate: float = 1.0
+    #: Code SMS the whole election may send in an hour (a ceiling against SMS pumping).
+    code_sms_per_hour: int = 2000
+    #: Wrong voting codes the election tolerates in an hour before every chat is slowed.
+    code_guesses_per_hour: int = 200
     #: Delete (or edit) the platforms' copies of vote-bearing messages.
     delete_copies: bool = True
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
@@ -50,21 +54,43 @@ class Settings:
         dotenv: Path | None = Path(".env"),
         *,
         local_secret: bool = True,
+        embedded: bool = False,
     ) -> Settings:
         """Read the settings; a ``.env`` file fills in what the environment lacks.
 
         Without OPENPRIMARY_SECRET_KEY, a secret is kept in the data directory
         (made on first use) unless ``local_secret`` is false: for commands that
-        touch no code, so that they leave nothing behind.
+        touch no code, so that they leave nothing behind.  ``embedded`` ignores
+        OPENPRIMARY_REDIS_URL: the command runs on the embedded Redis only (the demo).
         """
         env: dict[str, str] = {}
+        real = os.environ if environ is None else environ
         if dotenv is not None and dotenv.is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        env.update(os.environ if environ is None else environ)
+            from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
+            # An API base receives the credentials: a stray .env must not redirect them.
+            redirected = sorted(k for k in from_file if k.endswith("_API_BASE") and from_file[k])
+            if redirected and real.get("OPENPRIMARY_ALLOW_API_BASE") != "1":
+                raise ConfigError(
+                    f"{dotenv} sets {', '.join(redirected)}, which would receive the "
+                    "credentials; set it in the environment instead (with "
+                    "OPENPRIMARY_ALLOW_API_BASE=1, for tests and local stand-ins)"
+                )
+            env.update(from_file)
+        env.update(real)
+        if embedded:
+            env.pop("OPENPRIMARY_REDIS_URL", None)
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
             return value or None
+
+        def count(name: str, default: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            if not raw.strip().isascii() or not raw.strip().isdigit() or int(raw) < 1:
+                raise ConfigError(f"{name}={raw!r}: must be a whole number, 1 or more")
+            return int(raw)
 
         def rate(name: str, default: float) -> float:
             raw = get(name)
@@ -86,10 +112,14 @@ class Settings:
 
         secret = get("OPENPRIMARY_SECRET_KEY")
         data_dir = Path(get("OPENPRIMARY_DATA_DIR") or "var")
-        if secret is None:
-            secret = _local_secret(data_dir) if local_secret else ""
-        elif len(secret) < 16:
-            raise ConfigError("OPENPRIMARY_SECRET_KEY: must be at least 16 characters")
+        if secret is not None:
+            check_secret(secret, "OPENPRIMARY_SECRET_KEY")
+        elif local_secret and get("OPENPRIMARY_REDIS_URL") is None:
+            # Only the embedded, one-machine Redis may have a key made for it: with a
+            # shared Redis every process must be given the same one.
+            secret = _local_secret(data_dir)
+        else:
+            secret = ""
 
         public_url = get("OPENPRIMARY_PUBLIC_URL")
         if public_url is not None:
@@ -143,11 +173,23 @@ class Settings:
             sms_rate=rate("OPENPRIMARY_SMS_RATE", 10.0),
             telegram_rate=rate("OPENPRIMARY_TELEGRAM_RATE", 25.0),
             telegram_chat_rate=rate("OPENPRIMARY_TELEGRAM_CHAT_RATE", 1.0),
+            code_sms_per_hour=count("OPENPRIMARY_CODE_SMS_PER_HOUR", 2000),
+            code_guesses_per_hour=count("OPENPRIMARY_CODE_GUESSES_PER_HOUR", 200),
             delete_copies=delete_raw in ("on", "1", "yes", "true"),
         )
 
     def require(self, *names: str) -> None:
-        """Stop with a message naming each setting a command needs but lacks."""
+        """Stop with a message naming each setting a command needs but lacks.
+
+        ``secret_key`` against a configured Redis says why: every process
+        must share one key, so none may make its own.
+        """
+        if "secret_key" in names and not self.secret_key and self.redis_url:
+            raise ConfigError(
+                "missing setting: OPENPRIMARY_SECRET_KEY (with OPENPRIMARY_REDIS_URL every "
+                "process must be given the same key, at least 32 random characters: "
+                "python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
         env_of = {f.name: f.name.upper() for f in fields(self)}
         env_of.update(
             redis_url="OPENPRIMARY_REDIS_URL",
@@ -157,6 +199,21 @@ class Settings:
         missing = [env_of[n] for n in names if not getattr(self, n)]
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
+
+
+#: The shortest secret key accepted, and the fewest different characters in it.
+MIN_SECRET = 32
+MIN_DISTINCT = 8
+
+
+def check_secret(value: str, where: str) -> str:
+    """Refuse a secret key too short or too plain to keep codes and chats safe."""
+    hint = "for example: python -c 'import secrets; print(secrets.token_hex(32))'"
+    if len(value) < MIN_SECRET:
+        raise ConfigError(f"{where}: must be at least {MIN_SECRET} characters ({hint})")
+    if len(set(value)) < MIN_DISTINCT:
+        raise ConfigError(f"{where}: too predictable, use a random key ({hint})")
+    return value
 
 
 def _local_secret(data_dir: Path) -> str:
@@ -169,7 +226,12 @@ def _local_secret(data_dir: Path) -> str:
 
     path = data_dir / "secret_key"
     if path.is_file():
-        return path.read_text().strip()
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigError(
+                f"{path}: readable by others (mode {mode:o}); make it private: chmod 600 {path}"
+            )
+        return check_secret(path.read_text().strip(), str(path))
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -221,6 +221,21 @@ def failure() -> str:
     return "Sorry, something went wrong on our side. Please try again in a minute."
 
 
+def code_sms_paused() -> str:
+    return (
+        "We cannot text codes just now. Please use the voting code the party sent you, "
+        "or try again in an hour."
+    )
+
+
+def code_slowed(wait: int) -> str:
+    minutes = max(1, (wait + 59) // 60)
+    return (
+        "Too many wrong codes are being tried just now, so each chat may try once every "
+        f"few minutes. Please check your code and try again in {minutes} min."
+    )
+
+
 def code_not_delivered() -> str:
     return (
         "We could not text a code to your phone. If you texted STOP to us, text START "

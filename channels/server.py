@@ -80,20 +80,16 @@ def sms_outbound(settings: Settings) -> bool:
 def check_settings(settings: Settings) -> None:
     """Stop with a message naming each setting ``serve`` lacks.
 
-    SMS replies go back in the webhook's answer and need only the auth token
-    (to check Twilio's signature) and the public URL (what Twilio signs).
-    Texts that start on our side need the account SID and a sender too.
+    SMS needs the auth token (to check Twilio's signature), the public URL
+    (what Twilio signs), and the account SID and our number or Messaging
+    Service (a signed request for another account or number is refused).
     """
     if sms_inbound(settings):
-        needed = ["twilio_auth_token", "public_url"]
-        if sms_outbound(settings):
-            needed += ["twilio_account_sid", "twilio_from"]
-        settings.require(*needed)
+        settings.require("twilio_auth_token", "public_url", "twilio_account_sid", "twilio_from")
     elif not settings.telegram_bot_token:
         raise ConfigError(
-            "nothing to serve: set TWILIO_AUTH_TOKEN and OPENPRIMARY_PUBLIC_URL for SMS "
-            "(with TWILIO_ACCOUNT_SID and TWILIO_FROM to send codes and reminders), "
-            "or TELEGRAM_BOT_TOKEN for Telegram"
+            "nothing to serve: set TWILIO_AUTH_TOKEN, TWILIO_ACCOUNT_SID, TWILIO_FROM and "
+            "OPENPRIMARY_PUBLIC_URL for SMS, or TELEGRAM_BOT_TOKEN for Telegram"
         )
 
 
@@ -118,6 +114,8 @@ def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Applicatio
             late_sender=lambda: core.senders.get("sms"),
             # Twilio can be asked to delete only with the REST credentials.
             copies=core.copies if sms_outbound(settings) else None,
+            account_sid=settings.twilio_account_sid,
+            ours=[settings.twilio_from] if settings.twilio_from else [],
         )
     app.cleanup_ctx.append(_sms_channel)
     app.cleanup_ctx.append(_extensions)
@@ -138,6 +136,8 @@ async def _extensions(app: web.Application) -> AsyncIterator[None]:
     """
     yield
     await app[CORE].conversation.aclose()
+    # Codes texted after their replies: before the SMS channel closes its client.
+    await app[CORE].router.aclose()
 
 
 async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
@@ -149,7 +149,12 @@ async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
         # A 429 from Twilio pauses SMS in every process, reminders included.
         shared = limiter_for(core.settings, core.redis)
         sender = TwilioSender.from_settings(
-            core.settings, core.redis, pause=shared.backoff_sleep("sms")
+            core.settings,
+            core.redis,
+            pause=shared.backoff_sleep("sms"),
+            # Every text takes its turn in the shared SMS rate: codes too, and
+            # reminders an organiser starts from a chat.
+            turn=shared.wait_turn,
         )
         core.senders["sms"] = sender
         if core.copies is not None:
@@ -300,10 +305,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the web server for the SMS and Telegram webhooks",
         description=(
             "Serve POST /sms/twilio, POST /telegram, GET /healthz and GET /metrics. "
-            "Settings come from the environment: TWILIO_AUTH_TOKEN and "
-            "OPENPRIMARY_PUBLIC_URL for SMS (TWILIO_ACCOUNT_SID and TWILIO_FROM to send "
-            "codes and reminders), TELEGRAM_BOT_TOKEN for Telegram. Several serve "
-            "processes can share one Redis."
+            "Settings come from the environment: TWILIO_AUTH_TOKEN, TWILIO_ACCOUNT_SID, "
+            "TWILIO_FROM and OPENPRIMARY_PUBLIC_URL for SMS, TELEGRAM_BOT_TOKEN for "
+            "Telegram. Several serve processes can share one Redis."
         ),
     )
     parser.add_argument(

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 import phonenumbers
 from aiohttp import web
@@ -45,6 +47,57 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 #: Twilio gives up on a webhook after 15 seconds; answer well before that.
 REPLY_WITHIN = 10.0
+
+#: The parameters Twilio documents for an inbound message webhook; any other is refused.
+INBOUND_FIELDS = frozenset(
+    {
+        "MessageSid", "SmsSid", "SmsMessageSid", "AccountSid", "MessagingServiceSid",
+        "From", "To", "Body", "NumMedia", "NumSegments", "ApiVersion", "SmsStatus",
+        "FromCity", "FromState", "FromZip", "FromCountry",
+        "ToCity", "ToState", "ToZip", "ToCountry",
+        "OptOutType", "AddOns", "ReferralNumMedia",
+        "ProfileName", "WaId", "Forwarded", "FrequentlyForwarded", "ButtonText", "ButtonPayload",
+        "Latitude", "Longitude", "Address", "Label",
+    }
+)  # fmt: skip
+_MEDIA_FIELD = re.compile(r"^Media(ContentType|Url)\d{1,2}$")
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+
+
+def inbound_problem(
+    fields: list[tuple[str, str]], account_sid: str, ours: Iterable[str]
+) -> str | None:
+    """Why a signed inbound webhook is not one Twilio sent for our account, or None.
+
+    Twilio signs the URL followed by each name and value run together, so a
+    signed request can be re-cut at other boundaries and keep its
+    signature: only Twilio's own field names, each once, with the formats
+    Twilio gives them, our account and our number, make it the request
+    Twilio made.
+    """
+    names = [name for name, _ in fields]
+    if len(set(names)) != len(names):
+        return "a field given twice"
+    unknown = [n for n in names if n not in INBOUND_FIELDS and not _MEDIA_FIELD.match(n)]
+    if unknown:
+        return f"fields Twilio does not send: {', '.join(sorted(unknown)[:3])}"
+    form = dict(fields)
+    for required in ("MessageSid", "AccountSid", "From", "To"):
+        if required not in form:
+            return f"no {required}"
+    if not _MESSAGE_SID.match(form["MessageSid"]):
+        return "MessageSid is not a message's"
+    for alias in ("SmsSid", "SmsMessageSid"):
+        if alias in form and form[alias] != form["MessageSid"]:
+            return f"{alias} differs from MessageSid"
+    if form["AccountSid"] != account_sid or not _ACCOUNT_SID.match(form["AccountSid"]):
+        return "another account's message"
+    ours = set(ours)
+    if form["To"] not in ours and form.get("MessagingServiceSid") not in ours:
+        return "a message to another number"
+    return None
+
 
 #: Handles one inbound message and returns the replies to its sender.
 Route = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
@@ -151,8 +204,14 @@ class SmsWebhook:
         late_sender: Callable[[], Sender | None] = lambda: None,
         reply_within: float = REPLY_WITHIN,
         copies: PlatformCopies | None = None,
+        account_sid: str | None = None,
+        ours: Iterable[str] = (),
     ) -> None:
         self.public_url = public_url.rstrip("/")
+        #: With the account, inbound requests must be exactly what Twilio sends us
+        #: (:func:`inbound_problem`); without, only the signature is checked.
+        self.account_sid = account_sid
+        self.ours = frozenset(ours)
         self.validator = RequestValidator(auth_token)
         self.route = route
         self.region = region
@@ -167,20 +226,29 @@ class SmsWebhook:
         """The URL Twilio signed: the public base plus the path and query it was given."""
         return self.public_url + request.raw_path
 
-    async def _signed_form(self, request: web.Request) -> dict[str, str]:
-        """The request's form, once Twilio's signature over it is checked; else 403."""
+    async def _signed_form(
+        self, request: web.Request
+    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """The request's form (and its fields in order), once Twilio's signature over it is
+        checked; else 403 (400 for a body that is not a UTF-8 form)."""
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature or request.content_type != FORM_TYPE:
             raise web.HTTPForbidden(text="Twilio signature required")
-        form = await request.post()
+        try:
+            # Twilio sends UTF-8; anything else (raw, or %-escaped) is not from Twilio.
+            parse_qsl((await request.read()).decode(), keep_blank_values=True, errors="strict")
+            form = await request.post()
+        except (UnicodeDecodeError, ValueError):
+            raise web.HTTPBadRequest(text="not a UTF-8 form\n") from None
         if not self.validator.validate(self.signed_url(request), form, signature):
             log.warning("rejected a request to %s with a bad Twilio signature", request.path)
             raise web.HTTPForbidden(text="Twilio signature does not match")
-        return {k: str(v) for k, v in form.items()}
+        fields = [(k, str(v)) for k, v in form.items()]
+        return dict(fields), fields
 
     async def status(self, request: web.Request) -> web.Response:
         """POST /sms/twilio/status: a private reply's status; queue its deletion from Twilio."""
-        form = await self._signed_form(request)
+        form, _ = await self._signed_form(request)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         address = to_e164(form.get("To", ""), self.region)
         if self.copies is not None and sid.startswith(("SM", "MM")) and address is not None:
@@ -189,7 +257,12 @@ class SmsWebhook:
 
     async def handle(self, request: web.Request) -> web.Response:
         """Authenticate one webhook request, route its message, answer with TwiML."""
-        form = await self._signed_form(request)
+        form, fields = await self._signed_form(request)
+        if self.account_sid is not None:
+            problem = inbound_problem(fields, self.account_sid, self.ours)
+            if problem is not None:
+                log.warning("refused a signed SMS webhook that Twilio did not send us: %s", problem)
+                raise web.HTTPForbidden(text="not a Twilio message for this account\n")
         sender = str(form.get("From", ""))
         address = to_e164(sender, self.region)
         message_id = str(form.get("MessageSid") or form.get("SmsSid") or "") or None
@@ -231,9 +304,6 @@ class SmsWebhook:
             self._late.add(late)
             late.add_done_callback(self._late.discard)
             return [] if texted else None
-            self._late.add(late)
-            late.add_done_callback(self._late.discard)
-            return []
         except StoreUnavailable:
             # Twilio's retry, or its fallback URL, may find Redis back.
             return None

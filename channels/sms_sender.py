@@ -81,6 +81,7 @@ class TwilioSender:
         timeout: float = 15.0,
         pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        turn: Callable[[str, str | None], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.sender = sender
@@ -93,6 +94,13 @@ class TwilioSender:
         self._pause = pause
         #: Waits before this message alone is tried again.
         self._sleep = sleep
+        #: Waits for this message's turn in the shared rate (``RateLimiter.wait_turn``).
+        self._turn = turn
+
+    @property
+    def paces_itself(self) -> bool:
+        """Whether every message already takes its turn in the shared rate here."""
+        return self._turn is not None
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis, **options: Any) -> TwilioSender:
@@ -130,6 +138,8 @@ class TwilioSender:
             if self.sender.startswith("MG")
             else {"from_": self.sender}
         )
+        if self._turn is not None:
+            await self._turn(CHANNEL, address)
         for attempt in range(1, self.attempts + 1):
             try:
                 async with asyncio.timeout(self.timeout):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from ballots import keys
+from ballots import audit, keys
 from ballots.clock import ManualClock
 from ballots.errors import FileProblems, OpenPrimaryError
 from bot import commands
@@ -124,7 +125,11 @@ async def test_codes_for_an_unknown_supporter_is_an_error(redis: Redis, tmp_path
 def test_the_console_script_reports_file_line_reason(redis_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "e.toml"
     bad.write_text((EXAMPLES / "election.toml").read_text().replace('"irv"', '"borda"'))
-    env = {**os.environ, "OPENPRIMARY_REDIS_URL": redis_url, "OPENPRIMARY_SECRET_KEY": "x" * 32}
+    env = {
+        **os.environ,
+        "OPENPRIMARY_REDIS_URL": redis_url,
+        "OPENPRIMARY_SECRET_KEY": "x0y1z2w3" * 4,
+    }
     run = subprocess.run(
         [sys.executable, "-m", "bot.cli", "election", "load", str(bad)],
         capture_output=True,
@@ -195,3 +200,86 @@ def test_the_embedded_redis_stops_with_the_command_that_started_it(
     while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not running(pid), f"redis-server {pid} outlived the demo ({how})"
+
+
+async def test_organisers_see_and_clear_locks(redis: Redis) -> None:
+    from ballots.codes import Codes
+
+    election = await sample_election(redis)
+    codes = Codes(redis, settings().secret_key, ManualClock(NOW))
+    shard = keys.shard_of("S1002", election.shards)
+    await redis.hset(keys.voter(election.id, shard, "S1002"), "fails", 100)
+    for _ in range(10):
+        await codes.record_address_failure(election, "telegram", "987654")
+    ctx = ctx_for(redis)
+    assert await commands.codes_locks(args(election=election.id), ctx) == 0
+    listed = ctx.out.getvalue()  # type: ignore[attr-defined]
+    assert "supporter S1002: 100 failed codes" in listed
+    assert "address telegram:987654: 10 failures" in listed
+
+    ctx = ctx_for(redis)
+    unlock = args(election=election.id, supporter="S1002", address=None)
+    assert await commands.codes_unlock(unlock, ctx) == 0
+    unlock = args(election=election.id, supporter=None, address="telegram:987654")
+    assert await commands.codes_unlock(unlock, ctx) == 0
+    assert ctx.out.getvalue().count("unlocked") == 2  # type: ignore[attr-defined]
+    ctx = ctx_for(redis)
+    await commands.codes_locks(args(election=election.id), ctx)
+    assert "nobody is locked out" in ctx.out.getvalue()  # type: ignore[attr-defined]
+    trail = [e.action for e in await audit.read(redis, election.id)]
+    assert trail.count("unlocked") == 2
+    with pytest.raises(OpenPrimaryError, match="CHANNEL:ADDRESS"):
+        await commands.codes_unlock(
+            args(election=election.id, supporter=None, address="987654"), ctx_for(redis)
+        )
+
+
+async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did_not_make(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    from tests.demo_support import demo_env
+
+    election = await sample_election(redis)  # the sample's id, loaded by an organiser
+    await audit.record(redis, ManualClock(NOW), election.id, "organiser", "election loaded")
+    before = await redis.dbsize()
+    env = {**demo_env(), "OPENPRIMARY_REDIS_URL": redis_url}
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "demo", "--reset"],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    # It ran on its own embedded Redis, and the real one is as it was.
+    assert "OpenPrimary demo:" in run.stdout and (tmp_path / "var").is_dir()
+    assert await redis.dbsize() == before
+    assert [e.action for e in await audit.read(redis, election.id)] == ["election loaded"]
+
+    # An election of the sample's id that the demo did not make, in the demo's own Redis,
+    # is left alone too.
+    from ballots.connection import open_redis
+
+    handle = open_redis(None, tmp_path / "other")
+    try:
+        await sample_election(handle.client)
+    finally:
+        await handle.close()
+    env = {**demo_env(), "OPENPRIMARY_DATA_DIR": str(tmp_path / "other")}
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "demo", "--reset"],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "was not made by the demo" in run.stderr

@@ -51,7 +51,7 @@ async def test_voting_codes_are_stored_only_as_keyed_hashes(redis: Redis) -> Non
     stored = await everything_stored(redis)
     for row in rows:
         digits = normalise_code(row[3])
-        assert len(digits) == 12
+        assert len(digits) == 16
         assert digits not in stored and row[3] not in stored
     assert len({r[3] for r in rows}) == 6
 
@@ -124,12 +124,11 @@ async def test_a_repeated_delivery_gets_the_same_answer_and_nobody_else_does(
     election, codes, _ = await setup(redis)
     asked = await codes.request_otp(election, "S1001", "sms:SM1")
     # Its answer (with the code) never went out; Twilio sends the same message again,
-    # and the cooldown does not stand in the way of a new code.
+    # and the cooldown does not stand in the way: the same code goes out again.
     again = await codes.request_otp(election, "S1001", "sms:SM1")
     assert (asked.status, again.status) == ("sent", "sent")
-    assert asked.code is not None and again.code is not None
-    assert (await codes.check_otp(election, "S1001", asked.code, "sms:SM2")).status == "wrong"
-    # Another message within the cooldown gets no new code.
+    assert asked.code is not None and asked.code == again.code
+    # Another message within the cooldown gets no code.
     assert (await codes.request_otp(election, "S1001", "sms:SM3")).status == "cooldown"
 
     first = await codes.check_otp(election, "S1001", again.code, "sms:SM4")
@@ -138,6 +137,66 @@ async def test_a_repeated_delivery_gets_the_same_answer_and_nobody_else_does(
     # The code is spent for any other message.
     assert (await codes.check_otp(election, "S1001", again.code, "sms:SM5")).status == "nocode"
     assert (await codes.check_otp(election, "S1001", again.code)).status == "nocode"
+
+
+async def test_asking_again_while_a_code_is_valid_sends_the_same_code(redis: Redis) -> None:
+    election, codes, clock = await setup(redis)
+    first = await codes.request_otp(election, "S1001")
+    clock.advance(61)
+    second = await codes.request_otp(election, "S1001")
+    assert second.status == "sent" and second.code == first.code
+    assert first.code is not None
+    assert (await codes.check_otp(election, "S1001", first.code)).ok
+    clock.advance(61)
+    third = await codes.request_otp(election, "S1001")
+    assert third.code is not None and third.code != first.code
+
+
+async def test_nobody_can_lock_a_voter_out_knowing_only_their_supporter_number(
+    redis: Redis,
+) -> None:
+    """Attackers ask for the voter's SMS code from their own chats and guess it wrong,
+    past the voter-wide limit: the voter's own phone and posted voting code still work."""
+    election, codes, clock = await setup(redis)
+    [(_, _, _, voting_code)] = await codes.issue_voting_codes(election, ["S1001"])
+    own = codes.asker(election, "sms", "+447700900101")
+    for n in range(40):
+        attacker = codes.asker(election, "telegram", str(900_000 + n))
+        asked = await codes.request_otp(election, "S1001", asker=attacker)
+        if asked.status != "sent":
+            clock.advance(3600)  # the voter-wide send window for other chats
+            continue
+        for _ in range(5):
+            await codes.check_otp(election, "S1001", "000000", asker=attacker)
+        clock.advance(61)
+    vkey = keys.voter(election.id, keys.shard_of("S1001", election.shards), "S1001")
+    assert int(await redis.hget(vkey, "fails") or 0) >= codes.policy.voter_max_failures
+    # Other chats are refused now ...
+    other = codes.asker(election, "telegram", "123")
+    assert (await codes.request_otp(election, "S1001", asker=other)).status == "locked"
+    # ... but the voter's own phone gets a code, and it works,
+    mine = await codes.request_otp(election, "S1001", asker=own, own=True)
+    assert mine.status == "sent" and mine.code is not None
+    assert (await codes.check_otp(election, "S1001", mine.code, asker=own, own=True)).ok
+    # and so does the posted voting code, from anywhere.
+    check = await codes.check_voting_code(election, voting_code, "telegram", "555")
+    assert check.ok
+
+
+async def test_another_chats_guesses_never_spend_the_voters_own_code(redis: Redis) -> None:
+    election, codes, _ = await setup(redis)
+    own = codes.asker(election, "sms", "+447700900101")
+    mine = await codes.request_otp(election, "S1001", asker=own, own=True)
+    assert mine.code is not None
+    attacker = codes.asker(election, "telegram", "900001")
+    assert (await codes.request_otp(election, "S1001", asker=attacker)).status == "sent"
+    statuses = [
+        (await codes.check_otp(election, "S1001", mine.code, asker=attacker)).status
+        for _ in range(5)
+    ]
+    # The attacker's chat has a code of its own: even the voter's right code is wrong there.
+    assert statuses == ["wrong", "wrong", "wrong", "wrong", "spent"]
+    assert (await codes.check_otp(election, "S1001", mine.code, asker=own, own=True)).ok
 
 
 async def test_five_wrong_tries_spend_an_sms_code(redis: Redis) -> None:
@@ -186,10 +245,11 @@ async def test_a_voter_may_fail_at_most_100_times(redis: Redis) -> None:
         if result.status == "locked":
             break
     assert failures == 100
-    # No new code, and the right voting code no longer helps either.
+    # No new code for other chats; the posted voting code still works (it is a secret
+    # of its own, and guesses at it are limited per address).
     clock.advance(61)
     assert (await codes.request_otp(election, "S1001")).status == "locked"
-    assert (await codes.check_voting_code(election, right, "console", "fresh")).status == "locked"
+    assert (await codes.check_voting_code(election, right, "console", "fresh")).ok
 
 
 async def test_codes_sent_are_capped_per_hour(redis: Redis) -> None:
@@ -216,3 +276,25 @@ async def test_constant_time_compare_in_lua(redis: Redis) -> None:
     assert await script(args=["abc", "abd"]) == 0
     assert await script(args=["abc", "abcd"]) == 0
     assert await script(args=["", ""]) == 1
+
+
+async def test_past_the_hourly_guess_budget_every_chat_tries_once_in_ten_minutes(
+    redis: Redis,
+) -> None:
+    election, _, clock = await setup(redis)
+    codes = Codes(redis, SECRET, clock, CodePolicy(guess_budget_per_hour=5))
+    [(_, _, _, right)] = await codes.issue_voting_codes(election, ["S1001"])
+    wrong = "1111-2222-3333-4444"
+    checks = [await codes.check_voting_code(election, wrong, "telegram", str(n)) for n in range(6)]
+    assert [c.status for c in checks] == ["wrong"] * 6
+    # The wrong guess that passed the budget is the one to alert organisers about.
+    assert [c.budget_exceeded for c in checks] == [False] * 5 + [True]
+    # Now each chat gets one try per ten minutes ...
+    assert (await codes.check_voting_code(election, wrong, "telegram", "77")).status == "wrong"
+    slowed = await codes.check_voting_code(election, wrong, "telegram", "77")
+    assert slowed.status == "slowed" and 0 < slowed.tries_left <= 600
+    # ... which a voter typing their own code right the first time never notices.
+    assert (await codes.check_voting_code(election, right, "sms", "+447700900101")).ok
+    # The next hour the budget starts again.
+    clock.advance(3600)
+    assert (await codes.check_voting_code(election, wrong, "telegram", "77")).status == "wrong"

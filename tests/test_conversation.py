@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.box import ballot_count
 from ballots.codes import CodePolicy
+from bot import texts
 from bot.core import build_core
 from tests.factories import Harness, harness, stored_ballots
 from tests.factories import settings as make_settings
@@ -243,19 +244,44 @@ async def test_buttons_carry_the_turn_and_stale_ones_are_refused(redis: Redis) -
     del again
 
 
-async def test_a_failed_code_sms_is_reported_to_the_voter(redis: Redis) -> None:
+async def test_a_failed_code_sms_is_reported_to_the_voter_who_shared_their_phone(
+    redis: Redis,
+) -> None:
     h = await harness(redis)
     h.sms.status = "opted_out"
     await h.said("hi", channel="telegram", address="5")
-    reply = await h.said("S1001", channel="telegram", address="5")
-    assert "could not text a code" in reply
+    replies = await h.say(channel="telegram", address="5", contact="+447700900101")
+    assert any("could not text a code" in r.text for r in replies)
+
+
+async def test_a_typed_supporter_number_tells_nothing_about_the_roll(redis: Redis) -> None:
+    """On the roll or not, voted or not, texted or not: the same reply and the same cost."""
+    h = await harness(redis)
+    election = h.core.election
+    shard = keys.shard_of("S1003", election.shards)
+    await h.core.redis.hset(keys.voter(election.id, shard, "S1003"), "voted", "sms")
+    h.sms.status = "opted_out"  # texting fails: the replies must not show it
+    answers = {}
+    for number in ("S1001", "S1002", "S1003", "S9999"):
+        address = f"tg-{number}"
+        await h.said("hi", channel="telegram", address=address)
+        answers[number] = await h.said(number, channel="telegram", address=address)
+    await h.core.router.aclose()  # the code SMS go after the reply
+    assert {a.replace(n, "N") for n, a in answers.items()} == {texts.supporter_number_sent("N")}
+    counts = [
+        await h.core.redis.get(keys.address_failures("riverside-2027", "telegram", f"tg-{n}"))
+        for n in answers
+    ]
+    assert counts == ["1", "1", "1", "1"]
+    # Only the two on the roll who have not voted were texted.
+    assert [address for address, _ in h.sms.sent] == ["+447700900101", "+447700900102"]
 
 
 async def test_locked_after_too_many_bad_codes(redis: Redis) -> None:
     h = await harness(redis, policy=CodePolicy(address_max_failures=3))
     await h.said("hi")
     for _ in range(3):
-        await h.said("0000-0000-0000")
+        await h.said("0000-0000-0000-0000")
     assert "Too many wrong codes" in await h.said(await code_for(h))
 
 
@@ -319,11 +345,77 @@ async def test_a_typed_supporter_number_never_reveals_who_is_on_the_roll_or_vote
 
 
 async def test_wrong_sms_codes_count_against_the_chat(redis: Redis) -> None:
-    h = await harness(redis, policy=CodePolicy(address_max_failures=3))
+    h = await harness(redis, policy=CodePolicy(address_max_failures=4))
     await h.said("hi")
-    await h.said("S1003")
+    await h.said("S1003")  # asking costs the chat one attempt too
+    await h.core.router.aclose()
     for _ in range(3):
         assert "not right" in await h.said("000000")
     assert "Too many wrong codes" in await h.said(h.sms.last_code())
     assert "Too many wrong codes" in await h.said("S1004")
+    await h.core.router.aclose()
     assert len(h.sms.sent) == 1
+
+
+async def test_one_chat_cannot_pump_code_sms_through_the_roll(redis: Redis) -> None:
+    """Typing supporter numbers one after another costs the chat each time: it is locked
+    after a few, and only that many texts go out."""
+    from ballots.roll import Supporter, import_roll
+
+    h = await harness(redis)
+    roll = [Supporter(f"P{i:03d}", f"Pat {i}", f"+4477009{i:05d}") for i in range(30)]
+    await import_roll(redis, h.core.election, roll)
+    replies = []
+    for i in range(30):
+        await h.said("AGAIN", channel="telegram", address="666")
+        replies.append(await h.said(f"P{i:03d}", channel="telegram", address="666"))
+    await h.core.router.aclose()
+    limit = h.core.codes.policy.address_max_failures
+    assert len(h.sms.sent) == limit
+    assert all("Too many wrong codes" in r for r in replies[limit:])
+
+
+async def test_the_hourly_ceiling_on_code_sms_stops_texts_and_tells_organisers(
+    redis: Redis,
+) -> None:
+    from ballots import audit
+    from bot.metrics import CODE_SMS_REFUSED
+
+    h = await harness(redis, policy=CodePolicy(code_sms_per_hour=2))
+    refused_before = CODE_SMS_REFUSED._value.get()
+    answers = [
+        await h.said("hi", channel="sms", address=phone)
+        for phone in ("+447700900101", "+447700900102", "+447700900103")
+    ]
+    assert [bool(re_code(a)) for a in answers] == [True, True, False]
+    assert "cannot text codes just now" in answers[2]
+    h.clock.advance(61)
+    assert "cannot text codes just now" in await h.said(
+        "hi", channel="sms", address="+447700900103"
+    )
+    assert CODE_SMS_REFUSED._value.get() - refused_before == 2
+    alerts = [e for e in await audit.read(redis, h.core.election.id) if "ceiling" in e.action]
+    assert len(alerts) == 1  # once an hour, not once a text
+    # The next hour, texts go again.
+    h.clock.advance(3600)
+    assert re_code(await h.said("hi", channel="sms", address="+447700900103"))
+
+
+def re_code(text: str) -> bool:
+    import re
+
+    return re.search(r"\b\d{6}\b", text) is not None
+
+
+async def test_voting_code_guessing_past_the_budget_is_slowed_and_reported(
+    redis: Redis,
+) -> None:
+    from ballots import audit
+
+    h = await harness(redis, policy=CodePolicy(guess_budget_per_hour=2))
+    wrong = "1111-2222-3333-4444"
+    for n in range(4):
+        await h.said(wrong, channel="telegram", address=f"g{n}")
+    assert "try again in 10 min" in await h.said(wrong, channel="telegram", address="g3")
+    alerts = [e for e in await audit.read(redis, h.core.election.id) if "guessing" in e.action]
+    assert len(alerts) == 1 and alerts[0].details["per_hour"] == 2

@@ -97,3 +97,12 @@ async def test_shard_count_is_fixed_by_the_first_load(redis: Redis) -> None:
 async def test_unknown_election(redis: Redis) -> None:
     with pytest.raises(UnknownElection, match="election load"):
         await get_election(redis, "nope")
+
+
+@pytest.mark.parametrize("entry", ["*", "07700900001", "tg:", "tg:١٢٣", "tg:12 3", "+44 7700"])
+def test_organiser_entries_must_be_e164_numbers_or_telegram_ids(entry: str) -> None:
+    old = 'organisers = ["+447700900001", "tg:100001"]'
+    line = GOOD.splitlines().index(old) + 1
+    text = GOOD.replace(old, f'organisers = ["+447700900001", "{entry}"]')
+    (only,) = problems(text)
+    assert only.startswith(f"e.toml:{line}: organiser '{entry}' is neither a phone number")

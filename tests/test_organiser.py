@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from redis.asyncio import Redis
 
@@ -50,14 +51,27 @@ async def reminder_count(redis: Redis, h: Harness) -> int:
     return int(await redis.zcard(keys.reminder_jobs(h.core.election.id)))
 
 
-async def test_remind_asks_for_confirmation_then_sends(redis: Redis) -> None:
+ME = {"channel": "telegram", "address": "100001", "user_id": "100001"}  # tg:100001
+
+
+def code_in(reply: str, word: str = "SEND") -> str:
+    found = re.search(rf"{word} (\d{{6}})", reply)
+    assert found, reply
+    return found.group(1)
+
+
+async def test_remind_asks_for_confirmation_with_a_code_then_sends(redis: Redis) -> None:
     h, tg = await with_telegram(redis)
-    draft = await h.said(REMIND, channel="sms", address=ORGANISER)
+    draft = await h.said(REMIND, **ME)
     assert "would go to 6 supporters: 4 by SMS (4 SMS segments) and 2 by Telegram" in draft
-    assert "Reply SEND" in draft
+    code = code_in(draft)
     assert await reminder_count(redis, h) == 0 and h.sms.sent == []
 
-    started = await h.said("send", channel="sms", address=ORGANISER)
+    assert "reply SEND and the code" in await h.said("send", **ME)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    assert "not the code" in await h.said(f"SEND {wrong}", **ME)
+    assert await reminder_count(redis, h) == 0
+    started = await h.said(f"send {code}", **ME)
     assert started.startswith("Sending reminder job ")
     await asyncio.gather(*organiser_ext(h)._workers)
 
@@ -69,45 +83,61 @@ async def test_remind_asks_for_confirmation_then_sends(redis: Redis) -> None:
     ]
     assert sorted(a for a, _ in tg.sent) == ["200002", "200005"]
     assert tg.sent[0][1].text.startswith("Hi ") and "377 days left" in tg.sent[0][1].text
+    # Reading is allowed by SMS.
     status = await h.said("STATUS", channel="sms", address=ORGANISER)
     assert "finished: 6/6 done, 6 sent" in status
 
     trail = await audit.read(redis, h.core.election.id)
     started_entry = next(e for e in trail if e.action == "reminder started")
-    assert started_entry.actor == f"sms:{ORGANISER}"
+    assert started_entry.actor == "tg:100001"
+    assert started_entry.details["factor"] == "telegram code"
     assert started_entry.details["recipients"] == {"sms": 4, "telegram": 2}
     assert [e.action for e in trail][-3:] == [
         "reminder started",
         "reminder finished",
         "status viewed",
     ]
+    # The code is spent with the draft.
+    assert "No reminder is waiting" in await h.said(f"SEND {code}", **ME)
+
+
+async def test_by_sms_an_organiser_may_only_read(redis: Redis) -> None:
+    """A caller's number can be spoofed: an organiser's number texting REMIND, SEND,
+    PAUSE or RESUME changes nothing."""
+    h, tg = await with_telegram(redis)
+    for text in (REMIND, "SEND", "SEND 123456", "DROP", "PAUSE", "RESUME"):
+        assert "can only read" in await h.said(text, channel="sms", address=ORGANISER)
+    assert await reminder_count(redis, h) == 0
+    assert h.sms.sent == [] and tg.sent == []
+    refused = [e for e in await audit.read(redis, h.core.election.id) if "refused" in e.action]
+    assert len(refused) == 6 and refused[0].actor == f"sms:{ORGANISER}"
+    assert "Turnout" in await h.said("TURNOUT", channel="sms", address=ORGANISER)
 
 
 async def test_drop_drops_the_draft(redis: Redis) -> None:
     h, _ = await with_telegram(redis)
-    await h.said(REMIND, channel="sms", address=ORGANISER)
-    assert "dropped" in await h.said("DROP", channel="sms", address=ORGANISER)
-    assert "No reminder is waiting" in await h.said("SEND", channel="sms", address=ORGANISER)
+    code = code_in(await h.said(REMIND, **ME))
+    assert "dropped" in await h.said("DROP", **ME)
+    assert "No reminder is waiting" in await h.said(f"SEND {code}", **ME)
     assert await reminder_count(redis, h) == 0
 
 
 async def test_an_organisers_yes_casts_their_own_ballot_not_the_reminder(redis: Redis) -> None:
     h, _ = await with_telegram(redis)
-    me: dict[str, str] = {"channel": "sms", "address": ORGANISER}
-    await h.said(REMIND, **me)
+    send = code_in(await h.said(REMIND, **ME))
     code = (await h.core.codes.issue_voting_codes(h.core.election, ["S1001"]))[0][3]
-    await h.said(code, **me)
-    await h.said("2 1", **me)
-    assert "Vote cast" in await h.said("YES", **me)
+    await h.said(code, **ME)
+    await h.said("2 1", **ME)
+    assert "Vote cast" in await h.said("YES", **ME)
     assert await reminder_count(redis, h) == 0
-    assert "Sending reminder job" in await h.said("SEND", **me)
+    assert "Sending reminder job" in await h.said(f"SEND {send}", **ME)
 
 
 async def test_bad_reminder_text_is_refused(redis: Redis) -> None:
     h, _ = await with_telegram(redis)
-    reply = await h.said("REMIND Your code is {code}", channel="sms", address=ORGANISER)
+    reply = await h.said("REMIND Your code is {code}", **ME)
     assert reply.startswith("Not sent: unknown placeholder {code}")
-    assert "Usage" in await h.said("REMIND", channel="sms", address=ORGANISER)
+    assert "Usage" in await h.said("REMIND", **ME)
 
 
 async def test_telegram_organiser_turnout_pause_and_resume(redis: Redis) -> None:
@@ -117,17 +147,19 @@ async def test_telegram_organiser_turnout_pause_and_resume(redis: Redis) -> None
     assert turnout == "Turnout: 0 of 6 (0.0%)."
     assert "No reminder" in await h.said("PAUSE", **me)
 
-    await h.said(REMIND, **me)
-    await h.said("SEND", **me)
+    await h.said(f"SEND {code_in(await h.said(REMIND, **me))}", **me)
     ext = organiser_ext(h)
-    paused = await h.said("PAUSE", **me)
+    asked = await h.said("PAUSE", **me)
+    assert "reply PAUSE" in asked
+    paused = await h.said(f"PAUSE {code_in(asked, 'PAUSE')}", **me)
     assert "paused" in paused
     await asyncio.gather(*ext._workers)
     at_pause = len(h.sms.sent) + len(tg.sent)
     assert at_pause < 6
     await asyncio.sleep(0.2)
     assert len(h.sms.sent) + len(tg.sent) == at_pause  # nothing goes while paused
-    await h.said("RESUME", **me)
+    assert "not the code" in await h.said("RESUME 000000", **me)
+    await h.said(f"RESUME {code_in(await h.said('RESUME', **me), 'RESUME')}", **me)
     await asyncio.gather(*ext._workers)
     assert len(h.sms.sent) == 4 and len(tg.sent) == 2
     actions = [e.action for e in await audit.read(redis, h.core.election.id)]

@@ -57,7 +57,13 @@ async def twilio() -> AsyncIterator[TwilioApiStandIn]:
     ("given", "named"),
     [
         ({}, ["TWILIO_AUTH_TOKEN", "OPENPRIMARY_PUBLIC_URL", "TELEGRAM_BOT_TOKEN"]),
-        ({"twilio_auth_token": "t"}, ["OPENPRIMARY_PUBLIC_URL"]),
+        (
+            {"twilio_auth_token": "t"},
+            ["OPENPRIMARY_PUBLIC_URL", "TWILIO_ACCOUNT_SID", "TWILIO_FROM"],
+        ),
+        # Replies alone go back as TwiML, but the account and number are needed to tell a
+        # request Twilio made for us from a signed one re-cut or replayed.
+        ({"public_url": PUBLIC_URL, "twilio_auth_token": "t"}, ["TWILIO_ACCOUNT_SID"]),
         ({"public_url": PUBLIC_URL, "twilio_from": OUR_NUMBER}, ["TWILIO_AUTH_TOKEN"]),
         (
             {"public_url": PUBLIC_URL, "twilio_auth_token": "t", "twilio_from": OUR_NUMBER},
@@ -79,7 +85,6 @@ def test_missing_settings_are_named(given: dict[str, str], named: list[str]) -> 
 @pytest.mark.parametrize(
     "given",
     [
-        {"public_url": PUBLIC_URL, "twilio_auth_token": "t"},  # replies only, as TwiML
         {
             "public_url": PUBLIC_URL,
             "twilio_auth_token": "t",

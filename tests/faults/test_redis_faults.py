@@ -34,6 +34,8 @@ from tests.faults.support import (
     sms_vote,
 )
 from tests.sms_support import start_app
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 VOTERS = 40
 
@@ -49,20 +51,27 @@ class Stack:
 
 @asynccontextmanager
 async def stack(*config: str) -> AsyncIterator[Stack]:
-    """``serve`` for SMS only (replies in the webhook's answer) against a Redis of its own."""
+    """``serve`` for SMS (a stand-in Twilio API behind it) against a Redis of its own."""
     server = RedisProcess(*config)
     server.start()
     redis = client_from_url(server.url)
     try:
         election = await bench_election(redis, "faults", VOTERS)
-        config_ = settings(public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN)
-        core = await build_core(config_, redis, ManualClock(NOW), election.id)
-        runner, url = await start_app(make_app(core))
-        try:
-            async with ClientSession() as session:
-                yield Stack(server, redis, election, url, session)
-        finally:
-            await runner.cleanup()
+        async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+            config_ = settings(
+                public_url=PUBLIC_URL,
+                twilio_auth_token=AUTH_TOKEN,
+                twilio_account_sid=ACCOUNT_SID,
+                twilio_from=OUR_NUMBER,
+                twilio_api_base=twilio.base_url,
+            )
+            core = await build_core(config_, redis, ManualClock(NOW), election.id)
+            runner, url = await start_app(make_app(core))
+            try:
+                async with ClientSession() as session:
+                    yield Stack(server, redis, election, url, session)
+            finally:
+                await runner.cleanup()
     finally:
         await redis.aclose()
         server.close()

@@ -37,6 +37,8 @@ from tests.faults.support import (
     telegram_vote,
 )
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 ROOT = Path(__file__).resolve().parents[2]
 SMS_VOTERS = 30
@@ -67,7 +69,11 @@ async def test_serve_killed_mid_vote_loses_no_message_and_no_receipt(tmp_path: P
         core = await build_core(settings(), redis, SystemClock(), election.id)
         ids = [f"B{i:07d}" for i in range(SMS_VOTERS, SMS_VOTERS + TELEGRAM_VOTERS)]
         codes = [row[3] for row in await core.codes.issue_voting_codes(election, ids)]
-        async with TelegramAPI() as api, ClientSession() as session:
+        async with (
+            TelegramAPI() as api,
+            TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+            ClientSession() as session,
+        ):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             env = {
@@ -78,6 +84,9 @@ async def test_serve_killed_mid_vote_loses_no_message_and_no_receipt(tmp_path: P
                 "OPENPRIMARY_DATA_DIR": str(tmp_path),
                 "OPENPRIMARY_PUBLIC_URL": PUBLIC_URL,
                 "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "TWILIO_FROM": OUR_NUMBER,
+                "TWILIO_API_BASE": twilio.base_url,
                 "TELEGRAM_BOT_TOKEN": api.token,
                 "TELEGRAM_API_BASE": api.url,
                 "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
