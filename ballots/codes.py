@@ -515,13 +515,23 @@ class Codes:
         return CodeCheck(status, sid, token if status == "ok" else None, int(left))
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet will show as text, never run as a formula (OWASP's rule: a cell
+    that starts with = + - @, a tab or a carriage return gets a leading apostrophe)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def write_codes_csv(rows: Iterable[tuple[str, str, str, str]], out: TextIO) -> int:
-    """Write the mail-merge CSV: supporter_id,name,phone,code.  Returns the row count."""
+    """Write the mail-merge CSV: supporter_id,name,phone,code.  Returns the row count.
+
+    The name comes from whoever signed up: it is made safe for a spreadsheet.
+    The phone (E.164, ours) and the code (digits and dashes) are written as they are.
+    """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["supporter_id", "name", "phone", "code"])
     n = 0
-    for row in rows:
-        writer.writerow(row)
+    for sid, name, phone, code in rows:
+        writer.writerow([spreadsheet_safe(sid), spreadsheet_safe(name), phone, code])
         n += 1
     return n
 

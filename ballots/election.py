@@ -25,6 +25,14 @@ DEFAULT_SHARDS = 1
 #: Fewer supporters than this per shard, on average, draws a warning at import.
 MIN_SHARD_SIZE = 1000
 _ID = re.compile(r"^[a-z0-9-]+$")
+
+
+def one_line(name: str) -> bool:
+    """Whether a name is one line of printable text (no newline, tab or control character)."""
+    text = name.strip()
+    return bool(text) and text.isprintable()
+
+
 #: An organiser: a phone number in E.164 form, or a Telegram user id (ASCII digits only).
 _ORGANISER = re.compile(r"^(\+[1-9][0-9]{6,14}|tg:[1-9][0-9]{0,19})$")
 
@@ -145,6 +153,9 @@ def parse_election(text: str, path: str) -> Election:
         if not isinstance(value, str) or (required and not value.strip()):
             bad(key, f"'{key}' must be a non-empty string")
             return ""
+        if key == "title" and not value.strip().isprintable():
+            bad(key, "'title' must be one line of printable text")
+            return ""
         return value.strip()
 
     eid = text_field("id")
@@ -248,6 +259,15 @@ def parse_election(text: str, path: str) -> Election:
             continue
         if not isinstance(name, str) or not name.strip():
             problems.append(Problem(path, where, f"candidate {cid!r} needs a name"))
+            continue
+        if not one_line(name):
+            problems.append(
+                Problem(
+                    path,
+                    where,
+                    f"candidate {cid!r}: the name must be one line of printable text",
+                )
+            )
             continue
         seen.add(cid)
         candidates.append(Candidate(cid, name.strip()))

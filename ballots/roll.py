@@ -11,17 +11,23 @@ from pathlib import Path
 
 import phonenumbers
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from ballots import keys
 from ballots.election import Election
-from ballots.errors import FileProblems, Problem
+from ballots.errors import FileProblems, OpenPrimaryError, Problem
 
 REQUIRED_COLUMNS = ("supporter_id", "name", "phone")
 OPTIONAL_COLUMNS = ("telegram_id", "language")
 _SUPPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_TELEGRAM_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _BATCH = 2_000
 _OFCOM_DRAMA = re.compile(r"^\+447700900\d{3}$")
+
+
+class RollImportRefused(OpenPrimaryError):
+    """Redis refused the import's writes; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
     """Read a roll CSV; every bad row is reported, and nothing is returned if any is bad."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise FileProblems([Problem(path, line, "a NUL character: this is not a text CSV file")])
     reader = csv.reader(io.StringIO(text, newline=""))
     problems: list[Problem] = []
     try:
@@ -69,6 +78,11 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
     except csv.Error as err:
         raise FileProblems([Problem(path, 1, f"not valid CSV: {err}")]) from err
     columns = [h.strip().lower() for h in header]
+    twice = sorted({c for c in columns if c and columns.count(c) > 1})
+    if twice:
+        raise FileProblems(
+            [Problem(path, 1, f"column(s) {', '.join(twice)} appear more than once")]
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise FileProblems(
@@ -113,14 +127,16 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
                 reasons.append(f"duplicate supporter_id {sid!r} (first on line {first_line[sid]})")
             if not name:
                 reasons.append("name is empty")
+            elif not name.isprintable():
+                reasons.append("name must be one line of printable text")
             phone = ""
             try:
                 phone = normalise_phone(cell("phone"), region)
             except PhoneError as err:
                 reasons.append(str(err))
             telegram_id = cell("telegram_id")
-            if telegram_id and not telegram_id.isdigit():
-                reasons.append(f"telegram_id {telegram_id!r} must be a number")
+            if telegram_id and not _TELEGRAM_ID.match(telegram_id):
+                reasons.append(f"telegram_id {telegram_id!r} must be a number (digits 0-9)")
             elif telegram_id in telegram_line:
                 reasons.append(
                     f"telegram_id {telegram_id} is already on line {telegram_line[telegram_id]}; "
@@ -169,13 +185,17 @@ def _chunks(items: list[Supporter], size: int = _BATCH) -> Iterator[list[Support
 async def import_roll(
     redis: Redis, election: Election, supporters: list[Supporter]
 ) -> ImportSummary:
-    """Add or update supporters in place; a supporter id is never duplicated.
+    """Add or update supporters in place, all or nothing; a supporter id is never duplicated.
 
     Codes, failure counters and the voted flag of existing supporters are
-    kept; a changed phone or Telegram id moves their index entries.
+    kept; a changed phone or Telegram id moves their index entries.  The
+    current records are read first, in batches; then every write goes in one
+    MULTI/EXEC transaction, so a Redis that refuses a write (out of memory, a
+    read-only replica) leaves the roll as it was, never half imported.
     """
     eid = election.id
     added = updated = 0
+    olds: list[tuple[str | None, str | None]] = []
     for batch in _chunks(supporters):
         async with redis.pipeline(transaction=False) as pipe:
             for s in batch:
@@ -183,44 +203,52 @@ async def import_roll(
                     keys.voter(eid, keys.shard_of(s.supporter_id, election.shards), s.supporter_id),
                     ["phone", "telegram_id"],
                 )
-            old = await pipe.execute()
-        old_phones = [o[0] for o in old if o[0]]
-        phones = sorted({s.phone for s in batch} | set(old_phones))
-        current = await redis.hmget(keys.phone_index(eid), phones)
-        shared = {p: str(v) for p, v in zip(phones, current, strict=True) if v}
-        # Not MULTI: the keys span many hash slots.  The file was checked as a
-        # whole before this point, so a rerun after a crash completes it.
-        async with redis.pipeline(transaction=False) as pipe:
-            for s, (old_phone, old_tg) in zip(batch, old, strict=True):
-                shard = keys.shard_of(s.supporter_id, election.shards)
-                vkey = keys.voter(eid, shard, s.supporter_id)
-                if old_phone is None and old_tg is None:
-                    added += 1
-                else:
-                    updated += 1
-                if old_phone and old_phone != s.phone:
-                    _phone_remove(shared, old_phone, s.supporter_id)
-                _phone_add(shared, s.phone, s.supporter_id)
-                if old_tg and old_tg != s.telegram_id:
-                    pipe.hdel(keys.telegram_index(eid), old_tg)
-                if s.telegram_id:
-                    pipe.hset(keys.telegram_index(eid), s.telegram_id, s.supporter_id)
-                pipe.hset(
-                    vkey,
-                    mapping={
-                        "name": s.name,
-                        "phone": s.phone,
-                        "telegram_id": s.telegram_id,
-                        "language": s.language,
-                    },
-                )
-                pipe.sadd(keys.members(eid, shard), s.supporter_id)
-            for phone, sids in shared.items():
-                if sids:
-                    pipe.hset(keys.phone_index(eid), phone, sids)
-                else:
-                    pipe.hdel(keys.phone_index(eid), phone)
+            olds.extend((o[0], o[1]) for o in await pipe.execute())
+    phones = sorted({s.phone for s in supporters} | {o[0] for o in olds if o[0]})
+    shared: dict[str, str] = {}
+    for i in range(0, len(phones), _BATCH):
+        chunk = phones[i : i + _BATCH]
+        current = await redis.hmget(keys.phone_index(eid), chunk)
+        shared.update({p: str(v) for p, v in zip(chunk, current, strict=True) if v})
+    touched = set(shared)
+    async with redis.pipeline(transaction=True) as pipe:
+        for s, (old_phone, old_tg) in zip(supporters, olds, strict=True):
+            shard = keys.shard_of(s.supporter_id, election.shards)
+            vkey = keys.voter(eid, shard, s.supporter_id)
+            if old_phone is None and old_tg is None:
+                added += 1
+            else:
+                updated += 1
+            if old_phone and old_phone != s.phone:
+                _phone_remove(shared, old_phone, s.supporter_id)
+                touched.add(old_phone)
+            _phone_add(shared, s.phone, s.supporter_id)
+            touched.add(s.phone)
+            if old_tg and old_tg != s.telegram_id:
+                pipe.hdel(keys.telegram_index(eid), old_tg)
+            if s.telegram_id:
+                pipe.hset(keys.telegram_index(eid), s.telegram_id, s.supporter_id)
+            pipe.hset(
+                vkey,
+                mapping={
+                    "name": s.name,
+                    "phone": s.phone,
+                    "telegram_id": s.telegram_id,
+                    "language": s.language,
+                },
+            )
+            pipe.sadd(keys.members(eid, shard), s.supporter_id)
+        for phone in sorted(touched):
+            if shared.get(phone):
+                pipe.hset(keys.phone_index(eid), phone, shared[phone])
+            else:
+                pipe.hdel(keys.phone_index(eid), phone)
+        try:
             await pipe.execute()
+        except ResponseError as err:
+            raise RollImportRefused(
+                f"Redis refused the import ({err}); nothing was changed, the roll is as it was"
+            ) from err
     total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
     return ImportSummary(added=added, updated=updated, total=total)
 

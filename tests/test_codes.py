@@ -298,3 +298,25 @@ async def test_past_the_hourly_guess_budget_every_chat_tries_once_in_ten_minutes
     # The next hour the budget starts again.
     clock.advance(3600)
     assert (await codes.check_voting_code(election, wrong, "telegram", "77")).status == "wrong"
+
+
+def test_names_a_spreadsheet_would_run_as_formulas_are_neutralised() -> None:
+    rows = [
+        ("S1", '=HYPERLINK("http://evil.example","Click")', "+447700900101", "1234-5678"),
+        ("S2", "+SUM(A1)", "+447700900102", "2345-6789"),
+        ("S3", "-2+3", "+447700900103", "3456-7890"),
+        ("S4", "@cmd", "+447700900104", "4567-8901"),
+        ("S5", "Ann Hughes", "+447700900105", "5678-9012"),
+    ]
+    out = io.StringIO()
+    write_codes_csv(rows, out)
+    names = [r["name"] for r in csv.DictReader(io.StringIO(out.getvalue()))]
+    assert names == [
+        '\'=HYPERLINK("http://evil.example","Click")',
+        "'+SUM(A1)",
+        "'-2+3",
+        "'@cmd",
+        "Ann Hughes",
+    ]
+    phones = [r["phone"] for r in csv.DictReader(io.StringIO(out.getvalue()))]
+    assert phones[0] == "+447700900101"  # ours, E.164: left as it is

@@ -191,3 +191,61 @@ def test_written_files_are_sorted_by_ranking() -> None:
 def test_write_unknown_format() -> None:
     with pytest.raises(CountError, match="unknown format"):
         write_ballots(Ballots.from_rankings(["x"], [["x"]]), "xml", io.StringIO())
+
+
+# --- hostile files and names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('2² 1\n1 1 0\n0\n"A"\n"B"\n', "b.blt:1: expected 'candidates seats'"),
+        ("2 1\n" + "9" * 5001 + ' 1 0\n0\n"A"\n"B"\n', "b.blt:2: expected 'count pref"),
+        ("30000000 1\n0\n", "b.blt:1: 30000000 candidates: at most 1000"),
+        ('2 1\n1 ١ 0\n0\n"A"\n"B"\n', "b.blt:2: preference '١' is not a candidate"),
+    ],
+)
+def test_hostile_blt_files_get_file_line_reason(text: str, expected: str) -> None:
+    with pytest.raises(FileProblems) as err:
+        parse_blt(text, "b.blt")
+    assert problems(err)[0].startswith(expected)
+
+
+def test_a_tiny_preflib_file_cannot_declare_thirty_million_alternatives() -> None:
+    with pytest.raises(FileProblems) as err:
+        parse_preflib("# NUMBER ALTERNATIVES: 30000000\n1: 1\n", "p.soi")
+    assert problems(err) == ["p.soi:1: 30000000 alternatives: at most 1000 are taken"]
+
+
+def test_many_bad_candidate_numbers_are_reported_from_one_pass() -> None:
+    lines = ["# NUMBER ALTERNATIVES: 2"] + [f"1: 1,{n}" for n in range(3, 30_003)]
+    with pytest.raises(FileProblems) as err:
+        parse_preflib("\n".join(lines) + "\n", "p.soi")
+    found = problems(err)
+    assert found[0] == "p.soi:2: candidate number 3 is not 1 to 2"
+    assert len(found) <= 20
+
+
+def test_a_hash_in_a_name_survives_blt_and_a_quote_is_refused(tmp_path: Path) -> None:
+    ballots = Ballots.from_rankings(["a", "b"], [["a", "b"], ["b"]])
+    ballots = Ballots(
+        ballots.candidates,
+        ballots.groups,
+        names={"a": "Ann #1", "b": "Bo"},
+        title="Ward #3",
+    )
+    out = io.StringIO()
+    write_ballots(ballots, "blt", out)
+    again = parse_blt(out.getvalue())
+    assert again.candidates == ("Ann #1", "Bo") and again.title == "Ward #3"
+    quoted = Ballots(ballots.candidates, ballots.groups, names={"a": 'Ann "Red"', "b": "Bo"})
+    with pytest.raises(CountError, match="double quote"):
+        write_ballots(quoted, "blt", io.StringIO())
+
+
+def test_a_name_with_a_newline_cannot_inject_ballots_into_a_preflib_export() -> None:
+    injected = "Mallory\n1000: 2,1"
+    ballots = Ballots.from_rankings(["a", "b"], [["a", "b"]])
+    ballots = Ballots(ballots.candidates, ballots.groups, names={"a": "Ann", "b": injected})
+    with pytest.raises(CountError, match="one line of printable text"):
+        write_ballots(ballots, "preflib", io.StringIO())

@@ -44,7 +44,7 @@ def test_every_bad_row_is_reported_with_its_line() -> None:
     assert found[0].startswith("r.csv:3: phone '12345'")
     assert found[1] == "r.csv:4: duplicate supporter_id 'A1' (first on line 2)"
     assert found[2] == "r.csv:5: name is empty"
-    assert found[3] == "r.csv:6: telegram_id 'tg5' must be a number"
+    assert found[3] == "r.csv:6: telegram_id 'tg5' must be a number (digits 0-9)"
     assert found[4] == "r.csv:7: expected 5 fields, found 3"
 
 
@@ -92,3 +92,56 @@ async def test_a_shared_phone_lists_both_supporters(redis: Redis) -> None:
         "S1001",
         "S2001",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "supporter_id,name,phone\nA1,Ann\x00,07700900101\n",
+            "r.csv:2: a NUL character: this is not a text CSV file",
+        ),
+        (
+            "supporter_id,name,phone,phone\nA1,Ann,07700900101,07700900102\n",
+            "r.csv:1: column(s) phone appear more than once",
+        ),
+        (
+            "supporter_id,name,phone,telegram_id\nA1,Ann,07700900101,١٢٣\n",
+            "r.csv:2: telegram_id '١٢٣' must be a number (digits 0-9)",
+        ),
+        (
+            'supporter_id,name,phone\nA1,"Ann\nHughes",07700900101\n',
+            "r.csv:3: name must be one line of printable text",
+        ),
+    ],
+)
+def test_input_that_is_not_a_clean_roll_is_refused(text: str, expected: str) -> None:
+    with pytest.raises(FileProblems) as info:
+        parse_roll(text, "r.csv")
+    assert str(info.value.problems[0]) == expected
+
+
+async def test_an_import_redis_refuses_changes_nothing() -> None:
+    from ballots.connection import client_from_url
+    from ballots.roll import RollImportRefused, Supporter
+    from tests.faults.support import RedisProcess
+
+    server = RedisProcess()
+    server.start()
+    redis = client_from_url(server.url)
+    try:
+        election = await sample_election(redis)
+        before = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
+        roll = [Supporter(f"N{i:05d}", f"New {i}", f"+4477009{i % 1000:05d}") for i in range(5000)]
+        await redis.config_set("maxmemory", "1")
+        with pytest.raises(RollImportRefused, match="nothing was changed"):
+            await import_roll(redis, election, roll)
+        await redis.config_set("maxmemory", "0")
+        after = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
+        assert after == before
+        # Once Redis takes writes again, the same import goes through whole.
+        summary = await import_roll(redis, election, roll)
+        assert summary.added == 5000 and await roll_size(redis, election) == 5006
+    finally:
+        await redis.aclose()
+        server.close()

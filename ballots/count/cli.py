@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ballots import audit
 from ballots.count import METHODS, count
 from ballots.count.chart import write_chart
-from ballots.count.formats import FORMATS, read_ballots, write_ballots
+from ballots.count.formats import FORMATS, check_writable, read_ballots, write_ballots
 from ballots.count.model import Ballots, CountError
 from ballots.count.redis_source import read_ballots as read_redis_ballots
 from ballots.count.report import render_json, render_text
@@ -123,6 +123,7 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def _write(ballots: Ballots, fmt: str, seats: int, out: Path) -> None:
     """Write the export to a file (run in a worker thread)."""
+    check_writable(ballots, fmt)  # before the file exists: nothing half-written
     try:
         with out.open("w", encoding="utf-8", newline="") as f:
             write_ballots(ballots, fmt, f, seats)

@@ -140,7 +140,29 @@ class _Rows:
         return groups, invalid
 
 
+#: The most candidates a ballot file may declare: a file that says more is refused
+#: before anything is allocated for them.
+MAX_CANDIDATES = 1000
+#: Counts and candidate numbers: ASCII digits, at most 12 of them.
+_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
+def _num(text: str) -> bool:
+    """Whether ``text`` is a number this parser takes (never '²', never 5,000 digits)."""
+    return _NUMBER.fullmatch(text) is not None
+
+
 # --- BLT ------------------------------------------------------------------
+
+
+def _uncomment(raw: str) -> str:
+    """A BLT line without its comment: '#' starts one, except inside a quoted name."""
+    line = raw.strip()
+    if line.startswith('"'):
+        end = line.find('"', 1)
+        if end > 0:
+            return line[: end + 1]
+    return line.split("#", 1)[0].strip()
 
 
 def _unquote(line: str) -> str:
@@ -158,13 +180,13 @@ def clean_name(name: str) -> str:
 def parse_blt(text: str, path: str = "<blt>") -> Ballots:
     """Parse a BLT file (see the module docstring)."""
     problems = _Problems(path)
-    lines = [(i + 1, raw.split("#", 1)[0].strip()) for i, raw in enumerate(text.splitlines())]
+    lines = [(i + 1, _uncomment(raw)) for i, raw in enumerate(text.splitlines())]
     lines = [(n, line) for n, line in lines if line]
     if not lines:
         raise FileProblems([Problem(path, 1, "empty file: expected 'candidates seats'")])
     first_no, first = lines[0]
     head = first.split()
-    if len(head) != 2 or not all(h.isdigit() for h in head) or int(head[0]) < 1:
+    if len(head) != 2 or not all(_num(h) for h in head) or int(head[0]) < 1:
         raise FileProblems(
             [
                 Problem(
@@ -175,12 +197,16 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
             ]
         )
     n_cand, seats = int(head[0]), int(head[1])
+    if n_cand > MAX_CANDIDATES:
+        raise FileProblems(
+            [Problem(path, first_no, f"{n_cand} candidates: at most {MAX_CANDIDATES} are taken")]
+        )
     pos = 1
     withdrawn: set[int] = set()
     if pos < len(lines) and lines[pos][1].startswith("-"):
         line_no, line = lines[pos]
         for tok in line.split():
-            if re.fullmatch(r"-\d+", tok) and 1 <= -int(tok) <= n_cand:
+            if re.fullmatch(r"-[0-9]{1,12}", tok) and 1 <= -int(tok) <= n_cand:
                 withdrawn.add(-int(tok))
             else:
                 problems.add(line_no, f"withdrawn candidate {tok!r} is not -1 to -{n_cand}")
@@ -195,14 +221,14 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
             break
         if toks and toks[0].startswith("("):
             toks = toks[1:]  # an optional ballot id, "(id) count prefs... 0"
-        if not toks or not toks[0].isdigit():
+        if not toks or not _num(toks[0]):
             problems.add(line_no, f"expected 'count pref pref ... 0', got {line!r}")
             continue
         if toks[-1] != "0":
             problems.add(line_no, "a ballot line must end with 0")
             continue
         prefs = toks[1:-1]
-        bad = [t for t in prefs for p in t.split("=") if not (p.isdigit() and 0 < int(p) <= n_cand)]
+        bad = [t for t in prefs for p in t.split("=") if not (_num(p) and 0 < int(p) <= n_cand)]
         bad = [t for t in bad if t != "-"]
         if bad:
             problems.add(line_no, f"preference {bad[0]!r} is not a candidate number 1 to {n_cand}")
@@ -259,9 +285,9 @@ def _sorted(ballots: Ballots, number: dict[str, int]) -> Iterator[tuple[Ranking,
 
 # --- PrefLib ----------------------------------------------------------------
 
-_HEADER = re.compile(r"^#\s*([A-Z ]+?)\s*(\d+)?\s*:\s*(.*)$")
+_HEADER = re.compile(r"^#\s*([A-Z ]+?)\s*([0-9]{1,12})?\s*:\s*(.*)$")
 _ITEM = re.compile(r"\s*(\{[^}]*\}|[^,{}]+)\s*(?:,|$)")
-_PLAIN = re.compile(r"\s*\d+\s*(?:,\s*\d+\s*)*")
+_PLAIN = re.compile(r"\s*[0-9]{1,12}\s*(?:,\s*[0-9]{1,12}\s*)*")
 
 
 def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
@@ -277,12 +303,13 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
         if line.startswith("#"):
             m = _HEADER.match(line)
             if m and m.group(1) == "ALTERNATIVE NAME" and m.group(2):
-                names[int(m.group(2))] = clean_name(m.group(3))
+                if int(m.group(2)) <= MAX_CANDIDATES:
+                    names[int(m.group(2))] = clean_name(m.group(3))
             elif m and not m.group(2):
                 header[m.group(1)] = (line_no, m.group(3).strip())
             continue
         count_text, sep, body = line.partition(":")
-        if not sep or not count_text.strip().isdigit():
+        if not sep or not _num(count_text.strip()):
             problems.add(line_no, f"expected 'count: 1,2,3', got {line!r}")
             continue
         ranking = body.strip()
@@ -295,22 +322,26 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
         else:
             rows.marked[marks] += int(count_text)
     declared = header.get("NUMBER ALTERNATIVES")
-    if declared is None or not declared[1].isdigit():
+    if declared is None or not _num(declared[1]):
         n_alt = max(names, default=0)
         if n_alt == 0:
             problems.add(1, "missing '# NUMBER ALTERNATIVES: n' header")
     else:
         n_alt = int(declared[1])
+        if n_alt > MAX_CANDIDATES:
+            problems.add(declared[0], f"{n_alt} alternatives: at most {MAX_CANDIDATES} are taken")
     problems.raise_any()
     used = rows.tokens()
-    for x in sorted(used, key=int):
-        if not 1 <= int(x) <= n_alt:
-            problems.add(_line_of(text, x), f"candidate number {x} is not 1 to {n_alt}")
+    out_of_range = [x for x in sorted(used, key=int) if not 1 <= int(x) <= n_alt]
+    if out_of_range:
+        lines = _first_lines(text, set(out_of_range[:20]))
+        for x in out_of_range[:20]:
+            problems.add(lines.get(x, 1), f"candidate number {x} is not 1 to {n_alt}")
     labels = [names.get(i, str(i)) for i in range(1, n_alt + 1)]
     if len(set(labels)) != len(labels):
         problems.add(1, "two alternatives have the same name")
     voters = header.get("NUMBER VOTERS")
-    if voters and voters[1].isdigit() and int(voters[1]) != rows.total():
+    if voters and _num(voters[1]) and int(voters[1]) != rows.total():
         problems.add(
             voters[0],
             f"the header says {voters[1]} voters but the file holds {rows.total()} ballots",
@@ -332,20 +363,25 @@ def _preflib_marks(text: str) -> tuple[tuple[str, ...], ...] | str:
         item = m.group(1).strip()
         members = item[1:-1].split(",") if item.startswith("{") else [item]
         members = [x.strip() for x in members if x.strip()]
-        if not all(x.isdigit() for x in members):
+        if not all(_num(x) for x in members):
             return f"{item!r} is not a candidate number"
         marks.append(tuple(members))
         at = m.end()
     return tuple(marks)
 
 
-def _line_of(text: str, number: str) -> int:
-    """The first ballot line naming a candidate number (for an error message)."""
-    rx = re.compile(rf"(?<![#\d]).*[:,{{]\s*{re.escape(number)}\s*(?:[,}}]|$)")
+def _first_lines(text: str, numbers: set[str]) -> dict[str, int]:
+    """The first ballot line naming each of ``numbers`` (for error messages): one pass."""
+    found: dict[str, int] = {}
     for i, line in enumerate(text.splitlines()):
-        if not line.startswith("#") and rx.match(line):
-            return i + 1
-    return 1
+        if line.startswith("#") or ":" not in line:
+            continue
+        for x in re.findall(r"[0-9]+", line.partition(":")[2]):
+            if x in numbers and x not in found:
+                found[x] = i + 1
+        if len(found) == len(numbers):
+            break
+    return found
 
 
 def write_preflib(ballots: Ballots, out: TextIO, name: str = "ballots.soi") -> None:
@@ -432,8 +468,28 @@ def write_csv(ballots: Ballots, out: TextIO) -> None:
         out.write(buf.getvalue() * n)
 
 
+#: What each format cannot hold in a name or title, and why.
+_CANNOT_HOLD = {"blt": ('"', "a double quote"), "csv": ("=", "'='"), "preflib": ("", "")}
+
+
+def check_writable(ballots: Ballots, fmt: str) -> None:
+    """Refuse a name or title the format cannot hold, rather than write a file that reads
+    back differently (or with ballots of its own: a newline in a PrefLib name would)."""
+    texts = [("candidate name", ballots.names[c]) for c in ballots.candidates]
+    texts.append(("title", ballots.title))
+    bad_char, what = _CANNOT_HOLD.get(fmt, ("", ""))
+    for kind, text in texts:
+        if not text.isprintable():
+            raise CountError(f"{kind} {text!r} is not one line of printable text; nothing written")
+        if bad_char and bad_char in text:
+            raise CountError(
+                f"{kind} {text!r} holds {what}, which {fmt.upper()} cannot; nothing written"
+            )
+
+
 def write_ballots(ballots: Ballots, fmt: str, out: TextIO, seats: int | None = None) -> None:
-    """Write ballots in one of :data:`FORMATS`."""
+    """Write ballots in one of :data:`FORMATS` (CountError if the format cannot hold them)."""
+    check_writable(ballots, fmt)
     if fmt == "blt":
         write_blt(ballots, out, seats)
     elif fmt == "preflib":
