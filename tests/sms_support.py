@@ -61,6 +61,7 @@ async def sms_stack(
     *,
     policy: CodePolicy | None = None,
     twilio_from: str = OUR_NUMBER,
+    sms_rate: float = 10.0,
     **election_changes: object,
 ) -> AsyncIterator[SmsStack]:
     """The app for the sample election, served on loopback."""
@@ -74,6 +75,7 @@ async def sms_stack(
             twilio_auth_token=AUTH_TOKEN,
             twilio_from=twilio_from,
             twilio_api_base=twilio.base_url,
+            sms_rate=sms_rate,
         )
         core = await build_core(config, redis, clock, election.id, policy=policy)
         runner, url = await start_app(make_app(core))

@@ -214,3 +214,29 @@ async def test_a_failing_api_is_retried_and_the_code_still_arrives(stack: SmsSta
     await stack.core.router.aclose()  # after a typed number, the code goes after the reply
     assert [a.status for a in stack.twilio.attempts] == [500, 429, 201]
     assert len(stack.twilio.messages) == 1
+
+
+async def test_code_sms_take_their_turn_in_the_shared_sms_rate(redis: Redis) -> None:
+    """Six people asking for a code at once from Telegram: the texts go at the SMS rate."""
+    from tests.reminders_support import most_in_window
+
+    async with sms_stack(redis, sms_rate=2.0) as stack:
+        roll = await redis.hgetall(keys.phone_index(stack.core.election.id))
+        phones = sorted(str(p) for p in roll)
+        await asyncio.gather(
+            *(
+                stack.core.router.handle(
+                    InboundMessage(
+                        channel="telegram",
+                        address=str(700 + i),
+                        contact=phone,
+                        user_id=str(700 + i),
+                        message_id=f"u-rate-{i}",
+                    )
+                )
+                for i, phone in enumerate(phones)
+            )
+        )
+        sent = [m.at for m in stack.twilio.messages]
+    assert len(sent) == len(phones) >= 5
+    assert most_in_window(sent) <= 3  # two a second, and one more for the window's edges
