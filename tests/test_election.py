@@ -110,7 +110,7 @@ def test_organiser_entries_must_be_e164_numbers_or_telegram_ids(entry: str) -> N
 
 def test_a_candidate_name_must_be_one_line_of_printable_text() -> None:
     old = 'name = "Sam Patel"'
-    line = GOOD.splitlines().index('[[candidates]]', GOOD.splitlines().index(old) - 3) + 1
+    line = GOOD.splitlines().index("[[candidates]]", GOOD.splitlines().index(old) - 3) + 1
     text = GOOD.replace(old, 'name = "Sam Patel\\n1000: 2,1"')
     (only,) = problems(text)
     assert only == f"e.toml:{line}: candidate 'patel': the name must be one line of printable text"
