@@ -369,6 +369,24 @@ class Codes:
 
     # --- codes sent by SMS ---------------------------------------------------
 
+    async def as_if_requested(self, election: Election) -> None:
+        """The round trips of asking for a code, for a supporter who is not on the roll.
+
+        After a typed supporter number the answer must take as long whether or
+        not the number is on the roll: this reads the record again, runs the
+        request script (on a key that does not exist: it changes nothing) and
+        reads the hourly ceiling, as :meth:`request_otp` and
+        :meth:`take_sms_budget` would.
+        """
+        nobody = "\x00nobody"
+        await self.redis.hgetall(keys.voter(election.id, 0, nobody))
+        await self.request_otp(election, nobody, asker="\x00")  # 'unknown': writes nothing
+        async with self.redis.pipeline(transaction=False) as pipe:
+            key = keys.code_sms_hour(election.id, self._now() // 3600)
+            pipe.get(key)
+            pipe.ttl(key)
+            await pipe.execute()
+
     async def take_sms_budget(self, election: Election) -> tuple[bool, bool]:
         """Count one code SMS against the election's hourly ceiling.
 

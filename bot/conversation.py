@@ -247,6 +247,8 @@ class Conversation:
                     return await self._send_otp(
                         state, sid, msg, uniform=True, typed=number, charged=True
                     )
+            # The Redis work of asking for a code, so this answer takes as long as that one.
+            await self.codes.as_if_requested(self.election)
             state.step = Step.SMS_CODE
             state.supporter = None
             state.quiet = True
