@@ -33,6 +33,7 @@ from ballots import keys
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import Supporter, import_roll
 from bot.reminders import CHANNELS, Reminders, plan
+from channels.rules import TEXT_RULES
 from tests.redis_server import redis_url
 from tests.standins.telegram_api import TelegramAPI
 from tests.standins.twilio_api import TwilioApiStandIn
@@ -122,7 +123,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"roll of {args.size:,} loaded in {time.perf_counter() - started:.1f} s")
 
             started = time.perf_counter()
-            ready = await plan(redis, election, TEXT)
+            ready = await plan(redis, election, TEXT, rules=TEXT_RULES)
             job = await Reminders(redis).create(election, ready, "bench")
             print(
                 f"job {job}: {ready.count('sms'):,} by SMS ({ready.sms_segments:,} segments), "
@@ -160,7 +161,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     await asyncio.create_subprocess_exec(
                         sys.executable,
                         "-m",
-                        "bot.cli",
+                        "openprimary.cli",
                         "remind",
                         "--resume",
                         job,

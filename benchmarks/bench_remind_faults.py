@@ -23,6 +23,7 @@ from collections import Counter
 from ballots.connection import client_from_url
 from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, default_concurrency, plan
+from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
 from tests.redis_server import redis_url
 from tests.reminders_support import clock, election_with_roll, most_in_window
@@ -36,7 +37,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     try:
         await redis.flushdb()
         election = await election_with_roll(redis, args.size, shards=8)
-        ready = await plan(redis, election, TEXT, clock=clock())
+        ready = await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock())
         job = await Reminders(redis, clock()).create(election, ready, "bench")
         async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
             twilio.faults(error_rate=args.error_rate, hold_rate=args.hold_rate, seed=1)
@@ -46,7 +47,11 @@ async def run(args: argparse.Namespace, url: str) -> None:
                 config, redis, pause=limiter.backoff_sleep("sms"), timeout=args.timeout
             )
             worker = Worker(
-                redis, {"sms": sms}, limiter, concurrency={"sms": default_concurrency(args.rate)}
+                redis,
+                {"sms": sms},
+                limiter,
+                TEXT_RULES,
+                concurrency={"sms": default_concurrency(args.rate)},
             )
             started = time.perf_counter()
             try:

@@ -25,8 +25,8 @@ from ballots.connection import client_from_url
 from ballots.election import read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
 from benchmarks.harness import roll_csv
-from bot.core import build_core
 from bot.messages import InboundMessage
+from openprimary.app import build_core
 from tests.factories import EXAMPLES, Outbox, install_test_key, settings
 from tests.redis_server import redis_url
 

@@ -34,10 +34,10 @@ from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
-from bot.core import build_core
 from channels.gsm import segments
 from channels.server import make_app
 from channels.sms import twiml
+from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
 from tests.standins.twilio_api import TwilioApiStandIn

@@ -40,9 +40,9 @@ from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
-from bot.core import build_core
 from channels.server import make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, installer
+from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data

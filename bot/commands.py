@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ballots import audit
-from ballots.codes import Codes, PrivateFile, write_codes_csv
+from ballots.codes import Codes
+from ballots.codes_file import PrivateFile, write_codes_csv
 from ballots.election import (
     MIN_SHARD_SIZE,
     bind_secret_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -14,10 +15,10 @@ from ballots.errors import ConfigError
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
+from bot.ports import Sender, TextRules
 from bot.router import Router
 from bot.settings import Settings
 from bot.state import StateStore, state_padding
-from channels.base import Sender
 
 
 @dataclass
@@ -58,8 +59,11 @@ async def build_core(
     clock: Clock | None = None,
     election_id: str | None = None,
     policy: CodePolicy | None = None,
+    *,
+    rules: Mapping[str, TextRules],
 ) -> Core:
-    """Wire the election's services together."""
+    """Wire the election's services together; ``rules`` are the channels' text rules
+    (the composition root, ``openprimary.app``, passes them)."""
     clock = clock or SystemClock()
     election = await pick_election(redis, election_id or settings.election)
     settings.require("secret_key")
@@ -71,7 +75,7 @@ async def build_core(
     codes = Codes(redis, settings.secret_key, clock, policy)
     box = BallotBox(redis, codes, clock)
     senders: dict[str, Sender] = {}
-    organisers = OrganiserCommands(redis, election, clock, settings, senders)
+    organisers = OrganiserCommands(redis, election, clock, settings, senders, rules)
     conversation = Conversation(redis, election, codes, box, clock, extensions=[organisers])
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))
     copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None

@@ -33,6 +33,7 @@ from ballots.election import Election
 from ballots.turnout import turnout
 from bot.messages import InboundMessage, OutboundMessage
 from bot.parse import normalise
+from bot.ports import Sender, TextRules
 from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
@@ -43,7 +44,6 @@ from bot.reminders import (
     plan,
 )
 from bot.settings import Settings
-from channels.base import Sender
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ class OrganiserCommands:
         clock: Clock,
         settings: Settings,
         senders: Mapping[str, Sender],
+        rules: Mapping[str, TextRules],
         *,
         confirm_within: int = CONFIRM_WITHIN,
     ) -> None:
@@ -82,6 +83,7 @@ class OrganiserCommands:
         self.clock = clock
         self.settings = settings
         self.senders = senders  # the live mapping: the server fills it in at start-up
+        self.rules = rules
         self.confirm_within = confirm_within
         self.reminders = Reminders(redis, clock)
         self.limiter = limiter_for(settings, redis)
@@ -149,7 +151,7 @@ class OrganiserCommands:
         """Count who would get it and what it costs; wait for SEND."""
         if not template:
             return _say("Usage: " + USAGE)
-        draft = await plan(self.redis, self.election, template, clock=self.clock)
+        draft = await plan(self.redis, self.election, template, rules=self.rules, clock=self.clock)
         if draft.problems:
             return _say("Not sent: " + draft.problems[0])
         if not draft.total:
@@ -179,7 +181,9 @@ class OrganiserCommands:
 
     async def _start(self, actor: str, draft: dict[str, str]) -> list[OutboundMessage]:
         """Fix the recipients now, and start sending from this process."""
-        ready = await plan(self.redis, self.election, draft["template"], clock=self.clock)
+        ready = await plan(
+            self.redis, self.election, draft["template"], rules=self.rules, clock=self.clock
+        )
         try:
             job = await self.reminders.create(self.election, ready, actor, factor=FACTOR)
         except ReminderError as err:
@@ -202,6 +206,7 @@ class OrganiserCommands:
             self.redis,
             self.senders,
             self.limiter,
+            self.rules,
             clock=self.clock,
             concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
         )

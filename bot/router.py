@@ -19,8 +19,8 @@ from bot.copies import PlatformCopies
 from bot.lease import Lease
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, HANDLING_SECONDS, MESSAGES_IN, MESSAGES_OUT
+from bot.ports import Sender
 from bot.state import CHOOSING, State, StateStore, Step
-from channels.base import Sender
 
 log = logging.getLogger(__name__)
 

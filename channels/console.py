@@ -12,7 +12,7 @@ from typing import TextIO
 
 from ballots.errors import StoreUnavailable
 from bot.messages import InboundMessage, OutboundMessage
-from channels.base import SendResult
+from bot.ports import SendResult
 
 Handle = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
 

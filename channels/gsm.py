@@ -130,3 +130,41 @@ def fit(text: str, limit: int = MAX_BODY) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 3].rstrip() + "..."
+
+
+def dropped(text: str) -> list[str]:
+    """Characters SMS cannot carry even approximately (emoji...): they would vanish."""
+    return sorted(
+        {
+            ch
+            for ch in text
+            if not is_gsm(ch)
+            and not ch.isspace()
+            and unicodedata.category(ch)[0] not in "CM"
+            and to_gsm(f"<{ch}>") == "<>"
+        }
+    )
+
+
+class SmsRules:
+    """SMS's text rules (:class:`bot.ports.TextRules`): plain GSM-7, billed by segment."""
+
+    channel = "sms"
+
+    def body(self, text: str) -> str:
+        return to_gsm(text)
+
+    def dropped(self, text: str) -> list[str]:
+        return dropped(text)
+
+    def parts(self, text: str) -> int:
+        return segments(to_gsm(text))
+
+    def problem(self, text: str, max_parts: int) -> str | None:
+        body = to_gsm(text)
+        if not body:
+            return "the SMS would be empty"
+        n = segments(body)
+        if len(body) > MAX_BODY or n > max_parts:
+            return f"the SMS would be {n} segments ({len(body)} characters); at most {max_parts}"
+        return None

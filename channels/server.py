@@ -38,6 +38,7 @@ from bot.core import Core, build_core
 from bot.metrics import REGISTRY
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
+from channels.rules import TEXT_RULES
 from channels.sms import PATH as SMS_PATH
 from channels.sms import STATUS_PATH as SMS_STATUS_PATH
 from channels.sms import SmsWebhook
@@ -272,7 +273,7 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
         await ctx.redis.ping()
     except (RedisError, OSError) as err:
         raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
-    core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    core = await build_core(settings, ctx.redis, ctx.clock, args.election, rules=TEXT_RULES)
     if await core.box.count_key(core.election) is None:
         eid = core.election.id
         log.warning("election %s has no count key; no ballot can be cast yet", eid)

@@ -33,7 +33,7 @@ from bot import texts
 from bot.copies import Kind, PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
-from channels.base import Sender
+from bot.ports import Sender
 from channels.gsm import MAX_BODY, fit, segments, to_gsm
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ from ballots import keys
 from bot.copies import Outcome
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
+from bot.ports import SendResult
 from bot.settings import Settings
-from channels.base import SendResult
 from channels.sms import CHANNEL, sms_text
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def masked(number: str) -> str:
 
 
 class TwilioSender:
-    """Sends SMS through the Twilio Messages API; implements :class:`channels.base.Sender`."""
+    """Sends SMS through the Twilio Messages API; implements :class:`bot.ports.Sender`."""
 
     channel = CHANNEL
 

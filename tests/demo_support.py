@@ -21,7 +21,7 @@ def demo_env() -> dict[str, str]:
 def start_demo(cwd: Path, *args: str) -> subprocess.Popen[str]:
     """Start ``openprimary demo`` in ``cwd`` (its ./var), talking over pipes."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "demo", *args],
+        [sys.executable, "-m", "openprimary.cli", "demo", *args],
         cwd=cwd,
         env=demo_env(),
         stdin=subprocess.PIPE,

@@ -15,10 +15,11 @@ from ballots.election import Election, read_election_file, save_election
 from ballots.roll import import_roll, read_roll_file
 from ballots.seal import decode_ranking, open_sealed, private_key_from_seed, public_key_from_seed
 from ballots.trustees import load_count_key, store_count_key
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.messages import InboundMessage, OutboundMessage
+from bot.ports import SendResult
 from bot.settings import Settings
-from channels.base import SendResult
+from openprimary.app import build_core
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SECRET = "test-secret-key-0123456789abcdef"

@@ -13,8 +13,8 @@ from ballots.clock import ManualClock
 from ballots.election import Election, read_election_file, save_election
 from ballots.roll import Supporter, import_roll
 from bot.messages import OutboundMessage
+from bot.ports import SendResult
 from bot.ratelimit import RateLimiter
-from channels.base import SendResult
 from tests.factories import EXAMPLES, NOW, install_test_key
 
 

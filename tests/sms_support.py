@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 
 from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
-from bot.core import Core, build_core
+from bot.core import Core
 from channels.server import make_app
+from openprimary.app import build_core
 from tests.factories import NOW, sample_election, settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone

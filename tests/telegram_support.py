@@ -19,10 +19,11 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import ManualClock
 from bot import texts
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.settings import Settings
 from channels.server import Installer, make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
+from openprimary.app import build_core
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data

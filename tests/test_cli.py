@@ -22,8 +22,8 @@ from ballots import audit, keys
 from ballots.clock import ManualClock
 from ballots.errors import FileProblems, OpenPrimaryError
 from bot import commands
-from bot.cli import build_parser
 from bot.context import Context
+from openprimary.cli import build_parser
 from tests.demo_support import running, server_pid, start_demo
 from tests.factories import EXAMPLES, NOW, sample_election, settings
 
@@ -131,7 +131,7 @@ def test_the_console_script_reports_file_line_reason(redis_url: str, tmp_path: P
         "OPENPRIMARY_SECRET_KEY": "x0y1z2w3" * 4,
     }
     run = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "election", "load", str(bad)],
+        [sys.executable, "-m", "openprimary.cli", "election", "load", str(bad)],
         capture_output=True,
         text=True,
         env=env,
@@ -165,7 +165,7 @@ def test_counting_a_ballot_file_leaves_nothing_behind(tmp_path: Path) -> None:
     ballots.write_text("a,b\nb,a\na\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPRIMARY_")}
     run = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "count", "--ballots", str(ballots), "--json"],
+        [sys.executable, "-m", "openprimary.cli", "count", "--ballots", str(ballots), "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -245,7 +245,7 @@ async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did
     env = {**demo_env(), "OPENPRIMARY_REDIS_URL": redis_url}
     run = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "bot.cli", "demo", "--reset"],
+        [sys.executable, "-m", "openprimary.cli", "demo", "--reset"],
         input="/quit\n",
         capture_output=True,
         text=True,
@@ -272,7 +272,7 @@ async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did
     env = {**demo_env(), "OPENPRIMARY_DATA_DIR": str(tmp_path / "other")}
     run = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "bot.cli", "demo", "--reset"],
+        [sys.executable, "-m", "openprimary.cli", "demo", "--reset"],
         input="/quit\n",
         capture_output=True,
         text=True,

@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.clock import ManualClock
-from ballots.codes import CodePolicy, Codes, normalise_code, write_codes_csv
+from ballots.codes import CodePolicy, Codes, normalise_code
+from ballots.codes_file import write_codes_csv
 from ballots.election import Election
 from tests.factories import NOW, SECRET, sample_election
 

@@ -12,7 +12,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.codes import CodePolicy
 from bot import texts
-from bot.core import build_core
+from openprimary.app import build_core
 from tests.factories import Harness, harness, stored_ballots
 from tests.factories import settings as make_settings
 

@@ -14,7 +14,6 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots.clock import ManualClock
-from ballots.count import cli
 from ballots.count.formats import read_ballots
 from ballots.count.model import Ballots, CountError
 from ballots.election import Candidate, Election, save_election
@@ -22,6 +21,7 @@ from ballots.errors import FileProblems, UnknownElection
 from ballots.seal import encode_ranking, seal
 from ballots.unseal import unseal
 from bot.context import Context
+from openprimary import count_cli as cli
 from tests.factories import TEST_PUBLIC, TEST_SEED, install_test_key, put_sealed, settings
 from tests.test_count_real import DATA, GLASGOW, GLASGOW_ELECTED
 

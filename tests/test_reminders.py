@@ -14,11 +14,10 @@ from bot.reminders import (
     ReminderError,
     Reminders,
     Worker,
-    dropped_by_sms,
     plan,
     template_problems,
-    text_problem,
 )
+from channels.rules import TEXT_RULES
 from tests.reminders_support import (
     Recorder,
     chat,
@@ -43,19 +42,21 @@ async def test_targeting_voted_opted_out_unreachable_and_telegram(redis: Redis) 
     await redis.sadd(keys.opted_out("telegram"), chat(4))
     await redis.sadd(keys.unreachable("telegram"), chat(5))
 
-    ready = await plan(redis, election, TEXT, clock=clock())
+    ready = await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock())
     assert sorted(ready.recipients["telegram"]) == ["S3"]
     assert sorted(ready.recipients["sms"]) == ["S5", "S6", "S7", "S8", "S9"]
     assert ready.skipped == {"voted": 1, "opted_out": 2, "unreachable": 1, "other_channel": 0}
     assert ready.sms_segments == 5
 
-    only_sms = await plan(redis, election, TEXT, "sms", clock=clock())
+    only_sms = await plan(redis, election, TEXT, "sms", rules=TEXT_RULES, clock=clock())
     assert only_sms.count("telegram") == 0 and only_sms.skipped["other_channel"] == 1
 
     reminders = Reminders(redis, clock())
     job = await reminders.create(election, ready, "cli:test")
     sms, tg = Recorder("sms"), Recorder("telegram")
-    final = await Worker(redis, {"sms": sms, "telegram": tg}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms, "telegram": tg}, fast_limiter(redis), TEXT_RULES).run(
+        job
+    )
 
     assert final.status == "finished"
     assert sorted(sms.addresses) == sorted(phone(i) for i in (5, 6, 7, 8, 9))
@@ -67,11 +68,13 @@ async def test_targeting_voted_opted_out_unreachable_and_telegram(redis: Redis) 
 async def test_supporters_who_vote_or_opt_out_meanwhile_are_skipped(redis: Redis) -> None:
     election = await election_with_roll(redis, 6)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
     await mark_voted(redis, election, "S1", "telegram")
     await redis.sadd(keys.opted_out("sms"), phone(2))
     sms = Recorder("sms")
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert sorted(sms.addresses) == sorted(phone(i) for i in (0, 3, 4, 5))
     assert final.outcome("voted") == 1 and final.outcome("opted_out") == 1
 
@@ -79,11 +82,13 @@ async def test_supporters_who_vote_or_opt_out_meanwhile_are_skipped(redis: Redis
 async def test_supporters_who_vote_while_waiting_for_a_turn_are_skipped(redis: Redis) -> None:
     election = await election_with_roll(redis, 3)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
     limiter = fast_limiter(redis)
     await limiter.pause("sms", 1.0)  # a 429 from Twilio: every turn waits
     sms = Recorder("sms")
-    worker = asyncio.ensure_future(Worker(redis, {"sms": sms}, limiter).run(job))
+    worker = asyncio.ensure_future(Worker(redis, {"sms": sms}, limiter, TEXT_RULES).run(job))
     await asyncio.sleep(0.3)
     assert not worker.done() and sms.addresses == []
     await mark_voted(redis, election, "S0")
@@ -96,10 +101,12 @@ async def test_supporters_who_vote_while_waiting_for_a_turn_are_skipped(redis: R
 async def test_platform_outcomes_are_recorded(redis: Redis) -> None:
     election = await election_with_roll(redis, 4)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
     answers = {phone(0): "opted_out", phone(1): "unreachable", phone(2): "failed"}
     sms = Recorder("sms", status=lambda a: answers.get(a, "sent"))
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert {o: final.outcome(o) for o in ("sent", "opted_out", "unreachable", "failed")} == {
         "sent": 1,
         "opted_out": 1,
@@ -115,36 +122,39 @@ def test_template_checks() -> None:
     assert template_problems("a { b")
     assert template_problems("{name!r}")
     assert template_problems("  ")
-    assert dropped_by_sms("Vote now \U0001f5f3\ufe0f, it\u2019s Siân\u2019s day") == ["\U0001f5f3"]
-    assert text_problem("sms", "x" * 160) is None
-    assert "5 segments" in (text_problem("sms", "x" * 700) or "")
-    assert text_problem("telegram", "x" * 4096) is None
-    assert text_problem("telegram", "\U0001f600" * 2049) is not None  # UTF-16 units
+    sms, telegram = TEXT_RULES["sms"], TEXT_RULES["telegram"]
+    assert sms.dropped("Vote now \U0001f5f3\ufe0f, it\u2019s Siân\u2019s day") == ["\U0001f5f3"]
+    assert sms.problem("x" * 160, 4) is None
+    assert "5 segments" in (sms.problem("x" * 700, 4) or "")
+    assert telegram.problem("x" * 4096, 4) is None
+    assert telegram.problem("\U0001f600" * 2049, 4) is not None  # UTF-16 units
 
 
 async def test_dry_run_counts_and_refuses_bad_text(redis: Redis) -> None:
     election = await election_with_roll(redis, 5, telegram=lambda i: i == 0)
-    long = await plan(redis, election, "x" * 150 + " {name}", clock=clock())
+    long = await plan(redis, election, "x" * 150 + " {name}", rules=TEXT_RULES, clock=clock())
     assert long.count("sms") == 4 and long.count("telegram") == 1
     assert long.sms_segments == 8 and long.max_sms_segments == 2
-    emoji = await plan(redis, election, "Vote! \U0001f5f3", clock=clock())
+    emoji = await plan(redis, election, "Vote! \U0001f5f3", rules=TEXT_RULES, clock=clock())
     assert any("vanish" in p for p in emoji.problems)
     with pytest.raises(ReminderError):
         await Reminders(redis, clock()).create(election, emoji, "t")
-    tg_only = await plan(redis, election, "Vote! \U0001f5f3", "telegram", clock=clock())
+    tg_only = await plan(
+        redis, election, "Vote! \U0001f5f3", "telegram", rules=TEXT_RULES, clock=clock()
+    )
     assert tg_only.problems == [] and tg_only.total == 1
 
 
 async def test_two_workers_share_one_job_without_duplicates(redis: Redis, redis_url: str) -> None:
     election = await election_with_roll(redis, 300)
     job = await Reminders(redis, clock()).create(
-        election, await plan(redis, election, TEXT, clock=clock()), "t"
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
     other = Redis.from_url(redis_url, decode_responses=True)
     try:
         a, b = Recorder("sms"), Recorder("sms")
-        wa = Worker(redis, {"sms": a}, fast_limiter(redis), concurrency={"sms": 4})
-        wb = Worker(other, {"sms": b}, fast_limiter(other), concurrency={"sms": 4})
+        wa = Worker(redis, {"sms": a}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 4})
+        wb = Worker(other, {"sms": b}, fast_limiter(other), TEXT_RULES, concurrency={"sms": 4})
         await asyncio.gather(wa.run(job), wb.run(job))
     finally:
         await other.aclose()
@@ -159,14 +169,18 @@ async def test_two_workers_share_one_job_without_duplicates(redis: Redis, redis_
 async def test_pause_then_resume_sends_the_rest_once(redis: Redis) -> None:
     election = await election_with_roll(redis, 40)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
 
     async def pause_at_ten(n: int) -> None:
         if n == 9:
             await reminders.pause(job, "cli:alice")
 
     sms = Recorder("sms", hook=pause_at_ten)
-    paused = await Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 3}).run(job)
+    paused = await Worker(
+        redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 3}
+    ).run(job)
     assert paused.status == "paused"
     first = len(sms.sent)
     assert 10 <= first <= 12  # those already on their way when it paused finish
@@ -174,7 +188,7 @@ async def test_pause_then_resume_sends_the_rest_once(redis: Redis) -> None:
 
     await reminders.resume(job, "cli:alice")
     sms.hook = None
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert final.status == "finished"
     assert sorted(sms.addresses) == sorted(phone(i) for i in range(40))
     actions = [e.action for e in await audit.read(redis, election.id)]
@@ -189,25 +203,31 @@ async def test_pause_then_resume_sends_the_rest_once(redis: Redis) -> None:
 async def test_cancel_stops_for_good(redis: Redis) -> None:
     election = await election_with_roll(redis, 30)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
 
     async def cancel_at_five(n: int) -> None:
         if n == 4:
             await reminders.cancel(job, "tg:100001")
 
     sms = Recorder("sms", hook=cancel_at_five)
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 2}).run(job)
+    final = await Worker(
+        redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 2}
+    ).run(job)
     assert final.status == "cancelled" and len(sms.sent) <= 6
     with pytest.raises(ReminderError, match="cancelled"):
         await reminders.resume(job, "t")
-    again = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    again = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert again.status == "cancelled" and len(sms.sent) <= 6
 
 
 async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis) -> None:
     election = await election_with_roll(redis, 50)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
     stuck = asyncio.Event()
 
     async def hang_on_twenty(n: int) -> None:
@@ -216,7 +236,7 @@ async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis
             await asyncio.Event().wait()  # the platform never answers
 
     sms = Recorder("sms", hook=hang_on_twenty)
-    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), concurrency={"sms": 4})
+    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 4})
     task = asyncio.create_task(worker.run(job))
     await asyncio.wait_for(stuck.wait(), 10)
     task.cancel()  # as a crash would: mid-call, with other claims held
@@ -228,7 +248,7 @@ async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis
     assert middle.outcome("in_doubt") >= 1 and middle.claimed == 0
 
     sms.hook = None
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert final.status == "finished"
     counts = Counter(sms.addresses)
     assert counts.most_common(1)[0][1] == 1  # nobody twice
@@ -243,7 +263,7 @@ async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis
 
     # The organiser may choose to send the in-doubt ones again.
     assert await reminders.resend_in_doubt(job, "cli:alice") == final.outcome("in_doubt")
-    await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert Counter(sms.addresses)[hung] == 2
     assert (await reminders.status(job)).outcome("in_doubt") == 0
 
@@ -252,18 +272,22 @@ async def test_a_dead_workers_claims_are_taken_over(redis: Redis) -> None:
     """Claims of a worker whose heartbeat ran out: unbegun ones are sent by another."""
     election = await election_with_roll(redis, 5)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
-    ghost = Worker(redis, {}, fast_limiter(redis), heartbeat=0.2)
-    from bot.reminders import _job_keys
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
+    ghost = Worker(redis, {}, fast_limiter(redis), TEXT_RULES, heartbeat=0.2)
+    from bot.reminders.scripts import job_keys
 
-    keys_ = _job_keys(job)
+    keys_ = job_keys(job)
     await ghost._beat(keys=keys_, args=[ghost.id, 200, "1"])
     claimed = [await ghost._claim(keys=keys_, args=["sms", ghost.id]) for _ in range(2)]
     assert [c[0] for c in claimed] == ["ok", "ok"]
     assert await ghost._begin(keys=keys_, args=["sms", claimed[1][1], ghost.id]) == "ok"
     # The ghost dies here, holding one claim and one send in flight.
     sms = Recorder("sms")
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), heartbeat=0.2).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.2).run(
+        job
+    )
     assert final.status == "finished"
     assert final.outcome("sent") == 4 and final.outcome("in_doubt") == 1
     assert len(set(sms.addresses)) == 4
@@ -272,7 +296,7 @@ async def test_a_dead_workers_claims_are_taken_over(redis: Redis) -> None:
 async def test_job_memory_is_small(redis: Redis) -> None:
     election = await election_with_roll(redis, 5000, shards=16)
     job = await Reminders(redis, clock()).create(
-        election, await plan(redis, election, TEXT, clock=clock()), "t"
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
     used = 0
     found = await redis.keys(f"*{{remind/{job}}}*")
@@ -283,22 +307,25 @@ async def test_job_memory_is_small(redis: Redis) -> None:
 
 
 async def test_a_finished_or_cancelled_job_expires_from_redis(redis: Redis) -> None:
-    from bot.reminders import JOB_RETENTION, _job_keys
+    from bot.reminders import JOB_RETENTION
+    from bot.reminders.scripts import job_keys
 
     election = await election_with_roll(redis, 3)
     reminders = Reminders(redis, clock())
-    done = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    done = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
     dropped = await reminders.create(
-        election, await plan(redis, election, TEXT, clock=clock()), "t"
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
     running = await reminders.create(
-        election, await plan(redis, election, TEXT, clock=clock()), "t"
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
-    await Worker(redis, {"sms": Recorder("sms")}, fast_limiter(redis)).run(done)
+    await Worker(redis, {"sms": Recorder("sms")}, fast_limiter(redis), TEXT_RULES).run(done)
     await reminders.cancel(dropped, "t")
 
     async def ttls(job: str) -> list[int]:
-        return [await redis.ttl(k) for k in _job_keys(job) if await redis.exists(k)]
+        return [await redis.ttl(k) for k in job_keys(job) if await redis.exists(k)]
 
     for job in (done, dropped):
         left = await ttls(job)
@@ -311,13 +338,15 @@ async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
 
     election = await election_with_roll(redis, 40)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
 
     async def slow(n: int) -> None:
         await asyncio.sleep(0.05)
 
     sms = Recorder("sms", hook=slow)
-    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), heartbeat=0.3)
+    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.3)
     real_beat = worker._beat
     beats = 0
 
@@ -336,20 +365,22 @@ async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
     await asyncio.sleep(0.2)
     assert len(sms.sent) == stopped_at
     # Another worker finishes the job; nobody gets two.
-    final = await Worker(redis, {"sms": sms}, fast_limiter(redis)).run(job)
+    final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert final.status == "finished"
     assert Counter(sms.addresses).most_common(1)[0][1] == 1
 
 
 async def test_work_put_back_by_a_departing_worker_is_taken_up(redis: Redis) -> None:
-    from bot.reminders import _job_keys
+    from bot.reminders.scripts import job_keys
 
     election = await election_with_roll(redis, 5)
     reminders = Reminders(redis, clock())
-    job = await reminders.create(election, await plan(redis, election, TEXT, clock=clock()), "t")
-    keys_ = _job_keys(job)
+    job = await reminders.create(
+        election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
+    )
+    keys_ = job_keys(job)
     # Another worker, alive, claims two recipients and then leaves without sending them.
-    ghost = Worker(redis, {}, fast_limiter(redis), heartbeat=5.0)
+    ghost = Worker(redis, {}, fast_limiter(redis), TEXT_RULES, heartbeat=5.0)
     await ghost._beat(keys=keys_, args=[ghost.id, 5000, "1"])
     for _ in range(2):
         assert (await ghost._claim(keys=keys_, args=["sms", ghost.id]))[0] == "ok"
@@ -368,6 +399,8 @@ async def test_work_put_back_by_a_departing_worker_is_taken_up(redis: Redis) -> 
             return await super()._recover_dead(job, election_id, keys_)
 
     sms = Recorder("sms")
-    final = await asyncio.wait_for(Unlucky(redis, {"sms": sms}, fast_limiter(redis)).run(job), 10)
+    final = await asyncio.wait_for(
+        Unlucky(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job), 10
+    )
     assert final.status == "finished" and final.outcome("sent") == 5
     assert sorted(sms.addresses) == sorted(phone(i) for i in range(5))

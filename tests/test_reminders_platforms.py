@@ -16,9 +16,10 @@ from redis.asyncio import Redis
 
 from ballots.election import Election
 from bot.ratelimit import limiter_for
-from bot.remind_cli import reminder_senders
 from bot.reminders import Reminders, Worker, plan
 from bot.settings import Settings
+from channels.rules import TEXT_RULES
+from openprimary.remind_cli import reminder_senders
 from tests.factories import settings
 from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
 from tests.standins.telegram_api import TelegramAPI
@@ -40,7 +41,7 @@ def twilio_settings(twilio: TwilioApiStandIn, **more: object) -> Settings:
 
 
 async def start_job(redis: Redis, election: Election) -> str:
-    ready = await plan(redis, election, TEXT, clock=clock())
+    ready = await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock())
     return await Reminders(redis, clock()).create(election, ready, "cli:test")
 
 
@@ -54,6 +55,7 @@ async def worker_for(
             redis,
             senders,
             limiter,
+            TEXT_RULES,
             concurrency=dict.fromkeys(channels, concurrency),
             heartbeat=1.0,
         )

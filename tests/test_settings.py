@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 
 from ballots.clock import ManualClock
 from ballots.errors import ConfigError
-from bot.core import build_core
 from bot.settings import Settings
 from channels.server import check_settings
+from openprimary.app import build_core
 from tests.factories import NOW, SECRET, sample_election, settings
 
 GOOD = "3f9a1c0b7e5d42a8b6c1f0e9d8a7b6c5"

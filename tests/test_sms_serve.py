@@ -20,11 +20,11 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.errors import ConfigError
-from bot.cli import build_parser
 from bot.context import Context
-from bot.core import build_core
 from bot.settings import Settings
 from channels.server import check_settings, make_app, serve
+from openprimary.app import build_core
+from openprimary.cli import build_parser
 from tests.factories import NOW, SECRET, sample_election, settings
 from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app
 from tests.standins.twilio_api import TwilioApiStandIn
@@ -262,7 +262,7 @@ async def test_openprimary_serve_names_a_missing_setting(redis_url: str, tmp_pat
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", "--port", "0",
+        sys.executable, "-m", "openprimary.cli", "serve", "--port", "0",
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -289,7 +289,7 @@ async def test_openprimary_serve_end_to_end(
         "TWILIO_API_BASE": twilio.base_url,
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", "--port", "0", "--election", election.id,
+        sys.executable, "-m", "openprimary.cli", "serve", "--port", "0", "--election", election.id,
         cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -219,7 +219,7 @@ async def test_a_slow_reply_is_texted_when_ready() -> None:
         channel = "sms"
 
         async def send(self, address: str, message: OutboundMessage):  # type: ignore[no-untyped-def]
-            from channels.base import SendResult
+            from bot.ports import SendResult
 
             sent.append((address, message.text))
             return SendResult("sent")
@@ -379,7 +379,7 @@ async def test_telegram_is_404_until_a_channel_plugs_in(stack: SmsStack, redis: 
 
 async def test_sms_is_404_when_not_configured(redis: Redis) -> None:
     from ballots.clock import ManualClock
-    from bot.core import build_core
+    from openprimary.app import build_core
     from tests.factories import NOW, sample_election
 
     election = await sample_election(redis)

@@ -13,6 +13,7 @@ from telegram.error import RetryAfter
 
 from ballots import keys
 from bot.messages import Button, OutboundMessage
+from channels.rules import TEXT_RULES
 from channels.telegram.sending import api_urls, telegram_sender
 from channels.telegram.throttle import Throttle
 from tests.factories import settings
@@ -263,7 +264,7 @@ async def test_a_reminder_through_the_serve_bot_takes_one_turn_a_message(redis: 
 
     election = await election_with_roll(redis, 8, telegram=lambda i: True)
     job = await Reminders(redis, clock()).create(
-        election, await plan(redis, election, "Hi {name}", clock=clock()), "t"
+        election, await plan(redis, election, "Hi {name}", rules=TEXT_RULES, clock=clock()), "t"
     )
     async with TelegramAPI() as api:
         config = make_settings(
@@ -278,7 +279,7 @@ async def test_a_reminder_through_the_serve_bot_takes_one_turn_a_message(redis: 
         async with bot:
             sender = TelegramSender(bot, redis, ButtonSigner(config.secret_key))
             assert sender.paces_itself
-            final = await Worker(redis, {"telegram": sender}, limiter).run(job)
+            final = await Worker(redis, {"telegram": sender}, limiter, TEXT_RULES).run(job)
     assert final.outcome("sent") == 8
     assert Counting.turns == 8
 

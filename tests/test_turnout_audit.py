@@ -12,13 +12,13 @@ from redis.asyncio import Redis
 
 from ballots import audit
 from ballots.clock import Clock
-from ballots.count.cli import count_command
 from ballots.trustees import split_seed, write_shares
-from bot.cli import build_parser
 from bot.commands import audit_show, codes_issue, election_load, roll_import, turnout_report
 from bot.context import Context
-from bot.remind_cli import remind
 from bot.trustees_cli import unseal_command
+from openprimary.cli import build_parser
+from openprimary.count_cli import count_command
+from openprimary.remind_cli import remind
 from tests.factories import EXAMPLES, TEST_PUBLIC, TEST_SEED, harness, settings
 
 

@@ -15,13 +15,13 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots import audit, keys
-from ballots.count.cli import count_command, export_command
 from ballots.seal import encode_ranking, seal
 from ballots.trustees import ShareError, load_count_key
 from ballots.unseal import UnsealRefused, unseal
-from bot.cli import build_parser
 from bot.context import Context
 from bot.state import Step
+from openprimary.cli import build_parser
+from openprimary.count_cli import count_command, export_command
 from tests.demo_support import demo_env, server_stopped, start_demo
 from tests.factories import NOW, Harness, harness, put_sealed, settings
 
@@ -390,7 +390,7 @@ def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
     out, _ = proc.communicate(f"hello\n{code}\n2 4 1\nyes\n/quit\n", timeout=60)
     assert "Vote cast, thank you!" in out
     counted = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--count"],
+        [sys.executable, "-m", "openprimary.cli", "demo", "--count"],
         cwd=tmp_path,
         env=demo_env(),
         capture_output=True,

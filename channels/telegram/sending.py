@@ -25,8 +25,8 @@ from bot import texts
 from bot.copies import Copy, Kind, Outcome, PlatformCopies
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
+from bot.ports import SendResult
 from bot.settings import Settings
-from channels.base import SendResult
 from channels.telegram.signing import ButtonSigner
 from channels.telegram.throttle import SharedLimit, Throttle
 

@@ -22,8 +22,8 @@ from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.election import Election
 from benchmarks.harness import bench_election
-from bot.core import build_core
 from channels.server import make_app
+from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.faults.support import (
     AUTH_TOKEN,

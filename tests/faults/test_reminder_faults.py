@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, default_concurrency
+from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
 from tests.factories import SECRET
 from tests.reminders_support import election_with_roll, most_in_window, phone
@@ -44,6 +45,7 @@ async def test_10_percent_500s_and_2_percent_held_answers_send_nobody_twice(
                 redis,
                 {"sms": sms},
                 limiter,
+                TEXT_RULES,
                 concurrency={"sms": default_concurrency(RATE)},
                 heartbeat=2.0,
             )
@@ -87,7 +89,7 @@ async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path:
             "TWILIO_FROM": OUR_NUMBER,
             "TWILIO_API_BASE": twilio.base_url,
         }
-        command = [sys.executable, "-m", "bot.cli", "remind"]
+        command = [sys.executable, "-m", "openprimary.cli", "remind"]
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root
         first = await asyncio.create_subprocess_exec(

@@ -23,7 +23,7 @@ from aiohttp import ClientSession
 from ballots.clock import SystemClock
 from ballots.connection import client_from_url
 from benchmarks.harness import bench_election
-from bot.core import build_core
+from openprimary.app import build_core
 from tests.factories import SECRET, settings
 from tests.faults.support import (
     AUTH_TOKEN,
@@ -47,7 +47,8 @@ TELEGRAM_VOTERS = 30
 
 async def start_serve(env: dict[str, str], port: int, cwd: Path) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--election", "faults",
+        sys.executable, "-m", "openprimary.cli", "serve",
+        "--port", str(port), "--election", "faults",
         cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -18,6 +18,7 @@ from telegram.request import HTTPXRequest
 
 from ballots.election import bind_secret_key, get_election
 from bot.context import Context
+from bot.ports import Sender
 from bot.ratelimit import RateLimiter, limiter_for
 from bot.reminders import (
     CHANNELS,
@@ -31,7 +32,7 @@ from bot.reminders import (
     plan,
 )
 from bot.settings import Settings
-from channels.base import Sender
+from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
 from channels.telegram.sending import Bot, TelegramSender, api_urls
 from channels.telegram.signing import ButtonSigner
@@ -158,6 +159,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             ctx.redis,
             senders,
             limiter,
+            TEXT_RULES,
             clock=ctx.clock,
             concurrency=concurrency,
             heartbeat=args.heartbeat,
@@ -230,6 +232,7 @@ async def remind(args: argparse.Namespace, ctx: Context) -> int:
         election,
         args.message,
         args.channel,
+        rules=TEXT_RULES,
         clock=ctx.clock,
         max_segments=args.max_segments,
     )

@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ballots.connection import open_redis
-from ballots.count import cli as count_cli
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
-from bot import commands, demo, remind_cli, trustees_cli
+from bot import commands, trustees_cli
 from bot.context import Context, Handler
 from bot.settings import Settings
 from channels import server, telegram_cli
+from openprimary import count_cli, demo, remind_cli
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,173 @@
+"""Who a reminder reaches, on which channel, and what it costs: checked before it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ballots import keys
+from ballots.clock import Clock, SystemClock
+from ballots.election import Election
+from bot.ports import TextRules
+from bot.reminders.common import BATCH, CHANNELS, MAX_SMS_SEGMENTS, ReminderError
+from bot.reminders.text import render, template_problems
+
+# --- who gets it -------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Who a reminder would reach and what it would cost, before anything is sent."""
+
+    election: str
+    template: str
+    channel: str
+    recipients: dict[str, list[str]] = field(default_factory=lambda: {c: [] for c in CHANNELS})
+    skipped: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("voted", "opted_out", "unreachable", "other_channel"), 0
+        )
+    )
+    sms_segments: int = 0
+    max_sms_segments: int = 0
+    problems: list[str] = field(default_factory=list)
+    sample: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.recipients.values())
+
+    def count(self, channel: str) -> int:
+        return len(self.recipients[channel])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "election": self.election,
+            "channel": self.channel,
+            "recipients": {c: len(v) for c, v in self.recipients.items()},
+            "total": self.total,
+            "sms_segments": self.sms_segments,
+            "max_sms_segments": self.max_sms_segments,
+            "skipped": dict(self.skipped),
+            "problems": list(self.problems),
+            "sample": dict(self.sample),
+        }
+
+
+async def plan(
+    redis: Redis,
+    election: Election,
+    template: str,
+    channel: str = "all",
+    *,
+    rules: Mapping[str, TextRules],
+    clock: Clock | None = None,
+    max_segments: int = MAX_SMS_SEGMENTS,
+) -> Plan:
+    """Work out the recipients and check every message before anything is sent.
+
+    Telegram where linked and reachable, otherwise SMS.  Opting out on the
+    channel a supporter would be reminded on skips them (it is their
+    wish); a Telegram chat that blocked the bot falls back to SMS.  Each
+    channel's ``rules`` say what its messages become, cost and cannot carry.
+    """
+    if channel not in (*CHANNELS, "all"):
+        raise ReminderError(f"unknown channel {channel!r}; use sms, telegram or all")
+    result = Plan(election.id, template, channel, problems=template_problems(template))
+    if result.problems:
+        return result
+    now = (clock or SystemClock()).now()
+    too_long: dict[str, list[str]] = {c: [] for c in CHANNELS}  # channel -> problems
+    for shard in range(election.shards):
+        cursor = 0
+        seen: set[str] = set()  # SSCAN may return a member twice (while the set rehashes)
+        while True:
+            cursor, page = await redis.sscan(keys.members(election.id, shard), cursor, count=2000)
+            members = sorted({str(m) for m in page} - seen)
+            seen.update(members)
+            for i in range(0, len(members), BATCH):
+                await _plan_batch(
+                    redis,
+                    election,
+                    members[i : i + BATCH],
+                    shard,
+                    result,
+                    now,
+                    too_long,
+                    max_segments,
+                    rules,
+                )
+            if cursor == 0:
+                break
+    for ch in CHANNELS:
+        dropped = rules[ch].dropped(template)
+        if result.count(ch) and dropped:
+            result.problems.append(
+                f"these characters cannot go by {ch.upper() if ch == 'sms' else ch.title()} "
+                "and would vanish: " + " ".join(dropped)
+            )
+    for ch, found in too_long.items():
+        if found:
+            result.problems.append(f"{len(found)} {ch} message(s) cannot go: {found[0]}")
+    return result
+
+
+async def _plan_batch(
+    redis: Redis,
+    election: Election,
+    sids: list[str],
+    shard: int,
+    result: Plan,
+    now: datetime,
+    too_long: dict[str, list[str]],
+    max_segments: int,
+    rules: Mapping[str, TextRules],
+) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for sid in sids:
+            pipe.hmget(
+                keys.voter(election.id, shard, sid), ["name", "phone", "telegram_id", "voted"]
+            )
+        records = await pipe.execute()
+    phones = [r[1] or "" for r in records]
+    chats = [r[2] or "" for r in records]
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.smismember(keys.opted_out("sms"), phones)
+        pipe.smismember(keys.unreachable("sms"), phones)
+        pipe.smismember(keys.opted_out("telegram"), chats)
+        pipe.smismember(keys.unreachable("telegram"), chats)
+        sms_out, sms_dead, tg_out, tg_dead = await pipe.execute()
+    for i, (sid, (name, phone, chat, voted)) in enumerate(zip(sids, records, strict=True)):
+        if voted:
+            result.skipped["voted"] += 1
+            continue
+        if chat and tg_out[i]:
+            result.skipped["opted_out"] += 1
+            continue
+        if chat and not tg_dead[i]:
+            ch = "telegram"
+        elif not phone or sms_dead[i]:
+            result.skipped["unreachable"] += 1
+            continue
+        elif sms_out[i]:
+            result.skipped["opted_out"] += 1
+            continue
+        else:
+            ch = "sms"
+        if result.channel not in ("all", ch):
+            result.skipped["other_channel"] += 1
+            continue
+        text = render(result.template, election, name or "", now)
+        problem = rules[ch].problem(text, max_segments)
+        if problem:
+            too_long[ch].append(f"{problem} (supporter {sid})")
+        if ch == "sms":
+            n = rules[ch].parts(text)
+            result.sms_segments += n
+            result.max_sms_segments = max(result.max_sms_segments, n)
+        result.sample.setdefault(ch, rules[ch].body(text))
+        result.recipients[ch].append(sid)

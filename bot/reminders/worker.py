@@ -1,0 +1,319 @@
+"""Sending a reminder job: claim, begin, send, finish, in any number of processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ballots import keys
+from ballots.clock import Clock, SystemClock
+from ballots.election import Election, get_election
+from bot.messages import OutboundMessage
+from bot.metrics import MESSAGES_OUT
+from bot.ports import Sender, SendResult, TextRules
+from bot.ratelimit import RateLimiter
+from bot.reminders.common import (
+    CHANNELS,
+    HEARTBEAT,
+    MAX_SMS_SEGMENTS,
+    STATUS_OUTCOME,
+    Progress,
+    ReminderError,
+)
+from bot.reminders.jobs import JobStatus, Reminders, record_finished
+from bot.reminders.scripts import BEAT, BEGIN, CLAIM, FINISH, RECOVER, job_keys
+from bot.reminders.text import render
+
+log = logging.getLogger(__name__)
+
+
+# --- sending --------------------------------------------------------------------------
+
+
+def default_concurrency(rate: float) -> int:
+    """Messages on their way at once per process: a second's worth.
+
+    A call takes ~200 ms, but one whose answer never comes holds its place
+    until the sender's timeout: a second's worth keeps the rate with a few
+    percent of answers held, as the fault-injection tests measure.
+    """
+    return max(4, min(256, math.ceil(rate)))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One recipient a worker has claimed."""
+
+    channel: str
+    index: int
+    supporter_id: str
+
+
+class Worker:
+    """Drains one reminder job in this process, alongside any others.
+
+    ``senders`` maps channel to :class:`bot.ports.Sender`; ``concurrency``
+    is how many messages per channel may be on their way at once here (the
+    rate limiter keeps all of them, in all processes, within the rate).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        senders: Mapping[str, Sender],
+        limiter: RateLimiter,
+        rules: Mapping[str, TextRules],
+        *,
+        clock: Clock | None = None,
+        concurrency: Mapping[str, int] | None = None,
+        heartbeat: float = HEARTBEAT,
+        max_segments: int = MAX_SMS_SEGMENTS,
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.senders = senders
+        self.limiter = limiter
+        self.rules = rules
+        self.clock = clock or SystemClock()
+        self.id = secrets.token_hex(6)
+        self.heartbeat = heartbeat
+        self.max_segments = max_segments
+        self.concurrency = dict(concurrency or {})
+        self.on_progress = on_progress
+        self.reminders = Reminders(redis, self.clock)
+        self._claim = redis.register_script(CLAIM)
+        self._begin = redis.register_script(BEGIN)
+        self._finish = redis.register_script(FINISH)
+        self._recover = redis.register_script(RECOVER)
+        self._beat = redis.register_script(BEAT)
+
+    async def run(self, job: str) -> JobStatus:
+        """Send until the job is finished, paused or cancelled; returns its status then."""
+        status = await self.reminders.status(job)
+        if status.status != "running":
+            return status
+        election = await get_election(self.redis, status.election)
+        missing = [ch for ch in CHANNELS if status.totals[ch] and ch not in self.senders]
+        if missing:
+            raise ReminderError(
+                f"job {job} has {' and '.join(missing)} recipients but no {' or '.join(missing)} "
+                "sender is configured (see TWILIO_* and TELEGRAM_BOT_TOKEN)"
+            )
+        keys_ = job_keys(job)
+        await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
+        beating = asyncio.create_task(self._keep_beating(keys_))
+        drains: list[asyncio.Task[None]] = []
+        try:
+            await self._recover_dead(job, election.id, keys_)
+            while True:
+                drains = [
+                    asyncio.create_task(self._drain(job, election, status.template, ch))
+                    for ch in CHANNELS
+                    if status.totals[ch]
+                    for _ in range(self.concurrency.get(ch, 1))
+                ]
+                draining: asyncio.Future[list[None]] = asyncio.ensure_future(
+                    asyncio.gather(*drains)
+                )
+                watched: set[asyncio.Future[Any]] = {draining, beating}
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if beating.done():
+                    # Without a heartbeat other workers take this one for dead and
+                    # mark its sends in doubt: stop sending at once.
+                    draining.cancel()
+                    await asyncio.gather(draining, return_exceptions=True)
+                    beating.result()  # raises why it stopped
+                await draining
+                requeued, held = await self._recover_dead(job, election.id, keys_)
+                now = await self.reminders.status(job)
+                if now.status != "running":
+                    break
+                if requeued:
+                    continue
+                if now.remaining > now.claimed:
+                    # Work nobody holds: put back by a worker that stopped (or a
+                    # pause and resume) after our drains ran dry.  Take it.
+                    await asyncio.sleep(min(1.0, self.heartbeat / 3))
+                    continue
+                # Claims left are another worker's: a live one finishes them in a
+                # moment; a dead one's are taken over once its heartbeat runs out.
+                if not held:
+                    break
+                await asyncio.sleep(min(1.0, self.heartbeat / 3))
+        finally:
+            # Every task must have stopped before the claims are handed back.
+            for task in (*drains, beating):
+                task.cancel()
+            await asyncio.gather(*drains, beating, return_exceptions=True)
+            # Leave: what this worker claimed but never began goes back to the
+            # queue; a send cut off mid-call is in doubt.
+            await asyncio.shield(self._leave(job, election.id, keys_))
+        return await self.reminders.status(job)
+
+    async def _leave(self, job: str, election_id: str, keys_: list[str]) -> None:
+        await self._beat(keys=keys_, args=[self.id, 0, "0"])
+        await self._recover_dead(job, election_id, keys_)
+
+    async def _keep_beating(self, keys_: list[str]) -> None:
+        """Beat every third of the heartbeat; a failed beat is tried again at the next.
+
+        If no beat has landed for a whole heartbeat, the others may already
+        count this worker as dead, so it raises and the worker stops sending.
+        """
+        loop = asyncio.get_running_loop()
+        landed = loop.time()
+        while True:
+            await asyncio.sleep(self.heartbeat / 3)
+            try:
+                await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
+                landed = loop.time()
+            except (RedisError, OSError) as err:
+                if loop.time() - landed >= self.heartbeat:
+                    raise ReminderError(
+                        f"worker {self.id}: no heartbeat for {self.heartbeat:.0f} s ({err}); "
+                        "stopping so that nothing is sent twice"
+                    ) from err
+                log.warning("worker %s: heartbeat failed (%s); trying again", self.id, err)
+
+    async def _recover_dead(self, job: str, election_id: str, keys_: list[str]) -> tuple[int, int]:
+        requeued, doubted, finished = await self._recover(keys=keys_, args=[])
+        if int(doubted):
+            log.warning(
+                "job %s: %d message(s) were on their way when their worker died; "
+                "marked in doubt, not sent again",
+                job,
+                int(doubted),
+            )
+        if str(finished) == "finished":
+            await self._finished(job, election_id)
+        held = int(await self.redis.hlen(keys_[1]))
+        return int(requeued), held
+
+    async def _finished(self, job: str, election_id: str) -> None:
+        await record_finished(self.redis, self.clock, await self.reminders.status(job))
+
+    async def _drain(self, job: str, election: Election, template: str, channel: str) -> None:
+        """Claim and send, one message at a time, until nothing is left to claim."""
+        keys_ = job_keys(job)
+        while True:
+            reply = await self._claim(keys=keys_, args=[channel, self.id])
+            if reply[0] != "ok":
+                return
+            claim = Claim(channel, int(reply[1]), str(reply[2]))
+            progress, outcome = await self._deliver(job, election, template, claim, keys_)
+            if progress is None:
+                continue
+            done = await self._finish(
+                keys=keys_, args=[channel, claim.index, self.id, int(progress), outcome]
+            )
+            if self.on_progress is not None:
+                self.on_progress()
+            if str(done) == "finished":
+                await self._finished(job, election.id)
+
+    async def _deliver(
+        self, job: str, election: Election, template: str, claim: Claim, keys_: list[str]
+    ) -> tuple[Progress | None, str]:
+        """Check the recipient again, wait for a turn, send.  (None: the claim went back.)"""
+        skip, name, address = await self._recipient(election, claim)
+        if skip is not None:
+            return skip
+        text = render(template, election, name, self.clock.now())
+        rules = self.rules[claim.channel]
+        problem = rules.problem(text, self.max_segments)
+        if problem:
+            log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, problem)
+            return Progress.FAILED, "failed"
+        text = rules.body(text)
+
+        sender = self.senders[claim.channel]
+        if not getattr(sender, "paces_itself", False):
+            await self.limiter.wait_turn(claim.channel, address)
+            # The wait can be long (a 429 pause, a queue of turns): whoever
+            # voted or opted out meanwhile is not messaged.
+            skip, _, _ = await self._recipient(election, claim)
+            if skip is not None:
+                return skip
+        began = str(await self._begin(keys=keys_, args=[claim.channel, claim.index, self.id]))
+        if began != "ok":
+            return None, began
+        message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
+        result = await self._send(job, sender, address, message)
+        if claim.channel == "telegram" and result.status == "unreachable":
+            # Blocked the bot, or left Telegram: their phone may still take it.
+            return await self._by_sms(job, election, template, claim)
+        return self._outcome(claim.channel, result)
+
+    async def _send(
+        self, job: str, sender: Sender, address: str, message: OutboundMessage
+    ) -> SendResult:
+        try:
+            return await sender.send(address, message)
+        except Exception as err:
+            # The platform may or may not have taken it: in doubt, like a crash.
+            log.exception("job %s: the %s sender raised", job, sender.channel)
+            return SendResult("in_doubt", f"{type(err).__name__}: {err}")
+
+    async def _by_sms(
+        self, job: str, election: Election, template: str, claim: Claim
+    ) -> tuple[Progress, str]:
+        """Send a Telegram recipient's reminder by SMS instead (the chat is unreachable)."""
+        sms = self.senders.get("sms")
+        if sms is None:
+            return Progress.UNREACHABLE, "unreachable"
+        skip, name, phone = await self._recipient(election, replace(claim, channel="sms"))
+        if skip is not None:
+            return skip
+        text = render(template, election, name, self.clock.now())
+        if self.rules["sms"].problem(text, self.max_segments):
+            return Progress.UNREACHABLE, "unreachable"
+        if not getattr(sms, "paces_itself", False):
+            await self.limiter.wait_turn("sms", phone)
+        body = self.rules["sms"].body(text)
+        message = OutboundMessage(body, channel="sms", address=phone, kind="reminder")
+        result = await self._send(job, sms, phone, message)
+        progress, outcome = self._outcome("sms", result)
+        if outcome == "sent":
+            return Progress.SENT_BY_SMS, "sent_by_sms"
+        return progress, outcome
+
+    async def _recipient(
+        self, election: Election, claim: Claim
+    ) -> tuple[tuple[Progress, str] | None, str, str]:
+        """(why to skip, or None; name; address) for a claimed recipient, as of now."""
+        shard = keys.shard_of(claim.supporter_id, election.shards)
+        name, phone, chat, voted = await self.redis.hmget(
+            keys.voter(election.id, shard, claim.supporter_id),
+            ["name", "phone", "telegram_id", "voted"],
+        )
+        if voted:
+            return (Progress.VOTED, "voted"), "", ""
+        address = str((chat if claim.channel == "telegram" else phone) or "")
+        if not address:
+            return (Progress.UNREACHABLE, "unreachable"), "", ""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.opted_out(claim.channel), address)
+            pipe.sismember(keys.unreachable(claim.channel), address)
+            opted_out, unreachable = await pipe.execute()
+        if opted_out:
+            return (Progress.OPTED_OUT, "opted_out"), "", ""
+        if unreachable:
+            return (Progress.UNREACHABLE, "unreachable"), "", ""
+        return None, str(name or ""), address
+
+    @staticmethod
+    def _outcome(channel: str, result: SendResult) -> tuple[Progress, str]:
+        outcome = STATUS_OUTCOME.get(result.status, "failed")
+        if outcome == "sent":
+            MESSAGES_OUT.labels(channel, "reminder").inc()
+        elif outcome == "failed":
+            log.warning("a %s reminder was not delivered: %s", channel, result.detail)
+        return Progress[outcome.upper()], outcome
