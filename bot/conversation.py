@@ -40,6 +40,7 @@ from bot.parse import (
     normalise,
     parse_ranking,
 )
+from bot.reach import Reach
 from bot.state import CHOOSING, State, Step
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,10 @@ class Conversation:
             if word in HELP:
                 return state, [self._say(texts.help_text(self.election))]
             if word in OPT_OUT:
-                await self.redis.sadd(keys.opted_out(turn.msg.channel), turn.msg.address)
+                await Reach(self.redis).opt_out(turn.msg.channel, turn.msg.address)
                 return state, [self._say(texts.opted_out())]
             if word in OPT_IN and not (word == "YES" and state.step is Step.CONFIRM):
-                removed = await self.redis.srem(keys.opted_out(turn.msg.channel), turn.msg.address)
+                removed = await Reach(self.redis).opt_in(turn.msg.channel, turn.msg.address)
                 if removed or word != "YES":
                     replies = [self._say(texts.opted_in())]
                     if state.step in (Step.START, Step.IDENTIFY):

@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-import phonenumbers
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ballots.errors import StoreUnavailable
+from ballots.roll import PhoneError, normalise_phone
 from bot import texts
 from bot.copies import Kind, PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
@@ -104,17 +104,12 @@ Route = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
 
 
 def to_e164(raw: str, region: str = "GB") -> str | None:
-    """A sender's number in E.164 form, or None for a short code or a name."""
-    text = raw.strip()
-    if text.startswith("00"):
-        text = "+" + text[2:]
+    """A sender's number in E.164 form, or None for a short code, a name or a number that
+    cannot be a phone (the roll's one normaliser: phonenumbers' ``is_valid_number``)."""
     try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
+        return normalise_phone(raw, region)
+    except PhoneError:
         return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def sms_text(message: OutboundMessage) -> str:

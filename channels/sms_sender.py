@@ -35,11 +35,11 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from ballots import keys
 from bot.copies import Outcome
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.ports import SendResult
+from bot.reach import Reach
 from bot.settings import Settings
 from channels.sms import CHANNEL, sms_text
 
@@ -147,11 +147,11 @@ class TwilioSender:
             except (TwilioRestException, TwilioServiceException) as err:
                 status, code = int(err.status), int(err.code or 0)
                 if code == OPTED_OUT:
-                    await self.redis.sadd(keys.opted_out(CHANNEL), address)
+                    await Reach(self.redis).opt_out(CHANNEL, address)
                     log.info("%s has opted out of SMS (Twilio 21610)", masked(address))
                     return self._result("opted_out", "21610 recipient opted out")
                 if code in UNREACHABLE:
-                    await self.redis.sadd(keys.unreachable(CHANNEL), address)
+                    await Reach(self.redis).unreachable(CHANNEL, address)
                     log.warning("%s cannot take an SMS: Twilio %s", masked(address), code)
                     return self._result("unreachable", f"{code} {_message(err)}")
                 detail = f"Twilio {status}/{code}: {_message(err)}"

@@ -13,6 +13,7 @@ from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election
 from bot.ports import TextRules
+from bot.reach import Reach
 from bot.reminders.common import BATCH, CHANNELS, MAX_SMS_SEGMENTS, ReminderError
 from bot.reminders.text import render, template_problems
 
@@ -136,10 +137,8 @@ async def _plan_batch(
     phones = [r[1] or "" for r in records]
     chats = [r[2] or "" for r in records]
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.smismember(keys.opted_out("sms"), phones)
-        pipe.smismember(keys.unreachable("sms"), phones)
-        pipe.smismember(keys.opted_out("telegram"), chats)
-        pipe.smismember(keys.unreachable("telegram"), chats)
+        Reach.check_many(pipe, "sms", phones)
+        Reach.check_many(pipe, "telegram", chats)
         sms_out, sms_dead, tg_out, tg_dead = await pipe.execute()
     for i, (sid, (name, phone, chat, voted)) in enumerate(zip(sids, records, strict=True)):
         if voted:

@@ -20,6 +20,7 @@ from bot.messages import OutboundMessage
 from bot.metrics import MESSAGES_OUT
 from bot.ports import Sender, SendResult, TextRules
 from bot.ratelimit import RateLimiter
+from bot.reach import Reach
 from bot.reminders.common import (
     CHANNELS,
     HEARTBEAT,
@@ -299,10 +300,7 @@ class Worker:
         address = str((chat if claim.channel == "telegram" else phone) or "")
         if not address:
             return (Progress.UNREACHABLE, "unreachable"), "", ""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sismember(keys.opted_out(claim.channel), address)
-            pipe.sismember(keys.unreachable(claim.channel), address)
-            opted_out, unreachable = await pipe.execute()
+        opted_out, unreachable = await Reach(self.redis).check(claim.channel, address)
         if opted_out:
             return (Progress.OPTED_OUT, "opted_out"), "", ""
         if unreachable:

@@ -15,12 +15,12 @@ from telegram import CallbackQuery, Chat, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackContext
 
-from ballots import keys
 from ballots.errors import unavailable
 from ballots.roll import PhoneError, normalise_phone
 from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
+from bot.reach import Reach
 from bot.router import Router
 from channels.telegram.sending import CHANNEL, Bot, send_replies
 from channels.telegram.signing import ButtonSigner
@@ -197,7 +197,7 @@ class Handlers:
     ) -> None:
         """Hand one message to the router and render its replies."""
         # Whoever writes to the bot has not blocked it (any more).
-        await self.redis.srem(keys.unreachable(CHANNEL), msg.address)
+        await Reach(self.redis).reachable(CHANNEL, msg.address)
         # A repeated update that was done already: its replies went out then, unless its
         # process died before it could say so (replaying).  StoreUnavailable goes up to
         # on_error, and the update is tried again from the inbox.

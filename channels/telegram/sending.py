@@ -19,13 +19,13 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from ballots import keys
 from ballots.errors import ConfigError
 from bot import texts
 from bot.copies import Copy, Kind, Outcome, PlatformCopies
 from bot.messages import OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.ports import SendResult
+from bot.reach import Reach
 from bot.settings import Settings
 from channels.telegram.signing import ButtonSigner
 from channels.telegram.throttle import SharedLimit, Throttle
@@ -217,7 +217,7 @@ async def _edit(bot: Bot, chat_id: str, message_id: int, text: str, markup: Mark
 
 async def mark_unreachable(redis: Redis, chat_id: str, err: TelegramError) -> None:
     """Remember that a chat cannot be reached (blocked the bot, deleted account)."""
-    await redis.sadd(keys.unreachable(CHANNEL), chat_id)
+    await Reach(redis).unreachable(CHANNEL, chat_id)
     SEND_FAILURES.labels(CHANNEL, "unreachable").inc()
     log.info("telegram chat marked unreachable: %s", err.message)
 
@@ -260,7 +260,7 @@ class TelegramSender:
             chat_id = int(address)
         except ValueError:
             return SendResult("failed", f"not a Telegram chat id: {address!r}")
-        if await self.redis.sismember(keys.unreachable(CHANNEL), address):
+        if await Reach(self.redis).is_unreachable(CHANNEL, address):
             return SendResult("unreachable", "blocked the bot earlier")
         try:
             sent = await self.bot.send_message(
