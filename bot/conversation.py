@@ -8,6 +8,7 @@ InboundMessage comes in, OutboundMessages go out.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,7 +25,7 @@ from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
 from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
-from bot.messages import Button, InboundMessage, OutboundMessage
+from bot.messages import Button, Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST, CODE_GUESSING, CODE_SMS_REFUSED
 from bot.parse import (
     CHANGE,
@@ -52,6 +53,13 @@ DONE_KEPT = timedelta(days=1)
 
 #: Button actions and the typed text each stands for.
 _ACTIONS = {"done": "0", "undo": "UNDO", "again": "START AGAIN", "cast": "YES", "change": "CHANGE"}
+
+
+class Refused(enum.Enum):
+    """Why a tapped button is not taken: from an earlier message, or not one of ours."""
+
+    STALE = "stale"
+    FOREIGN = "foreign"
 
 
 @dataclass(frozen=True)
@@ -135,8 +143,8 @@ class Conversation:
         from_button = msg.choice is not None
         if msg.choice is not None:
             action = self._read_button(state, msg.choice)
-            if action.startswith("!"):
-                notice = texts.stale_button() if action == "!stale" else texts.foreign_button()
+            if isinstance(action, Refused):
+                notice = texts.stale_button() if action is Refused.STALE else texts.foreign_button()
                 return state, [OutboundMessage(notice, kind="notice")]
             text = action
         turn = Turn(msg, normalise(text), keyword(text), from_button)
@@ -208,10 +216,10 @@ class Conversation:
             or ("sms-otp" in self.election.identity and _looks_like_number(turn.text))
         ):
             return await self._identify(state, turn)
-        if msg.channel == "sms" and "sms-otp" in self.election.identity:
+        if msg.channel == Channel.SMS and "sms-otp" in self.election.identity:
             ids = await supporters_for_phone(self.redis, self.election, msg.address)
             if len(ids) == 1:
-                return await self._send_otp(state, ids[0], msg, uniform=False)
+                return await self._send_otp(state, ids[0], msg, quiet=False)
         state.step = Step.IDENTIFY
         return state, [
             self._say(
@@ -225,7 +233,7 @@ class Conversation:
         if msg.contact is not None and "sms-otp" in self.election.identity:
             ids = await supporters_for_phone(self.redis, self.election, msg.contact)
             if len(ids) == 1:
-                return await self._send_otp(state, ids[0], msg, uniform=False)
+                return await self._send_otp(state, ids[0], msg, quiet=False)
             state.step = Step.IDENTIFY
             return state, [self._say(texts.contact_unknown(), remove_keyboard=True)]
         if "code" in self.election.identity and self._looks_like_voting_code(turn.text):
@@ -246,7 +254,7 @@ class Conversation:
             for sid in dict.fromkeys((number, number.upper())):
                 if await get_supporter(self.redis, self.election, sid):
                     return await self._send_otp(
-                        state, sid, msg, uniform=True, typed=number, charged=True
+                        state, sid, msg, quiet=True, typed=number, charged=True
                     )
             # The Redis work of asking for a code, so this answer takes as long as that one.
             await self.codes.as_if_requested(self.election)
@@ -284,7 +292,7 @@ class Conversation:
                 digits,
                 _delivery(msg),
                 asker=self.codes.asker(self.election, msg.channel, msg.address),
-                own=msg.channel == "sms" and msg.address == record.get("phone"),
+                own=msg.channel == Channel.SMS and msg.address == record.get("phone"),
             )
         if not result.ok:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
@@ -356,9 +364,9 @@ class Conversation:
     async def _receipt_text(self, state: State, msg: InboundMessage) -> str:
         """RECEIPT: the receipt of the supporter this chat has proved to be, or of its owner."""
         sid = state.supporter if state.step in (Step.RANK, Step.CONFIRM, Step.DONE) else None
-        if sid is None and msg.channel == "telegram" and msg.user_id:
+        if sid is None and msg.channel == Channel.TELEGRAM and msg.user_id:
             sid = await supporter_for_telegram(self.redis, self.election, msg.user_id)
-        elif sid is None and msg.channel == "sms":
+        elif sid is None and msg.channel == Channel.SMS:
             ids = await supporters_for_phone(self.redis, self.election, msg.address)
             sid = ids[0] if len(ids) == 1 else None
         if sid is None:
@@ -384,14 +392,14 @@ class Conversation:
         sid: str,
         msg: InboundMessage,
         *,
-        uniform: bool,
+        quiet: bool,
         typed: str = "",
         charged: bool = False,
     ) -> tuple[State, Replies]:
         """Text a code to the supporter's phone on the roll (never to a typed number).
 
         Every request costs the asking address one of its attempts.  After a
-        typed supporter number (``uniform``) the code is sent off the reply's
+        typed supporter number (``quiet``) the code is sent off the reply's
         path, and the reply is the same whatever happened.
         """
         if not charged:
@@ -403,14 +411,14 @@ class Conversation:
             sid,
             _delivery(msg),
             asker=self.codes.asker(self.election, msg.channel, msg.address),
-            own=msg.channel == "sms" and msg.address == phone,
+            own=msg.channel == Channel.SMS and msg.address == phone,
         )
         state.step = Step.SMS_CODE
         state.supporter = sid
-        state.quiet = uniform
+        state.quiet = quiet
         if request.status == "sent" and request.code is not None:
             if not await self._sms_budget():
-                if uniform:
+                if quiet:
                     return state, [self._say(texts.supporter_number_sent(typed))]
                 # Start afresh: the voter's next message asks again.
                 fresh = State(election=self.election.id, turn=state.turn)
@@ -418,19 +426,19 @@ class Conversation:
             minutes = self.codes.policy.otp_ttl // 60
             code_msg = OutboundMessage(
                 texts.otp(self.election, request.code, minutes),
-                channel="sms",
+                channel=Channel.SMS,
                 address=phone,
                 kind="code",
-                detached=uniform,
+                detached=quiet,
             )
-            if uniform:
+            if quiet:
                 note = texts.supporter_number_sent(typed)
-            elif msg.channel == "sms" and msg.address == phone:
+            elif msg.channel == Channel.SMS and msg.address == phone:
                 return state, [code_msg]
             else:
                 note = texts.otp_sent_elsewhere(phone)
             return state, [code_msg, self._say(note, remove_keyboard=True)]
-        if uniform:
+        if quiet:
             # The same answer whether or not the number is on the roll, has voted
             # or is locked: a supporter number must not reveal anything.
             return state, [self._say(texts.supporter_number_sent(typed))]
@@ -494,7 +502,7 @@ class Conversation:
             state.supporter = result.supporter_id
             state.grant = result.grant
             state.ranking = []
-            if msg.channel == "telegram" and msg.user_id:
+            if msg.channel == Channel.TELEGRAM and msg.user_id:
                 await self._link_telegram(result.supporter_id, msg.user_id)
             return state, [self._rank_prompt(state)]
         if result.status == "voted":
@@ -613,21 +621,21 @@ class Conversation:
             )
         return reply
 
-    def _read_button(self, state: State, payload: str) -> str:
-        """The typed text a button stands for, or '!stale' / '!foreign'."""
+    def _read_button(self, state: State, payload: str) -> str | Refused:
+        """The typed text a button stands for, or why it is refused."""
         parts = payload.split(":")
         if len(parts) != 3 or parts[0] != self.tag:
-            return "!foreign"
+            return Refused.FOREIGN
         turn, action = parts[1], parts[2]
         if turn != str(state.turn) or state.step not in (Step.RANK, Step.CONFIRM):
-            return "!stale"
+            return Refused.STALE
         if action in _ACTIONS:
             return _ACTIONS[action]
         if action.startswith("c") and action[1:].isdigit():
             n = int(action[1:])
             if 1 <= n <= len(self.election.candidates):
                 return str(n)
-        return "!foreign"
+        return Refused.FOREIGN
 
 
 def _delivery(msg: InboundMessage) -> str:

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ballots import keys
-from bot.messages import InboundMessage
+from bot.messages import Channel, InboundMessage
 from bot.metrics import COPIES_REMOVED
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class PlatformCopies:
         self,
         redis: Redis,
         *,
-        eager: Iterable[str] = ("sms",),
+        eager: Iterable[str] = (Channel.SMS,),
         delays: Mapping[str, float] | None = None,
     ) -> None:
         self.redis = redis
@@ -130,7 +130,7 @@ class PlatformCopies:
         self.channels: set[str] = set()
         #: Seconds before the first attempt, per channel (Twilio deletes a message only
         #: once it is final, which it advises takes a minute).
-        self.delays = {"sms": FIRST_RETRY, **(delays or {})}
+        self.delays = {Channel.SMS: FIRST_RETRY, **(delays or {})}
         self._take = redis.register_script(_TAKE)
         self._queue = redis.register_script(_QUEUE)
         self._finish = redis.register_script(_FINISH)

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class Channel(StrEnum):
+    """The platforms a message comes by.  A member is its own name as a string: it keys
+    Redis and metrics as it is."""
+
+    SMS = "sms"
+    TELEGRAM = "telegram"
+    CONSOLE = "console"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ballots import audit, keys
 from ballots.clock import Clock
 from ballots.election import Election
 from ballots.turnout import turnout
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.parse import normalise
 from bot.ports import Sender, TextRules
 from bot.ratelimit import limiter_for
@@ -91,9 +91,9 @@ class OrganiserCommands:
 
     def organiser(self, msg: InboundMessage) -> str | None:
         """The organiser's audit name if ``msg`` comes from one, else None."""
-        if msg.channel == "sms" and msg.address in self.election.organisers:
+        if msg.channel == Channel.SMS and msg.address in self.election.organisers:
             return f"sms:{msg.address}"
-        if msg.channel == "telegram":
+        if msg.channel == Channel.TELEGRAM:
             user = msg.user_id or msg.address
             if user == msg.address and f"tg:{user}" in self.election.organisers:
                 return f"tg:{user}"
@@ -114,7 +114,7 @@ class OrganiserCommands:
             return await self._turnout(actor)
         if word not in CHANGING or (word != "REMIND" and rest and not rest.isdigit()):
             return None
-        if msg.channel != "telegram":
+        if msg.channel != Channel.TELEGRAM:
             await audit.record(
                 self.redis,
                 self.clock,
@@ -162,10 +162,11 @@ class OrganiserCommands:
             json.dumps({"template": template, "code": self._digest(code)}),
             ex=self.confirm_within,
         )
+        first = draft.sample.get(Channel.SMS) or draft.sample.get(Channel.TELEGRAM, "")
         return _say(
-            f"This reminder would go to {draft.total} supporters: {draft.count('sms')} by SMS "
-            f"({draft.sms_segments} SMS segments) and {draft.count('telegram')} by Telegram. "
-            f'First one: "{draft.sample.get("sms") or draft.sample.get("telegram", "")}" '
+            f"This reminder would go to {draft.total} supporters: "
+            f"{draft.count(Channel.SMS)} by SMS ({draft.sms_segments} SMS segments) and "
+            f'{draft.count(Channel.TELEGRAM)} by Telegram. First one: "{first}" '
             f"Reply SEND {code} to send it, or DROP to drop it."
         )
 
@@ -201,7 +202,7 @@ class OrganiserCommands:
         )
 
     def _run_in_background(self, job: str) -> None:
-        rates = {"sms": self.settings.sms_rate, "telegram": self.settings.telegram_rate}
+        rates = {Channel.SMS: self.settings.sms_rate, Channel.TELEGRAM: self.settings.telegram_rate}
         worker = Worker(
             self.redis,
             self.senders,

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from ballots import keys
+from bot.messages import Channel
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,6 @@ def limiter_for(settings: Settings, redis: Redis) -> RateLimiter:
     """The shared rate limiter, with the rates from the settings."""
     return RateLimiter(
         redis,
-        {"sms": settings.sms_rate, "telegram": settings.telegram_rate},
-        chat_rates={"telegram": settings.telegram_chat_rate},
+        {Channel.SMS: settings.sms_rate, Channel.TELEGRAM: settings.telegram_rate},
+        chat_rates={Channel.TELEGRAM: settings.telegram_chat_rate},
     )

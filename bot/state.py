@@ -59,7 +59,8 @@ class State:
     supporter: str | None = None
     grant: str | None = None
     ranking: list[str] = field(default_factory=list)
-    #: The voter typed a supporter number: failures must all read the same.
+    #: "Reveal nothing" mode: the voter typed a supporter number, so every answer and
+    #: failure must read (and cost) the same whether or not it is on the roll.
     quiet: bool = False
 
     def to_json(self) -> str:

@@ -31,14 +31,14 @@ from ballots.errors import StoreUnavailable
 from ballots.roll import PhoneError, normalise_phone
 from bot import texts
 from bot.copies import Kind, PlatformCopies
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
 from bot.ports import Sender
 from channels.gsm import MAX_BODY, fit, segments, to_gsm
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sms"
+CHANNEL = Channel.SMS
 PATH = "/sms/twilio"
 #: Twilio's status callbacks for replies that showed a voter's choices.
 STATUS_PATH = "/sms/twilio/status"

@@ -67,7 +67,7 @@ def masked(number: str) -> str:
 class TwilioSender:
     """Sends SMS through the Twilio Messages API; implements :class:`bot.ports.Sender`."""
 
-    channel = CHANNEL
+    channel: str = CHANNEL
 
     def __init__(
         self,

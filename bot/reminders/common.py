@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 
 from ballots.errors import OpenPrimaryError
+from bot.messages import Channel
 
-CHANNELS = ("sms", "telegram")
+CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.TELEGRAM)
 #: A reminder longer than this many SMS segments is refused (each one is billed).
 MAX_SMS_SEGMENTS = 4
 #: Placeholders a reminder may use.

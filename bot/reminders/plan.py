@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election
+from bot.messages import Channel
 from bot.ports import TextRules
 from bot.reach import Reach
 from bot.reminders.common import BATCH, CHANNELS, MAX_SMS_SEGMENTS, ReminderError
@@ -137,8 +138,8 @@ async def _plan_batch(
     phones = [r[1] or "" for r in records]
     chats = [r[2] or "" for r in records]
     async with redis.pipeline(transaction=False) as pipe:
-        Reach.check_many(pipe, "sms", phones)
-        Reach.check_many(pipe, "telegram", chats)
+        Reach.check_many(pipe, Channel.SMS, phones)
+        Reach.check_many(pipe, Channel.TELEGRAM, chats)
         sms_out, sms_dead, tg_out, tg_dead = await pipe.execute()
     for i, (sid, (name, phone, chat, voted)) in enumerate(zip(sids, records, strict=True)):
         if voted:
@@ -148,7 +149,7 @@ async def _plan_batch(
             result.skipped["opted_out"] += 1
             continue
         if chat and not tg_dead[i]:
-            ch = "telegram"
+            ch = Channel.TELEGRAM
         elif not phone or sms_dead[i]:
             result.skipped["unreachable"] += 1
             continue
@@ -156,7 +157,7 @@ async def _plan_batch(
             result.skipped["opted_out"] += 1
             continue
         else:
-            ch = "sms"
+            ch = Channel.SMS
         if result.channel not in ("all", ch):
             result.skipped["other_channel"] += 1
             continue
@@ -164,7 +165,7 @@ async def _plan_batch(
         problem = rules[ch].problem(text, max_segments)
         if problem:
             too_long[ch].append(f"{problem} (supporter {sid})")
-        if ch == "sms":
+        if ch == Channel.SMS:
             n = rules[ch].parts(text)
             result.sms_segments += n
             result.max_sms_segments = max(result.max_sms_segments, n)

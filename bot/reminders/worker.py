@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election, get_election
-from bot.messages import OutboundMessage
+from bot.messages import Channel, OutboundMessage
 from bot.metrics import MESSAGES_OUT
 from bot.ports import Sender, SendResult, TextRules
 from bot.ratelimit import RateLimiter
@@ -248,7 +248,7 @@ class Worker:
             return None, began
         message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
         result = await self._send(job, sender, address, message)
-        if claim.channel == "telegram" and result.status == "unreachable":
+        if claim.channel == Channel.TELEGRAM and result.status == "unreachable":
             # Blocked the bot, or left Telegram: their phone may still take it.
             return await self._by_sms(job, election, template, claim)
         return self._outcome(claim.channel, result)
@@ -267,21 +267,21 @@ class Worker:
         self, job: str, election: Election, template: str, claim: Claim
     ) -> tuple[Progress, str]:
         """Send a Telegram recipient's reminder by SMS instead (the chat is unreachable)."""
-        sms = self.senders.get("sms")
+        sms = self.senders.get(Channel.SMS)
         if sms is None:
             return Progress.UNREACHABLE, "unreachable"
-        skip, name, phone = await self._recipient(election, replace(claim, channel="sms"))
+        skip, name, phone = await self._recipient(election, replace(claim, channel=Channel.SMS))
         if skip is not None:
             return skip
         text = render(template, election, name, self.clock.now())
-        if self.rules["sms"].problem(text, self.max_segments):
+        if self.rules[Channel.SMS].problem(text, self.max_segments):
             return Progress.UNREACHABLE, "unreachable"
         if not getattr(sms, "paces_itself", False):
-            await self.limiter.wait_turn("sms", phone)
-        body = self.rules["sms"].body(text)
-        message = OutboundMessage(body, channel="sms", address=phone, kind="reminder")
+            await self.limiter.wait_turn(Channel.SMS, phone)
+        body = self.rules[Channel.SMS].body(text)
+        message = OutboundMessage(body, channel=Channel.SMS, address=phone, kind="reminder")
         result = await self._send(job, sms, phone, message)
-        progress, outcome = self._outcome("sms", result)
+        progress, outcome = self._outcome(Channel.SMS, result)
         if outcome == "sent":
             return Progress.SENT_BY_SMS, "sent_by_sms"
         return progress, outcome
@@ -297,7 +297,7 @@ class Worker:
         )
         if voted:
             return (Progress.VOTED, "voted"), "", ""
-        address = str((chat if claim.channel == "telegram" else phone) or "")
+        address = str((chat if claim.channel == Channel.TELEGRAM else phone) or "")
         if not address:
             return (Progress.UNREACHABLE, "unreachable"), "", ""
         opted_out, unreachable = await Reach(self.redis).check(claim.channel, address)

@@ -22,7 +22,7 @@ from telegram.request import HTTPXRequest
 from ballots.errors import ConfigError
 from bot import texts
 from bot.copies import Copy, Kind, Outcome, PlatformCopies
-from bot.messages import OutboundMessage
+from bot.messages import Channel, OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.ports import SendResult
 from bot.reach import Reach
@@ -32,7 +32,7 @@ from channels.telegram.throttle import SharedLimit, Throttle
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "telegram"
+CHANNEL = Channel.TELEGRAM
 SHARE_PHONE = "Share my phone number"
 #: Seconds getUpdates waits for news when polling.
 POLL_TIMEOUT = 10
@@ -238,7 +238,7 @@ def _reason(err: TelegramError) -> str:
 class TelegramSender:
     """Sends messages that start with the bot (codes, reminders) to a Telegram chat."""
 
-    channel = CHANNEL
+    channel: str = CHANNEL
 
     def __init__(self, bot: Bot, redis: Redis, signer: ButtonSigner) -> None:
         self.bot = bot
