@@ -30,6 +30,7 @@ from bot.reminders.common import (
     MAX_SMS_SEGMENTS,
     OUTCOMES,
     SYSTEM_ACTOR,
+    Outcome,
     Progress,
     ReminderError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "SYSTEM_ACTOR",
     "Claim",
     "JobStatus",
+    "Outcome",
     "Plan",
     "Progress",
     "ReminderError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from enum import StrEnum
 
 from ballots.errors import OpenPrimaryError
 from bot.messages import Channel
@@ -38,11 +39,28 @@ class Progress(enum.IntEnum):
     SENT_BY_SMS = 9
 
 
-#: Outcomes a recipient can end in, as counted in the job hash (``n:<outcome>:<channel>``).
-OUTCOMES = ("sent", "sent_by_sms", "voted", "opted_out", "unreachable", "failed", "in_doubt")
-STATUS_OUTCOME = {
-    "sent": "sent",
-    "opted_out": "opted_out",
-    "unreachable": "unreachable",
-    "in_doubt": "in_doubt",
-}
+class Outcome(StrEnum):
+    """How one recipient's message ended: counted in the job hash as ``n:<outcome>:<channel>``,
+    and kept as its :class:`Progress` value in the recipient's 4 bits."""
+
+    SENT = "sent"
+    SENT_BY_SMS = "sent_by_sms"
+    VOTED = "voted"
+    OPTED_OUT = "opted_out"
+    UNREACHABLE = "unreachable"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+    @property
+    def progress(self) -> Progress:
+        return Progress[self.name]
+
+    @classmethod
+    def of_send(cls, status: str) -> Outcome:
+        """The outcome a sender's result means (a status it does not name: failed)."""
+        known = {cls.SENT, cls.OPTED_OUT, cls.UNREACHABLE, cls.IN_DOUBT}
+        return cls(status) if status in known else cls.FAILED
+
+
+#: Every outcome, in the order reports list them.
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)

@@ -174,7 +174,9 @@ class Reminders:
             meta, claimed = await pipe.execute()
         if not meta:
             raise ReminderError(f"no reminder job {job!r}")
-        counts = {ch: {o: int(meta.get(f"n:{o}:{ch}", 0)) for o in OUTCOMES} for ch in CHANNELS}
+        counts = {
+            ch: {o.value: int(meta.get(f"n:{o}:{ch}", 0)) for o in OUTCOMES} for ch in CHANNELS
+        }
         return JobStatus(
             job=job,
             election=meta["election"],

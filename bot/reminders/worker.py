@@ -25,8 +25,7 @@ from bot.reminders.common import (
     CHANNELS,
     HEARTBEAT,
     MAX_SMS_SEGMENTS,
-    STATUS_OUTCOME,
-    Progress,
+    Outcome,
     ReminderError,
 )
 from bot.reminders.jobs import JobStatus, Reminders, record_finished
@@ -209,11 +208,12 @@ class Worker:
             if reply[0] != "ok":
                 return
             claim = Claim(channel, int(reply[1]), str(reply[2]))
-            progress, outcome = await self._deliver(job, election, template, claim, keys_)
-            if progress is None:
-                continue
+            outcome = await self._deliver(job, election, template, claim, keys_)
+            if outcome is None:
+                continue  # the claim went back (the job was paused meanwhile)
             done = await self._finish(
-                keys=keys_, args=[channel, claim.index, self.id, int(progress), outcome]
+                keys=keys_,
+                args=[channel, claim.index, self.id, int(outcome.progress), outcome.value],
             )
             if self.on_progress is not None:
                 self.on_progress()
@@ -222,7 +222,7 @@ class Worker:
 
     async def _deliver(
         self, job: str, election: Election, template: str, claim: Claim, keys_: list[str]
-    ) -> tuple[Progress | None, str]:
+    ) -> Outcome | None:
         """Check the recipient again, wait for a turn, send.  (None: the claim went back.)"""
         skip, name, address = await self._recipient(election, claim)
         if skip is not None:
@@ -232,7 +232,7 @@ class Worker:
         problem = rules.problem(text, self.max_segments)
         if problem:
             log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, problem)
-            return Progress.FAILED, "failed"
+            return Outcome.FAILED
         text = rules.body(text)
 
         sender = self.senders[claim.channel]
@@ -245,7 +245,7 @@ class Worker:
                 return skip
         began = str(await self._begin(keys=keys_, args=[claim.channel, claim.index, self.id]))
         if began != "ok":
-            return None, began
+            return None
         message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
         result = await self._send(job, sender, address, message)
         if claim.channel == Channel.TELEGRAM and result.status == "unreachable":
@@ -263,32 +263,26 @@ class Worker:
             log.exception("job %s: the %s sender raised", job, sender.channel)
             return SendResult("in_doubt", f"{type(err).__name__}: {err}")
 
-    async def _by_sms(
-        self, job: str, election: Election, template: str, claim: Claim
-    ) -> tuple[Progress, str]:
+    async def _by_sms(self, job: str, election: Election, template: str, claim: Claim) -> Outcome:
         """Send a Telegram recipient's reminder by SMS instead (the chat is unreachable)."""
         sms = self.senders.get(Channel.SMS)
         if sms is None:
-            return Progress.UNREACHABLE, "unreachable"
+            return Outcome.UNREACHABLE
         skip, name, phone = await self._recipient(election, replace(claim, channel=Channel.SMS))
         if skip is not None:
             return skip
         text = render(template, election, name, self.clock.now())
         if self.rules[Channel.SMS].problem(text, self.max_segments):
-            return Progress.UNREACHABLE, "unreachable"
+            return Outcome.UNREACHABLE
         if not getattr(sms, "paces_itself", False):
             await self.limiter.wait_turn(Channel.SMS, phone)
         body = self.rules[Channel.SMS].body(text)
         message = OutboundMessage(body, channel=Channel.SMS, address=phone, kind="reminder")
         result = await self._send(job, sms, phone, message)
-        progress, outcome = self._outcome(Channel.SMS, result)
-        if outcome == "sent":
-            return Progress.SENT_BY_SMS, "sent_by_sms"
-        return progress, outcome
+        outcome = self._outcome(Channel.SMS, result)
+        return Outcome.SENT_BY_SMS if outcome is Outcome.SENT else outcome
 
-    async def _recipient(
-        self, election: Election, claim: Claim
-    ) -> tuple[tuple[Progress, str] | None, str, str]:
+    async def _recipient(self, election: Election, claim: Claim) -> tuple[Outcome | None, str, str]:
         """(why to skip, or None; name; address) for a claimed recipient, as of now."""
         shard = keys.shard_of(claim.supporter_id, election.shards)
         name, phone, chat, voted = await self.redis.hmget(
@@ -296,22 +290,22 @@ class Worker:
             ["name", "phone", "telegram_id", "voted"],
         )
         if voted:
-            return (Progress.VOTED, "voted"), "", ""
+            return Outcome.VOTED, "", ""
         address = str((chat if claim.channel == Channel.TELEGRAM else phone) or "")
         if not address:
-            return (Progress.UNREACHABLE, "unreachable"), "", ""
+            return Outcome.UNREACHABLE, "", ""
         opted_out, unreachable = await Reach(self.redis).check(claim.channel, address)
         if opted_out:
-            return (Progress.OPTED_OUT, "opted_out"), "", ""
+            return Outcome.OPTED_OUT, "", ""
         if unreachable:
-            return (Progress.UNREACHABLE, "unreachable"), "", ""
+            return Outcome.UNREACHABLE, "", ""
         return None, str(name or ""), address
 
     @staticmethod
-    def _outcome(channel: str, result: SendResult) -> tuple[Progress, str]:
-        outcome = STATUS_OUTCOME.get(result.status, "failed")
-        if outcome == "sent":
+    def _outcome(channel: str, result: SendResult) -> Outcome:
+        outcome = Outcome.of_send(result.status)
+        if outcome is Outcome.SENT:
             MESSAGES_OUT.labels(channel, "reminder").inc()
-        elif outcome == "failed":
+        elif outcome is Outcome.FAILED:
             log.warning("a %s reminder was not delivered: %s", channel, result.detail)
-        return Progress[outcome.upper()], outcome
+        return outcome
