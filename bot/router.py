@@ -64,68 +64,84 @@ class Router:
         """
         started = time.perf_counter()
         MESSAGES_IN.labels(msg.channel).inc()
-        done_key = keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
-        state_key = keys.conversation(msg.channel, msg.address)
         try:
             async with Lease(
                 self.redis, keys.sender_lock(msg.channel, msg.address), wait=LOCK_WAIT
             ) as held:
                 if not held:
                     return [OutboundMessage(texts.busy())]
-                # One round trip: is this delivery done already (in any process), and
-                # where is the chat?
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.get(done_key or state_key)
-                    pipe.get(state_key)
-                    kept_raw, state_raw = await pipe.execute()
-                if done_key is not None and kept_raw is not None:
-                    DUPLICATES.labels(msg.channel).inc()
-                    if not replay:
-                        return []
-                    kept = self.store.open_replies(msg.channel, msg.address, str(kept_raw))
-                    return kept or []
-                before = (
-                    self.store.open(msg.channel, msg.address, str(state_raw))
-                    if state_raw is not None
-                    else State()
-                )
-                state, out = await self.conversation.step(before, msg)
                 # Under the chat's lock: its next message, in any process, comes after.
-                await self._track_copies(msg, before, state)
+                kept, before = await self._load(msg)
+                if kept is not None:
+                    return self._repeat(msg, kept, replay)
+                after, out = await self.conversation.step(before, msg)
+                await self._track_copies(msg, before, after)
                 replies, later = await self._deliver(msg, out)
-                # The new state, and the delivery marked done with its replies, together.
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    self.store.save_in(
-                        pipe,
-                        msg.channel,
-                        msg.address,
-                        state,
-                        until=self.conversation.forget_at(state),
-                    )
-                    if done_key is not None:
-                        sealed = self.store.seal_replies(msg.channel, msg.address, replies)
-                        pipe.set(done_key, sealed, ex=DELIVERY_TTL)
-                    await pipe.execute()
-                for m in later:
-                    task = asyncio.create_task(self._send(m))
-                    self._later.add(task)
-                    task.add_done_callback(self._later.discard)
+                await self._save(msg, after, replies)
+                self._send_later(later)
         except Exception as err:
-            if unavailable(err):
-                # Redis is down or refuses writes: say so to the channel, which asks the
-                # platform to come back (a 503 to Twilio), rather than answer "Sorry".
-                ERRORS.labels("redis").inc()
-                log.warning("a %s message could not be handled: Redis: %s", msg.channel, err)
-                raise StoreUnavailable(str(err)) from err
-            # Nothing marks the delivery done, so the platform's retry is handled
-            # afresh; meanwhile the voter gets a reply rather than a silence.
-            ERRORS.labels("router").inc()
-            log.exception("failed to handle a %s message", msg.channel)
-            return [OutboundMessage(texts.failure())]
+            return self._failed(msg, err)
         finally:
             HANDLING_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
         MESSAGES_OUT.labels(msg.channel, "reply").inc(len(replies))
         return replies
+
+    # --- the steps of one message ---------------------------------------------------
+
+    async def _load(self, msg: InboundMessage) -> tuple[str | None, State]:
+        """In one round trip: the replies kept if this delivery is done already (in any
+        process), and where the chat is."""
+        state_key = keys.conversation(msg.channel, msg.address)
+        done_key = _done_key(msg)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(done_key or state_key)
+            pipe.get(state_key)
+            kept_raw, state_raw = await pipe.execute()
+        kept = str(kept_raw) if done_key is not None and kept_raw is not None else None
+        if state_raw is None:
+            return kept, State()
+        return kept, self.store.open(msg.channel, msg.address, str(state_raw))
+
+    def _repeat(self, msg: InboundMessage, kept: str, replay: bool) -> list[OutboundMessage]:
+        """A done delivery again: the same replies (none for a channel that sent them)."""
+        DUPLICATES.labels(msg.channel).inc()
+        if not replay:
+            return []
+        return self.store.open_replies(msg.channel, msg.address, kept) or []
+
+    async def _save(
+        self, msg: InboundMessage, state: State, replies: list[OutboundMessage]
+    ) -> None:
+        """The new state, and the delivery marked done with its replies, together."""
+        done_key = _done_key(msg)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.store.save_in(
+                pipe, msg.channel, msg.address, state, until=self.conversation.forget_at(state)
+            )
+            if done_key is not None:
+                sealed = self.store.seal_replies(msg.channel, msg.address, replies)
+                pipe.set(done_key, sealed, ex=DELIVERY_TTL)
+            await pipe.execute()
+
+    def _send_later(self, messages: list[OutboundMessage]) -> None:
+        """Send the detached messages now that the replies are stored, off their path."""
+        for m in messages:
+            task = asyncio.create_task(self._send(m))
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
+
+    def _failed(self, msg: InboundMessage, err: Exception) -> list[OutboundMessage]:
+        """What a message that could not be handled gets: StoreUnavailable when Redis is
+        down or refuses writes (the channel asks the platform to come back: a 503 to
+        Twilio), else a "Sorry" rather than a silence.  Nothing marks the delivery done,
+        so the platform's retry is handled afresh."""
+        if unavailable(err):
+            ERRORS.labels("redis").inc()
+            log.warning("a %s message could not be handled: Redis: %s", msg.channel, err)
+            raise StoreUnavailable(str(err)) from err
+        ERRORS.labels("router").inc()
+        log.exception("failed to handle a %s message", msg.channel, exc_info=err)
+        return [OutboundMessage(texts.failure())]
 
     async def _track_copies(self, msg: InboundMessage, before: State, after: State) -> None:
         """Have the platform forget the voter's messages that carried their choices."""
@@ -185,3 +201,8 @@ class Router:
             "%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail
         )
         return False
+
+
+def _done_key(msg: InboundMessage) -> str | None:
+    """Where a delivery's replies are kept once done (None: the channel gives no id)."""
+    return keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
