@@ -61,17 +61,6 @@ return 'cast'
 """
 )
 
-#: What each refusal means, for the people who see it.
-CAST_OUTCOMES = {
-    "cast": "Your ballot is cast.",
-    "ineligible": "You are not on the roll for this election.",
-    "not_open": "Voting has not opened yet.",
-    "closed": "Voting has closed.",
-    "already_voted": "A ballot has already been cast for you; it is final.",
-    "no_grant": "Your code check has run out; please start again.",
-    "no_key": "Voting has not opened yet: the election has no count key.",
-}
-
 
 class InvalidRanking(OpenPrimaryError):
     """A ranking that cannot be a ballot in this election."""

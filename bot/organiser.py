@@ -31,6 +31,7 @@ from ballots import audit, keys
 from ballots.clock import Clock
 from ballots.election import Election
 from ballots.turnout import turnout
+from bot import texts
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.parse import normalise
 from bot.ports import Sender, TextRules
@@ -49,13 +50,8 @@ log = logging.getLogger(__name__)
 
 #: How long a drafted reminder waits for SEND.
 CONFIRM_WITHIN = 600
-USAGE = "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
 #: Commands that text the roll or change a job: Telegram only, each confirmed with a code.
 CHANGING = ("REMIND", "SEND", "DROP", "PAUSE", "RESUME")
-SMS_READ_ONLY = (
-    "By SMS, organisers can only read: STATUS and TURNOUT. Send reminders, and pause or "
-    "resume them, from Telegram, or with openprimary remind."
-)
 #: The factor recorded in the audit trail for a command confirmed in the chat.
 FACTOR = "telegram code"
 
@@ -124,7 +120,7 @@ class OrganiserCommands:
                 command=word,
                 reason="by SMS organisers may only read",
             )
-            return _say(SMS_READ_ONLY)
+            return _say(texts.organiser_sms_read_only())
         pending = keys.organiser_pending(self.election.id, msg.channel, msg.address)
         if word == "REMIND":
             return await self._draft(actor, pending, rest)
@@ -133,29 +129,29 @@ class OrganiserCommands:
         if word in ("SEND", "DROP"):
             raw = await self.redis.get(pending)
             if raw is None:
-                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
+                return _say(texts.no_draft())
             if word == "DROP":
                 await self.redis.delete(pending)
-                return _say("Reminder dropped. Nothing was sent.")
+                return _say(texts.draft_dropped())
             draft = json.loads(raw)
             if not rest:
-                return _say("To send it, reply SEND and the code given with the draft above.")
+                return _say(texts.draft_needs_code())
             if not self._code_matches(draft.get("code", ""), rest):
-                return _say("That is not the code for this reminder. Nothing was sent.")
+                return _say(texts.draft_wrong_code())
             if await self.redis.getdel(pending) is None:
-                return _say("No reminder is waiting to be sent. Start one with REMIND <text>.")
+                return _say(texts.no_draft())
             return await self._start(actor, draft)
         return await self._pause_or_resume(actor, word, pending, rest)
 
     async def _draft(self, actor: str, pending: str, template: str) -> list[OutboundMessage]:
         """Count who would get it and what it costs; wait for SEND."""
         if not template:
-            return _say("Usage: " + USAGE)
+            return _say(texts.organiser_usage())
         draft = await plan(self.redis, self.election, template, rules=self.rules, clock=self.clock)
         if draft.problems:
-            return _say("Not sent: " + draft.problems[0])
+            return _say(texts.reminder_not_sent(draft.problems[0]))
         if not draft.total:
-            return _say("Nobody to remind: everyone has voted or cannot be reached.")
+            return _say(texts.nobody_to_remind())
         code = self._new_code()
         await self.redis.set(
             pending,
@@ -164,10 +160,14 @@ class OrganiserCommands:
         )
         first = draft.sample.get(Channel.SMS) or draft.sample.get(Channel.TELEGRAM, "")
         return _say(
-            f"This reminder would go to {draft.total} supporters: "
-            f"{draft.count(Channel.SMS)} by SMS ({draft.sms_segments} SMS segments) and "
-            f'{draft.count(Channel.TELEGRAM)} by Telegram. First one: "{first}" '
-            f"Reply SEND {code} to send it, or DROP to drop it."
+            texts.reminder_draft(
+                draft.total,
+                draft.count(Channel.SMS),
+                draft.sms_segments,
+                draft.count(Channel.TELEGRAM),
+                first,
+                code,
+            )
         )
 
     def _new_code(self) -> str:
@@ -188,18 +188,12 @@ class OrganiserCommands:
         try:
             job = await self.reminders.create(self.election, ready, actor, factor=FACTOR)
         except ReminderError as err:
-            return _say(f"Not sent: {err}")
+            return _say(texts.reminder_not_sent(str(err)))
         missing = [ch for ch in CHANNELS if ready.count(ch) and ch not in self.senders]
         if missing:
-            return _say(
-                f"Reminder job {job} is ready for {ready.total} supporters, but this server "
-                f"cannot send by {' or '.join(missing)}. Run: openprimary remind --resume {job}"
-            )
+            return _say(texts.reminder_elsewhere(job, ready.total, " or ".join(missing)))
         self._run_in_background(job)
-        return _say(
-            f"Sending reminder job {job} to {ready.total} supporters. STATUS shows progress, "
-            "PAUSE stops it."
-        )
+        return _say(texts.reminder_sending(job, ready.total))
 
     def _run_in_background(self, job: str) -> None:
         rates = {Channel.SMS: self.settings.sms_rate, Channel.TELEGRAM: self.settings.telegram_rate}
@@ -226,24 +220,21 @@ class OrganiserCommands:
             self.redis, self.clock, self.election.id, actor, "status viewed", job=job
         )
         if job is None:
-            return _say("No reminder has been sent yet.")
+            return _say(texts.no_reminder_yet())
         return _say((await self.reminders.status(job)).summary())
 
     async def _turnout(self, actor: str) -> list[OutboundMessage]:
         figures = await turnout(self.redis, self.election)
         await audit.record(self.redis, self.clock, self.election.id, actor, "turnout viewed")
         channels = ", ".join(f"{n} by {ch}" for ch, n in sorted(figures.by_channel.items()))
-        return _say(
-            f"Turnout: {figures.voted} of {figures.eligible} ({figures.percent:.1f}%)"
-            + (f": {channels}." if channels else ".")
-        )
+        return _say(texts.turnout_line(figures.voted, figures.eligible, figures.percent, channels))
 
     async def _pause_or_resume(
         self, actor: str, word: str, pending: str, typed: str
     ) -> list[OutboundMessage]:
         job = await self.reminders.latest(self.election.id)
         if job is None:
-            return _say("No reminder has been sent yet.")
+            return _say(texts.no_reminder_yet())
         confirm = f"{pending}:{word.lower()}"
         if not typed:
             code = self._new_code()
@@ -252,11 +243,11 @@ class OrganiserCommands:
                 json.dumps({"job": job, "code": self._digest(code)}),
                 ex=self.confirm_within,
             )
-            return _say(f"To {word.lower()} reminder job {job}, reply {word} {code}.")
+            return _say(texts.confirm_job_change(word, job, code))
         raw = await self.redis.get(confirm)
         asked = json.loads(raw) if raw is not None else None
         if asked is None or asked["job"] != job or not self._code_matches(asked["code"], typed):
-            return _say(f"That is not the code to {word.lower()} job {job}. Nothing changed.")
+            return _say(texts.job_change_wrong_code(word, job))
         await self.redis.delete(confirm)
         try:
             if word == "PAUSE":
@@ -266,8 +257,7 @@ class OrganiserCommands:
                 missing = [ch for ch in CHANNELS if status.totals[ch] and ch not in self.senders]
                 if status.status == "running" and missing:
                     return _say(
-                        f"{status.summary()} This server cannot send by {' or '.join(missing)}. "
-                        f"Run: openprimary remind --resume {job}"
+                        texts.job_resumed_elsewhere(status.summary(), " or ".join(missing), job)
                     )
                 if status.status == "running":
                     self._run_in_background(job)

@@ -245,3 +245,107 @@ def code_not_delivered() -> str:
 
 def contact_unknown() -> str:
     return "That number is not on the roll. Reply with your voting code or supporter number."
+
+
+# --- organisers -------------------------------------------------------------------
+
+ORGANISER_USAGE = (
+    "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
+)
+
+
+def organiser_usage() -> str:
+    return "Usage: " + ORGANISER_USAGE
+
+
+def organiser_sms_read_only() -> str:
+    return (
+        "By SMS, organisers can only read: STATUS and TURNOUT. Send reminders, and pause or "
+        "resume them, from Telegram, or with openprimary remind."
+    )
+
+
+def no_draft() -> str:
+    return "No reminder is waiting to be sent. Start one with REMIND <text>."
+
+
+def draft_dropped() -> str:
+    return "Reminder dropped. Nothing was sent."
+
+
+def draft_needs_code() -> str:
+    return "To send it, reply SEND and the code given with the draft above."
+
+
+def draft_wrong_code() -> str:
+    return "That is not the code for this reminder. Nothing was sent."
+
+
+def reminder_not_sent(reason: str) -> str:
+    return f"Not sent: {reason}"
+
+
+def nobody_to_remind() -> str:
+    return "Nobody to remind: everyone has voted or cannot be reached."
+
+
+def reminder_draft(
+    total: int, sms: int, segments: int, telegram: int, first: str, code: str
+) -> str:
+    return (
+        f"This reminder would go to {total} supporters: {sms} by SMS ({segments} SMS segments) "
+        f'and {telegram} by Telegram. First one: "{first}" '
+        f"Reply SEND {code} to send it, or DROP to drop it."
+    )
+
+
+def reminder_elsewhere(job: str, total: int, channels: str) -> str:
+    return (
+        f"Reminder job {job} is ready for {total} supporters, but this server cannot send by "
+        f"{channels}. Run: openprimary remind --resume {job}"
+    )
+
+
+def reminder_sending(job: str, total: int) -> str:
+    return (
+        f"Sending reminder job {job} to {total} supporters. STATUS shows progress, PAUSE stops it."
+    )
+
+
+def no_reminder_yet() -> str:
+    return "No reminder has been sent yet."
+
+
+def turnout_line(voted: int, eligible: int, percent: float, channels: str) -> str:
+    return f"Turnout: {voted} of {eligible} ({percent:.1f}%)" + (
+        f": {channels}." if channels else "."
+    )
+
+
+def confirm_job_change(word: str, job: str, code: str) -> str:
+    return f"To {word.lower()} reminder job {job}, reply {word} {code}."
+
+
+def job_change_wrong_code(word: str, job: str) -> str:
+    return f"That is not the code to {word.lower()} job {job}. Nothing changed."
+
+
+def job_resumed_elsewhere(summary: str, channels: str, job: str) -> str:
+    return (
+        f"{summary} This server cannot send by {channels}. Run: openprimary remind --resume {job}"
+    )
+
+
+# --- Telegram ----------------------------------------------------------------------
+
+
+def not_own_contact() -> str:
+    return "Please share your own phone number, with the button below, or type your voting code."
+
+
+def button_refused() -> str:
+    return "That button is not valid. Please use the buttons on the latest message."
+
+
+def private_only() -> str:
+    return "Voting is private, so I only take votes in a private chat."

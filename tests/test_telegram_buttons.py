@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from bot import texts
 from bot.conversation import election_tag
-from channels.telegram.handlers import BUTTON_REFUSED
 from channels.telegram.signing import CALLBACK_DATA_LIMIT, MAC_CHARS, ButtonSigner
 from tests.standins.telegram_api import button_data, button_labels
 from tests.telegram_support import ANN, BILAL, TelegramWorld, telegram_world
@@ -29,7 +29,7 @@ async def refused(world: TelegramWorld, message: dict[str, Any], data: str) -> N
     await world.deliver(tap)
     (answer,) = world.api.calls_to("answerCallbackQuery")[answered:]  # this tap's, and only it
     assert answer.params["callback_query_id"] == tap["callback_query"]["id"]
-    assert answer.status == 200 and answer.params["text"] == BUTTON_REFUSED
+    assert answer.status == 200 and answer.params["text"] == texts.button_refused()
     assert await world.state(ANN) == state
     assert len(world.api.calls_to("editMessageText")) == edits
     assert len(world.api.calls_to("sendMessage")) == sends

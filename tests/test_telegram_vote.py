@@ -7,7 +7,7 @@ import json
 from redis.asyncio import Redis
 
 from ballots import keys
-from channels.telegram.handlers import NOT_OWN_CONTACT
+from bot import texts
 from channels.telegram.sending import SHARE_PHONE
 from tests.standins.telegram_api import button_labels
 from tests.telegram_support import ANN, ANN_PHONE, STRANGER, telegram_world
@@ -142,7 +142,7 @@ async def test_a_contact_that_is_not_the_senders_own_changes_nothing(redis: Redi
         before = await world.state(ANN)
         await world.deliver(world.updates.contact(ANN, ANN_PHONE, owner=STRANGER))
         answer = world.api.last_message(ANN.id)
-        assert answer["text"] == NOT_OWN_CONTACT
+        assert answer["text"] == texts.not_own_contact()
         assert answer["_keyboard"]["keyboard"][0][0]["request_contact"] is True
         assert world.sms.sent == []
         assert await world.state(ANN) == before
@@ -150,7 +150,7 @@ async def test_a_contact_that_is_not_the_senders_own_changes_nothing(redis: Redi
         contact = world.updates.contact(ANN, ANN_PHONE)
         del contact["message"]["contact"]["user_id"]
         await world.deliver(contact)
-        assert world.api.last_message(ANN.id)["text"] == NOT_OWN_CONTACT
+        assert world.api.last_message(ANN.id)["text"] == texts.not_own_contact()
         assert world.sms.sent == []
         assert json.loads(await world.state(ANN) or "{}")["step"] == "identify"
 

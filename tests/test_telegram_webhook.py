@@ -7,7 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from ballots import keys
-from channels.telegram.handlers import PRIVATE_ONLY
+from bot import texts
 from tests.standins.telegram_api import button_data
 from tests.telegram_support import ANN, BILAL, telegram_world
 
@@ -88,7 +88,7 @@ async def test_a_group_chat_is_told_voting_is_private(redis: Redis) -> None:
     async with telegram_world(redis) as world:
         await world.deliver(world.updates.group_text(ANN, GROUP, "/start"))
         answer = world.api.last_message(GROUP)
-        assert answer["text"].startswith(PRIVATE_ONLY)
+        assert answer["text"].startswith(texts.private_only())
         assert "https://t.me/openprimary_test_bot" in answer["text"]
         await world.deliver(world.updates.group_text(BILAL, GROUP, "@openprimary_test_bot vote?"))
         assert len(world.api.messages(GROUP)) == 2
@@ -113,7 +113,7 @@ async def test_a_button_in_a_group_is_refused(redis: Redis) -> None:
         message["reply_markup"] = {"inline_keyboard": [[{"text": "A", "callback_data": signed}]]}
         await world.deliver(world.updates.tap(ANN, message, signed))
         answer = world.api.calls_to("answerCallbackQuery")[-1]
-        assert answer.params["text"] == PRIVATE_ONLY
+        assert answer.params["text"] == texts.private_only()
         assert await redis.get(keys.conversation("telegram", str(GROUP))) is None
 
 

@@ -17,6 +17,7 @@ from telegram.ext import Application, CallbackContext
 
 from ballots.errors import unavailable
 from ballots.roll import PhoneError, normalise_phone
+from bot import texts
 from bot.copies import PlatformCopies
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
@@ -28,12 +29,6 @@ from channels.telegram.signing import ButtonSigner
 log = logging.getLogger(__name__)
 
 Context = CallbackContext[Bot, dict[Any, Any], dict[Any, Any], dict[Any, Any]]
-
-NOT_OWN_CONTACT = (
-    "Please share your own phone number, with the button below, or type your voting code."
-)
-BUTTON_REFUSED = "That button is not valid. Please use the buttons on the latest message."
-PRIVATE_ONLY = "Voting is private, so I only take votes in a private chat."
 
 
 class Handlers:
@@ -107,7 +102,7 @@ class Handlers:
                 self.redis,
                 self.signer,
                 chat_id,
-                [OutboundMessage(NOT_OWN_CONTACT, ask_contact=True)],
+                [OutboundMessage(texts.not_own_contact(), ask_contact=True)],
             )
             return
         await self._route(
@@ -145,13 +140,13 @@ class Handlers:
             return
         chat = query.message.chat if query.message is not None else None
         if chat is not None and chat.type != Chat.PRIVATE:
-            await _answer(query, PRIVATE_ONLY)
+            await _answer(query, texts.private_only())
             return
         address = str(chat.id if chat is not None else query.from_user.id)
         payload = self.signer.verify(address, query.data or "")
         if payload is None:
             log.warning("refused a telegram button whose callback data this bot did not sign")
-            await _answer(query, BUTTON_REFUSED)
+            await _answer(query, texts.button_refused())
             return
         msg = InboundMessage(
             CHANNEL,
@@ -170,7 +165,7 @@ class Handlers:
             return
         link = f"https://t.me/{context.bot.username}"
         try:
-            await message.reply_text(f"{PRIVATE_ONLY} Start one here: {link}")
+            await message.reply_text(f"{texts.private_only()} Start one here: {link}")
         except TelegramError as err:
             log.info("could not answer in a telegram group: %s", err.message)
 
