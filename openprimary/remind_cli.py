@@ -6,15 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from telegram.error import RetryAfter
-from telegram.ext import ExtBot
-from telegram.request import HTTPXRequest
 
 from ballots.election import bind_secret_key, get_election
 from bot.context import Context
@@ -34,61 +31,8 @@ from bot.reminders import (
 from bot.settings import Settings
 from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
-from channels.telegram.sending import Bot, TelegramSender, api_urls
+from channels.telegram.sending import TelegramSender, build_bot
 from channels.telegram.signing import ButtonSigner
-from channels.telegram.throttle import Throttle, retry_after_seconds
-
-
-class SharedThrottle(Throttle):
-    """PTB's per-process throttle, plus the cross-process one for Telegram's 429s.
-
-    A 429 pauses every process (not just this one), and the retry the
-    throttle makes afterwards waits for a turn like any other message.
-    """
-
-    def __init__(self, limiter: RateLimiter, chat_rate: float) -> None:
-        # The shared limiter spaces sends overall; this one keeps per-chat order.
-        super().__init__(10_000.0, chat_rate)
-        self.limiter = limiter
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: None,
-    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        chat = str(data.get("chat_id")) if data.get("chat_id") is not None else None
-        retrying = False
-
-        async def guarded(*a: Any, **kw: Any) -> bool | dict[str, Any] | list[dict[str, Any]]:
-            nonlocal retrying
-            if retrying:
-                await self.limiter.wait_turn("telegram", chat)
-            try:
-                return await callback(*a, **kw)
-            except RetryAfter as err:
-                retrying = True
-                await self.limiter.pause("telegram", retry_after_seconds(err))
-                raise
-
-        return await super().process_request(guarded, args, kwargs, endpoint, data, rate_limit_args)
-
-
-def reminder_bot(settings: Settings, limiter: RateLimiter) -> Bot:
-    """A Bot API client for reminders: the shared rate limit, and 429s shared too."""
-    settings.require("telegram_bot_token")
-    assert settings.telegram_bot_token is not None
-    base_url, base_file_url = api_urls(settings.telegram_api_base)
-    return ExtBot(
-        settings.telegram_bot_token,
-        base_url=base_url,
-        base_file_url=base_file_url,
-        request=HTTPXRequest(connection_pool_size=128, pool_timeout=10.0),
-        rate_limiter=SharedThrottle(limiter, settings.telegram_chat_rate),
-    )
 
 
 @asynccontextmanager
@@ -103,7 +47,9 @@ async def reminder_senders(
             stack.push_async_callback(sms.aclose)
             senders["sms"] = sms
         if "telegram" in channels:
-            bot = reminder_bot(settings, limiter)
+            # The serve's builder and throttle: every call takes its turn in the shared
+            # rate, and a 429 pauses every process.
+            bot = build_bot(settings, shared=limiter, connections=128)
             await stack.enter_async_context(bot)
             senders["telegram"] = TelegramSender(bot, redis, ButtonSigner(settings.secret_key))
         yield senders

@@ -53,11 +53,15 @@ def api_urls(base: str | None) -> tuple[str, str]:
     return f"{root}/bot", f"{root}/file/bot"
 
 
-def build_bot(settings: Settings, shared: SharedLimit | None = None) -> Bot:
+def build_bot(
+    settings: Settings, shared: SharedLimit | None = None, *, connections: int = 32
+) -> Bot:
     """The Bot API client, with the flood-limit throttle every call goes through.
 
-    ``shared`` makes the bot's overall rate, and 429 pauses, hold across every
-    process that sends as this bot (``openprimary serve`` passes the Redis limiter).
+    The one builder: ``serve`` and ``remind`` both use it.  ``shared`` makes
+    the bot's overall rate, and 429 pauses, hold across every process that
+    sends as this bot (both pass the Redis limiter); ``connections`` is the
+    HTTP pool (``remind`` keeps more messages on their way).
     """
     settings.require("telegram_bot_token")
     assert settings.telegram_bot_token is not None
@@ -68,7 +72,7 @@ def build_bot(settings: Settings, shared: SharedLimit | None = None) -> Bot:
         settings.telegram_bot_token,
         base_url=base_url,
         base_file_url=base_file_url,
-        request=HTTPXRequest(connection_pool_size=32, pool_timeout=10.0),
+        request=HTTPXRequest(connection_pool_size=connections, pool_timeout=10.0),
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0),
         rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate, shared=shared),
     )
