@@ -35,6 +35,7 @@ from ballots.roll import Supporter, import_roll
 from bot.reminders import CHANNELS, Reminders, plan
 from channels.rules import TEXT_RULES
 from tests.redis_server import redis_url
+from tests.reminders_support import most_in_window
 from tests.standins.telegram_api import TelegramAPI
 from tests.standins.twilio_api import TwilioApiStandIn
 
@@ -86,16 +87,6 @@ async def job_memory(redis: Redis, job: str) -> int:
     return total
 
 
-def busiest_second(times: list[float]) -> int:
-    ordered = sorted(times)
-    best = start = 0
-    for end, t in enumerate(ordered):
-        while ordered[start] <= t - 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def report_rate(name: str, times: list[float], limit: float) -> None:
     if len(times) < 2:
         print(f"{name:<9} {len(times)} messages")
@@ -108,7 +99,7 @@ def report_rate(name: str, times: list[float], limit: float) -> None:
     print(
         f"{name:<9} {len(times):>7} messages in {span:6.1f} s: {rate:7.1f}/s "
         f"against a limit of {limit:g}/s ({100 * rate / limit:5.1f}%); "
-        f"busiest second {busiest_second(times)}; "
+        f"busiest second {most_in_window(times)}; "
         f"{over} of {len(buckets)} whole seconds over the limit"
     )
 

@@ -33,13 +33,14 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
-from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
+from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
 from channels.gsm import segments
 from channels.server import make_app
 from channels.sms import twiml
 from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
+from tests.sms_support import start_app as serve
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import (
     ACCOUNT_SID,

@@ -39,12 +39,13 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
-from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load, serve
+from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
 from channels.server import make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, installer
 from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
+from tests.sms_support import start_app as serve
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
 
 SECRET = "bench-webhook-secret-0123456789"

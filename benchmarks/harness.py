@@ -24,15 +24,15 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import ClientSession, TCPConnector, web
+from aiohttp import ClientSession, TCPConnector
 from redis.asyncio import Redis
 
-from ballots.election import Election, read_election_file, save_election
-from ballots.roll import import_roll, parse_roll
-from tests.factories import EXAMPLES, install_test_key
+from ballots.election import Election
+from ballots.roll import parse_roll
+from tests.factories import sample_election
 
 
 @dataclass
@@ -117,15 +117,6 @@ async def run_load(name: str, jobs: Iterable[Job], *, concurrency: int) -> LoadR
     return result
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Run an aiohttp app on a free loopback port; returns its runner and base URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
 def roll_csv(n: int, *, id_prefix: str = "B", phone_prefix: str = "+4474") -> str:
     """A generated roll of ``n`` supporters, ids and phones numbered from 0."""
     rows = ["supporter_id,name,phone"]
@@ -136,8 +127,5 @@ def roll_csv(n: int, *, id_prefix: str = "B", phone_prefix: str = "+4474") -> st
 async def bench_election(redis: Redis, election_id: str, voters: int, **roll: str) -> Election:
     """A clean Redis holding the sample election (renamed) and a generated roll."""
     await redis.flushdb()
-    sample = read_election_file(EXAMPLES / "election.toml")
-    election = await save_election(redis, replace(sample, id=election_id))
-    await install_test_key(redis, election)
-    await import_roll(redis, election, parse_roll(roll_csv(voters, **roll), "bench.csv"))
-    return election
+    supporters = parse_roll(roll_csv(voters, **roll), "bench.csv")
+    return await sample_election(redis, roll=supporters, id=election_id)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -12,7 +15,7 @@ from ballots import keys
 from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
 from ballots.election import Election, read_election_file, save_election
-from ballots.roll import import_roll, read_roll_file
+from ballots.roll import Supporter, import_roll, read_roll_file
 from ballots.seal import decode_ranking, open_sealed, private_key_from_seed, public_key_from_seed
 from ballots.trustees import load_count_key, store_count_key
 from bot.core import Core
@@ -39,14 +42,18 @@ def settings(**overrides: object) -> Settings:
     return Settings(**base)  # type: ignore[arg-type]
 
 
-async def sample_election(redis: Redis, **changes: object) -> Election:
-    """Store the sample election (optionally changed) and its roll."""
+async def sample_election(
+    redis: Redis, *, roll: Sequence[Supporter] | None = None, **changes: object
+) -> Election:
+    """The tests' one election loader: the sample election (with ``changes``: another id,
+    shards, times...), its count key, and a roll (the sample roll unless ``roll`` is given)."""
     election = read_election_file(EXAMPLES / "election.toml")
     if changes:
         election = Election(**{**election.__dict__, **changes})
     election = await save_election(redis, election)
     await install_test_key(redis, election)
-    await import_roll(redis, election, read_roll_file(EXAMPLES / "roll.csv"))
+    supporters = list(roll) if roll is not None else read_roll_file(EXAMPLES / "roll.csv")
+    await import_roll(redis, election, supporters)
     return election
 
 
@@ -86,15 +93,28 @@ async def stored_ballots(redis: Redis, election: Election) -> dict[str, int]:
 
 @dataclass
 class Outbox:
-    """A Sender that records what it was asked to send (a platform stand-in)."""
+    """The tests' one recording Sender (a platform stand-in).
+
+    ``status`` is what every send answers, or a function of the address;
+    ``hook`` runs with the send's number before it answers.
+    """
 
     channel: str
     sent: list[tuple[str, OutboundMessage]] = field(default_factory=list)
-    status: str = "sent"
+    status: str | Callable[[str], str] = "sent"
+    hook: Callable[[int], Awaitable[None]] | None = None
 
     async def send(self, address: str, message: OutboundMessage) -> SendResult:
+        n = len(self.sent)
         self.sent.append((address, message))
-        return SendResult(self.status)
+        if self.hook is not None:
+            await self.hook(n)
+        await asyncio.sleep(0)
+        return SendResult(self.status if isinstance(self.status, str) else self.status(address))
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a, _ in self.sent]
 
     def last_code(self) -> str:
         import re
@@ -151,7 +171,7 @@ class Harness:
 
 
 async def harness(
-    redis: Redis, policy: CodePolicy | None = None, **election_changes: object
+    redis: Redis, policy: CodePolicy | None = None, **election_changes: Any
 ) -> Harness:
     clock = ManualClock(NOW)
     election = await sample_election(redis, **election_changes)

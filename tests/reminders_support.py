@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.clock import ManualClock
-from ballots.election import Election, read_election_file, save_election
-from ballots.roll import Supporter, import_roll
-from bot.messages import OutboundMessage
-from bot.ports import SendResult
+from ballots.election import Election
+from ballots.roll import Supporter
 from bot.ratelimit import RateLimiter
-from tests.factories import EXAMPLES, NOW, install_test_key
+from tests.factories import NOW, sample_election
 
 
 def phone(i: int) -> str:
@@ -39,16 +35,11 @@ async def election_with_roll(
     Supporter i has phone ``phone(i)``, and Telegram chat ``chat(i)`` when
     ``telegram(i)``.
     """
-    sample = read_election_file(EXAMPLES / "election.toml")
-    election = Election(**{**sample.__dict__, "id": election_id, "shards": shards})
-    election = await save_election(redis, election)
-    await install_test_key(redis, election)
     roll = [
         Supporter(f"S{i}", f"Supporter {i}", phone(i), chat(i) if telegram(i) else "")
         for i in range(n)
     ]
-    await import_roll(redis, election, roll)
-    return election
+    return await sample_election(redis, roll=roll, id=election_id, shards=shards)
 
 
 async def mark_voted(
@@ -64,28 +55,6 @@ def clock() -> ManualClock:
 
 def fast_limiter(redis: Redis, rate: float = 10_000.0) -> RateLimiter:
     return RateLimiter(redis, {"sms": rate, "telegram": rate}, chat_rates={"telegram": rate})
-
-
-@dataclass
-class Recorder:
-    """A Sender that records each send; ``hook`` runs before it answers."""
-
-    channel: str
-    sent: list[tuple[str, str]] = field(default_factory=list)
-    status: Callable[[str], str] = lambda address: "sent"
-    hook: Callable[[int], Awaitable[None]] | None = None
-
-    async def send(self, address: str, message: OutboundMessage) -> SendResult:
-        n = len(self.sent)
-        self.sent.append((address, message.text))
-        if self.hook is not None:
-            await self.hook(n)
-        await asyncio.sleep(0)
-        return SendResult(self.status(address))
-
-    @property
-    def addresses(self) -> list[str]:
-        return [a for a, _ in self.sent]
 
 
 def most_in_window(times: Sequence[float], window: float = 1.0) -> int:

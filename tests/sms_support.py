@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import ClientSession, web
 from redis.asyncio import Redis
@@ -63,7 +64,7 @@ async def sms_stack(
     policy: CodePolicy | None = None,
     twilio_from: str = OUR_NUMBER,
     sms_rate: float = 10.0,
-    **election_changes: object,
+    **election_changes: Any,
 ) -> AsyncIterator[SmsStack]:
     """The app for the sample election, served on loopback."""
     async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as own_twilio:

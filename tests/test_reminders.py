@@ -18,8 +18,8 @@ from bot.reminders import (
     template_problems,
 )
 from channels.rules import TEXT_RULES
+from tests.factories import Outbox
 from tests.reminders_support import (
-    Recorder,
     chat,
     clock,
     election_with_roll,
@@ -53,7 +53,7 @@ async def test_targeting_voted_opted_out_unreachable_and_telegram(redis: Redis) 
 
     reminders = Reminders(redis, clock())
     job = await reminders.create(election, ready, "cli:test")
-    sms, tg = Recorder("sms"), Recorder("telegram")
+    sms, tg = Outbox("sms"), Outbox("telegram")
     final = await Worker(redis, {"sms": sms, "telegram": tg}, fast_limiter(redis), TEXT_RULES).run(
         job
     )
@@ -61,7 +61,7 @@ async def test_targeting_voted_opted_out_unreachable_and_telegram(redis: Redis) 
     assert final.status == "finished"
     assert sorted(sms.addresses) == sorted(phone(i) for i in (5, 6, 7, 8, 9))
     assert tg.addresses == [chat(3)]
-    assert tg.sent[0][1].startswith("Hi Supporter 3, ")
+    assert tg.sent[0][1].text.startswith("Hi Supporter 3, ")
     assert final.outcome("sent") == 6 and final.remaining == 0
 
 
@@ -73,7 +73,7 @@ async def test_supporters_who_vote_or_opt_out_meanwhile_are_skipped(redis: Redis
     )
     await mark_voted(redis, election, "S1", "telegram")
     await redis.sadd(keys.opted_out("sms"), phone(2))
-    sms = Recorder("sms")
+    sms = Outbox("sms")
     final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert sorted(sms.addresses) == sorted(phone(i) for i in (0, 3, 4, 5))
     assert final.outcome("voted") == 1 and final.outcome("opted_out") == 1
@@ -87,7 +87,7 @@ async def test_supporters_who_vote_while_waiting_for_a_turn_are_skipped(redis: R
     )
     limiter = fast_limiter(redis)
     await limiter.pause("sms", 1.0)  # a 429 from Twilio: every turn waits
-    sms = Recorder("sms")
+    sms = Outbox("sms")
     worker = asyncio.ensure_future(Worker(redis, {"sms": sms}, limiter, TEXT_RULES).run(job))
     await asyncio.sleep(0.3)
     assert not worker.done() and sms.addresses == []
@@ -105,7 +105,7 @@ async def test_platform_outcomes_are_recorded(redis: Redis) -> None:
         election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
     answers = {phone(0): "opted_out", phone(1): "unreachable", phone(2): "failed"}
-    sms = Recorder("sms", status=lambda a: answers.get(a, "sent"))
+    sms = Outbox("sms", status=lambda a: answers.get(a, "sent"))
     final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job)
     assert {o: final.outcome(o) for o in ("sent", "opted_out", "unreachable", "failed")} == {
         "sent": 1,
@@ -152,7 +152,7 @@ async def test_two_workers_share_one_job_without_duplicates(redis: Redis, redis_
     )
     other = Redis.from_url(redis_url, decode_responses=True)
     try:
-        a, b = Recorder("sms"), Recorder("sms")
+        a, b = Outbox("sms"), Outbox("sms")
         wa = Worker(redis, {"sms": a}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 4})
         wb = Worker(other, {"sms": b}, fast_limiter(other), TEXT_RULES, concurrency={"sms": 4})
         await asyncio.gather(wa.run(job), wb.run(job))
@@ -177,7 +177,7 @@ async def test_pause_then_resume_sends_the_rest_once(redis: Redis) -> None:
         if n == 9:
             await reminders.pause(job, "cli:alice")
 
-    sms = Recorder("sms", hook=pause_at_ten)
+    sms = Outbox("sms", hook=pause_at_ten)
     paused = await Worker(
         redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 3}
     ).run(job)
@@ -211,7 +211,7 @@ async def test_cancel_stops_for_good(redis: Redis) -> None:
         if n == 4:
             await reminders.cancel(job, "tg:100001")
 
-    sms = Recorder("sms", hook=cancel_at_five)
+    sms = Outbox("sms", hook=cancel_at_five)
     final = await Worker(
         redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 2}
     ).run(job)
@@ -235,7 +235,7 @@ async def test_a_send_cut_off_midway_is_in_doubt_and_never_repeated(redis: Redis
             stuck.set()
             await asyncio.Event().wait()  # the platform never answers
 
-    sms = Recorder("sms", hook=hang_on_twenty)
+    sms = Outbox("sms", hook=hang_on_twenty)
     worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 4})
     task = asyncio.create_task(worker.run(job))
     await asyncio.wait_for(stuck.wait(), 10)
@@ -284,7 +284,7 @@ async def test_a_dead_workers_claims_are_taken_over(redis: Redis) -> None:
     assert [c[0] for c in claimed] == ["ok", "ok"]
     assert await ghost._begin(keys=keys_, args=["sms", claimed[1][1], ghost.id]) == "ok"
     # The ghost dies here, holding one claim and one send in flight.
-    sms = Recorder("sms")
+    sms = Outbox("sms")
     final = await Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.2).run(
         job
     )
@@ -321,7 +321,7 @@ async def test_a_finished_or_cancelled_job_expires_from_redis(redis: Redis) -> N
     running = await reminders.create(
         election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
-    await Worker(redis, {"sms": Recorder("sms")}, fast_limiter(redis), TEXT_RULES).run(done)
+    await Worker(redis, {"sms": Outbox("sms")}, fast_limiter(redis), TEXT_RULES).run(done)
     await reminders.cancel(dropped, "t")
 
     async def ttls(job: str) -> list[int]:
@@ -345,7 +345,7 @@ async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
     async def slow(n: int) -> None:
         await asyncio.sleep(0.05)
 
-    sms = Recorder("sms", hook=slow)
+    sms = Outbox("sms", hook=slow)
     worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.3)
     real_beat = worker._beat
     beats = 0
@@ -398,7 +398,7 @@ async def test_work_put_back_by_a_departing_worker_is_taken_up(redis: Redis) -> 
                 await ghost._leave(job, election_id, keys_)  # its claims go back
             return await super()._recover_dead(job, election_id, keys_)
 
-    sms = Recorder("sms")
+    sms = Outbox("sms")
     final = await asyncio.wait_for(
         Unlucky(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES).run(job), 10
     )
