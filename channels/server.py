@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TextIO
 
 from aiohttp import web
@@ -38,6 +38,7 @@ from bot.core import Core, build_core
 from bot.metrics import REGISTRY
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
+from channels.appkeys import CORE, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
 from channels.rules import TEXT_RULES
 from channels.sms import PATH as SMS_PATH
 from channels.sms import STATUS_PATH as SMS_STATUS_PATH
@@ -47,16 +48,6 @@ from channels.telegram import serve_installers
 
 log = logging.getLogger(__name__)
 
-#: An aiohttp request handler.
-WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: Adds a channel to the app before it starts (sets its AppKey, its cleanup_ctx).
-Installer = Callable[[web.Application], None]
-
-CORE = web.AppKey("core", Core)
-#: Set by the SMS channel when TWILIO_AUTH_TOKEN and OPENPRIMARY_PUBLIC_URL are set.
-SMS_WEBHOOK = web.AppKey("sms_webhook", SmsWebhook)
-#: Set by the Telegram channel: the handler for ``POST /telegram``.
-TELEGRAM_WEBHOOK: web.AppKey[WebHandler] = web.AppKey("telegram_webhook")
 
 TELEGRAM_PATH = "/telegram"
 #: How long /healthz waits for Redis before calling it down.

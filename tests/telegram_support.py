@@ -21,7 +21,8 @@ from ballots.clock import ManualClock
 from bot import texts
 from bot.core import Core
 from bot.settings import Settings
-from channels.server import Installer, make_app
+from channels.appkeys import Installer
+from channels.server import make_app
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
 from openprimary.app import build_core
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots

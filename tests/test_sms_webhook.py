@@ -13,8 +13,9 @@ from twilio.request_validator import RequestValidator
 
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import REGISTRY
+from channels.appkeys import TELEGRAM_WEBHOOK
 from channels.gsm import is_gsm, segments
-from channels.server import TELEGRAM_WEBHOOK, make_app
+from channels.server import make_app
 from channels.sms import SmsWebhook, sms_bodies, to_e164
 from tests.factories import settings
 from tests.sms_support import ANN, PUBLIC_URL, STRANGER, SmsStack, sms_stack, start_app

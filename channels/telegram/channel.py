@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +34,7 @@ from bot.copies import Remover
 from bot.core import Core
 from bot.ratelimit import limiter_for
 from bot.settings import Settings
+from channels.appkeys import CORE, TELEGRAM_WEBHOOK, Installer
 from channels.telegram.handlers import Handlers
 from channels.telegram.inbox import Inbox
 from channels.telegram.sending import (
@@ -53,8 +54,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: The update types the bot asks for; anything else is not delivered at all.
 ALLOWED_UPDATES = ["message", "callback_query"]
 
-#: Plugs a channel into the web app (``channels.server.Installer``).
-Installer = Callable[[web.Application], None]
 
 TelegramApp = Application[
     Bot,
@@ -224,9 +223,6 @@ def installer(*, polling: bool = False) -> Installer:
     """Plugs Telegram into ``channels.server.make_app``: ``make_app(core, [installer()])``."""
 
     def install(app: web.Application) -> None:
-        # Imported here: the server imports this module to build its app.
-        from channels.server import CORE, TELEGRAM_WEBHOOK
-
         channel = TelegramChannel(app[CORE], polling=polling)
         app[TELEGRAM_CHANNEL] = channel
         app[TELEGRAM_WEBHOOK] = channel.webhook
