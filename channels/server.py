@@ -9,10 +9,11 @@ The app keeps nothing in process memory that another ``serve`` process would
 need: every state lives in Redis, so any number of them can run side by side
 behind one load balancer.
 
-Plugging in Telegram: a channel sets ``app[TELEGRAM_WEBHOOK]`` to its aiohttp
-handler before the app starts, and appends its own ``cleanup_ctx`` for what
-it opens and closes (see :func:`make_app`'s ``installers``).  Until then
-``POST /telegram`` answers 404 "Telegram is not configured".
+Plugging in a channel: its installer (``channels.sms_channel.installer``,
+``channels.telegram.installer``) sets the app's key for its webhook handler
+(``channels.appkeys``) before the app starts, and appends its own
+``cleanup_ctx`` for what it opens and closes (see :func:`make_app`'s
+``installers``).  Until then its route answers 404 "... is not configured".
 """
 
 from __future__ import annotations
@@ -33,17 +34,14 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, Respon
 from ballots import keys
 from ballots.errors import ConfigError
 from bot.context import Context
-from bot.copies import Remover
 from bot.core import Core, build_core
 from bot.metrics import REGISTRY
-from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.appkeys import CORE, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
 from channels.rules import TEXT_RULES
 from channels.sms import PATH as SMS_PATH
 from channels.sms import STATUS_PATH as SMS_STATUS_PATH
-from channels.sms import SmsWebhook
-from channels.sms_sender import TwilioSender
+from channels.sms_channel import sms_inbound, sms_installers, sms_outbound, stop_background
 from channels.telegram import serve_installers
 
 log = logging.getLogger(__name__)
@@ -57,16 +55,6 @@ _PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --- which settings are needed when ------------------------------------------
-
-
-def sms_inbound(settings: Settings) -> bool:
-    """Whether the settings ask for SMS at all (any TWILIO_* setting given)."""
-    return bool(settings.twilio_auth_token or settings.twilio_account_sid or settings.twilio_from)
-
-
-def sms_outbound(settings: Settings) -> bool:
-    """Whether texts that answer no inbound one (codes, reminders) can be sent."""
-    return bool(settings.twilio_account_sid or settings.twilio_from)
 
 
 def check_settings(settings: Settings) -> None:
@@ -88,30 +76,19 @@ def check_settings(settings: Settings) -> None:
 # --- the app -------------------------------------------------------------------
 
 
-def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Application:
-    """The aiohttp app for one election.
+def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.Application:
+    """The aiohttp app for one election, with the channels ``installers`` plug in.
 
-    Redis belongs to ``core`` (its owner opens and closes it); the app opens
-    the Twilio REST client on start-up and closes it on shutdown.
+    Redis belongs to ``core`` (its owner opens and closes it); each channel
+    opens and closes what it needs (the Twilio REST client, the Telegram bot)
+    with the app.  By default the channels the settings configure are plugged
+    in: SMS, as ``channels.sms_channel`` does it (Telegram is added by
+    ``serve``, or by a test, with ``channels.telegram.installer``).
     """
     app = web.Application()
     app[CORE] = core
-    settings = core.settings
-    if sms_inbound(settings) and settings.twilio_auth_token and settings.public_url:
-        app[SMS_WEBHOOK] = SmsWebhook(
-            public_url=settings.public_url,
-            auth_token=settings.twilio_auth_token,
-            route=core.router.handle,
-            region=settings.default_region,
-            late_sender=lambda: core.senders.get("sms"),
-            # Twilio can be asked to delete only with the REST credentials.
-            copies=core.copies if sms_outbound(settings) else None,
-            account_sid=settings.twilio_account_sid,
-            ours=[settings.twilio_from] if settings.twilio_from else [],
-        )
-    app.cleanup_ctx.append(_sms_channel)
     app.cleanup_ctx.append(_extensions)
-    for install in installers:
+    for install in sms_installers(core.settings) if installers is None else installers:
         install(app)
     app.router.add_post(SMS_PATH, sms_webhook)
     app.router.add_post(SMS_STATUS_PATH, sms_status)
@@ -122,53 +99,15 @@ def make_app(core: Core, installers: Iterable[Installer] = ()) -> web.Applicatio
 
 
 async def _extensions(app: web.Application) -> AsyncIterator[None]:
-    """On shutdown, stop the chat's background work (reminder jobs started by organisers).
+    """On shutdown, stop the chat's background work (reminder jobs started by organisers),
+    and wait for the codes texted after their replies.
 
-    Their jobs stay in Redis and another process, or ``remind --resume``, carries on.
+    Registered first, so it runs last; a channel that closes a sender first does the same
+    (both are idempotent).  The jobs stay in Redis, and another process, or ``remind
+    --resume``, carries on.
     """
     yield
-    await app[CORE].conversation.aclose()
-    # Codes texted after their replies: before the SMS channel closes its client.
-    await app[CORE].router.aclose()
-
-
-async def _sms_channel(app: web.Application) -> AsyncIterator[None]:
-    """Open the Twilio REST client for the app's lifetime; register it as the SMS sender."""
-    core = app[CORE]
-    sender: TwilioSender | None = None
-    remover: Remover | None = None
-    if sms_outbound(core.settings):
-        # A 429 from Twilio pauses SMS in every process, reminders included.
-        shared = limiter_for(core.settings, core.redis)
-        sender = TwilioSender.from_settings(
-            core.settings,
-            core.redis,
-            pause=shared.backoff_sleep("sms"),
-            # Every text takes its turn in the shared SMS rate: codes too, and
-            # reminders an organiser starts from a chat.
-            turn=shared.wait_turn,
-        )
-        core.senders["sms"] = sender
-        if core.copies is not None:
-            delete = sender.delete
-            remover = Remover(core.copies, "sms", lambda copy: delete(copy.ref))
-            remover.start()
-    elif "sms-otp" in core.election.identity:
-        log.warning(
-            "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
-            "channels cannot be texted a code"
-        )
-    try:
-        yield
-    finally:
-        if remover is not None:
-            await remover.stop()
-        webhook = app.get(SMS_WEBHOOK)
-        if webhook is not None:
-            await webhook.aclose()
-        if sender is not None:
-            core.senders.pop("sms", None)
-            await sender.aclose()
+    await stop_background(app[CORE])
 
 
 async def sms_webhook(request: web.Request) -> web.StreamResponse:
@@ -272,8 +211,13 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
             f"openprimary: warning: election {eid} has no count key, so voters are told voting "
             f"has not opened; run 'openprimary trustees init --election {eid} ...'\n"
         )
+    if not sms_outbound(settings) and "sms-otp" in core.election.identity:
+        log.warning(
+            "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
+            "channels cannot be texted a code"
+        )
     polling = getattr(args, "telegram_polling", False)
-    app = make_app(core, serve_installers(settings, polling=polling))
+    app = make_app(core, [*sms_installers(settings), *serve_installers(settings, polling=polling)])
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

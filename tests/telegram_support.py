@@ -23,6 +23,7 @@ from bot.core import Core
 from bot.settings import Settings
 from channels.appkeys import Installer
 from channels.server import make_app
+from channels.sms_channel import sms_installers
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
 from openprimary.app import build_core
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
@@ -157,7 +158,7 @@ async def telegram_world(
         core = await build_core(config, redis, clock, election.id)
         sms = Outbox("sms")
         core.senders["sms"] = sms
-        app = make_app(core, [installer(polling=polling), *extra])
+        app = make_app(core, [*sms_installers(config), installer(polling=polling), *extra])
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -21,6 +21,7 @@ from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.errors import ConfigError
 from bot.context import Context
+from bot.messages import InboundMessage
 from bot.settings import Settings
 from channels.server import check_settings, make_app, serve
 from openprimary.app import build_core
@@ -313,3 +314,18 @@ async def test_openprimary_serve_end_to_end(
         async with asyncio.timeout(30):
             await proc.wait()
     assert proc.returncode == 0
+
+
+async def test_shutdown_sends_the_codes_still_on_their_way_before_closing_the_sender(
+    redis: Redis, twilio: TwilioApiStandIn
+) -> None:
+    """A typed supporter number's code goes after its reply; a shutdown right then still
+    sends it, and only then closes the Twilio client."""
+    election = await sample_election(redis)
+    core = await build_core(full_settings(twilio), redis, ManualClock(NOW), election.id)
+    runner, _url = await start_app(make_app(core))
+    typed = InboundMessage(channel="telegram", address="4242", text="S1002", message_id="u1")
+    replies = await core.router.handle(typed)
+    assert "If S1002 is on the roll" in replies[0].text
+    await runner.cleanup()  # at once: the code SMS is still a background task
+    assert [m.to for m in twilio.messages] == ["+447700900102"]
