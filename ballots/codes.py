@@ -214,28 +214,34 @@ class Codes:
         in ``tries_left``) until the hour is out: a voter typing their code
         right the first time never notices; a guessing campaign crawls.
         """
-        if await self.address_locked(election, channel, address):
+        code = normalise_code(typed)
+        fail_key = keys.address_failures(election.id, channel, address)
+        guesses = keys.code_guesses_hour(election.id, self._now() // 3600)
+        # One round trip: the address's failures, the election's wrong guesses this hour,
+        # and whose code this is.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(fail_key)
+            pipe.get(guesses)
+            pipe.hget(keys.code_index(election.id), self.digest(election.id, "code", code))
+            failures, wrong_so_far, sid = await pipe.execute()
+        if int(failures or 0) >= self.policy.address_max_failures:
             return CodeCheck("locked")
-        hour = self._now() // 3600
-        guesses = keys.code_guesses_hour(election.id, hour)
-        if int(await self.redis.get(guesses) or 0) >= self.policy.guess_budget_per_hour:
+        if int(wrong_so_far or 0) >= self.policy.guess_budget_per_hour:
             turn = keys.slowed_address(election.id, channel, address)
             if not await self.redis.set(turn, "1", nx=True, ex=self.policy.slowed_interval):
                 wait = int(await self.redis.ttl(turn))
                 return CodeCheck("slowed", tries_left=max(wait, 1))
-        code = normalise_code(typed)
-        sid = None
-        if len(code) == VOTING_CODE_DIGITS:
-            sid = await self.redis.hget(
-                keys.code_index(election.id), self.digest(election.id, "code", code)
-            )
+        if len(code) != VOTING_CODE_DIGITS:
+            sid = None
         if sid is None:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.incr(guesses)
                 pipe.expire(guesses, 7200)
-                wrong, _ = await pipe.execute()
-            n = await self.record_address_failure(election, channel, address)
-            left = max(self.policy.address_max_failures - n, 0)
+                await self._address_fail(
+                    keys=[fail_key], args=[self.policy.address_window], client=pipe
+                )
+                wrong, _, n = await pipe.execute()
+            left = max(self.policy.address_max_failures - int(n), 0)
             first_over = int(wrong) == self.policy.guess_budget_per_hour + 1
             return CodeCheck(
                 "wrong" if left else "locked", tries_left=left, budget_exceeded=first_over

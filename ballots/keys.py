@@ -263,9 +263,11 @@ def chat_rate(channel: str, address: str) -> str:
     return f"{PREFIX}:rate:{{rate/{channel}}}:chat:{address}"
 
 
-def organiser_pending(election_id: str, channel: str, address: str) -> str:
-    """String (JSON) with a TTL: a reminder an organiser has yet to confirm."""
-    return f"{PREFIX}:e:{election_id}:organiser:{channel}:{address}"
+def organiser_pending(election_id: str, channel: str, address: str, action: str = "") -> str:
+    """String (JSON) with a TTL: what an organiser asked for and has yet to confirm with its
+    code (a reminder to send; ``action`` "pause" or "resume" for a job change)."""
+    tail = f":{action}" if action else ""
+    return f"{PREFIX}:e:{election_id}:organiser:{channel}:{address}{tail}"
 
 
 def send_window(channel: str) -> str:

@@ -127,21 +127,19 @@ class OrganiserCommands:
         # SEND and DROP, not YES and NO: an organiser is a voter too, and their
         # YES to "cast your ballot?" must never start a reminder.
         if word in ("SEND", "DROP"):
-            raw = await self.redis.get(pending)
-            if raw is None:
+            draft = await self._asked(pending)
+            if draft is None:
                 return _say(texts.no_draft())
             if word == "DROP":
                 await self.redis.delete(pending)
                 return _say(texts.draft_dropped())
-            draft = json.loads(raw)
             if not rest:
                 return _say(texts.draft_needs_code())
-            if not self._code_matches(draft.get("code", ""), rest):
+            if not await self._confirmed(pending, draft, rest):
                 return _say(texts.draft_wrong_code())
-            if await self.redis.getdel(pending) is None:
-                return _say(texts.no_draft())
             return await self._start(actor, draft)
-        return await self._pause_or_resume(actor, word, pending, rest)
+        confirm = keys.organiser_pending(self.election.id, msg.channel, msg.address, word.lower())
+        return await self._pause_or_resume(actor, word, confirm, rest)
 
     async def _draft(self, actor: str, pending: str, template: str) -> list[OutboundMessage]:
         """Count who would get it and what it costs; wait for SEND."""
@@ -152,12 +150,7 @@ class OrganiserCommands:
             return _say(texts.reminder_not_sent(draft.problems[0]))
         if not draft.total:
             return _say(texts.nobody_to_remind())
-        code = self._new_code()
-        await self.redis.set(
-            pending,
-            json.dumps({"template": template, "code": self._digest(code)}),
-            ex=self.confirm_within,
-        )
+        code = await self._ask(pending, {"template": template})
         first = draft.sample.get(Channel.SMS) or draft.sample.get(Channel.TELEGRAM, "")
         return _say(
             texts.reminder_draft(
@@ -170,8 +163,25 @@ class OrganiserCommands:
             )
         )
 
-    def _new_code(self) -> str:
-        return f"{secrets.randbelow(10**6):06d}"
+    # --- the second factor: a one-time code sent to the organiser's chat ------------
+
+    async def _ask(self, key: str, asked: dict[str, str]) -> str:
+        """Keep what the organiser asked for until confirmed; the code to confirm it with."""
+        code = f"{secrets.randbelow(10**6):06d}"
+        record = {**asked, "code": self._digest(code)}
+        await self.redis.set(key, json.dumps(record), ex=self.confirm_within)
+        return code
+
+    async def _asked(self, key: str) -> dict[str, str] | None:
+        """What is waiting for a code, if anything."""
+        raw = await self.redis.get(key)
+        return json.loads(raw) if raw is not None else None
+
+    async def _confirmed(self, key: str, asked: dict[str, str], typed: str) -> bool:
+        """Whether ``typed`` is the code for ``asked``; the code is spent if it is."""
+        if not self._code_matches(asked.get("code", ""), typed):
+            return False
+        return await self.redis.getdel(key) is not None
 
     def _digest(self, code: str) -> str:
         key = hashlib.sha256(b"openprimary-organiser\0" + self.settings.secret_key.encode())
@@ -230,25 +240,17 @@ class OrganiserCommands:
         return _say(texts.turnout_line(figures.voted, figures.eligible, figures.percent, channels))
 
     async def _pause_or_resume(
-        self, actor: str, word: str, pending: str, typed: str
+        self, actor: str, word: str, confirm: str, typed: str
     ) -> list[OutboundMessage]:
         job = await self.reminders.latest(self.election.id)
         if job is None:
             return _say(texts.no_reminder_yet())
-        confirm = f"{pending}:{word.lower()}"
         if not typed:
-            code = self._new_code()
-            await self.redis.set(
-                confirm,
-                json.dumps({"job": job, "code": self._digest(code)}),
-                ex=self.confirm_within,
-            )
+            code = await self._ask(confirm, {"job": job})
             return _say(texts.confirm_job_change(word, job, code))
-        raw = await self.redis.get(confirm)
-        asked = json.loads(raw) if raw is not None else None
-        if asked is None or asked["job"] != job or not self._code_matches(asked["code"], typed):
+        asked = await self._asked(confirm)
+        if asked is None or asked["job"] != job or not await self._confirmed(confirm, asked, typed):
             return _say(texts.job_change_wrong_code(word, job))
-        await self.redis.delete(confirm)
         try:
             if word == "PAUSE":
                 status = await self.reminders.pause(job, actor, factor=FACTOR)

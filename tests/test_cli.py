@@ -234,6 +234,21 @@ async def test_organisers_see_and_clear_locks(redis: Redis) -> None:
         )
 
 
+async def demo_reset(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``openprimary demo --reset`` as a person would run it, leaving at once."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "openprimary.cli", "demo", "--reset"],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
 async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did_not_make(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -243,17 +258,7 @@ async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did
     await audit.record(redis, ManualClock(NOW), election.id, "organiser", "election loaded")
     before = await redis.dbsize()
     env = {**demo_env(), "OPENPRIMARY_REDIS_URL": redis_url}
-    run = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "openprimary.cli", "demo", "--reset"],
-        input="/quit\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    run = await demo_reset(env, tmp_path)
     assert run.returncode == 0, run.stderr
     # It ran on its own embedded Redis, and the real one is as it was.
     assert "OpenPrimary demo:" in run.stdout and (tmp_path / "var").is_dir()
@@ -270,16 +275,6 @@ async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did
     finally:
         await handle.close()
     env = {**demo_env(), "OPENPRIMARY_DATA_DIR": str(tmp_path / "other")}
-    run = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "openprimary.cli", "demo", "--reset"],
-        input="/quit\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    run = await demo_reset(env, tmp_path)
     assert run.returncode == 1
     assert "was not made by the demo" in run.stderr
