@@ -45,8 +45,7 @@ async def bench_router(redis: Redis, voters: int, concurrency: int) -> None:
     await install_test_key(redis, election)
     await import_roll(redis, election, parse_roll(roll_csv(voters), "bench.csv"))
     clock = ManualClock(NOW)
-    core = await build_core(settings(), redis, clock, election.id)
-    core.senders["sms"] = Outbox("sms")
+    core = await build_core(settings(), redis, clock, election.id, senders={"sms": Outbox("sms")})
     rows = await core.codes.issue_voting_codes(election)
     latencies: list[float] = []
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()

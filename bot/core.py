@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from redis.asyncio import Redis
 
@@ -33,9 +34,16 @@ class Core:
     box: BallotBox
     conversation: Conversation
     router: Router
-    senders: dict[str, Sender] = field(default_factory=dict)
+    #: Per channel, built before the core and never changed after (``openprimary.app``).
+    senders: Mapping[str, Sender] = field(default_factory=dict)
     #: Removes the platforms' copies of vote-bearing messages (None: the setting is off).
     copies: PlatformCopies | None = None
+
+    async def stop_background(self) -> None:
+        """Stop the chat's reminder workers and wait for the codes texted after their
+        replies: before a sender they use is closed.  Idempotent."""
+        await self.conversation.aclose()
+        await self.router.aclose()
 
 
 async def pick_election(redis: Redis, wanted: str | None) -> Election:
@@ -61,9 +69,11 @@ async def build_core(
     policy: CodePolicy | None = None,
     *,
     rules: Mapping[str, TextRules],
+    senders: Mapping[str, Sender] | None = None,
 ) -> Core:
     """Wire the election's services together; ``rules`` are the channels' text rules
-    (the composition root, ``openprimary.app``, passes them)."""
+    and ``senders`` their senders (the composition root, ``openprimary.app``, passes
+    them)."""
     clock = clock or SystemClock()
     election = await pick_election(redis, election_id or settings.election)
     settings.require("secret_key")
@@ -74,7 +84,7 @@ async def build_core(
     )
     codes = Codes(redis, settings.secret_key, clock, policy)
     box = BallotBox(redis, codes, clock)
-    senders: dict[str, Sender] = {}
+    senders = MappingProxyType(dict(senders or {}))
     organisers = OrganiserCommands(redis, election, clock, settings, senders, rules)
     conversation = Conversation(redis, election, codes, box, clock, extensions=[organisers])
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))

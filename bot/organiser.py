@@ -78,7 +78,7 @@ class OrganiserCommands:
         self.election = election
         self.clock = clock
         self.settings = settings
-        self.senders = senders  # the live mapping: the server fills it in at start-up
+        self.senders = senders
         self.rules = rules
         self.confirm_within = confirm_within
         self.reminders = Reminders(redis, clock)

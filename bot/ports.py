@@ -36,6 +36,14 @@ class Sender(Protocol):
 
     channel: str
 
+    @property
+    def paces_itself(self) -> bool:
+        """Whether :meth:`send` already waits for the message's turn in the shared rate.
+
+        A reminder worker then does not take a second turn for it.
+        """
+        ...
+
     async def send(self, address: str, message: OutboundMessage) -> SendResult: ...
 
 

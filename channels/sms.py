@@ -185,7 +185,7 @@ class SmsWebhook:
 
     Any number of processes may run it side by side: it keeps nothing
     between requests but the replies of a message that took longer than
-    :data:`REPLY_WITHIN` (those are texted through ``late_sender`` when it
+    :data:`REPLY_WITHIN` (those are texted through ``sender`` when it
     finishes or, without one, answered 503 so that Twilio's retry fetches them
     once the router has stored them with the delivery).
     """
@@ -197,7 +197,7 @@ class SmsWebhook:
         auth_token: str,
         route: Route,
         region: str = "GB",
-        late_sender: Callable[[], Sender | None] = lambda: None,
+        sender: Sender | None = None,
         reply_within: float = REPLY_WITHIN,
         copies: PlatformCopies | None = None,
         account_sid: str | None = None,
@@ -211,7 +211,8 @@ class SmsWebhook:
         self.validator = RequestValidator(auth_token)
         self.route = route
         self.region = region
-        self.late_sender = late_sender
+        #: Texts the replies that took too long for the webhook's answer.
+        self.sender = sender
         self.reply_within = reply_within
         self.copies = copies
         #: Where Twilio reports on private replies (None: their copies are kept).
@@ -291,7 +292,7 @@ class SmsWebhook:
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.reply_within)
         except TimeoutError:
-            texted = self.late_sender() is not None
+            texted = self.sender is not None
             log.warning(
                 "an SMS took over %.0fs to handle; its replies will be %s",
                 self.reply_within,
@@ -318,7 +319,7 @@ class SmsWebhook:
             ERRORS.labels("sms_webhook").inc()
             log.exception("failed to route a slow SMS")
             return
-        sender = self.late_sender()
+        sender = self.sender
         if sender is None:
             return  # kept with the delivery: Twilio's retry gets them
         for part in sms_parts(replies):

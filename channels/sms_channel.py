@@ -2,9 +2,9 @@
 
 ``installer()`` plugs it in, as ``channels.telegram.installer()`` does for
 Telegram: it sets the app's :data:`~channels.appkeys.SMS_WEBHOOK` (when the
-settings allow inbound SMS) and opens, for the app's lifetime, the Twilio
-REST client (registered as the core's SMS sender) and the remover of the
-platform's copies of vote-bearing messages.
+settings allow inbound SMS), runs the remover of the platform's copies of
+vote-bearing messages for the app's lifetime, and closes the core's SMS
+sender (the Twilio REST client, built with the core) when the app stops.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.copies import Remover
-from bot.core import Core
-from bot.ratelimit import limiter_for
+from bot.messages import Channel
 from bot.settings import Settings
 from channels.appkeys import CORE, SMS_WEBHOOK, Installer
 from channels.sms import SmsWebhook
@@ -52,7 +51,7 @@ def installer() -> Installer:
                 auth_token=settings.twilio_auth_token,
                 route=core.router.handle,
                 region=settings.default_region,
-                late_sender=lambda: core.senders.get("sms"),
+                sender=core.senders.get(Channel.SMS),
                 # Twilio can be asked to delete only with the REST credentials.
                 copies=core.copies if sms_outbound(settings) else None,
                 account_sid=settings.twilio_account_sid,
@@ -63,44 +62,24 @@ def installer() -> Installer:
     return install
 
 
-async def stop_background(core: Core) -> None:
-    """Stop the chat's reminder workers and wait for the codes texted after their replies:
-    before a sender they use is closed.  Idempotent."""
-    await core.conversation.aclose()
-    await core.router.aclose()
-
-
 async def _run_sms(app: web.Application) -> AsyncIterator[None]:
-    """Open the Twilio REST client for the app's lifetime; register it as the SMS sender."""
+    """For the app's lifetime: the remover of Twilio's copies; then close the SMS sender."""
     core = app[CORE]
-    sender: TwilioSender | None = None
+    sender = core.senders.get(Channel.SMS)
     remover: Remover | None = None
-    if sms_outbound(core.settings):
-        # A 429 from Twilio pauses SMS in every process, reminders included.
-        shared = limiter_for(core.settings, core.redis)
-        sender = TwilioSender.from_settings(
-            core.settings,
-            core.redis,
-            pause=shared.backoff_sleep("sms"),
-            # Every text takes its turn in the shared SMS rate: codes too, and
-            # reminders an organiser starts from a chat.
-            turn=shared.wait_turn,
-        )
-        core.senders["sms"] = sender
-        if core.copies is not None:
-            delete = sender.delete
-            remover = Remover(core.copies, "sms", lambda copy: delete(copy.ref))
-            remover.start()
+    if isinstance(sender, TwilioSender) and core.copies is not None:
+        delete = sender.delete
+        remover = Remover(core.copies, Channel.SMS, lambda copy: delete(copy.ref))
+        remover.start()
     try:
         yield
     finally:
         # Nothing may still be texting through the sender when it closes.
-        await stop_background(core)
+        await core.stop_background()
         if remover is not None:
             await remover.stop()
         webhook = app.get(SMS_WEBHOOK)
         if webhook is not None:
             await webhook.aclose()
-        if sender is not None:
-            core.senders.pop("sms", None)
+        if isinstance(sender, TwilioSender):
             await sender.aclose()

@@ -17,8 +17,8 @@ from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
 from bot import commands, trustees_cli
 from bot.context import Context, Handler
 from bot.settings import Settings
-from channels import server, telegram_cli
-from openprimary import count_cli, demo, remind_cli
+from channels import telegram_cli
+from openprimary import count_cli, demo, remind_cli, serve_cli
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     remind_cli.register(sub)
     trustees_cli.register(sub)
     count_cli.register(sub)
-    server.register(sub)
+    serve_cli.register(sub)
     telegram_cli.register(sub)
     return parser
 

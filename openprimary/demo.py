@@ -23,6 +23,7 @@ from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
 from bot.context import Context
+from bot.messages import Channel
 from channels.console import ConsoleOutbox, chat
 from openprimary.app import build_core
 
@@ -127,8 +128,13 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     await _ensure_count_key(ctx, election)
     supporters = read_roll_file(Path(args.roll_file), ctx.settings.default_region)
     await import_roll(ctx.redis, election, supporters)
-    core = await build_core(ctx.settings, ctx.redis, ctx.clock, election.id)
-    core.senders["sms"] = ConsoleOutbox("sms", ctx.out)
+    core = await build_core(
+        ctx.settings,
+        ctx.redis,
+        ctx.clock,
+        election.id,
+        senders={Channel.SMS: ConsoleOutbox(Channel.SMS, ctx.out)},
+    )
 
     voter = None
     for s in supporters:

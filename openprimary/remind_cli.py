@@ -6,17 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ballots.election import bind_secret_key, get_election
 from bot.context import Context
-from bot.ports import Sender
-from bot.ratelimit import RateLimiter, limiter_for
+from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
     HEARTBEAT,
@@ -28,31 +24,8 @@ from bot.reminders import (
     default_concurrency,
     plan,
 )
-from bot.settings import Settings
 from channels.rules import TEXT_RULES
-from channels.sms_sender import TwilioSender
-from channels.telegram.sending import TelegramSender, build_bot
-from channels.telegram.signing import ButtonSigner
-
-
-@asynccontextmanager
-async def reminder_senders(
-    settings: Settings, redis: Redis, limiter: RateLimiter, channels: set[str]
-) -> AsyncIterator[dict[str, Sender]]:
-    """The senders ``channels`` need, built from the settings and closed on exit."""
-    senders: dict[str, Sender] = {}
-    async with AsyncExitStack() as stack:
-        if "sms" in channels:
-            sms = TwilioSender.from_settings(settings, redis, pause=limiter.backoff_sleep("sms"))
-            stack.push_async_callback(sms.aclose)
-            senders["sms"] = sms
-        if "telegram" in channels:
-            # The serve's builder and throttle: every call takes its turn in the shared
-            # rate, and a 429 pauses every process.
-            bot = build_bot(settings, shared=limiter, connections=128)
-            await stack.enter_async_context(bot)
-            senders["telegram"] = TelegramSender(bot, redis, ButtonSigner(settings.secret_key))
-        yield senders
+from channels.senders import opened_senders
 
 
 def _describe_plan(p: Plan, out: Any) -> None:
@@ -100,7 +73,10 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
     needed = {ch for ch in CHANNELS if status.totals[ch]}
     rates = {"sms": ctx.settings.sms_rate, "telegram": ctx.settings.telegram_rate}
     concurrency = {ch: args.concurrency or default_concurrency(rates[ch]) for ch in CHANNELS}
-    async with reminder_senders(ctx.settings, ctx.redis, limiter, needed) as senders:
+    # The worker takes each SMS's turn itself, then checks the recipient again.
+    async with opened_senders(
+        ctx.settings, ctx.redis, limiter, wanted=needed, connections=128, pace_sms=False
+    ) as senders:
         worker = Worker(
             ctx.redis,
             senders,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from ballots.seal import decode_ranking, open_sealed, private_key_from_seed, pub
 from ballots.trustees import load_count_key, store_count_key
 from bot.core import Core
 from bot.messages import InboundMessage, OutboundMessage
-from bot.ports import SendResult
+from bot.ports import Sender, SendResult
 from bot.settings import Settings
 from openprimary.app import build_core
 
@@ -103,6 +103,8 @@ class Outbox:
     sent: list[tuple[str, OutboundMessage]] = field(default_factory=list)
     status: str | Callable[[str], str] = "sent"
     hook: Callable[[int], Awaitable[None]] | None = None
+    #: As a real sender built without the shared rate: the reminder worker takes the turns.
+    paces_itself: bool = False
 
     async def send(self, address: str, message: OutboundMessage) -> SendResult:
         n = len(self.sent)
@@ -171,11 +173,16 @@ class Harness:
 
 
 async def harness(
-    redis: Redis, policy: CodePolicy | None = None, **election_changes: Any
+    redis: Redis,
+    policy: CodePolicy | None = None,
+    *,
+    senders: Mapping[str, Sender] | None = None,
+    **election_changes: Any,
 ) -> Harness:
+    """The sample election's core, recording SMS in ``Harness.sms`` (and ``senders``'s others)."""
     clock = ManualClock(NOW)
     election = await sample_election(redis, **election_changes)
-    core = await build_core(settings(), redis, clock, election.id, policy=policy)
     sms = Outbox("sms")
-    core.senders["sms"] = sms
+    given = {"sms": sms, **(senders or {})}
+    core = await build_core(settings(), redis, clock, election.id, policy=policy, senders=given)
     return Harness(core, clock, sms)

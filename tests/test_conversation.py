@@ -183,8 +183,9 @@ async def test_state_survives_a_restart(redis: Redis) -> None:
     await h.said(await code_for(h))
     await h.said("3")
     # A new process: a fresh core over the same Redis.
-    h.core = await build_core(make_settings(), redis, h.clock, h.core.election.id)
-    h.core.senders["sms"] = h.sms
+    h.core = await build_core(
+        make_settings(), redis, h.clock, h.core.election.id, senders={"sms": h.sms}
+    )
     assert "So far: Jo Okafor, Sam Patel.\n3rd choice?" in await h.said("2")
     assert "Your ballot:\n1 Jo Okafor\n2 Sam Patel\n" in await h.said("0")
 

@@ -23,10 +23,8 @@ def organiser_ext(h: Harness) -> OrganiserCommands:
 
 
 async def with_telegram(redis: Redis) -> tuple[Harness, Outbox]:
-    h = await harness(redis)
     tg = Outbox("telegram")
-    h.core.senders["telegram"] = tg
-    return h, tg
+    return await harness(redis, senders={"telegram": tg}), tg
 
 
 async def test_non_organisers_get_the_voter_reply(redis: Redis) -> None:

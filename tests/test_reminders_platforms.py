@@ -19,7 +19,7 @@ from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, plan
 from bot.settings import Settings
 from channels.rules import TEXT_RULES
-from openprimary.remind_cli import reminder_senders
+from channels.senders import opened_senders
 from tests.factories import settings
 from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
 from tests.standins.telegram_api import TelegramAPI
@@ -50,7 +50,9 @@ async def worker_for(
     config: Settings, redis: Redis, channels: set[str], concurrency: int = 4
 ) -> AsyncIterator[Worker]:
     limiter = limiter_for(config, redis)
-    async with reminder_senders(config, redis, limiter, channels) as senders:
+    async with opened_senders(
+        config, redis, limiter, wanted=channels, connections=128, pace_sms=False
+    ) as senders:
         yield Worker(
             redis,
             senders,

@@ -23,9 +23,11 @@ from ballots.errors import ConfigError
 from bot.context import Context
 from bot.messages import InboundMessage
 from bot.settings import Settings
-from channels.server import check_settings, make_app, serve
+from channels.server import check_settings, make_app
+from channels.sms_sender import TwilioSender
 from openprimary.app import build_core
 from openprimary.cli import build_parser
+from openprimary.serve_cli import serve
 from tests.factories import NOW, SECRET, sample_election, settings
 from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app
 from tests.standins.twilio_api import TwilioApiStandIn
@@ -189,19 +191,20 @@ async def test_serve_stops_at_start_up_without_an_election(
         await serve(args, ctx)
 
 
-async def test_the_twilio_client_is_opened_on_start_up_and_closed_on_shutdown(
+async def test_the_twilio_client_is_built_with_the_core_and_closed_on_shutdown(
     redis: Redis, twilio: TwilioApiStandIn
 ) -> None:
     election = await sample_election(redis)
     core = await build_core(full_settings(twilio), redis, ManualClock(NOW), election.id)
-    assert "sms" not in core.senders
-    runner, _url = await start_app(make_app(core))
     sender = core.senders["sms"]
-    session = sender.client.http_client.session  # type: ignore[attr-defined]
+    assert isinstance(sender, TwilioSender) and sender.paces_itself
+    with pytest.raises(TypeError):
+        core.senders["sms"] = sender  # type: ignore[index]
+    session = sender.client.http_client.session
+    runner, _url = await start_app(make_app(core))
     assert not session.closed
     await runner.cleanup()
     assert session.closed
-    assert "sms" not in core.senders
 
 
 # --- several processes -----------------------------------------------------------

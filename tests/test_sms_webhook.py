@@ -17,7 +17,7 @@ from channels.appkeys import TELEGRAM_WEBHOOK
 from channels.gsm import is_gsm, segments
 from channels.server import make_app
 from channels.sms import SmsWebhook, sms_bodies, to_e164
-from tests.factories import settings
+from tests.factories import Outbox, settings
 from tests.sms_support import ANN, PUBLIC_URL, STRANGER, SmsStack, sms_stack, start_app
 from tests.standins.twilio_phone import TwilioPhone, inbound_form, message_sid, sign
 
@@ -210,26 +210,17 @@ async def test_a_slow_reply_is_texted_when_ready() -> None:
     import asyncio
 
     release = asyncio.Event()
-    sent: list[tuple[str, str]] = []
+    outbox = Outbox("sms")
 
     async def slow_route(msg: InboundMessage) -> list[OutboundMessage]:
         await release.wait()
         return [OutboundMessage("Done \u2014 at last")]
 
-    class Recorder:
-        channel = "sms"
-
-        async def send(self, address: str, message: OutboundMessage):  # type: ignore[no-untyped-def]
-            from bot.ports import SendResult
-
-            sent.append((address, message.text))
-            return SendResult("sent")
-
     webhook = SmsWebhook(
         public_url=PUBLIC_URL,
         auth_token="t",
         route=slow_route,
-        late_sender=Recorder,
+        sender=outbox,
         reply_within=0.01,
     )
     app = web.Application()
@@ -243,7 +234,7 @@ async def test_a_slow_reply_is_texted_when_ready() -> None:
         await webhook.aclose()
     finally:
         await runner.cleanup()
-    assert sent == [(ANN, "Done - at last")]
+    assert [(a, m.text) for a, m in outbox.sent] == [(ANN, "Done - at last")]
 
 
 async def test_a_slow_reply_without_an_sms_sender_is_left_for_twilios_retry() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -13,14 +14,27 @@ from telegram.error import RetryAfter
 
 from ballots import keys
 from bot.messages import Button, OutboundMessage
+from bot.ratelimit import limiter_for
+from bot.settings import Settings
 from channels.rules import TEXT_RULES
-from channels.telegram.sending import api_urls, telegram_sender
+from channels.senders import opened_senders
+from channels.telegram.sending import TelegramSender, api_urls
 from channels.telegram.throttle import Throttle
 from tests.factories import settings
 from tests.standins.telegram_api import TelegramAPI
 from tests.telegram_support import ANN, BILAL, telegram_world
 
 UNREACHABLE = keys.unreachable("telegram")
+
+
+@asynccontextmanager
+async def bot_sender(config: Settings, redis: Redis) -> AsyncIterator[TelegramSender]:
+    """The Telegram sender ``remind`` builds, opened."""
+    limiter = limiter_for(config, redis)
+    async with opened_senders(config, redis, limiter, wanted=["telegram"]) as senders:
+        sender = senders["telegram"]
+        assert isinstance(sender, TelegramSender)
+        yield sender
 
 
 async def test_a_429_on_a_reply_is_waited_out_and_retried(redis: Redis) -> None:
@@ -63,7 +77,7 @@ async def test_a_voter_who_blocked_the_bot_is_marked_unreachable(redis: Redis) -
 async def test_the_sender_waits_out_429_and_never_retries_403(redis: Redis) -> None:
     async with TelegramAPI() as api:
         config = settings(telegram_bot_token=api.token, telegram_api_base=api.url)
-        async with telegram_sender(config, redis) as sender:
+        async with bot_sender(config, redis) as sender:
             api.fail("sendMessage", 429, retry_after=1, times=2)
             message = OutboundMessage(
                 "Voting is open.", kind="reminder", buttons=((Button("Vote", "t:0:start"),),)
@@ -93,7 +107,7 @@ async def test_the_sender_waits_out_429_and_never_retries_403(redis: Redis) -> N
 async def test_the_sender_gives_up_when_429s_never_end(redis: Redis) -> None:
     async with TelegramAPI() as api:
         config = settings(telegram_bot_token=api.token, telegram_api_base=api.url)
-        async with telegram_sender(config, redis) as sender:
+        async with bot_sender(config, redis) as sender:
             throttle = sender.bot.rate_limiter
             assert isinstance(throttle, Throttle)
             throttle.max_retries = 1

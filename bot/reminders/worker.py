@@ -236,7 +236,7 @@ class Worker:
         text = rules.body(text)
 
         sender = self.senders[claim.channel]
-        if not getattr(sender, "paces_itself", False):
+        if not sender.paces_itself:
             await self.limiter.wait_turn(claim.channel, address)
             # The wait can be long (a 429 pause, a queue of turns): whoever
             # voted or opted out meanwhile is not messaged.
@@ -274,7 +274,7 @@ class Worker:
         text = render(template, election, name, self.clock.now())
         if self.rules[Channel.SMS].problem(text, self.max_segments):
             return Outcome.UNREACHABLE
-        if not getattr(sms, "paces_itself", False):
+        if not sms.paces_itself:
             await self.limiter.wait_turn(Channel.SMS, phone)
         body = self.rules[Channel.SMS].body(text)
         message = OutboundMessage(body, channel=Channel.SMS, address=phone, kind="reminder")

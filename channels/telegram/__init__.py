@@ -8,7 +8,7 @@ from channels.telegram.channel import (
     installer,
     serve_installers,
 )
-from channels.telegram.sending import TelegramSender, build_bot, telegram_sender
+from channels.telegram.sending import TelegramSender, build_bot
 from channels.telegram.signing import ButtonSigner
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "build_bot",
     "installer",
     "serve_installers",
-    "telegram_sender",
 ]

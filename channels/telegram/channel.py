@@ -32,7 +32,6 @@ from telegram.ext import (
 from ballots.errors import ConfigError
 from bot.copies import Remover
 from bot.core import Core
-from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.appkeys import CORE, TELEGRAM_WEBHOOK, Installer
 from channels.telegram.handlers import Handlers
@@ -42,11 +41,9 @@ from channels.telegram.sending import (
     POLL_TIMEOUT,
     Bot,
     TelegramSender,
-    build_bot,
     check_webhook_secret,
     remove_copy,
 )
-from channels.telegram.signing import ButtonSigner
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +73,21 @@ class TelegramChannel:
         if not polling:
             check_webhook_secret(secret)
         self._secret = secret.encode() if secret else None
-        bot = build_bot(settings, shared=limiter_for(settings, core.redis))
-        signer = ButtonSigner(settings.secret_key)
-        builder = ApplicationBuilder().bot(bot).job_queue(None)
+        sender = core.senders.get(CHANNEL)
+        if not isinstance(sender, TelegramSender):
+            raise ConfigError(
+                "the core has no Telegram sender: build it with openprimary.app.build_core "
+                "and TELEGRAM_BOT_TOKEN set"
+            )
+        #: The core's sender: its bot is the Application's, so one client and one throttle.
+        self.sender = sender
+        builder = ApplicationBuilder().bot(sender.bot).job_queue(None)
         if not polling:
             builder = builder.updater(None)
         # Only initialised, never started: updates come from the inbox, not its queue.
         self.application: TelegramApp = builder.build()
-        self.sender = TelegramSender(bot, core.redis, signer)
         self.handlers = Handlers(
-            core.router, core.redis, signer, settings.default_region, core.copies
+            core.router, core.redis, sender.signer, settings.default_region, core.copies
         )
         self._add_handlers(self.handlers)
         assert settings.telegram_bot_token is not None
@@ -111,10 +113,9 @@ class TelegramChannel:
         return self.application.bot
 
     async def start(self) -> None:
-        """Start handling updates, and offer the sender to the router."""
+        """Start handling updates (the bot's client opens with the Application)."""
         await self.application.initialize()
         await self.inbox.start()
-        self.core.senders[CHANNEL] = self.sender
         copies = self.core.copies
         if copies is not None:
             bot = self.bot
@@ -132,8 +133,6 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         """Finish the updates in hand (the rest wait in Redis), then close the client."""
-        if self.core.senders.get(CHANNEL) is self.sender:
-            del self.core.senders[CHANNEL]
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
@@ -145,6 +144,8 @@ class TelegramChannel:
         if self._remover is not None:
             await self._remover.stop()
             self._remover = None
+        # Nothing may still be sending through the bot when its client closes.
+        await self.core.stop_background()
         await self.application.shutdown()
 
     async def drain(self) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 import httpx
 from redis.asyncio import Redis
@@ -258,6 +257,10 @@ class TelegramSender:
         limiter = self.bot.rate_limiter
         return isinstance(limiter, Throttle) and limiter.shared is not None
 
+    async def aclose(self) -> None:
+        """Close the bot's HTTP clients.  Idempotent."""
+        await self.bot.shutdown()
+
     async def send(self, address: str, message: OutboundMessage) -> SendResult:
         """Send one message; a chat that has blocked the bot is marked unreachable, not retried."""
         try:
@@ -292,11 +295,3 @@ class TelegramSender:
             SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()
             return SendResult("failed", err.message)
         return SendResult("sent", platform_id=str(sent.message_id))
-
-
-@asynccontextmanager
-async def telegram_sender(settings: Settings, redis: Redis) -> AsyncIterator[TelegramSender]:
-    """A TelegramSender outside the web server (``openprimary remind``), closed on exit."""
-    bot = build_bot(settings)
-    async with bot:
-        yield TelegramSender(bot, redis, ButtonSigner(settings.secret_key))

@@ -1,0 +1,93 @@
+"""``openprimary serve``: the web server for the SMS and Telegram webhooks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from redis.exceptions import RedisError
+
+from ballots.errors import ConfigError
+from bot.context import Context
+from channels.server import check_settings, make_app, run_app
+from channels.sms_channel import sms_installers, sms_outbound
+from channels.telegram import serve_installers
+from openprimary.app import build_core
+
+log = logging.getLogger(__name__)
+
+
+async def serve(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the webhooks server until SIGINT or SIGTERM."""
+    settings = ctx.settings
+    check_settings(settings)
+    try:
+        await ctx.redis.ping()
+    except (RedisError, OSError) as err:
+        raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
+    core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    if await core.box.count_key(core.election) is None:
+        eid = core.election.id
+        log.warning("election %s has no count key; no ballot can be cast yet", eid)
+        ctx.err.write(
+            f"openprimary: warning: election {eid} has no count key, so voters are told voting "
+            f"has not opened; run 'openprimary trustees init --election {eid} ...'\n"
+        )
+    if not sms_outbound(settings) and "sms-otp" in core.election.identity:
+        log.warning(
+            "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
+            "channels cannot be texted a code"
+        )
+    polling = getattr(args, "telegram_polling", False)
+    app = make_app(core, [*sms_installers(settings), *serve_installers(settings, polling=polling)])
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        ctx.out.write(f"serving election {core.election.id}\n")
+        await run_app(app, args.host, args.port, stop=stop, out=ctx.out)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    ctx.out.write("stopped\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``openprimary serve`` to the command line."""
+    parser = sub.add_parser(
+        "serve",
+        help="run the web server for the SMS and Telegram webhooks",
+        description=(
+            "Serve POST /sms/twilio, POST /telegram, GET /healthz and GET /metrics. "
+            "Settings come from the environment: TWILIO_AUTH_TOKEN, TWILIO_ACCOUNT_SID, "
+            "TWILIO_FROM and OPENPRIMARY_PUBLIC_URL for SMS, TELEGRAM_BOT_TOKEN for "
+            "Telegram. Several serve processes can share one Redis."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--election",
+        metavar="ID",
+        help="the election to serve (default: OPENPRIMARY_ELECTION, or the only one loaded)",
+    )
+    parser.add_argument(
+        "--telegram-polling",
+        action="store_true",
+        help="fetch Telegram updates by polling instead of the webhook: for development "
+        "without a public URL (removes the bot's webhook)",
+    )
+    parser.set_defaults(handler=serve)
