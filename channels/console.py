@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import threading
 import uuid
@@ -11,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from ballots.errors import StoreUnavailable
+from bot import texts
 from bot.messages import InboundMessage, OutboundMessage
 from bot.ports import SendResult
+
+log = logging.getLogger(__name__)
 
 Handle = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
 
@@ -99,7 +103,8 @@ async def chat(
         try:
             replies = await handle(msg)
         except StoreUnavailable as err:
-            replies = [OutboundMessage(f"(Redis is not available: {err}. Try again.)")]
+            log.warning("console: Redis is not available: %s", err)
+            replies = [OutboundMessage(texts.failure())]
         for reply in replies:
             out.write("bot> " + render(reply).replace("\n", "\n     ") + "\n")
         out.flush()

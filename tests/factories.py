@@ -22,6 +22,7 @@ from bot.core import Core
 from bot.messages import InboundMessage, OutboundMessage
 from bot.ports import Sender, SendResult
 from bot.settings import Settings
+from bot.state import State
 from openprimary.app import build_core
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -158,6 +159,10 @@ class Harness:
             contact=contact,
         )
         return await self.core.router.handle(msg)
+
+    async def state(self, *, channel: str = "console", address: str = "chat-1") -> State:
+        """Where the chat is, as stored: its step and the ranking so far."""
+        return await self.core.router.store.load(channel, address)
 
     async def said(
         self,

@@ -12,6 +12,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.codes import CodePolicy
 from bot import texts
+from bot.state import Step
 from openprimary.app import build_core
 from tests.factories import Harness, harness, stored_ballots
 from tests.factories import settings as make_settings
@@ -118,11 +119,15 @@ async def test_names_prefixes_and_full_width_digits(redis: Redis) -> None:
     h = await harness(redis)
     await h.said("hi")
     await h.said(await code_for(h))
-    assert "So far: Jo Okafor" in await h.said("okafor")
-    assert "So far: Jo Okafor, Alex Green" in await h.said("al")
-    assert "4th choice?\n2 Sam Patel\n0 to finish" in await h.said("４")
-    confirm = await h.said("0")
-    assert "1 Jo Okafor\n2 Alex Green\n3 Chris Byrne\n" in confirm
+    await h.said("okafor")
+    assert (await h.state()).ranking == ["okafor"]
+    await h.said("al")
+    assert (await h.state()).ranking == ["okafor", "green"]
+    await h.said("４")  # full width 4: Chris Byrne, 4th on the list
+    assert (await h.state()).ranking == ["okafor", "green", "byrne"]
+    await h.said("0")
+    state = await h.state()
+    assert state.step is Step.CONFIRM and state.ranking == ["okafor", "green", "byrne"]
 
 
 async def test_bad_ranking_input_gets_a_helpful_reply(redis: Redis) -> None:
@@ -143,12 +148,18 @@ async def test_confirmation_can_change_the_ranking(redis: Redis) -> None:
     await h.said("hi")
     await h.said(await code_for(h))
     await h.said("1 2")
-    assert "1st choice" in await h.said("change")
+    await h.said("change")
+    state = await h.state()
+    assert state.step is Step.RANK and state.ranking == []
     await h.said("3 4")
+    # Anything but YES or CHANGE asks again, without echoing it.
     assert "maybe" not in (reply := await h.said("maybe")) and "YES" in reply
-    assert "So far: Sam Patel." in await h.said("2")
-    assert "1 Sam Patel\n" in await h.said("done")
-    assert "Vote cast" in await h.said("yes")
+    assert (await h.state()).step is Step.CONFIRM
+    await h.said("2")
+    assert (await h.state()).ranking == ["patel"]
+    await h.said("done")
+    await h.said("yes")
+    assert (await h.state()).step is Step.DONE
     assert await ballots(h) == {"patel": 1}
 
 
@@ -186,8 +197,10 @@ async def test_state_survives_a_restart(redis: Redis) -> None:
     h.core = await build_core(
         make_settings(), redis, h.clock, h.core.election.id, senders={"sms": h.sms}
     )
-    assert "So far: Jo Okafor, Sam Patel.\n3rd choice?" in await h.said("2")
-    assert "Your ballot:\n1 Jo Okafor\n2 Sam Patel\n" in await h.said("0")
+    await h.said("2")
+    assert (await h.state()).ranking == ["okafor", "patel"]
+    await h.said("0")
+    assert (await h.state()).step is Step.CONFIRM
 
 
 async def test_a_repeated_delivery_changes_nothing(redis: Redis) -> None:
