@@ -57,14 +57,19 @@ async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM or SIGHUP (a closed terminal) ends a command as Ctrl-C does: cleanly."""
+    """Ctrl-C, SIGTERM or SIGHUP (a closed terminal) ends a command cleanly.
+
+    SIGINT too: asyncio's own handler would only cancel the main task, and a
+    cancellation that lands inside a Redis call can be lost (redis-py), which
+    left the demo waiting for input.  ``serve`` sets its own handlers.
+    """
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     # So that a command's finally blocks run, and an embedded Redis it started stops.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     parser = build_parser()
     args = parser.parse_args(argv)

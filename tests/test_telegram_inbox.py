@@ -112,7 +112,10 @@ async def test_processes_share_the_shards_and_take_over_a_dead_ones_updates(
         for task in [*dead._tasks, *dead._chat_tasks]:
             task.cancel()
         await asyncio.gather(*dead._tasks, *dead._chat_tasks, return_exceptions=True)
+        # It takes every shard once their leases run out, and handles what was pending.
         async with asyncio.timeout(10):
+            while len(survivor._held) < survivor.shards:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             await survivor.drain()
         assert sorted(survivor._held) == list(range(survivor.shards))
     # Each was handled by the survivor, as a replay (its stored replies, if any, go out).
