@@ -13,6 +13,7 @@ sealed sets into the grouped ballot box the count reads (``ballots.unseal``).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from ballots.errors import OpenPrimaryError
 from ballots.lua import CONSTANT_TIME_EQUAL
 from ballots.seal import encode_ranking, seal
 from ballots.trustees import CountKey, load_count_key
+
+log = logging.getLogger(__name__)
 
 _CAST = (
     CONSTANT_TIME_EQUAL
@@ -47,6 +50,7 @@ local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
 -- The receipt stays with the voter so it can always be given again: it carries no vote.
 redis.call('HSET', v, 'voted', ARGV[5], 'receipt', ARGV[4], 'voted_on', ARGV[6])
+if ARGV[8] == '1' then redis.call('HSET', v, 'unconfirmed', '1') end
 redis.call('HDEL', v, 'grant', 'grant_exp', 'code')
 -- Codes texted for this voter (one per asking chat) are of no more use.
 for _, f in ipairs(redis.call('HKEYS', v)) do
@@ -62,6 +66,11 @@ return 'cast'
 )
 
 
+#: How long a cast waits for the replicas (OPENPRIMARY_DURABLE_REPLICAS) before the
+#: voter is told the ballot is being recorded.
+DURABLE_WAIT_MS = 2000
+
+
 class InvalidRanking(OpenPrimaryError):
     """A ranking that cannot be a ballot in this election."""
 
@@ -72,11 +81,18 @@ class Receipt:
 
     id: str
     day: str
+    #: Cast, but not yet known to be held by the replicas OPENPRIMARY_DURABLE_REPLICAS
+    #: asks for: the receipt is not given until it is (:meth:`BallotBox.confirm`).
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True)
 class CastResult:
-    """The outcome of a cast: ``cast`` with a receipt, or the reason it was refused."""
+    """The outcome of a cast: ``cast`` with a receipt, or the reason it was refused.
+
+    ``recording``: cast on the primary, but fewer replicas than asked for hold
+    it yet; the receipt is kept back until they do.
+    """
 
     status: str
     receipt: str | None = None
@@ -107,10 +123,15 @@ def check_ranking(election: Election, ranking: Sequence[str]) -> tuple[str, ...]
 class BallotBox:
     """Casts ballots for the elections in one Redis."""
 
-    def __init__(self, redis: Redis, codes: Codes, clock: Clock) -> None:
+    def __init__(
+        self, redis: Redis, codes: Codes, clock: Clock, *, durable_replicas: int = 0
+    ) -> None:
         self.redis = redis
         self.codes = codes
         self.clock = clock
+        #: Replicas that must hold a ballot before its receipt is given (0: the primary's
+        #: word is enough).
+        self.durable_replicas = durable_replicas
         self._cast = redis.register_script(_CAST)
         self._keys: dict[str, CountKey] = {}
 
@@ -140,37 +161,73 @@ class BallotBox:
         shard = keys.shard_of(supporter_id, election.shards)
         eid = election.id
         receipt = secrets.token_hex(5).upper()
-        status = await self._cast(
-            keys=[
-                keys.voter(eid, shard, supporter_id),
-                keys.shard_meta(eid, shard),
-                keys.sealed(eid, shard),
-                keys.receipts(eid, shard),
-                keys.turnout(eid, shard),
-            ],
-            args=[
-                self.codes.digest(eid, "grant", grant),
-                int(now.timestamp()),
-                seal(key.public, encode_ranking(election.candidate_ids, ballot)),
-                receipt,
-                channel,
-                now.date().isoformat(),
-                key.id,
-            ],
-        )
-        status = str(status)
+        voter = keys.voter(eid, shard, supporter_id)
+        cast_keys = [
+            voter,
+            keys.shard_meta(eid, shard),
+            keys.sealed(eid, shard),
+            keys.receipts(eid, shard),
+            keys.turnout(eid, shard),
+        ]
+        cast_args: list[str | int] = [
+            self.codes.digest(eid, "grant", grant),
+            int(now.timestamp()),
+            seal(key.public, encode_ranking(election.candidate_ids, ballot)),
+            receipt,
+            channel,
+            now.date().isoformat(),
+            key.id,
+            "1" if self.durable_replicas else "0",
+        ]
+        if not self.durable_replicas:
+            status = str(await self._cast(keys=cast_keys, args=cast_args))
+        else:
+            # WAIT counts the replicas holding this connection's writes: the cast and the
+            # WAIT go down one connection, in one round trip.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._cast(keys=cast_keys, args=cast_args, client=pipe)
+                pipe.execute_command("WAIT", self.durable_replicas, DURABLE_WAIT_MS)
+                raw, held = await pipe.execute()
+            status = str(raw)
+            if status == "cast" and int(held) < self.durable_replicas:
+                log.warning(
+                    "a ballot is on the primary but %d of %d replicas hold it; receipt held back",
+                    int(held),
+                    self.durable_replicas,
+                )
+                status = "recording"
+            elif status == "cast":
+                await self.redis.hdel(voter, "unconfirmed")
         if status == "no_key":
             # Replaced before the opening (trustees init --replace): read it again next time.
             self._keys.pop(eid, None)
-        return CastResult(status, receipt if status == "cast" else None)
+        return CastResult(status, receipt if status in ("cast", "recording") else None)
+
+    async def confirm(self, election: Election, supporter_id: str) -> bool:
+        """Whether the replicas now hold the supporter's cast ballot (then it is confirmed).
+
+        A write and a WAIT on one connection: the replication stream is in
+        order, so replicas that hold this write hold the ballot cast before it.
+        """
+        if not self.durable_replicas:
+            return True
+        voter = keys.voter(election.id, keys.shard_of(supporter_id, election.shards), supporter_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(voter, "confirm_check", int(self.clock.now().timestamp()))
+            pipe.execute_command("WAIT", self.durable_replicas, DURABLE_WAIT_MS)
+            _, held = await pipe.execute()
+        if int(held) < self.durable_replicas:
+            return False
+        await self.redis.hdel(voter, "unconfirmed", "confirm_check")
+        return True
 
     async def receipt(self, election: Election, supporter_id: str) -> Receipt | None:
         """The receipt of a supporter's cast ballot, or None if they have not voted."""
         shard = keys.shard_of(supporter_id, election.shards)
-        rid, day = await self.redis.hmget(
-            keys.voter(election.id, shard, supporter_id), ["receipt", "voted_on"]
+        rid, day, unconfirmed = await self.redis.hmget(
+            keys.voter(election.id, shard, supporter_id), ["receipt", "voted_on", "unconfirmed"]
         )
-        return Receipt(str(rid), str(day or "")) if rid else None
+        return Receipt(str(rid), str(day or ""), unconfirmed=bool(unconfirmed)) if rid else None
 
     async def has_voted(self, election: Election, supporter_id: str) -> bool:
         """Whether a ballot has been cast for this supporter."""

