@@ -32,7 +32,7 @@ async def wait_in_sync(primary: Redis, replicas: int, within: float = 20.0) -> N
         info = await primary.info("replication")
         if int(info.get("connected_slaves", 0)) >= replicas:
             await primary.set("sync-probe", "1")
-            if int(await primary.execute_command("WAIT", replicas, 1000)) >= replicas:
+            if int(await primary.wait(replicas, 1000)) >= replicas:
                 await primary.delete("sync-probe")
                 return
         await asyncio.sleep(0.1)
