@@ -1,0 +1,128 @@
+"""Voting by SMS through Redis Sentinel while the primary is killed with -9.
+
+A primary, two replicas and three Sentinels, all real servers; ``serve``
+reaches Redis by ``redis+sentinel://`` and acknowledges a cast only once a
+replica holds it (``OPENPRIMARY_DURABLE_REPLICAS=1``).  Part-way through the
+voting the primary is killed.  The Sentinels promote a replica, and the
+voters, retrying as Twilio does, carry on against the same ``serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+
+from aiohttp import ClientSession
+
+from ballots.box import ballot_count
+from ballots.clock import ManualClock
+from ballots.connection import client_from_url, close_client
+from ballots.receipts import all_receipts
+from benchmarks.harness import bench_election
+from channels.server import make_app
+from openprimary.app import build_core
+from tests.factories import NOW, settings
+from tests.faults.support import AUTH_TOKEN, PUBLIC_URL, RANKING, RedisProcess, Voter, _text
+from tests.replication import replica_of, sentinel_url, sentinels, wait_in_sync
+from tests.sms_support import start_app
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+
+VOTERS = 30
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+def phone(i: int) -> str:
+    return f"+4474{i:08d}"  # bench_election's roll
+
+
+async def vote_until_receipt(session: ClientSession, url: Callable[[], str], voter: Voter) -> None:
+    """Vote as a person would: start again when the conversation was lost, and ask for
+    the receipt (RECEIPT) while the ballot is being recorded."""
+    for _ in range(6):
+        for step in ("hi", "<code>", RANKING, "YES"):
+            if voter.done:
+                return
+            if step == "<code>":
+                codes = CODE.findall(" ".join(voter.seen[-2:]))
+                if not codes:
+                    break  # no code came back (too soon to ask again?): start again
+                step = codes[-1]
+            voter.seen += await _text(session, url, voter.name, step, voter)
+            await asyncio.sleep(0.05)
+        for _ in range(10):
+            if voter.done:
+                return
+            voter.seen += await _text(session, url, voter.name, "RECEIPT", voter)
+            if any("being recorded" in t for t in voter.seen[-1:]):
+                await asyncio.sleep(1.0)
+            else:
+                break
+    assert voter.done, f"{voter.name} never got a receipt: {voter.seen[-4:]}"
+
+
+async def test_the_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
+    primary = RedisProcess()
+    primary.start()
+    replicas = [replica_of(primary) for _ in range(2)]
+    for r in replicas:
+        r.start()
+    try:
+        with sentinels(primary) as watchers:
+            redis = client_from_url(sentinel_url(watchers))
+            try:
+                direct = client_from_url(primary.url)
+                await wait_in_sync(direct, 2)
+                await direct.aclose()
+                election = await bench_election(redis, "failover", VOTERS)
+                async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+                    config = settings(
+                        public_url=PUBLIC_URL,
+                        twilio_auth_token=AUTH_TOKEN,
+                        twilio_account_sid=ACCOUNT_SID,
+                        twilio_from=OUR_NUMBER,
+                        twilio_api_base=twilio.base_url,
+                        durable_replicas=1,
+                    )
+                    core = await build_core(config, redis, ManualClock(NOW), election.id)
+                    runner, url = await start_app(make_app(core))
+                    try:
+                        async with ClientSession() as session:
+                            voters = [Voter(phone(i)) for i in range(VOTERS)]
+
+                            async def kill_the_primary() -> None:
+                                while sum(v.tries for v in voters) < VOTERS * 2:  # noqa: ASYNC110
+                                    await asyncio.sleep(0.01)
+                                primary.kill()
+
+                            started = time.monotonic()
+                            await asyncio.gather(
+                                kill_the_primary(),
+                                *(vote_until_receipt(session, lambda: url, v) for v in voters),
+                            )
+                            took = time.monotonic() - started
+                    finally:
+                        await runner.cleanup()
+                # A replica is the primary now, and holds every ballot a voter was given
+                # a receipt for; nobody voted twice.
+                info = await redis.info("server")
+                assert int(info["tcp_port"]) in {r.port for r in replicas}
+                stored = set(await all_receipts(redis, election))
+                seen = {r for v in voters for r in v.receipts}
+                assert all(len(v.receipts) == 1 for v in voters)
+                assert seen == stored
+                assert await ballot_count(redis, election) == VOTERS
+                retried = sum(v.tries for v in voters) - 4 * VOTERS
+                recording = sum("being recorded" in t for v in voters for t in v.seen)
+                print(
+                    f"\n{VOTERS} voters through a failover in {took:.1f} s: {retried} "
+                    f"deliveries more than 4 each, {recording} 'being recorded' answers"
+                )
+            finally:
+                await close_client(redis)
+    finally:
+        for r in replicas:
+            r.close()
+        primary.close()
