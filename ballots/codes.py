@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import Clock
 from ballots.codes_scripts import ADDRESS_FAIL, REQUEST_OTP, VERIFY
+from ballots.connection import queue_script
 from ballots.election import Election
 
 #: 16 digits: with 550,000 codes out, one guess in 18 billion hits one (see the README
@@ -237,8 +238,8 @@ class Codes:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.incr(guesses)
                 pipe.expire(guesses, 7200)
-                await self._address_fail(
-                    keys=[fail_key], args=[self.policy.address_window], client=pipe
+                await queue_script(
+                    pipe, self._address_fail, [fail_key], [self.policy.address_window]
                 )
                 wrong, _, n = await pipe.execute()
             left = max(self.policy.address_max_failures - int(n), 0)

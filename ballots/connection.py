@@ -6,16 +6,19 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ballots.errors import ConfigError
@@ -228,6 +231,26 @@ async def close_client(client: Redis) -> None:
     finally:
         for watcher in getattr(manager, "sentinels", ()):
             await watcher.aclose()
+
+
+async def queue_script(
+    pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
+) -> None:
+    """Queue a Lua script in a pipeline, to run in its round trip.
+
+    On one server, EVALSHA (the pipeline loads the script first).  A Cluster
+    pipeline cannot load scripts on its nodes, so there the script goes
+    whole, with EVAL, to the node holding its keys.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    else:
+        await script(keys=keys, args=args, client=pipe)
+
+
+def is_cluster(redis: Redis) -> bool:
+    """Whether the client talks to a Redis Cluster (see :func:`client_from_url`)."""
+    return isinstance(redis, RedisCluster)
 
 
 def _server_client(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:

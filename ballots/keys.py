@@ -152,19 +152,24 @@ def delivery(channel: str, message_id: str) -> str:
     return f"{PREFIX}:seen:{channel}:{message_id}"
 
 
+def _copies_tag(channel: str) -> str:
+    """One hash slot for a channel's copies: a chat's trail moves into the queue in one script."""
+    return f"{{copies/{channel}}}"
+
+
 def copies_trail(channel: str, address: str) -> str:
     """Hash with a TTL: message id -> copy, the vote-bearing messages of a chat still choosing."""
-    return f"{PREFIX}:copies:{channel}:trail:{address}"
+    return f"{PREFIX}:{_copies_tag(channel)}:trail:{address}"
 
 
 def copies_queue(channel: str) -> str:
     """Sorted set: platform copies of vote-bearing messages to remove, scored by when due."""
-    return f"{PREFIX}:copies:{channel}:queue"
+    return f"{PREFIX}:{_copies_tag(channel)}:queue"
 
 
 def copies_tries(channel: str) -> str:
     """Hash: queued copy -> attempts at removing it so far."""
-    return f"{PREFIX}:copies:{channel}:tries"
+    return f"{PREFIX}:{_copies_tag(channel)}:tries"
 
 
 def telegram_inbox(bot: str, shard: int) -> str:

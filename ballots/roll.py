@@ -8,12 +8,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from ballots import keys
+from ballots.connection import is_cluster
 from ballots.election import Election
 from ballots.errors import FileProblems, OpenPrimaryError, Problem
 
@@ -168,6 +171,10 @@ def read_roll_file(path: Path, region: str = "GB") -> list[Supporter]:
     return parse_roll(text, str(path), region)
 
 
+#: One write of an import: the pipeline method, its key, and its other arguments.
+Write = tuple[str, str, tuple[Any, ...], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class ImportSummary:
     """What an import changed."""
@@ -191,7 +198,8 @@ async def import_roll(
     kept; a changed phone or Telegram id moves their index entries.  The
     current records are read first, in batches; then every write goes in one
     MULTI/EXEC transaction, so a Redis that refuses a write (out of memory, a
-    read-only replica) leaves the roll as it was, never half imported.
+    read-only replica) leaves the roll as it was, never half imported (on a
+    Cluster, one transaction per hash slot: see :func:`_apply`).
     """
     eid = election.id
     added = updated = 0
@@ -211,46 +219,78 @@ async def import_roll(
         current = await redis.hmget(keys.phone_index(eid), chunk)
         shared.update({p: str(v) for p, v in zip(chunk, current, strict=True) if v})
     touched = set(shared)
-    async with redis.pipeline(transaction=True) as pipe:
-        for s, (old_phone, old_tg) in zip(supporters, olds, strict=True):
-            shard = keys.shard_of(s.supporter_id, election.shards)
-            vkey = keys.voter(eid, shard, s.supporter_id)
-            if old_phone is None and old_tg is None:
-                added += 1
-            else:
-                updated += 1
-            if old_phone and old_phone != s.phone:
-                _phone_remove(shared, old_phone, s.supporter_id)
-                touched.add(old_phone)
-            _phone_add(shared, s.phone, s.supporter_id)
-            touched.add(s.phone)
-            if old_tg and old_tg != s.telegram_id:
-                pipe.hdel(keys.telegram_index(eid), old_tg)
-            if s.telegram_id:
-                pipe.hset(keys.telegram_index(eid), s.telegram_id, s.supporter_id)
-            pipe.hset(
-                vkey,
-                mapping={
-                    "name": s.name,
-                    "phone": s.phone,
-                    "telegram_id": s.telegram_id,
-                    "language": s.language,
-                },
-            )
-            pipe.sadd(keys.members(eid, shard), s.supporter_id)
-        for phone in sorted(touched):
-            if shared.get(phone):
-                pipe.hset(keys.phone_index(eid), phone, shared[phone])
-            else:
-                pipe.hdel(keys.phone_index(eid), phone)
-        try:
-            await pipe.execute()
-        except ResponseError as err:
-            raise RollImportRefused(
-                f"Redis refused the import ({err}); nothing was changed, the roll is as it was"
-            ) from err
+    writes: list[Write] = []
+
+    def write(command: str, key: str, *args: Any, **kwargs: Any) -> None:
+        writes.append((command, key, args, kwargs))
+
+    for s, (old_phone, old_tg) in zip(supporters, olds, strict=True):
+        shard = keys.shard_of(s.supporter_id, election.shards)
+        vkey = keys.voter(eid, shard, s.supporter_id)
+        if old_phone is None and old_tg is None:
+            added += 1
+        else:
+            updated += 1
+        if old_phone and old_phone != s.phone:
+            _phone_remove(shared, old_phone, s.supporter_id)
+            touched.add(old_phone)
+        _phone_add(shared, s.phone, s.supporter_id)
+        touched.add(s.phone)
+        if old_tg and old_tg != s.telegram_id:
+            write("hdel", keys.telegram_index(eid), old_tg)
+        if s.telegram_id:
+            write("hset", keys.telegram_index(eid), s.telegram_id, s.supporter_id)
+        write(
+            "hset",
+            vkey,
+            mapping={
+                "name": s.name,
+                "phone": s.phone,
+                "telegram_id": s.telegram_id,
+                "language": s.language,
+            },
+        )
+        write("sadd", keys.members(eid, shard), s.supporter_id)
+    for phone in sorted(touched):
+        if shared.get(phone):
+            write("hset", keys.phone_index(eid), phone, shared[phone])
+        else:
+            write("hdel", keys.phone_index(eid), phone)
+    await _apply(redis, writes)
     total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
     return ImportSummary(added=added, updated=updated, total=total)
+
+
+async def _apply(
+    redis: Redis, writes: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]
+) -> None:
+    """Every write in one MULTI/EXEC; on a Cluster, one MULTI/EXEC per hash slot.
+
+    A Cluster cannot run one transaction across slots: there each slot's
+    writes are all or nothing, and a refusal part-way leaves the slots before
+    it imported.  The import is idempotent, so running it again finishes it.
+    """
+    groups: dict[int, list[Write]] = {}
+    if is_cluster(redis):
+        for w in writes:
+            groups.setdefault(key_slot(w[1].encode()), []).append(w)
+    else:
+        groups[0] = writes
+    for done, group in enumerate(groups.values()):
+        async with redis.pipeline(transaction=True) as pipe:
+            for command, key, args, kwargs in group:
+                getattr(pipe, command)(key, *args, **kwargs)
+            try:
+                await pipe.execute()
+            except ResponseError as err:
+                if done:
+                    raise RollImportRefused(
+                        f"Redis refused part of the import ({err}); on a Cluster each hash "
+                        "slot is imported whole: run the same import again to finish it"
+                    ) from err
+                raise RollImportRefused(
+                    f"Redis refused the import ({err}); nothing was changed, the roll is as it was"
+                ) from err
 
 
 def _phone_add(index: dict[str, str], phone: str, sid: str) -> None:

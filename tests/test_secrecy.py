@@ -406,4 +406,4 @@ async def test_a_channel_nobody_removes_copies_from_leaves_nothing_queued(redis:
     await h.said(code)
     await h.said("2 4 1")
     assert "Vote cast" in await h.said("YES")
-    assert [k async for k in redis.scan_iter(match="op:copies:*")] == []
+    assert [k async for k in redis.scan_iter(match="op:{copies/*")] == []

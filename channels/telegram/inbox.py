@@ -52,6 +52,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from ballots import keys
+from ballots.connection import queue_script
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +195,11 @@ class Inbox:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for shard in self._held:
-                    await self._release(
-                        keys=[keys.telegram_inbox_owner(self.bot_id, shard)],
-                        args=[self.name],
-                        client=pipe,
+                    await queue_script(
+                        pipe,
+                        self._release,
+                        [keys.telegram_inbox_owner(self.bot_id, shard)],
+                        [self.name],
                     )
                 pipe.zrem(keys.telegram_inbox_workers(self.bot_id), self.name)
                 await pipe.execute()
@@ -250,10 +252,11 @@ class Inbox:
         if held:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for shard in held:
-                    await self._renew(
-                        keys=[keys.telegram_inbox_owner(self.bot_id, shard)],
-                        args=[self.name, ttl],
-                        client=pipe,
+                    await queue_script(
+                        pipe,
+                        self._renew,
+                        [keys.telegram_inbox_owner(self.bot_id, shard)],
+                        [self.name, ttl],
                     )
                 still = await pipe.execute()
             for shard, ours in zip(held, still, strict=True):
