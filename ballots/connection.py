@@ -36,6 +36,8 @@ EMBEDDED_CONFIG = {
 #: Connections per process; a burst of requests waits for one rather than failing.
 POOL_SIZE = 64
 POOL_WAIT = 20.0
+#: A Cluster client's pools cannot make callers wait: this many times as many connections.
+CLUSTER_POOL_FACTOR = 8
 #: A command that gets no answer in this time fails (Redis frozen, a network cut).
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2.0
@@ -158,10 +160,12 @@ def _masked(url: str) -> str:
     return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hosts}").geturl()
 
 
-def _options(pool_size: int, client_name: str | None) -> dict[str, Any]:
+def _options(
+    pool_size: int, client_name: str | None, decode_responses: bool = True
+) -> dict[str, Any]:
     """What every connection to a data node gets: timeouts, retries, health checks."""
     return {
-        "decode_responses": True,
+        "decode_responses": decode_responses,
         "client_name": client_name,
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -172,7 +176,13 @@ def _options(pool_size: int, client_name: str | None) -> dict[str, Any]:
     }
 
 
-def client_from_url(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:
+def client_from_url(
+    url: str,
+    pool_size: int = POOL_SIZE,
+    client_name: str | None = None,
+    *,
+    decode_responses: bool = True,
+) -> Redis:
     """The client for OPENPRIMARY_REDIS_URL: one server, Sentinel's primary, or a Cluster.
 
     With Sentinel, every new connection asks the Sentinels where the primary
@@ -183,22 +193,25 @@ def client_from_url(url: str, pool_size: int = POOL_SIZE, client_name: str | Non
     hash slot (``ballots.keys``), so each runs on one node.
     """
     target = parse_redis_url(url)
+    options = _options(pool_size, client_name, decode_responses)
     if target.kind == "sentinel":
-        return _sentinel_client(target, pool_size, client_name)
+        return _sentinel_client(target, options)
     if target.kind == "cluster":
+        # Its pools do not wait for a free connection, they fail: room for bursts.
+        options["max_connections"] = pool_size * CLUSTER_POOL_FACTOR
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             username=target.username,
             password=target.password,
-            **_options(pool_size, client_name),
+            **options,
         )
         # The commands used here have the same signatures on both; a pipeline on a
         # Cluster groups its commands by node (ballots.keys keeps scripts to one slot).
         return cast(Redis, cluster)
-    return _server_client(url, pool_size, client_name)
+    return _server_client(url, options)
 
 
-def _sentinel_client(target: RedisTarget, pool_size: int, client_name: str | None) -> Redis:
+def _sentinel_client(target: RedisTarget, options: dict[str, Any]) -> Redis:
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.nodes),
         sentinel_kwargs={
@@ -214,7 +227,7 @@ def _sentinel_client(target: RedisTarget, pool_size: int, client_name: str | Non
         db=target.db,
         username=target.username,
         password=target.password,
-        **_options(pool_size, client_name),
+        **options,
     )
     return client
 
@@ -253,20 +266,9 @@ def is_cluster(redis: Redis) -> bool:
     return isinstance(redis, RedisCluster)
 
 
-def _server_client(url: str, pool_size: int = POOL_SIZE, client_name: str | None = None) -> Redis:
+def _server_client(url: str, options: dict[str, Any]) -> Redis:
     """An async client whose pool makes callers wait, not fail, when all connections are busy."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=POOL_WAIT,
-        decode_responses=True,
-        client_name=client_name,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        health_check_interval=HEALTH_CHECK_INTERVAL,
-        retry=retry_policy(),
-        retry_on_error=[RedisConnectionError],
-    )
+    pool = BlockingConnectionPool.from_url(url, timeout=POOL_WAIT, **options)
     return Redis(connection_pool=pool)
 
 

@@ -191,9 +191,10 @@ def telegram_inbox_workers(bot: str) -> str:
     return f"{PREFIX}:{{tg-in/{bot}}}:workers"
 
 
-def health(process: str) -> str:
-    """String with a short TTL: one server process's write probe (``GET /healthz``)."""
-    return f"{PREFIX}:health:{process}"
+def health(election_id: str, shard: int, process: str) -> str:
+    """String with a short TTL: one server process's write probe (``GET /healthz``), one per
+    election shard, so that on a Cluster every node holding ballots is probed."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:health:{process}"
 
 
 def opted_out(channel: str) -> str:

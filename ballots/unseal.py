@@ -30,9 +30,13 @@ from typing import Any
 import redis as sync_redis
 from redis.asyncio import Redis
 from redis.asyncio.connection import UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.cluster import ClusterNode
+from redis.sentinel import Sentinel
 
 from ballots import audit, keys
 from ballots.clock import Clock
+from ballots.connection import is_cluster
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
 from ballots.seal import InvalidBallot, decode_ranking, open_sealed, private_key_from_seed
@@ -104,7 +108,22 @@ class _Opened:
 
 
 def _init_worker(connection: dict[str, Any], opener: _Opener) -> None:
-    _worker.update(redis=sync_redis.Redis(**connection), opener=opener)
+    _worker.update(redis=_sync_client(connection), opener=opener)
+
+
+def _sync_client(connection: dict[str, Any]) -> Any:
+    """The worker's own synchronous client, to the server, the Sentinels' primary or the Cluster."""
+    connection = dict(connection)
+    nodes = connection.pop("cluster_nodes", None)
+    if nodes is not None:
+        startup = [ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
+        return sync_redis.RedisCluster(startup_nodes=startup, **connection)
+    sentinels = connection.pop("sentinels", None)
+    if sentinels is not None:
+        service = connection.pop("service")
+        watchers = Sentinel(sentinels)  # type: ignore[no-untyped-call]
+        return watchers.master_for(service, **connection)  # type: ignore[no-untyped-call]
+    return sync_redis.Redis(**connection)
 
 
 def _open_slice(part: _Slice) -> _Opened:
@@ -145,7 +164,30 @@ def _open_members(members: Sequence[bytes | str], opener: _Opener) -> _Opened:
 
 def _sync_connection(redis: Redis) -> dict[str, Any]:
     """Arguments for a synchronous client to the same server (for the worker processes)."""
+    if is_cluster(redis):
+        cluster: Any = redis
+        return {
+            "cluster_nodes": [(n.host, n.port) for n in cluster.get_primaries()],
+            "decode_responses": False,
+            "username": cluster.connection_kwargs.get("username"),
+            "password": cluster.connection_kwargs.get("password"),
+        }
     pool = redis.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        manager = pool.sentinel_manager
+        kwargs = dict(pool.connection_kwargs)
+        return {
+            "sentinels": [
+                (
+                    s.connection_pool.connection_kwargs["host"],
+                    s.connection_pool.connection_kwargs["port"],
+                )
+                for s in manager.sentinels
+            ],
+            "service": pool.service_name,
+            "decode_responses": False,
+            **{k: kwargs[k] for k in ("db", "username", "password") if kwargs.get(k) is not None},
+        }
     kwargs = dict(pool.connection_kwargs)
     wanted: dict[str, Any] = {"decode_responses": False}
     if issubclass(pool.connection_class, UnixDomainSocketConnection):

@@ -134,12 +134,18 @@ async def healthz(request: web.Request) -> web.Response:
 
     A write, not a PING: a Redis that answers but refuses writes (out of
     memory, MISCONF after a failed save or append, a read-only replica)
-    cannot take a ballot, and the load balancer should know.
+    cannot take a ballot, and the load balancer should know.  One write to
+    each of the election's shards, in one round trip (on a Cluster, one to
+    every node that holds ballots).
     """
     core = request.app[CORE]
+    election = core.election
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
-            await core.redis.set(keys.health(_PROCESS), "1", px=10_000)
+            async with core.redis.pipeline(transaction=False) as pipe:
+                for shard in range(election.shards):
+                    pipe.set(keys.health(election.id, shard, _PROCESS), "1", px=10_000)
+                await pipe.execute()
     except ResponseError as err:
         if isinstance(err, OutOfMemoryError):
             reason = "OOM"

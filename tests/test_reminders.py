@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots import audit, keys
+from ballots.connection import client_from_url
 from bot.reminders import (
     ReminderError,
     Reminders,
@@ -150,7 +151,7 @@ async def test_two_workers_share_one_job_without_duplicates(redis: Redis, redis_
     job = await Reminders(redis, clock()).create(
         election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
-    other = Redis.from_url(redis_url, decode_responses=True)
+    other = client_from_url(redis_url)
     try:
         a, b = Outbox("sms"), Outbox("sms")
         wa = Worker(redis, {"sms": a}, fast_limiter(redis), TEXT_RULES, concurrency={"sms": 4})
@@ -299,7 +300,7 @@ async def test_job_memory_is_small(redis: Redis) -> None:
         election, await plan(redis, election, TEXT, rules=TEXT_RULES, clock=clock()), "t"
     )
     used = 0
-    found = await redis.keys(f"*{{remind/{job}}}*")
+    found = [k async for k in redis.scan_iter(match=f"*{{remind/{job}}}*")]
     for key in found:
         used += int(await redis.memory_usage(key) or 0)
     assert found and used > 5000 // 2  # the list is there: at least 4 bits a recipient

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 
+from ballots.connection import client_from_url
 from ballots.election import Election
 from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, plan
@@ -66,7 +67,7 @@ async def worker_for(
 async def test_sms_rate_is_kept_by_two_workers_together(redis: Redis, redis_url: str) -> None:
     election = await election_with_roll(redis, 60)
     job = await start_job(redis, election)
-    other = Redis.from_url(redis_url, decode_responses=True)
+    other = client_from_url(redis_url)
     try:
         async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
             config = twilio_settings(twilio, sms_rate=20.0)

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
+from ballots.connection import client_from_url
 from ballots.errors import ConfigError
 from bot.context import Context
 from bot.messages import InboundMessage
@@ -216,7 +217,7 @@ async def test_two_serve_processes_share_one_redis(
     """Two apps, each with its own Redis pool and core: a voter's messages may reach
     either, and a delivery repeated to both is handled once."""
     election = await sample_election(redis)
-    clients = [Redis.from_url(redis_url, decode_responses=True) for _ in range(2)]
+    clients = [client_from_url(redis_url) for _ in range(2)]
     runners = []
     urls = []
     try:

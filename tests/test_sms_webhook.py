@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
+from ballots.connection import client_from_url, is_cluster
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import REGISTRY
 from channels.appkeys import TELEGRAM_WEBHOOK
@@ -42,7 +44,7 @@ async def stack(redis: Redis) -> AsyncIterator[SmsStack]:
 
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = client_from_url(redis_url, decode_responses=False)
     yield client
     await client.aclose()
 
@@ -270,15 +272,16 @@ async def test_while_redis_refuses_writes_twilio_is_told_to_come_back(
     """503, not 200 "Sorry": Twilio's retry or fallback URL gets the message handled."""
     phone = stack.phone(ANN)
     before: dict[str, str] = await redis.config_get("maxmemory*")  # type: ignore[assignment]
+    every: dict[str, Any] = {"target_nodes": "all"} if is_cluster(redis) else {}
     sid = message_sid()
     try:
-        await redis.config_set("maxmemory-policy", "noeviction")
-        await redis.config_set("maxmemory", "1")
+        await redis.config_set("maxmemory-policy", "noeviction", **every)
+        await redis.config_set("maxmemory", "1", **every)
         answer = await phone.post(inbound_form(ANN, "Hi", sid=sid))
         assert answer.status == 503
     finally:
-        await redis.config_set("maxmemory", before["maxmemory"])
-        await redis.config_set("maxmemory-policy", before["maxmemory-policy"])
+        await redis.config_set("maxmemory", before["maxmemory"], **every)
+        await redis.config_set("maxmemory-policy", before["maxmemory-policy"], **every)
     # Twilio's retry of the same message, once Redis takes writes again, is handled.
     [code_sms] = await phone.text("Hi", sid=sid)
     assert re.search(r"\b\d{6}\b", code_sms)
@@ -311,17 +314,18 @@ async def test_healthz_is_503_when_redis_answers_but_refuses_writes(
 ) -> None:
     """Out of memory: PING still answers, but no ballot could be cast, so not healthy."""
     before: dict[str, str] = await redis.config_get("maxmemory*")  # type: ignore[assignment]
+    every: dict[str, Any] = {"target_nodes": "all"} if is_cluster(redis) else {}
     try:
-        await redis.config_set("maxmemory-policy", "noeviction")
-        await redis.config_set("maxmemory", "1")
+        await redis.config_set("maxmemory-policy", "noeviction", **every)
+        await redis.config_set("maxmemory", "1", **every)
         assert await redis.ping()
         async with stack.session.get(stack.url + "/healthz") as resp:
             assert resp.status == 503
             body = await resp.json()
             assert (body["redis"], body["reason"]) == ("refuses writes", "OOM")
     finally:
-        await redis.config_set("maxmemory", before["maxmemory"])
-        await redis.config_set("maxmemory-policy", before["maxmemory-policy"])
+        await redis.config_set("maxmemory", before["maxmemory"], **every)
+        await redis.config_set("maxmemory-policy", before["maxmemory-policy"], **every)
     async with stack.session.get(stack.url + "/healthz") as resp:
         assert resp.status == 200
 

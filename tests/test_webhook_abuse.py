@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from ballots.connection import client_from_url
 from tests.conftest import current_redis_url
 from tests.sms_support import ANN, PUBLIC_URL, SmsStack, sms_stack
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, inbound_form, message_sid, sign
@@ -125,7 +126,7 @@ def test_random_input_at_the_sms_webhook_never_gets_a_500_or_changes_state(
 
 
 async def _sms_fuzz(body: bytes, form: dict[str, str], signed: bool, genuine_base: bool) -> None:
-    redis = Redis.from_url(current_redis_url(), decode_responses=True)
+    redis = client_from_url(current_redis_url())
     try:
         await redis.flushdb()
         async with sms_stack(redis) as stack:
@@ -168,7 +169,7 @@ def test_random_input_at_the_telegram_webhook_never_gets_a_500_or_changes_state(
 
 
 async def _telegram_fuzz(body: bytes, secret: bool) -> None:
-    redis = Redis.from_url(current_redis_url(), decode_responses=True)
+    redis = client_from_url(current_redis_url())
     try:
         await redis.flushdb()
         async with telegram_world(redis) as world:
