@@ -48,13 +48,26 @@ class StoreUnavailable(OpenPrimaryError):
 
 def unavailable(err: BaseException) -> bool:
     """Whether an error means Redis is down, or up but refusing writes (out of memory,
-    MISCONF after a failed save, a read-only replica): nothing to do but try again later."""
+    MISCONF after a failed save, a read-only replica, too few replicas for
+    min-replicas-to-write, a Cluster failing over): nothing to do but try again later."""
+    from redis.exceptions import (
+        ClusterDownError,
+        MasterDownError,
+        OutOfMemoryError,
+        ReadOnlyError,
+        ResponseError,
+        SlotNotCoveredError,
+        TryAgainError,
+    )
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     if isinstance(err, StoreUnavailable):
         return True
     if isinstance(err, RedisConnectionError | RedisTimeoutError | OutOfMemoryError | ReadOnlyError):
         return True
-    return isinstance(err, ResponseError) and str(err).startswith("MISCONF")
+    if isinstance(err, ClusterDownError | TryAgainError | MasterDownError | SlotNotCoveredError):
+        return True
+    return isinstance(err, ResponseError) and str(err).startswith(
+        ("MISCONF", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN")
+    )

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from tests.faults.support import RedisProcess, free_port
 from tests.redis_server import redis_server_binary
@@ -31,7 +32,11 @@ async def wait_in_sync(primary: Redis, replicas: int, within: float = 20.0) -> N
     while time.monotonic() < deadline:
         info = await primary.info("replication")
         if int(info.get("connected_slaves", 0)) >= replicas:
-            await primary.set("sync-probe", "1")
+            try:
+                await primary.set("sync-probe", "1")
+            except ResponseError:  # NOREPLICAS: not yet acknowledged (min-replicas-to-write)
+                await asyncio.sleep(0.1)
+                continue
             if int(await primary.wait(replicas, 1000)) >= replicas:
                 await primary.delete("sync-probe")
                 return

@@ -55,6 +55,8 @@ class RedisProcess:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="openprimary-faults-"))
         self.config = config
+        #: A configuration file to start from (the options given here override it).
+        self.conf_file: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
 
@@ -66,6 +68,7 @@ class RedisProcess:
         self.proc = subprocess.Popen(
             [
                 redis_server_binary(),
+                *([str(self.conf_file)] if self.conf_file else []),
                 "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--save", "", "--daemonize", "no", *self.config,
             ],
@@ -77,7 +80,7 @@ class RedisProcess:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass
