@@ -214,6 +214,7 @@ class OrganiserCommands:
             self.rules,
             clock=self.clock,
             concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
+            durable_replicas=self.settings.durable_replicas,
         )
         task: asyncio.Task[object] = asyncio.create_task(worker.run(job))
         self._workers.add(task)

@@ -86,6 +86,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             concurrency=concurrency,
             heartbeat=args.heartbeat,
             max_segments=args.max_segments,
+            durable_replicas=ctx.settings.durable_replicas,
         )
         if ctx.out.isatty():
             final = await _with_progress(worker, reminders, job, status.total)

@@ -14,8 +14,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ballots import keys
+from ballots.box import DURABLE_WAIT_MS
 from ballots.clock import Clock, SystemClock
+from ballots.connection import on_one_connection
 from ballots.election import Election, get_election
+from ballots.errors import StoreUnavailable, unavailable
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import MESSAGES_OUT
 from bot.ports import Sender, SendResult, TextRules
@@ -57,6 +60,19 @@ class Claim:
     supporter_id: str
 
 
+#: Seconds a worker waits for Redis to answer again (a failover, a restart) before it stops.
+OUTAGE_LIMIT = 120.0
+
+
+def _outage(err: BaseException) -> bool:
+    """Whether an error means Redis is unavailable for now (also: the heartbeat stopped so)."""
+    if unavailable(err):
+        return True
+    return (
+        isinstance(err, ReminderError) and err.__cause__ is not None and unavailable(err.__cause__)
+    )
+
+
 class Worker:
     """Drains one reminder job in this process, alongside any others.
 
@@ -77,6 +93,8 @@ class Worker:
         heartbeat: float = HEARTBEAT,
         max_segments: int = MAX_SMS_SEGMENTS,
         on_progress: Callable[[], None] | None = None,
+        outage_limit: float = OUTAGE_LIMIT,
+        durable_replicas: int = 0,
     ) -> None:
         self.redis = redis
         self.senders = senders
@@ -88,6 +106,11 @@ class Worker:
         self.max_segments = max_segments
         self.concurrency = dict(concurrency or {})
         self.on_progress = on_progress
+        #: How long to wait for Redis to come back (a failover) before giving up.
+        self.outage_limit = outage_limit
+        #: Replicas that must hold a send's start before it goes (OPENPRIMARY_DURABLE_REPLICAS):
+        #: a failover must not forget that a message went, or it would go twice.
+        self.durable_replicas = durable_replicas
         self.reminders = Reminders(redis, self.clock)
         self._claim = redis.register_script(CLAIM)
         self._begin = redis.register_script(BEGIN)
@@ -108,6 +131,38 @@ class Worker:
                 "sender is configured (see TWILIO_* and TELEGRAM_BOT_TOKEN)"
             )
         keys_ = job_keys(job)
+        while True:
+            try:
+                return await self._run(job, election, status, keys_)
+            except Exception as err:
+                if not _outage(err):
+                    raise
+                # Redis is failing over (or down): this worker has stopped sending, as if
+                # it had died.  Once Redis answers again it leaves (its unstarted claims go
+                # back, a send that was under way is in doubt) and joins afresh.
+                log.warning("job %s: Redis unavailable (%s); waiting to carry on", job, err)
+                await self._wait_for_redis(job)
+                await self._leave(job, election.id, keys_)
+                status = await self.reminders.status(job)
+                if status.status != "running":
+                    return status
+
+    async def _wait_for_redis(self, job: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_limit
+        while True:
+            try:
+                await self.redis.ping()
+                await self.reminders.status(job)  # and it reads the job (a primary again)
+                return
+            except Exception as err:
+                if not _outage(err) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _run(
+        self, job: str, election: Election, status: JobStatus, keys_: list[str]
+    ) -> JobStatus:
         await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
         beating = asyncio.create_task(self._keep_beating(keys_))
         drains: list[asyncio.Task[None]] = []
@@ -154,8 +209,13 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*drains, beating, return_exceptions=True)
             # Leave: what this worker claimed but never began goes back to the
-            # queue; a send cut off mid-call is in doubt.
-            await asyncio.shield(self._leave(job, election.id, keys_))
+            # queue; a send cut off mid-call is in doubt.  (With Redis unavailable,
+            # run() leaves once it is back.)
+            try:
+                await asyncio.shield(self._leave(job, election.id, keys_))
+            except Exception as err:
+                if not _outage(err):
+                    raise
         return await self.reminders.status(job)
 
     async def _leave(self, job: str, election_id: str, keys_: list[str]) -> None:
@@ -243,7 +303,7 @@ class Worker:
             skip, _, _ = await self._recipient(election, claim)
             if skip is not None:
                 return skip
-        began = str(await self._begin(keys=keys_, args=[claim.channel, claim.index, self.id]))
+        began = await self._began(keys_, claim)
         if began != "ok":
             return None
         message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
@@ -252,6 +312,23 @@ class Worker:
             # Blocked the bot, or left Telegram: their phone may still take it.
             return await self._by_sms(job, election, template, claim)
         return self._outcome(claim.channel, result)
+
+    async def _began(self, keys_: list[str], claim: Claim) -> str:
+        """Mark the claim's send as started ("ok"), on enough replicas to survive a failover."""
+        args: list[str | int] = [claim.channel, claim.index, self.id]
+        if not self.durable_replicas:
+            return str(await self._begin(keys=keys_, args=args))
+        began, held = await on_one_connection(
+            self.redis,
+            keys_[0],
+            ("EVAL", BEGIN, len(keys_), *keys_, *args),
+            ("WAIT", self.durable_replicas, DURABLE_WAIT_MS),
+        )
+        if str(began) == "ok" and int(held) < self.durable_replicas:
+            # Not sent: once Redis has its replicas again this worker leaves, and the
+            # message is in doubt (never sent twice).
+            raise StoreUnavailable(f"{int(held)} of {self.durable_replicas} replicas answered")
+        return str(began)
 
     async def _send(
         self, job: str, sender: Sender, address: str, message: OutboundMessage
