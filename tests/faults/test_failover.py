@@ -1,4 +1,5 @@
-"""Voting by SMS through Redis Sentinel while the primary is killed with -9.
+"""Voting by SMS through Redis Sentinel, and on a Redis Cluster, while a primary is killed
+with -9; and a reminder job through a Sentinel failover.
 
 A primary, two replicas and three Sentinels, all real servers; ``serve``
 reaches Redis by ``redis+sentinel://`` and acknowledges a cast only once a
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import ClientSession
+from redis.asyncio import Redis
 
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
@@ -29,7 +31,14 @@ from openprimary.app import build_core
 from tests.factories import NOW, Outbox, settings
 from tests.faults.support import AUTH_TOKEN, PUBLIC_URL, RANKING, RedisProcess, Voter, _text
 from tests.reminders_support import clock, election_with_roll
-from tests.replication import replica_of, sentinel_url, sentinels, wait_in_sync
+from tests.replication import (
+    cluster,
+    cluster_url,
+    replica_of,
+    sentinel_url,
+    sentinels,
+    wait_in_sync,
+)
 from tests.sms_support import start_app
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
@@ -128,7 +137,55 @@ async def test_a_reminder_job_carries_on_on_the_new_primary() -> None:
         primary.close()
 
 
-async def test_the_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
+async def vote_through_a_failover(redis: Redis, kill: Callable[[], None]) -> None:
+    """Every voter votes by SMS at once; ``kill`` runs once they are a fifth of the way in.
+
+    Then: every voter who was given a receipt has their ballot on the new primary,
+    nobody voted twice, and everyone finished with no restart.
+    """
+    election = await bench_election(redis, "failover", VOTERS)
+    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        config = settings(
+            public_url=PUBLIC_URL,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_from=OUR_NUMBER,
+            twilio_api_base=twilio.base_url,
+            durable_replicas=1,
+        )
+        core = await build_core(config, redis, ManualClock(NOW), election.id)
+        runner, url = await start_app(make_app(core))
+        try:
+            async with ClientSession() as session:
+                voters = [Voter(phone(i)) for i in range(VOTERS)]
+
+                async def kill_part_way() -> None:
+                    while sum(v.tries for v in voters) < VOTERS:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                    kill()
+
+                started = time.monotonic()
+                await asyncio.gather(
+                    kill_part_way(),
+                    *(vote_until_receipt(session, lambda: url, v) for v in voters),
+                )
+                took = time.monotonic() - started
+        finally:
+            await runner.cleanup()
+    stored = set(await all_receipts(redis, election))
+    seen = {r for v in voters for r in v.receipts}
+    assert all(len(v.receipts) == 1 for v in voters)
+    assert seen == stored
+    assert await ballot_count(redis, election) == VOTERS
+    retried = sum(v.tries for v in voters) - 4 * VOTERS
+    recording = sum("being recorded" in t for v in voters for t in v.seen)
+    print(
+        f"\n{VOTERS} voters through a failover in {took:.1f} s: {retried} "
+        f"deliveries more than 4 each, {recording} 'being recorded' answers"
+    )
+
+
+async def test_the_sentinel_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
     primary = RedisProcess()
     primary.start()
     replicas = [replica_of(primary) for _ in range(2)]
@@ -141,53 +198,48 @@ async def test_the_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> Non
                 direct = client_from_url(primary.url)
                 await wait_in_sync(direct, 2)
                 await direct.aclose()
-                election = await bench_election(redis, "failover", VOTERS)
-                async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-                    config = settings(
-                        public_url=PUBLIC_URL,
-                        twilio_auth_token=AUTH_TOKEN,
-                        twilio_account_sid=ACCOUNT_SID,
-                        twilio_from=OUR_NUMBER,
-                        twilio_api_base=twilio.base_url,
-                        durable_replicas=1,
-                    )
-                    core = await build_core(config, redis, ManualClock(NOW), election.id)
-                    runner, url = await start_app(make_app(core))
-                    try:
-                        async with ClientSession() as session:
-                            voters = [Voter(phone(i)) for i in range(VOTERS)]
-
-                            async def kill_the_primary() -> None:
-                                while sum(v.tries for v in voters) < VOTERS * 2:  # noqa: ASYNC110
-                                    await asyncio.sleep(0.01)
-                                primary.kill()
-
-                            started = time.monotonic()
-                            await asyncio.gather(
-                                kill_the_primary(),
-                                *(vote_until_receipt(session, lambda: url, v) for v in voters),
-                            )
-                            took = time.monotonic() - started
-                    finally:
-                        await runner.cleanup()
-                # A replica is the primary now, and holds every ballot a voter was given
-                # a receipt for; nobody voted twice.
+                await vote_through_a_failover(redis, primary.kill)
+                # A replica is the primary now.
                 info = await redis.info("server")
                 assert int(info["tcp_port"]) in {r.port for r in replicas}
-                stored = set(await all_receipts(redis, election))
-                seen = {r for v in voters for r in v.receipts}
-                assert all(len(v.receipts) == 1 for v in voters)
-                assert seen == stored
-                assert await ballot_count(redis, election) == VOTERS
-                retried = sum(v.tries for v in voters) - 4 * VOTERS
-                recording = sum("being recorded" in t for v in voters for t in v.seen)
-                print(
-                    f"\n{VOTERS} voters through a failover in {took:.1f} s: {retried} "
-                    f"deliveries more than 4 each, {recording} 'being recorded' answers"
-                )
             finally:
                 await close_client(redis)
     finally:
         for r in replicas:
             r.close()
         primary.close()
+
+
+async def test_a_cluster_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
+    """Three primaries with two replicas each (so a promoted one still has a replica
+    for durable casts); the first primary is killed with -9."""
+    with cluster(3, replicas=2) as nodes:
+        redis = client_from_url(cluster_url(nodes))
+        try:
+            await vote_through_a_failover(redis, nodes[0].kill)
+            roles = _cluster_roles(nodes[1].port)
+            assert roles[nodes[0].port] == "fail"
+            # One of its replicas (nodes 3 and 6: replicas go round the primaries) took over.
+            assert "master" in {roles[nodes[3].port], roles[nodes[6].port]}
+        finally:
+            await close_client(redis)
+
+
+def _cluster_roles(port: int) -> dict[int, str]:
+    """Port -> "master", "slave" or "fail", as one node sees the cluster."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"CLUSTER NODES\r\n")
+        text = s.recv(1 << 16).decode()
+    roles = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        node_port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+        flags = fields[2]
+        roles[node_port] = (
+            "fail" if "fail" in flags else ("master" if "master" in flags else "slave")
+        )
+    return roles
