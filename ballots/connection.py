@@ -285,6 +285,16 @@ async def on_one_connection(redis: Redis, key: str, *commands: Sequence[Any]) ->
     return results
 
 
+async def fewest_replicas(redis: Redis) -> int:
+    """The replicas connected to the primary (on a Cluster: to the primary with fewest)."""
+    if isinstance(redis, RedisCluster):
+        per_node = await redis.info("replication", target_nodes=RedisCluster.PRIMARIES)
+        counts = [int(info.get("connected_slaves", 0)) for info in per_node.values()]
+        return min(counts, default=0)
+    info = await redis.info("replication")
+    return int(info.get("connected_slaves", 0))
+
+
 def is_cluster(redis: Redis) -> bool:
     """Whether the client talks to a Redis Cluster (see :func:`client_from_url`)."""
     return isinstance(redis, RedisCluster)

@@ -8,10 +8,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import phonenumbers
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
@@ -171,10 +171,6 @@ def read_roll_file(path: Path, region: str = "GB") -> list[Supporter]:
     return parse_roll(text, str(path), region)
 
 
-#: One write of an import: the pipeline method, its key, and its other arguments.
-Write = tuple[str, str, tuple[Any, ...], dict[str, Any]]
-
-
 @dataclass(frozen=True)
 class ImportSummary:
     """What an import changed."""
@@ -219,11 +215,7 @@ async def import_roll(
         current = await redis.hmget(keys.phone_index(eid), chunk)
         shared.update({p: str(v) for p, v in zip(chunk, current, strict=True) if v})
     touched = set(shared)
-    writes: list[Write] = []
-
-    def write(command: str, key: str, *args: Any, **kwargs: Any) -> None:
-        writes.append((command, key, args, kwargs))
-
+    writes = _Transactions(redis)
     for s, (old_phone, old_tg) in zip(supporters, olds, strict=True):
         shard = keys.shard_of(s.supporter_id, election.shards)
         vkey = keys.voter(eid, shard, s.supporter_id)
@@ -236,12 +228,12 @@ async def import_roll(
             touched.add(old_phone)
         _phone_add(shared, s.phone, s.supporter_id)
         touched.add(s.phone)
+        tg_index = keys.telegram_index(eid)
         if old_tg and old_tg != s.telegram_id:
-            write("hdel", keys.telegram_index(eid), old_tg)
+            writes.on(tg_index).hdel(tg_index, old_tg)
         if s.telegram_id:
-            write("hset", keys.telegram_index(eid), s.telegram_id, s.supporter_id)
-        write(
-            "hset",
+            writes.on(tg_index).hset(tg_index, s.telegram_id, s.supporter_id)
+        writes.on(vkey).hset(
             vkey,
             mapping={
                 "name": s.name,
@@ -250,47 +242,58 @@ async def import_roll(
                 "language": s.language,
             },
         )
-        write("sadd", keys.members(eid, shard), s.supporter_id)
+        members = keys.members(eid, shard)
+        writes.on(members).sadd(members, s.supporter_id)
+    phone_index = keys.phone_index(eid)
     for phone in sorted(touched):
         if shared.get(phone):
-            write("hset", keys.phone_index(eid), phone, shared[phone])
+            writes.on(phone_index).hset(phone_index, phone, shared[phone])
         else:
-            write("hdel", keys.phone_index(eid), phone)
-    await _apply(redis, writes)
+            writes.on(phone_index).hdel(phone_index, phone)
+    await writes.execute()
     total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
     return ImportSummary(added=added, updated=updated, total=total)
 
 
-async def _apply(
-    redis: Redis, writes: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]]
-) -> None:
-    """Every write in one MULTI/EXEC; on a Cluster, one MULTI/EXEC per hash slot.
+class _Transactions:
+    """The import's writes: one MULTI/EXEC in all; on a Cluster, one per hash slot.
 
     A Cluster cannot run one transaction across slots: there each slot's
     writes are all or nothing, and a refusal part-way leaves the slots before
     it imported.  The import is idempotent, so running it again finishes it.
     """
-    groups: dict[int, list[Write]] = {}
-    if is_cluster(redis):
-        for w in writes:
-            groups.setdefault(key_slot(w[1].encode()), []).append(w)
-    else:
-        groups[0] = writes
-    for done, group in enumerate(groups.values()):
-        async with redis.pipeline(transaction=True) as pipe:
-            for command, key, args, kwargs in group:
-                getattr(pipe, command)(key, *args, **kwargs)
-            try:
-                await pipe.execute()
-            except ResponseError as err:
-                if done:
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.cluster = is_cluster(redis)
+        self.pipes: dict[int, Pipeline] = {}
+
+    def on(self, key: str) -> Pipeline:
+        """The transaction that writes ``key``."""
+        slot = key_slot(key.encode()) if self.cluster else 0
+        pipe = self.pipes.get(slot)
+        if pipe is None:
+            pipe = self.pipes[slot] = self.redis.pipeline(transaction=True)
+        return pipe
+
+    async def execute(self) -> None:
+        try:
+            for done, pipe in enumerate(self.pipes.values()):
+                try:
+                    await pipe.execute()
+                except ResponseError as err:
+                    if done:
+                        raise RollImportRefused(
+                            f"Redis refused part of the import ({err}); on a Cluster each hash "
+                            "slot is imported whole: run the same import again to finish it"
+                        ) from err
                     raise RollImportRefused(
-                        f"Redis refused part of the import ({err}); on a Cluster each hash "
-                        "slot is imported whole: run the same import again to finish it"
+                        f"Redis refused the import ({err}); nothing was changed, the roll is as "
+                        "it was"
                     ) from err
-                raise RollImportRefused(
-                    f"Redis refused the import ({err}); nothing was changed, the roll is as it was"
-                ) from err
+        finally:
+            for pipe in self.pipes.values():
+                await pipe.reset()  # type: ignore[no-untyped-call]
 
 
 def _phone_add(index: dict[str, str], phone: str, sid: str) -> None:

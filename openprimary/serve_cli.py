@@ -9,6 +9,7 @@ import signal
 
 from redis.exceptions import RedisError
 
+from ballots.connection import fewest_replicas
 from ballots.errors import ConfigError
 from bot.context import Context
 from channels.server import check_settings, make_app, run_app
@@ -28,6 +29,17 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     except (RedisError, OSError) as err:
         raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
     core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    if settings.durable_replicas:
+        have = await fewest_replicas(ctx.redis)
+        if have < settings.durable_replicas:
+            log.warning(
+                "OPENPRIMARY_DURABLE_REPLICAS=%d, %d connected", settings.durable_replicas, have
+            )
+            ctx.err.write(
+                f"openprimary: warning: OPENPRIMARY_DURABLE_REPLICAS={settings.durable_replicas} "
+                f"but the primary has {have} replica(s) connected: until enough are, voters are "
+                "told their vote is being recorded and get their receipt later\n"
+            )
     if await core.box.count_key(core.election) is None:
         eid = core.election.id
         log.warning("election %s has no count key; no ballot can be cast yet", eid)

@@ -164,6 +164,27 @@ async def test_serve_without_a_count_key_says_so_and_casts_nothing(
         assert await task == 0
 
 
+async def test_serve_warns_when_fewer_replicas_than_durable_casts_need(
+    redis: Redis, twilio: TwilioApiStandIn
+) -> None:
+    election = await sample_election(redis)
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(
+        settings=full_settings(twilio, durable_replicas=1),
+        redis=redis,
+        clock=ManualClock(NOW),
+        out=out,
+        err=err,
+    )
+    args = argparse.Namespace(host="127.0.0.1", port=0, election=election.id)
+    task = asyncio.create_task(serve(args, ctx))
+    await wait_for_line(out, r"listening on (http://\S+)", task)
+    assert "OPENPRIMARY_DURABLE_REPLICAS=1 but the primary has 0 replica(s)" in err.getvalue()
+    os.kill(os.getpid(), signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await task == 0
+
+
 async def test_serve_stops_at_start_up_naming_what_is_missing(redis: Redis) -> None:
     await sample_election(redis)
     ctx = Context(settings=settings(twilio_auth_token="t"), redis=redis)
