@@ -347,7 +347,9 @@ async def test_a_worker_that_cannot_beat_stops_sending(redis: Redis) -> None:
         await asyncio.sleep(0.05)
 
     sms = Outbox("sms", hook=slow)
-    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.3)
+    worker = Worker(
+        redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, heartbeat=0.3, outage_limit=1.0
+    )
     real_beat = worker._beat
     beats = 0
 

@@ -108,6 +108,8 @@ class Worker:
         self.on_progress = on_progress
         #: How long to wait for Redis to come back (a failover) before giving up.
         self.outage_limit = outage_limit
+        #: When the last heartbeat landed (loop time).
+        self._landed = 0.0
         #: Replicas that must hold a send's start before it goes (OPENPRIMARY_DURABLE_REPLICAS):
         #: a failover must not forget that a message went, or it would go twice.
         self.durable_replicas = durable_replicas
@@ -131,6 +133,8 @@ class Worker:
                 "sender is configured (see TWILIO_* and TELEGRAM_BOT_TOKEN)"
             )
         keys_ = job_keys(job)
+        loop = asyncio.get_running_loop()
+        self._landed = loop.time()
         while True:
             try:
                 return await self._run(job, election, status, keys_)
@@ -140,7 +144,14 @@ class Worker:
                 # Redis is failing over (or down): this worker has stopped sending, as if
                 # it had died.  Once Redis answers again it leaves (its unstarted claims go
                 # back, a send that was under way is in doubt) and joins afresh.
+                silent = loop.time() - self._landed
+                if silent > self.outage_limit:
+                    raise ReminderError(
+                        f"worker {self.id}: no heartbeat for {silent:.0f} s ({err}); "
+                        "gave up waiting for Redis"
+                    ) from err
                 log.warning("job %s: Redis unavailable (%s); waiting to carry on", job, err)
+                await asyncio.sleep(min(1.0, self.heartbeat / 3))
                 await self._wait_for_redis(job)
                 await self._leave(job, election.id, keys_)
                 status = await self.reminders.status(job)
@@ -164,6 +175,7 @@ class Worker:
         self, job: str, election: Election, status: JobStatus, keys_: list[str]
     ) -> JobStatus:
         await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
+        self._landed = asyncio.get_running_loop().time()
         beating = asyncio.create_task(self._keep_beating(keys_))
         drains: list[asyncio.Task[None]] = []
         try:
@@ -234,7 +246,7 @@ class Worker:
             await asyncio.sleep(self.heartbeat / 3)
             try:
                 await self._beat(keys=keys_, args=[self.id, int(self.heartbeat * 1000), "1"])
-                landed = loop.time()
+                landed = self._landed = loop.time()
             except (RedisError, OSError) as err:
                 if loop.time() - landed >= self.heartbeat:
                     raise ReminderError(
