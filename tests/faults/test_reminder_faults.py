@@ -139,4 +139,6 @@ async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path:
     doubted = {phone(int(sid[1:])) for _, sid in await Reminders(redis).in_doubt(job)}
     assert len(doubted) == doubt
     assert set(received) | doubted == {phone(i) for i in range(200)}
-    assert most_in_window([m.at for m in twilio.messages]) <= 51
+    # 50 a second: one more for the window's edges, and two for turns granted to the killed
+    # process whose requests reached Twilio late, beside the new process's first ones.
+    assert most_in_window([m.at for m in twilio.messages]) <= 53
