@@ -7,12 +7,13 @@ import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, TextIO
 
 from ballots.clock import Clock, SystemClock
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 @dataclass

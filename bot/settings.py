@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from ballots.connection import parse_redis_url
 from ballots.errors import ConfigError
+from ballots.redis_url import parse_redis_url
 
 _SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _FROM = re.compile(r"^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$")

@@ -7,18 +7,15 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ballots import audit
 from ballots.count import METHODS, count
 from ballots.count.chart import write_chart
 from ballots.count.formats import FORMATS, check_writable, read_ballots, write_ballots
 from ballots.count.model import Ballots, CountError
-from ballots.count.redis_source import read_ballots as read_redis_ballots
 from ballots.count.report import render_json, render_text
 from ballots.count.result import Result
-from ballots.election import get_election
-from ballots.unseal import require_unsealed
 
 if TYPE_CHECKING:
+    from ballots.election import Election
     from bot.context import Context
 
 
@@ -82,6 +79,24 @@ def _file_count(args: argparse.Namespace) -> Result:
     return count(ballots, method, seats=seats, seed=args.seed, bulk_exclusion=args.bulk_exclusion)
 
 
+async def _from_redis(ctx: Context, election_id: str, verb: str) -> tuple[Election, Ballots]:
+    """The election and its unsealed ballots.  (Imported here: counting a file needs no Redis
+    client, and starts without loading one.)"""
+    from ballots.count.redis_source import read_ballots as read_redis_ballots
+    from ballots.election import get_election
+    from ballots.unseal import require_unsealed
+
+    election = await get_election(ctx.redis, election_id)
+    await require_unsealed(ctx.redis, election, verb)
+    return election, await read_redis_ballots(ctx.redis, election)
+
+
+async def _audit(ctx: Context, election_id: str, action: str, **details: object) -> None:
+    from ballots import audit
+
+    await audit.record(ctx.redis, ctx.clock, election_id, ctx.actor, action, **details)
+
+
 async def count_command(args: argparse.Namespace, ctx: Context) -> int:
     """Count, then print the report (text or JSON) and draw the chart if asked."""
     if args.ballots is not None:
@@ -92,9 +107,7 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
                 "--method and --seats apply to --ballots; an election is counted by its own "
                 "method and seats"
             )
-        election = await get_election(ctx.redis, args.election)
-        await require_unsealed(ctx.redis, election, "count")
-        ballots = await read_redis_ballots(ctx.redis, election)
+        election, ballots = await _from_redis(ctx, args.election, "count")
         result = await asyncio.to_thread(
             count,
             ballots,
@@ -103,11 +116,9 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
             seed=args.seed,
             bulk_exclusion=args.bulk_exclusion,
         )
-        await audit.record(
-            ctx.redis,
-            ctx.clock,
+        await _audit(
+            ctx,
             election.id,
-            ctx.actor,
             "count run",
             method=election.method,
             seats=election.seats,
@@ -133,14 +144,10 @@ def _write(ballots: Ballots, fmt: str, seats: int, out: Path) -> None:
 
 async def export_command(args: argparse.Namespace, ctx: Context) -> int:
     """Write the election's ballots in the chosen format."""
-    election = await get_election(ctx.redis, args.election)
-    await require_unsealed(ctx.redis, election, "export")
-    ballots = await read_redis_ballots(ctx.redis, election)
-    await audit.record(
-        ctx.redis,
-        ctx.clock,
+    election, ballots = await _from_redis(ctx, args.election, "export")
+    await _audit(
+        ctx,
         election.id,
-        ctx.actor,
         "ballots exported",
         format=args.format,
         ballots=ballots.total,
