@@ -78,6 +78,8 @@ class Ballots:
                 raise CountError(f"empty ranking or non-positive count: {ranking!r} x {n}")
             if len(set(ranking)) != len(ranking):
                 raise CountError(f"a ranking names a candidate twice: {','.join(ranking)}")
+            if known.issuperset(ranking):
+                continue
             unknown = [c for c in ranking if c not in known]
             if unknown:
                 raise CountError(f"a ranking names unknown candidate(s): {', '.join(unknown)}")

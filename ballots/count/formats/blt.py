@@ -21,6 +21,8 @@ from ballots.errors import FileProblems, Problem
 
 def _uncomment(raw: str) -> str:
     """A BLT line without its comment: '#' starts one, except inside a quoted name."""
+    if "#" not in raw:
+        return raw.strip()
     line = raw.strip()
     if line.startswith('"'):
         end = line.find('"', 1)
@@ -71,6 +73,7 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
                 problems.add(line_no, f"withdrawn candidate {tok!r} is not -1 to -{n_cand}")
         pos += 1
     rows = Rows()
+    candidate_numbers = frozenset(str(i) for i in range(1, n_cand + 1))
     ended = False
     for line_no, line in lines[pos:]:
         pos += 1
@@ -87,6 +90,9 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
             problems.add(line_no, "a ballot line must end with 0")
             continue
         prefs = toks[1:-1]
+        if candidate_numbers.issuperset(prefs):  # the usual line: plain candidate numbers
+            rows.plain[tuple(prefs)] += int(toks[0])
+            continue
         bad = [t for t in prefs for p in t.split("=") if not (num(p) and 0 < int(p) <= n_cand)]
         bad = [t for t in bad if t != "-"]
         if bad:
