@@ -61,6 +61,18 @@ async def test_a_lock_is_a_short_lease_renewed_while_its_holder_works(redis: Red
     assert not await redis.exists(key)
 
 
+async def test_a_lapsed_lock_taken_by_another_is_left_to_it(redis: Redis) -> None:
+    """A holder that lost its lease (it expired, another took it) says so, and its
+    release does not free the new holder's lock."""
+    key = keys.sender_lock("sms", "+447700900102")
+    first = Lease(redis, key)
+    assert await first.__aenter__()
+    await redis.set(key, "someone else", px=5000)  # as if ours had lapsed and been taken
+    await first.__aexit__(None, None, None)
+    assert first.lost
+    assert await redis.get(key) == "someone else"
+
+
 async def test_a_chat_lock_left_by_a_killed_process_is_gone_within_a_lease(
     redis: Redis,
 ) -> None:
