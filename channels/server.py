@@ -160,7 +160,9 @@ async def healthz(request: web.Request) -> web.Response:
     except (RedisError, OSError, TimeoutError) as err:
         log.warning("health check: Redis does not answer: %s", err)
         return web.json_response({"status": "unavailable", "redis": "down"}, status=503)
-    return web.json_response({"status": "ok", "redis": "up", "election": core.election.id})
+    return web.json_response(
+        {"status": "ok", "redis": "up", "election": core.election.id, "process": _PROCESS}
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -180,12 +182,17 @@ async def run_app(
     *,
     stop: asyncio.Event,
     out: TextIO | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly."""
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly.
+
+    ``reuse_port``: several processes listen on the one port (SO_REUSEPORT), and
+    the kernel shares the connections out among them (``serve --workers``).
+    """
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         if out is not None:
             for address in runner.addresses:

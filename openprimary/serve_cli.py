@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from redis.exceptions import RedisError
 
@@ -21,9 +22,14 @@ log = logging.getLogger(__name__)
 
 
 async def serve(args: argparse.Namespace, ctx: Context) -> int:
-    """Run the webhooks server until SIGINT or SIGTERM."""
+    """Run the webhooks server until SIGINT or SIGTERM (with ``--workers N``, N of them)."""
     settings = ctx.settings
     check_settings(settings)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise ConfigError("--workers: at least 1")
+    if workers > 1 and not getattr(args, "worker", False):
+        return await _supervise(args, ctx, workers)
     try:
         await ctx.redis.ping()
     except (RedisError, OSError) as err:
@@ -62,10 +68,71 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         ctx.out.write(f"serving election {core.election.id}\n")
-        await run_app(app, args.host, args.port, stop=stop, out=ctx.out)
+        await run_app(
+            app,
+            args.host,
+            args.port,
+            stop=stop,
+            out=ctx.out,
+            reuse_port=getattr(args, "worker", False),
+        )
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+    ctx.out.write("stopped\n")
+    return 0
+
+
+async def _supervise(args: argparse.Namespace, ctx: Context, workers: int) -> int:
+    """Start ``workers`` serve processes on one port (SO_REUSEPORT) and stop them together.
+
+    SIGINT or SIGTERM here is passed on to every worker, which finishes what it
+    has in hand; a worker that dies stops the others too (and this exits 1), so
+    a supervisor such as systemd restarts the whole set.
+    """
+    if args.port == 0:
+        raise ConfigError("--workers: give a --port (every worker listens on the same one)")
+    if getattr(args, "telegram_polling", False):
+        raise ConfigError("--workers and --telegram-polling: only one process may poll")
+    command = [sys.executable, "-m", "openprimary.cli"]
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        command.append("--verbose")
+    command += ["serve", "--worker", "--host", args.host, "--port", str(args.port)]
+    if args.election:
+        command += ["--election", args.election]
+    procs = [await asyncio.create_subprocess_exec(*command) for _ in range(workers)]
+    ctx.out.write(f"serving with {workers} workers on port {args.port}\n")
+    ctx.out.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    exits = [asyncio.create_task(p.wait()) for p in procs]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopping, *exits], return_when=asyncio.FIRST_COMPLETED)
+        died = [p for p in procs if p.returncode is not None]
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*exits)
+        except TimeoutError:
+            for p in procs:
+                if p.returncode is None:
+                    p.kill()
+            await asyncio.gather(*exits)
+    finally:
+        stopping.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    if died and not stop.is_set():
+        ctx.err.write(
+            f"openprimary: a serve worker exited ({died[0].returncode}); stopped the others\n"
+        )
+        return 1
     ctx.out.write("stopped\n")
     return 0
 
@@ -102,4 +169,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="fetch Telegram updates by polling instead of the webhook: for development "
         "without a public URL (removes the bot's webhook)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N server processes on the one port, sharing its connections "
+        "(SO_REUSEPORT; default: %(default)s)",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=serve)
