@@ -1,0 +1,100 @@
+"""``serve --workers N``: SMS votes through one worker, then two, on one port.
+
+Run: .venv/bin/python -m benchmarks.bench_workers [--voters 500] [--concurrency 50]
+
+It starts a private redis-server and a stand-in Twilio API, then runs the real
+``openprimary serve`` as a separate process (``--workers 1``, then
+``--workers 2``); this process is the load generator: each voter votes by SMS
+step by step (7 signed webhooks).  On a 2-core machine the generator and the
+workers share the two cores, so the second worker's gain is bounded by what
+the generator leaves free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import ClientError, ClientSession
+
+from ballots.connection import client_from_url
+from benchmarks.bench_sms import PUBLIC_URL, STEP_BY_STEP, TOKEN, phone, voter
+from benchmarks.harness import LoadResult, bench_election, run_load
+from tests.factories import SECRET
+from tests.faults.support import free_port
+from tests.redis_server import redis_url
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def one_run(url: str, workers: int, voters: int, concurrency: int) -> LoadResult:
+    redis = client_from_url(url)
+    try:
+        election = await bench_election(redis, "bench-workers", voters)
+    finally:
+        await redis.aclose()
+    port = free_port()
+    async with TwilioApiStandIn(ACCOUNT_SID, TOKEN) as twilio:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "OPENPRIMARY_REDIS_URL": url,
+            "OPENPRIMARY_SECRET_KEY": SECRET,
+            "OPENPRIMARY_PUBLIC_URL": PUBLIC_URL,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "TWILIO_FROM": OUR_NUMBER,
+            "TWILIO_API_BASE": twilio.base_url,
+        }
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "openprimary.cli", "serve", "--workers", str(workers),
+            "--port", str(port), "--election", election.id,
+            env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with ClientSession() as session:
+                for _ in range(200):  # until every worker listens
+                    try:
+                        async with session.get(base + "/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    except ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)  # the second worker a moment more
+            bills: list[int] = []
+            jobs = [voter(base, phone(i), STEP_BY_STEP, bills) for i in range(voters)]
+            return await run_load(
+                f"serve --workers {workers}, step by step", jobs, concurrency=concurrency
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            await server.wait()
+
+
+async def bench(url: str, voters: int, concurrency: int) -> None:
+    one = await one_run(url, 1, voters, concurrency)
+    print(one.line())
+    two = await one_run(url, 2, voters, concurrency)
+    print(two.line())
+    print(f"two workers / one: {two.rate / one.rate:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--voters", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+    with redis_url() as url:
+        asyncio.run(bench(url, args.voters, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
