@@ -49,10 +49,12 @@ class StoreUnavailable(OpenPrimaryError):
 def unavailable(err: BaseException) -> bool:
     """Whether an error means Redis is down, or up but refusing writes (out of memory,
     MISCONF after a failed save, a read-only replica, too few replicas for
-    min-replicas-to-write, a Cluster failing over): nothing to do but try again later."""
+    min-replicas-to-write, a Cluster failing over, a restarted server that has not got our
+    scripts back yet): nothing to do but try again later."""
     from redis.exceptions import (
         ClusterDownError,
         MasterDownError,
+        NoScriptError,
         OutOfMemoryError,
         ReadOnlyError,
         ResponseError,
@@ -67,6 +69,10 @@ def unavailable(err: BaseException) -> bool:
     if isinstance(err, RedisConnectionError | RedisTimeoutError | OutOfMemoryError | ReadOnlyError):
         return True
     if isinstance(err, ClusterDownError | TryAgainError | MasterDownError | SlotNotCoveredError):
+        return True
+    if isinstance(err, NoScriptError):
+        # redis-py loads a missing script and tries again; a server restarted in between
+        # can still answer NOSCRIPT, and the platform's retry loads it.
         return True
     return isinstance(err, ResponseError) and str(err).startswith(
         ("MISCONF", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN")

@@ -7,9 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from ballots import keys
+from ballots.errors import StoreUnavailable
 from bot.lease import LEASE, Lease
 from bot.messages import InboundMessage, OutboundMessage
 from tests.conftest import current_redis_url
@@ -107,3 +109,26 @@ async def test_a_chat_lock_left_by_a_killed_process_is_gone_within_a_lease(
         InboundMessage("sms", "+447700900101", "hello", message_id="SM-after-kill")
     )
     assert replies and "busy" not in replies[0].text
+
+
+async def test_a_script_a_restarted_redis_lost_gets_a_retry_not_a_sorry(redis: Redis) -> None:
+    """NOSCRIPT (the server restarted between redis-py's reload and its retry) is Redis not
+    being ready: the channel asks the platform to come back (a 503 to Twilio), and the
+    retry works."""
+    h = await harness(redis)
+    codes = h.core.codes
+    real = codes._verify
+
+    async def lost(*args: object, **kwargs: object) -> object:
+        from redis.exceptions import NoScriptError
+
+        raise NoScriptError("No matching script. Please use EVAL.")
+
+    code = (await codes.issue_voting_codes(h.core.election, ["S1001"]))[0][3]
+    msg = InboundMessage("sms", "+447700900150", code, message_id="SM-noscript")
+    codes._verify = lost  # type: ignore[assignment]
+    with pytest.raises(StoreUnavailable):
+        await h.core.router.handle(msg)
+    codes._verify = real
+    replies = await h.core.router.handle(msg)  # Twilio's retry, same MessageSid
+    assert "1st choice" in replies[0].text
