@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -51,3 +54,23 @@ HANDLING_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+@dataclass(frozen=True)
+class ChannelMetrics:
+    """The children a message on one channel always touches, looked up once per channel."""
+
+    taken_in: Counter
+    handling: Histogram
+    replies: Counter
+
+
+@functools.cache
+def for_channel(channel: str) -> ChannelMetrics:
+    """The router's per-message metrics for ``channel`` (prometheus' ``labels()`` takes a
+    lock and builds a key each call: not on every message)."""
+    return ChannelMetrics(
+        MESSAGES_IN.labels(channel),
+        HANDLING_SECONDS.labels(channel),
+        MESSAGES_OUT.labels(channel, "reply"),
+    )

@@ -18,7 +18,7 @@ from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.lease import Lease
 from bot.messages import InboundMessage, OutboundMessage
-from bot.metrics import DUPLICATES, ERRORS, HANDLING_SECONDS, MESSAGES_IN, MESSAGES_OUT
+from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
 from bot.ports import Sender
 from bot.state import CHOOSING, State, StateStore, Step
 
@@ -63,7 +63,8 @@ class Router:
         the platform to come back later.
         """
         started = time.perf_counter()
-        MESSAGES_IN.labels(msg.channel).inc()
+        metrics = for_channel(msg.channel)
+        metrics.taken_in.inc()
         try:
             async with Lease(
                 self.redis, keys.sender_lock(msg.channel, msg.address), wait=LOCK_WAIT
@@ -82,8 +83,8 @@ class Router:
         except Exception as err:
             return self._failed(msg, err)
         finally:
-            HANDLING_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
-        MESSAGES_OUT.labels(msg.channel, "reply").inc(len(replies))
+            metrics.handling.observe(time.perf_counter() - started)
+        metrics.replies.inc(len(replies))
         return replies
 
     # --- the steps of one message ---------------------------------------------------
