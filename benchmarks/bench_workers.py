@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -22,13 +21,13 @@ from pathlib import Path
 from aiohttp import ClientError, ClientSession
 
 from ballots.connection import client_from_url
-from benchmarks.bench_sms import PUBLIC_URL, STEP_BY_STEP, TOKEN, phone, voter
+from benchmarks.bench_sms import STEP_BY_STEP, TOKEN, phone, voter
 from benchmarks.harness import LoadResult, bench_election, run_load
-from tests.factories import SECRET
 from tests.faults.support import free_port
 from tests.redis_server import redis_url
+from tests.sms_support import serve_env
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,17 +40,7 @@ async def one_run(url: str, workers: int, voters: int, concurrency: int) -> Load
         await redis.aclose()
     port = free_port()
     async with TwilioApiStandIn(ACCOUNT_SID, TOKEN) as twilio:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "OPENPRIMARY_REDIS_URL": url,
-            "OPENPRIMARY_SECRET_KEY": SECRET,
-            "OPENPRIMARY_PUBLIC_URL": PUBLIC_URL,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "TWILIO_FROM": OUR_NUMBER,
-            "TWILIO_API_BASE": twilio.base_url,
-        }
+        env = serve_env(url, twilio.base_url, TOKEN)
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "openprimary.cli", "serve", "--workers", str(workers),
             "--port", str(port), "--election", election.id,

@@ -182,12 +182,16 @@ async def harness(
     policy: CodePolicy | None = None,
     *,
     senders: Mapping[str, Sender] | None = None,
+    config: Settings | None = None,
     **election_changes: Any,
 ) -> Harness:
-    """The sample election's core, recording SMS in ``Harness.sms`` (and ``senders``'s others)."""
+    """The sample election's core, recording SMS in ``Harness.sms`` (and ``senders``'s others),
+    with the test settings or ``config``."""
     clock = ManualClock(NOW)
     election = await sample_election(redis, **election_changes)
     sms = Outbox("sms")
     given = {"sms": sms, **(senders or {})}
-    core = await build_core(settings(), redis, clock, election.id, policy=policy, senders=given)
+    core = await build_core(
+        config or settings(), redis, clock, election.id, policy=policy, senders=given
+    )
     return Harness(core, clock, sms)

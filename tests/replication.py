@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -192,3 +192,39 @@ def _command(port: int, *args: str) -> bytes:
     if data.startswith(b"-"):
         raise RuntimeError(f"{' '.join(args)}: {data.decode().strip()}")
     return data
+
+
+@dataclass
+class Watched:
+    """A primary with replicas and three Sentinels, and a client through the Sentinels."""
+
+    primary: RedisProcess
+    replicas: list[RedisProcess]
+    redis: Redis
+
+
+@asynccontextmanager
+async def watched_primary(replicas: int = 2) -> AsyncIterator[Watched]:
+    """A primary, ``replicas`` replicas in sync with it and three Sentinels; the client
+    reaches the primary through the Sentinels (``redis+sentinel://``)."""
+    from ballots.connection import client_from_url, close_client
+
+    primary = RedisProcess()
+    primary.start()
+    followers = [replica_of(primary) for _ in range(replicas)]
+    for f in followers:
+        f.start()
+    try:
+        with sentinels(primary) as watchers:
+            redis = client_from_url(sentinel_url(watchers))
+            try:
+                direct = client_from_url(primary.url)
+                await wait_in_sync(direct, replicas)
+                await direct.aclose()
+                yield Watched(primary, followers, redis)
+            finally:
+                await close_client(redis)
+    finally:
+        for f in followers:
+            f.close()
+        primary.close()

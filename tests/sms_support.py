@@ -4,9 +4,11 @@ manual clock."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -17,12 +19,29 @@ from ballots.codes import CodePolicy
 from bot.core import Core
 from channels.server import make_app
 from openprimary.app import build_core
-from tests.factories import NOW, sample_election, settings
+from tests.factories import NOW, SECRET, sample_election, settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://vote.example.org"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve_env(redis_url: str, twilio_api: str, auth_token: str = AUTH_TOKEN) -> dict[str, str]:
+    """The environment of an ``openprimary serve`` subprocess: SMS against a stand-in API."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OPENPRIMARY_REDIS_URL": redis_url,
+        "OPENPRIMARY_SECRET_KEY": SECRET,
+        "OPENPRIMARY_PUBLIC_URL": PUBLIC_URL,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_FROM": OUR_NUMBER,
+        "TWILIO_API_BASE": twilio_api,
+    }
+
 
 #: Phones on the sample roll.
 ANN = "+447700900101"  # S1001

@@ -12,11 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ballots.clock import ManualClock
 from ballots.connection import client_from_url, close_client
 from bot.state import Step
-from openprimary.app import build_core
-from tests.factories import NOW, Harness, Outbox, sample_election, settings
+from tests.factories import Harness, harness, settings
 from tests.faults.support import RedisProcess, free_port
 from tests.redis_server import redis_server_binary
 from tests.replication import _cluster_port, _start_sentinel, wait_in_sync
@@ -88,16 +86,10 @@ async def test_primary_replicas_and_sentinels_as_documented() -> None:
         hosts = ",".join(f"127.0.0.1:{w.port}" for w in watchers)
         redis = client_from_url(f"redis+sentinel://:{PASSWORD}@{hosts}/ballots")
         try:
-            election = await sample_election(redis)
-            clock = ManualClock(NOW)
-            sms = Outbox("sms")
-            core = await build_core(
-                settings(durable_replicas=1), redis, clock, election.id, senders={"sms": sms}
-            )
-            h = Harness(core, clock, sms)
+            h = await harness(redis, config=settings(durable_replicas=1))
             assert "Vote cast" in await vote(h)
             assert (await h.state()).step is Step.DONE
-            await core.stop_background()
+            await h.core.stop_background()
         finally:
             await close_client(redis)
     finally:
@@ -136,15 +128,9 @@ async def test_a_six_node_cluster_as_documented() -> None:
                 except Exception:
                     pass
                 await asyncio.sleep(0.1)
-            election = await sample_election(redis)
-            clock = ManualClock(NOW)
-            sms = Outbox("sms")
-            core = await build_core(
-                settings(durable_replicas=1), redis, clock, election.id, senders={"sms": sms}
-            )
-            h = Harness(core, clock, sms)
+            h = await harness(redis, config=settings(durable_replicas=1))
             assert "Vote cast" in await vote(h)
-            await core.stop_background()
+            await h.core.stop_background()
         finally:
             await close_client(redis)
     finally:

@@ -12,7 +12,7 @@ from ballots.connection import client_from_url, close_client
 from bot import texts
 from bot.state import Step
 from openprimary.app import build_core
-from tests.factories import NOW, Harness, Outbox, sample_election, settings
+from tests.factories import NOW, Harness, Outbox, harness, sample_election, settings
 from tests.faults.support import RedisProcess
 from tests.replication import cluster, cluster_url, replica_of, wait_in_sync
 
@@ -30,18 +30,13 @@ async def replicated(replicas: int = 1) -> AsyncIterator[tuple[Harness, list[Red
     redis = client_from_url(primary.url)
     try:
         await wait_in_sync(redis, replicas)
-        election = await sample_election(redis)
-        sms = Outbox("sms")
-        clock = ManualClock(NOW)
-        core = await build_core(
-            settings(durable_replicas=replicas), redis, clock, election.id, senders={"sms": sms}
-        )
-        assert core.conversation.held is not None
-        core.conversation.held.every = 0.1
+        h = await harness(redis, config=settings(durable_replicas=replicas))
+        assert h.core.conversation.held is not None
+        h.core.conversation.held.every = 0.1
         try:
-            yield Harness(core, clock, sms), followers
+            yield h, followers
         finally:
-            await core.stop_background()
+            await h.core.stop_background()
     finally:
         await redis.aclose()
         for f in followers:
@@ -110,15 +105,10 @@ async def test_on_a_cluster_too_a_receipt_waits_for_the_replicas() -> None:
     with cluster(3, replicas=1) as nodes:
         redis = client_from_url(cluster_url(nodes))
         try:
-            election = await sample_election(redis)
-            sms = Outbox("sms")
-            clock = ManualClock(NOW)
-            core = await build_core(
-                settings(durable_replicas=1), redis, clock, election.id, senders={"sms": sms}
-            )
+            h = await harness(redis, config=settings(durable_replicas=1))
+            election, core = h.core.election, h.core
             assert core.conversation.held is not None
             core.conversation.held.every = 0.1
-            h = Harness(core, clock, sms)
             try:
                 assert "Vote cast" in await vote(h, "S1002", "+447700900102")
                 for replica in nodes[3:]:

@@ -11,11 +11,11 @@ from pathlib import Path
 from aiohttp import ClientError, ClientSession, TCPConnector
 from redis.asyncio import Redis
 
-from tests.factories import SECRET, sample_election
+from tests.factories import sample_election
 from tests.faults.support import free_port
-from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
+from tests.sms_support import AUTH_TOKEN, serve_env
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,17 +32,7 @@ async def test_two_workers_share_the_port_and_stop_together(redis: Redis, redis_
     election = await sample_election(redis)
     port = free_port()
     async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "OPENPRIMARY_REDIS_URL": redis_url,
-            "OPENPRIMARY_SECRET_KEY": SECRET,
-            "OPENPRIMARY_PUBLIC_URL": PUBLIC_URL,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM": OUR_NUMBER,
-            "TWILIO_API_BASE": twilio.base_url,
-        }
+        env = serve_env(redis_url, twilio.base_url)
         parent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "openprimary.cli", "serve", "--workers", "2",
             "--port", str(port), "--election", election.id,

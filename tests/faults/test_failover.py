@@ -29,16 +29,9 @@ from channels.rules import TEXT_RULES
 from channels.server import make_app
 from openprimary.app import build_core
 from tests.factories import NOW, Outbox, settings
-from tests.faults.support import AUTH_TOKEN, PUBLIC_URL, RANKING, RedisProcess, Voter, _text
+from tests.faults.support import AUTH_TOKEN, PUBLIC_URL, RANKING, Voter, _text
 from tests.reminders_support import clock, election_with_roll
-from tests.replication import (
-    cluster,
-    cluster_url,
-    replica_of,
-    sentinel_url,
-    sentinels,
-    wait_in_sync,
-)
+from tests.replication import cluster, cluster_url, watched_primary
 from tests.sms_support import start_app
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
@@ -80,61 +73,43 @@ async def vote_until_receipt(session: ClientSession, url: Callable[[], str], vot
 async def test_a_reminder_job_carries_on_on_the_new_primary() -> None:
     """The primary dies while a job is sending: the worker waits out the failover and
     finishes the job on the new primary, and nobody is texted twice."""
-    primary = RedisProcess()
-    primary.start()
-    replicas = [replica_of(primary) for _ in range(2)]
-    for r in replicas:
-        r.start()
-    try:
-        with sentinels(primary) as watchers:
-            redis = client_from_url(sentinel_url(watchers))
-            try:
-                direct = client_from_url(primary.url)
-                await wait_in_sync(direct, 2)
-                await direct.aclose()
-                election = await election_with_roll(redis, RECIPIENTS)
-                job = await Reminders(redis, clock()).create(
-                    election,
-                    await plan(
-                        redis, election, "Hi {name}, vote!", rules=TEXT_RULES, clock=clock()
-                    ),
-                    "t",
-                )
-                killed = False
+    async with watched_primary(2) as watched:
+        redis, primary, replicas = watched.redis, watched.primary, watched.replicas
+        election = await election_with_roll(redis, RECIPIENTS)
+        job = await Reminders(redis, clock()).create(
+            election,
+            await plan(redis, election, "Hi {name}, vote!", rules=TEXT_RULES, clock=clock()),
+            "t",
+        )
+        killed = False
 
-                async def kill_part_way(n: int) -> None:
-                    nonlocal killed
-                    if n == RECIPIENTS // 3 and not killed:
-                        killed = True
-                        primary.kill()
+        async def kill_part_way(n: int) -> None:
+            nonlocal killed
+            if n == RECIPIENTS // 3 and not killed:
+                killed = True
+                primary.kill()
 
-                sms = Outbox("sms", hook=kill_part_way)
-                worker = Worker(
-                    redis,
-                    {"sms": sms},
-                    limiter_for(settings(sms_rate=500.0), redis),
-                    TEXT_RULES,
-                    clock=clock(),
-                    concurrency={"sms": 8},
-                    heartbeat=2.0,
-                    durable_replicas=1,
-                )
-                final = await worker.run(job)
-                assert killed
-                assert final.status == "finished"
-                assert len(sms.addresses) == len(set(sms.addresses))  # nobody texted twice
-                sent, doubt = final.outcome("sent"), final.outcome("in_doubt")
-                assert sent + doubt == RECIPIENTS
-                assert sent >= RECIPIENTS - 10  # at most the sends in flight at the kill
-                info = await redis.info("server")
-                assert int(info["tcp_port"]) in {r.port for r in replicas}
-                print(f"\n{RECIPIENTS} reminders through a failover: {sent} sent, {doubt} in doubt")
-            finally:
-                await close_client(redis)
-    finally:
-        for r in replicas:
-            r.close()
-        primary.close()
+        sms = Outbox("sms", hook=kill_part_way)
+        worker = Worker(
+            redis,
+            {"sms": sms},
+            limiter_for(settings(sms_rate=500.0), redis),
+            TEXT_RULES,
+            clock=clock(),
+            concurrency={"sms": 8},
+            heartbeat=2.0,
+            durable_replicas=1,
+        )
+        final = await worker.run(job)
+        assert killed
+        assert final.status == "finished"
+        assert len(sms.addresses) == len(set(sms.addresses))  # nobody texted twice
+        sent, doubt = final.outcome("sent"), final.outcome("in_doubt")
+        assert sent + doubt == RECIPIENTS
+        assert sent >= RECIPIENTS - 10  # at most the sends in flight at the kill
+        info = await redis.info("server")
+        assert int(info["tcp_port"]) in {r.port for r in replicas}
+        print(f"\n{RECIPIENTS} reminders through a failover: {sent} sent, {doubt} in doubt")
 
 
 async def vote_through_a_failover(redis: Redis, kill: Callable[[], None]) -> None:
@@ -186,28 +161,11 @@ async def vote_through_a_failover(redis: Redis, kill: Callable[[], None]) -> Non
 
 
 async def test_the_sentinel_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
-    primary = RedisProcess()
-    primary.start()
-    replicas = [replica_of(primary) for _ in range(2)]
-    for r in replicas:
-        r.start()
-    try:
-        with sentinels(primary) as watchers:
-            redis = client_from_url(sentinel_url(watchers))
-            try:
-                direct = client_from_url(primary.url)
-                await wait_in_sync(direct, 2)
-                await direct.aclose()
-                await vote_through_a_failover(redis, primary.kill)
-                # A replica is the primary now.
-                info = await redis.info("server")
-                assert int(info["tcp_port"]) in {r.port for r in replicas}
-            finally:
-                await close_client(redis)
-    finally:
-        for r in replicas:
-            r.close()
-        primary.close()
+    async with watched_primary(2) as watched:
+        await vote_through_a_failover(watched.redis, watched.primary.kill)
+        # A replica is the primary now.
+        info = await watched.redis.info("server")
+        assert int(info["tcp_port"]) in {r.port for r in watched.replicas}
 
 
 async def test_a_cluster_primary_killed_mid_poll_loses_no_acknowledged_ballot() -> None:
