@@ -15,23 +15,29 @@ supporter's ballot.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from nacl.exceptions import CryptoError
 from nacl.secret import Aead
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ballots import keys
 from ballots.clock import Clock
 from ballots.codes_scripts import ADDRESS_FAIL, REQUEST_OTP, VERIFY
-from ballots.connection import queue_script
+from ballots.connection import Batch, in_one_round_trip, queue_script
 from ballots.election import Election
+
+log = logging.getLogger(__name__)
 
 #: 16 digits: with 550,000 codes out, one guess in 18 billion hits one (see the README
 #: for what an attacker with 10,000 accounts could expect over a three-week poll).
@@ -90,6 +96,17 @@ class OtpRequest:
     status: str
     code: str | None = None
     wait: int = 0
+    #: The supporter's phone on the roll: where the code goes.
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class SmsBudget:
+    """The election's hourly ceiling on code SMS, for one code: may it go, and is this the
+    first refusal this hour (the one to alert organisers about)."""
+
+    allowed: bool
+    first_refusal: bool = False
 
 
 def normalise_code(text: str) -> str:
@@ -119,6 +136,8 @@ class Codes:
         self._verify = redis.register_script(VERIFY)
         self._request = redis.register_script(REQUEST_OTP)
         self._address_fail = redis.register_script(ADDRESS_FAIL)
+        #: Code SMS being given back to the hourly ceiling (see :meth:`ask_for_code`).
+        self._refunds: set[asyncio.Task[None]] = set()
 
     def digest(self, election_id: str, purpose: str, value: str) -> str:
         """The keyed hash stored in place of a code or token."""
@@ -263,37 +282,22 @@ class Codes:
     # --- codes sent by SMS ---------------------------------------------------
 
     async def as_if_requested(self, election: Election) -> None:
-        """The round trips of asking for a code, for a supporter who is not on the roll.
+        """The round trip of asking for a code, for a supporter who is not on the roll.
 
         After a typed supporter number the answer must take as long whether or
-        not the number is on the roll: this reads the record again, runs the
-        request script (on a key that does not exist: it changes nothing) and
-        reads the hourly ceiling, as :meth:`request_otp` and
-        :meth:`take_sms_budget` would.
+        not the number is on the roll: this runs the request script (on a key
+        that does not exist: it changes nothing) and reads the hourly ceiling,
+        in one round trip, as :meth:`ask_for_code` does.
         """
         nobody = "\x00nobody"
-        await self.redis.hgetall(keys.voter(election.id, 0, nobody))
-        await self.request_otp(election, nobody, asker="\x00")  # 'unknown': writes nothing
-        async with self.redis.pipeline(transaction=False) as pipe:
-            key = keys.code_sms_hour(election.id, self._now() // 3600)
-            pipe.get(key)
-            pipe.ttl(key)
-            await pipe.execute()
+        key = keys.code_sms_hour(election.id, self._now() // 3600)
 
-    async def take_sms_budget(self, election: Election) -> tuple[bool, bool]:
-        """Count one code SMS against the election's hourly ceiling.
+        def fill(batch: Batch) -> None:
+            self._queue_request(batch, election, nobody, "", "\x00", "", "000000")
+            batch.pipe.get(key)
+            batch.pipe.ttl(key)
 
-        Returns (may send, this is the first refusal this hour): the first
-        refusal is the one to alert organisers about.
-        """
-        hour = self._now() // 3600
-        key = keys.code_sms_hour(election.id, hour)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 7200)
-            n, _ = await pipe.execute()
-        ceiling = self.policy.code_sms_per_hour
-        return int(n) <= ceiling, int(n) == ceiling + 1
+        await in_one_round_trip(self.redis, fill)
 
     async def locks(
         self, election: Election
@@ -334,25 +338,95 @@ class Codes:
         delivery: str = "",
         *,
         asker: str = "",
-        own: bool = False,
+        sms_from: str = "",
     ) -> OtpRequest:
         """A code to text to a supporter's phone, unless the cooldown or a limit says no.
 
         Each asking chat (``asker``, from :meth:`asker`) has a code of its own,
         so nobody else's asking or guessing can spend it.  A code still valid
-        is sent again rather than replaced.  ``own`` (the request came from
-        the voter's own phone on the roll) is never refused for the voter's
-        failures or for the codes others asked for.  ``delivery`` (the
-        platform's id for the message that asked) makes a repeat of the same
-        message get the same code again, whatever the cooldown: its first
-        answer may never have gone out.
+        is sent again rather than replaced.  A request from the voter's own
+        phone on the roll (``sms_from``, the number an SMS came from) is never
+        refused for the voter's failures or for the codes others asked for.
+        ``delivery`` (the platform's id for the message that asked) makes a
+        repeat of the same message get the same code again, whatever the
+        cooldown: its first answer may never have gone out.
+        """
+        request, _ = await self.ask_for_code(
+            election, supporter_id, delivery, asker=asker, sms_from=sms_from, texted=False
+        )
+        return request
+
+    async def ask_for_code(
+        self,
+        election: Election,
+        supporter_id: str,
+        delivery: str = "",
+        *,
+        asker: str = "",
+        sms_from: str = "",
+        charge: tuple[str, str] | None = None,
+        texted: bool = True,
+    ) -> tuple[OtpRequest, SmsBudget]:
+        """:meth:`request_otp` and the rest of asking for a code, in one round trip.
+
+        With it go the failure counted against the asking address (``charge``:
+        channel and address; every request costs one) and, when the code is to
+        be ``texted``, one code SMS taken from the election's hourly ceiling.
+        A request that sends nothing gives that SMS back, off the reply's path
+        (so the answer takes as long whatever the request's outcome); until
+        then the ceiling counts it, which can only refuse a code early, never
+        let one more through.
         """
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+        budget_key = keys.code_sms_hour(election.id, self._now() // 3600)
+
+        def fill(batch: Batch) -> None:
+            if charge is not None:
+                fail_key = keys.address_failures(election.id, *charge)
+                batch.script(self._address_fail, [fail_key], [self.policy.address_window])
+            self._queue_request(batch, election, supporter_id, delivery, asker, sms_from, code)
+            if texted:
+                batch.pipe.incr(budget_key)
+                batch.pipe.expire(budget_key, 7200)
+
+        results = await in_one_round_trip(self.redis, fill)
+        reply = results[1 if charge is not None else 0]
+        request = self._requested(election, supporter_id, asker, code, reply)
+        if not texted:
+            return request, SmsBudget(True)
+        if request.status != "sent":
+            refund = asyncio.create_task(self._give_back(budget_key))
+            self._refunds.add(refund)
+            refund.add_done_callback(self._refunds.discard)
+            return request, SmsBudget(True)
+        n, ceiling = int(results[-2]), self.policy.code_sms_per_hour
+        return request, SmsBudget(n <= ceiling, n == ceiling + 1)
+
+    async def _give_back(self, budget_key: str) -> None:
+        try:
+            await self.redis.decr(budget_key)
+        except RedisError as err:  # the ceiling counts one SMS too many this hour: safe
+            log.warning("could not give a code SMS back to the hourly ceiling: %s", err)
+
+    def _aad(self, election: Election, supporter_id: str, asker: str) -> bytes:
+        return f"{election.id}:{supporter_id}:{asker}".encode()
+
+    def _queue_request(
+        self,
+        batch: Batch,
+        election: Election,
+        supporter_id: str,
+        delivery: str,
+        asker: str,
+        sms_from: str,
+        code: str,
+    ) -> None:
         shard = keys.shard_of(supporter_id, election.shards)
-        aad = f"{election.id}:{supporter_id}:{asker}".encode()
-        reply = await self._request(
-            keys=[keys.voter(election.id, shard, supporter_id)],
-            args=[
+        sealed = self._aead.encrypt(code.encode(), aad=self._aad(election, supporter_id, asker))
+        batch.script(
+            self._request,
+            [keys.voter(election.id, shard, supporter_id)],
+            [
                 self._now(),
                 self.policy.otp_ttl,
                 self.policy.otp_cooldown,
@@ -361,20 +435,25 @@ class Codes:
                 self.policy.otp_send_window,
                 delivery,
                 asker,
-                "1" if own else "0",
+                sms_from,
                 self.digest(election.id, "otp", code),
-                base64.b64encode(self._aead.encrypt(code.encode(), aad=aad)).decode("ascii"),
+                base64.b64encode(sealed).decode("ascii"),
             ],
         )
-        status, wait = str(reply[0]), int(reply[1])
+
+    def _requested(
+        self, election: Election, supporter_id: str, asker: str, code: str, reply: Any
+    ) -> OtpRequest:
+        status, wait, phone = str(reply[0]), int(reply[1]), str(reply[3])
         if status == "resend":
             try:
                 sealed = base64.b64decode(str(reply[2]), validate=True)
+                aad = self._aad(election, supporter_id, asker)
                 code = self._aead.decrypt(sealed, aad=aad).decode()
             except (ValueError, CryptoError):
                 return OtpRequest("locked")  # sealed under another key: nothing to send
             status = "sent"
-        return OtpRequest(status, code if status == "sent" else None, wait)
+        return OtpRequest(status, code if status == "sent" else None, wait, phone)
 
     async def check_otp(
         self,
@@ -384,15 +463,17 @@ class Codes:
         delivery: str = "",
         *,
         asker: str = "",
-        own: bool = False,
+        sms_from: str = "",
     ) -> CodeCheck:
         """Check a typed SMS code: the one texted at the request of this chat (``asker``).
 
         A code works once, except that a repeat of the same ``delivery`` (the
-        platform's id for the message) gets the same answer while the grant lasts.
+        platform's id for the message) gets the same answer while the grant
+        lasts.  From the voter's own phone on the roll (``sms_from``) it is
+        never refused for the voter's failures.
         """
         return await self._check(
-            election, supporter_id, "otp", normalise_code(typed), delivery, asker, own
+            election, supporter_id, "otp", normalise_code(typed), delivery, asker, sms_from
         )
 
     async def _check(
@@ -403,7 +484,7 @@ class Codes:
         code: str,
         delivery: str = "",
         asker: str = "",
-        own: bool = False,
+        sms_from: str = "",
     ) -> CodeCheck:
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
@@ -419,7 +500,7 @@ class Codes:
                 grant_exp,
                 delivery,
                 asker,
-                "1" if own else "0",
+                sms_from,
             ],
         )
         status = str(status)

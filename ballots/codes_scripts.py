@@ -13,7 +13,9 @@ VERIFY = (
     + """
 -- KEYS[1] voter hash
 -- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash,
---       grant expiry, delivery (the platform's message id, or ''), asker tag, own ('1'|'0')
+--       grant expiry, delivery (the platform's message id, or ''), asker tag,
+--       the SMS number it came from (or ''): the voter's own phone on the roll is never
+--       refused for their failures
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
@@ -35,7 +37,8 @@ local function clear()
   redis.call('HDEL', v, 'otp:' .. t, 'otp_exp:' .. t, 'otp_tries:' .. t, 'otp_sealed:' .. t)
 end
 local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
-if ARGV[10] ~= '1' and fails >= tonumber(ARGV[5]) then return {'locked', 0} end
+local own = ARGV[10] ~= '' and redis.call('HGET', v, 'phone') == ARGV[10]
+if not own and fails >= tonumber(ARGV[5]) then return {'locked', 0} end
 local used = ARGV[2] .. '|' .. ARGV[8]
 local stored = redis.call('HGET', v, 'otp:' .. t)
 if not stored then
@@ -71,24 +74,30 @@ return {'wrong', max_tries - tries}
 REQUEST_OTP = """
 -- KEYS[1] voter hash
 -- ARGV: now, ttl, cooldown, max fails, max sends, send window, delivery (or ''),
---       asker tag, own ('1'|'0'), new code's hash, new code sealed
--- -> {'sent', 0} (a new code) | {'resend', 0, sealed code} | {refusal, wait}
+--       asker tag, the SMS number it came from (or ''), new code's hash, new code sealed
+-- -> {status, wait, sealed code or '', the phone on the roll}: 'sent' (a new code),
+--    'resend' (the sealed code again) or a refusal with the seconds to wait
 local v = KEYS[1]
-if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
-if redis.call('HGET', v, 'voted') then return {'voted', 0} end
+if redis.call('EXISTS', v) == 0 then return {'unknown', 0, '', ''} end
+local phone = redis.call('HGET', v, 'phone') or ''
+local function answer(status, wait, sealed) return {status, wait, sealed or '', phone} end
+if redis.call('HGET', v, 'voted') then return answer('voted', 0) end
 local now = tonumber(ARGV[1])
-local t, own = ARGV[8], ARGV[9] == '1'
+local t = ARGV[8]
+-- The voter's own phone on the roll is never refused for their failures, nor for the
+-- codes others asked for.
+local own = ARGV[9] ~= '' and phone == ARGV[9]
 local fails = tonumber(redis.call('HGET', v, 'fails') or '0')
-if not own and fails >= tonumber(ARGV[4]) then return {'locked', 0} end
+if not own and fails >= tonumber(ARGV[4]) then return answer('locked', 0) end
 local valid = redis.call('HGET', v, 'otp:' .. t)
   and now < tonumber(redis.call('HGET', v, 'otp_exp:' .. t) or '0')
 if valid and ARGV[7] ~= '' and redis.call('HGET', v, 'otp_for:' .. t) == ARGV[7] then
   -- The same delivery again, whose first answer may never have gone out: the same code.
-  return {'resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t)}
+  return answer('resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t))
 end
 local last = tonumber(redis.call('HGET', v, 'otp_sent:' .. t) or '-1e12')
 local cooldown = tonumber(ARGV[3])
-if now < last + cooldown then return {'cooldown', last + cooldown - now} end
+if now < last + cooldown then return answer('cooldown', last + cooldown - now) end
 if not own then
   -- Codes asked for from other chats are limited per rolling window, so nobody can
   -- text a voter's phone without end; the voter's own phone is never refused.
@@ -96,17 +105,17 @@ if not own then
   local since = tonumber(redis.call('HGET', v, 'otp_window') or '-1e12')
   local sends = tonumber(redis.call('HGET', v, 'otp_sends') or '0')
   if now - since >= window then since = now; sends = 0 end
-  if sends >= tonumber(ARGV[5]) then return {'too_many', since + window - now} end
+  if sends >= tonumber(ARGV[5]) then return answer('too_many', since + window - now) end
   redis.call('HSET', v, 'otp_sends', sends + 1, 'otp_window', since)
 end
 redis.call('HSET', v, 'otp_sent:' .. t, now, 'otp_for:' .. t, ARGV[7])
 if valid then
   -- A code still valid is sent again, never replaced: asking cannot cancel it.
-  return {'resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t)}
+  return answer('resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t))
 end
 redis.call('HSET', v, 'otp:' .. t, ARGV[10], 'otp_sealed:' .. t, ARGV[11],
            'otp_exp:' .. t, now + tonumber(ARGV[2]), 'otp_tries:' .. t, 0)
-return {'sent', 0}
+return answer('sent', 0)
 """
 
 ADDRESS_FAIL = """

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from ballots.redis_url import RedisTarget, parse_redis_url
 
@@ -168,6 +169,55 @@ async def queue_script(
         pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
     else:
         await script(keys=keys, args=args, client=pipe)
+
+
+class Batch:
+    """Commands and Lua scripts queued for one round trip (:func:`in_one_round_trip`)."""
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        self.scripts: list[AsyncScript] = []
+
+    def script(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
+    ) -> None:
+        """Queue a script: EVALSHA on one server; on a Cluster, EVAL to its keys' node (a
+        Cluster pipeline cannot load scripts on its nodes)."""
+        if isinstance(self.pipe, ClusterPipeline):
+            self.pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+            return
+        self.scripts.append(script)
+        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def in_one_round_trip(
+    redis: Redis, fill: Callable[[Batch], None], *, raise_on_error: bool = True
+) -> list[Any]:
+    """Run what ``fill`` queues in one non-transactional pipeline; the results in order.
+
+    redis-py's own scripts in a pipeline ask SCRIPT EXISTS first, a round
+    trip more every time; here the scripts go by EVALSHA, and only a server
+    that answers NOSCRIPT (restarted, or a replica just promoted) costs more:
+    the scripts are loaded and the whole batch is sent again, so everything
+    in a batch must be safe to run twice.  On a Cluster the batch goes to
+    each node its keys live on.  Errors are raised (the first one), or with
+    ``raise_on_error=False`` returned in place of their results.
+    """
+    for attempt in (1, 2):
+        async with redis.pipeline(transaction=False) as pipe:
+            batch = Batch(pipe)
+            fill(batch)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+            for script in {s.sha: s for s in batch.scripts}.values():
+                await redis.script_load(script.script)
+            continue
+        break
+    if raise_on_error:
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+    return results
 
 
 async def on_one_connection(redis: Redis, key: str, *commands: Sequence[Any]) -> list[Any]:

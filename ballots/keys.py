@@ -137,19 +137,28 @@ def turnout(election_id: str, shard: int) -> str:
 # --- chat ----------------------------------------------------------------
 
 
+def _chat_tag(channel: str, address: str) -> str:
+    """One hash slot for a chat's keys: its lock, state and deliveries move in one script.
+
+    (An address with a brace in it still gives one slot: each of its keys
+    hashes the same text, up to the first closing brace.)
+    """
+    return f"{{chat/{channel}:{address}}}"
+
+
 def conversation(channel: str, address: str) -> str:
-    """String (JSON): one chat address's conversation state, with a TTL."""
-    return f"{PREFIX}:conv:{channel}:{address}"
+    """String: one chat address's conversation state (sealed), with a TTL."""
+    return f"{PREFIX}:{_chat_tag(channel, address)}:conv"
 
 
 def sender_lock(channel: str, address: str) -> str:
     """Lock with a short lease, renewed: held while one sender's message is being handled."""
-    return f"{PREFIX}:lock:{channel}:{address}"
+    return f"{PREFIX}:{_chat_tag(channel, address)}:lock"
 
 
-def delivery(channel: str, message_id: str) -> str:
+def delivery(channel: str, address: str, message_id: str) -> str:
     """String with TTL: a done delivery's replies (sealed), to answer its repeats the same way."""
-    return f"{PREFIX}:seen:{channel}:{message_id}"
+    return f"{PREFIX}:{_chat_tag(channel, address)}:seen:{message_id}"
 
 
 def _copies_tag(channel: str) -> str:

@@ -104,7 +104,9 @@ def floor_app(redis: Redis) -> web.Application:
 
     async def handle(request: web.Request) -> web.Response:
         form = await request.post()
-        await redis.set(keys.delivery("floor", str(form["MessageSid"])), "1", nx=True, ex=60)
+        await redis.set(
+            keys.delivery("floor", str(form["From"]), str(form["MessageSid"])), "1", nx=True, ex=60
+        )
         return web.Response(text=twiml(["Thanks."]), content_type="application/xml")
 
     app = web.Application()

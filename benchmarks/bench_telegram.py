@@ -108,7 +108,9 @@ def floor_app(redis: Redis) -> web.Application:
         if request.headers.get(SECRET_HEADER) != SECRET:
             return web.Response(status=403)
         update = await request.json()
-        await redis.set(keys.delivery("floor", str(update["update_id"])), "1", nx=True, ex=60)
+        await redis.set(
+            keys.delivery("floor", "bot", str(update["update_id"])), "1", nx=True, ex=60
+        )
         return web.Response(text="ok\n")
 
     app = web.Application()

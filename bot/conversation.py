@@ -14,14 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
 from ballots import audit, keys
 from ballots.box import BallotBox, Receipt
 from ballots.clock import Clock
-from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, normalise_code
+from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, SmsBudget, normalise_code
+from ballots.connection import Batch
 from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
@@ -64,6 +65,17 @@ class Refused(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Known:
+    """What was read for a message along with its chat's state, in the same round trip
+    (see :meth:`Conversation.prefetch`); None where it was not read."""
+
+    #: The supporters on the roll with the SMS sender's phone.
+    phone_ids: list[str] | None = None
+    #: The chat address's failed code attempts in the current window.
+    failures: int | None = None
+
+
+@dataclass(frozen=True)
 class Turn:
     """One inbound message as a handler sees it."""
 
@@ -71,6 +83,7 @@ class Turn:
     text: str
     word: str
     from_button: bool
+    known: Known = Known()
 
 
 class Extension(Protocol):
@@ -137,8 +150,33 @@ class Conversation:
 
     # --- entry point ---------------------------------------------------------
 
-    async def step(self, state: State, msg: InboundMessage) -> tuple[State, Replies]:
-        """Handle one message; returns the new state and the messages to send."""
+    def prefetch(self, batch: Batch, msg: InboundMessage) -> Callable[[Sequence[Any]], Known]:
+        """Queue the reads a message's step may need, to go with its chat's state.
+
+        Returns what makes a :class:`Known` of their results: the router reads
+        them in the round trip that takes the chat's lock, so the common steps
+        need no round trip of their own for them.
+        """
+        eid = self.election.id
+        by_phone = msg.channel == Channel.SMS and "sms-otp" in self.election.identity
+        if by_phone:
+            batch.pipe.hget(keys.phone_index(eid), msg.address)
+        batch.pipe.get(keys.address_failures(eid, msg.channel, msg.address))
+
+        def known(results: Sequence[Any]) -> Known:
+            found = list(results)
+            ids = [x for x in str(found.pop(0) or "").split(",") if x] if by_phone else None
+            return Known(phone_ids=ids, failures=int(found.pop(0) or 0))
+
+        return known
+
+    async def step(
+        self, state: State, msg: InboundMessage, known: Known | None = None
+    ) -> tuple[State, Replies]:
+        """Handle one message; returns the new state and the messages to send.
+
+        ``known``: what :meth:`prefetch` read for it, if the caller did.
+        """
         if state.election != self.election.id:
             state = State(election=self.election.id)
         for extension in self.extensions:
@@ -153,7 +191,7 @@ class Conversation:
                 notice = texts.stale_button() if action is Refused.STALE else texts.foreign_button()
                 return state, [OutboundMessage(notice, kind="notice")]
             text = action
-        turn = Turn(msg, normalise(text), keyword(text), from_button)
+        turn = Turn(msg, normalise(text), keyword(text), from_button, known or Known())
 
         before = state.to_json()
         new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
@@ -223,7 +261,9 @@ class Conversation:
         ):
             return await self._identify(state, turn)
         if msg.channel == Channel.SMS and "sms-otp" in self.election.identity:
-            ids = await supporters_for_phone(self.redis, self.election, msg.address)
+            ids = turn.known.phone_ids
+            if ids is None:
+                ids = await supporters_for_phone(self.redis, self.election, msg.address)
             if len(ids) == 1:
                 return await self._send_otp(state, ids[0], msg, quiet=False)
         state.step = Step.IDENTIFY
@@ -252,7 +292,7 @@ class Conversation:
         number = turn.text.strip(" .#")
         looks_like_number = _looks_like_number(number)
         if "sms-otp" in self.election.identity and looks_like_number:
-            if await self.codes.address_locked(self.election, msg.channel, msg.address):
+            if await self._address_locked(turn):
                 return state, [self._say(texts.locked())]
             # Every request costs the asking address the same, on the roll or not, so
             # neither the answer nor the count tells whether the number is on the roll.
@@ -286,19 +326,18 @@ class Conversation:
                 return state, [self._say(texts.ask_code())]
             return await self._identify(state, turn)
         msg = turn.msg
-        if await self.codes.address_locked(self.election, msg.channel, msg.address):
+        if await self._address_locked(turn):
             return state, [self._say(texts.locked())]
         if state.supporter is None:
             result = CodeCheck("unknown")
         else:
-            record = await get_supporter(self.redis, self.election, state.supporter)
             result = await self.codes.check_otp(
                 self.election,
                 state.supporter,
                 digits,
                 _delivery(msg),
                 asker=self.codes.asker(self.election, msg.channel, msg.address),
-                own=msg.channel == Channel.SMS and msg.address == record.get("phone"),
+                sms_from=_sms_from(msg),
             )
         if not result.ok:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
@@ -418,22 +457,20 @@ class Conversation:
         typed supporter number (``quiet``) the code is sent off the reply's
         path, and the reply is the same whatever happened.
         """
-        if not charged:
-            await self.codes.record_address_failure(self.election, msg.channel, msg.address)
-        record = await get_supporter(self.redis, self.election, sid)
-        phone = record.get("phone", "")
-        request = await self.codes.request_otp(
+        request, budget = await self.codes.ask_for_code(
             self.election,
             sid,
             _delivery(msg),
             asker=self.codes.asker(self.election, msg.channel, msg.address),
-            own=msg.channel == Channel.SMS and msg.address == phone,
+            sms_from=_sms_from(msg),
+            charge=None if charged else (msg.channel, msg.address),
         )
+        phone = request.phone
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = quiet
         if request.status == "sent" and request.code is not None:
-            if not await self._sms_budget():
+            if not await self._sms_budget(budget):
                 if quiet:
                     return state, [self._say(texts.supporter_number_sent(typed))]
                 # Start afresh: the voter's next message asks again.
@@ -466,13 +503,18 @@ class Conversation:
             return state, [self._say(texts.too_many_codes(request.wait))]
         return state, [self._say(texts.locked())]
 
-    async def _sms_budget(self) -> bool:
-        """Whether the election may text one more code this hour; alerts on the first refusal."""
-        allowed, first_refusal = await self.codes.take_sms_budget(self.election)
-        if allowed:
+    async def _address_locked(self, turn: Turn) -> bool:
+        """Whether the chat address has failed too often in the current window."""
+        if turn.known.failures is not None:
+            return turn.known.failures >= self.codes.policy.address_max_failures
+        return await self.codes.address_locked(self.election, turn.msg.channel, turn.msg.address)
+
+    async def _sms_budget(self, budget: SmsBudget) -> bool:
+        """Whether the election's ceiling let this code go by SMS; alerts on the first refusal."""
+        if budget.allowed:
             return True
         CODE_SMS_REFUSED.inc()
-        if first_refusal:
+        if budget.first_refusal:
             ceiling = self.codes.policy.code_sms_per_hour
             log.warning(
                 "election %s: %d code SMS this hour, the ceiling "
@@ -659,6 +701,12 @@ class Conversation:
             if 1 <= n <= len(self.election.candidates):
                 return str(n)
         return Refused.FOREIGN
+
+
+def _sms_from(msg: InboundMessage) -> str:
+    """The number an SMS came from ('' for other channels): the code scripts never refuse
+    the voter's own phone on the roll."""
+    return msg.address if msg.channel == Channel.SMS else ""
 
 
 def _delivery(msg: InboundMessage) -> str:

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ballots import keys
+from ballots.connection import Batch
 from bot.messages import Channel, InboundMessage
 from bot.metrics import COPIES_REMOVED
 
@@ -138,10 +139,34 @@ class PlatformCopies:
     def _delay(self, channel: str) -> float:
         return self.delays.get(channel, 0.0)
 
-    async def voter_message(self, msg: InboundMessage) -> None:
-        """A message the voter sent while choosing."""
+    def chat_step_in(self, batch: Batch, msg: InboundMessage, *, finished: bool) -> int:
+        """A message the voter sent while choosing, with the router's other writes for it:
+        queue it now, or note it on the chat's trail; and once the chat has left the
+        choosing steps for good (``finished``: the ballot is cast), queue its whole trail.
+        Returns how many commands were queued."""
+        channel, queued = msg.channel, 0
+        if channel not in self.channels:
+            return 0
         if msg.ref is not None:
-            await self.note(msg.channel, msg.address, msg.ref, Kind.VOTER)
+            member = Copy(Kind.VOTER, msg.address, msg.ref).member
+            if channel in self.eager:
+                batch.script(
+                    self._queue, [keys.copies_queue(channel)], [self._delay(channel), member]
+                )
+                queued += 1
+            else:
+                trail = keys.copies_trail(channel, msg.address)
+                batch.pipe.hset(trail, msg.ref, member)
+                batch.pipe.expire(trail, TRAIL_TTL)
+                queued += 2
+        if finished and channel not in self.eager:
+            batch.script(
+                self._finish,
+                [keys.copies_trail(channel, msg.address), keys.copies_queue(channel)],
+                [self._delay(channel)],
+            )
+            queued += 1
+        return queued
 
     async def note(self, channel: str, address: str, ref: str, kind: Kind) -> None:
         """A message that shows the voter's choices: queue it now, or keep it on the trail."""
@@ -163,15 +188,6 @@ class PlatformCopies:
         """A tracked message now shows something else (a receipt was edited into it)."""
         if channel in self.channels and channel not in self.eager:
             await self.redis.hdel(keys.copies_trail(channel, address), ref)
-
-    async def chat_finished(self, channel: str, address: str) -> None:
-        """The chat has left the choosing steps for good: queue everything on its trail."""
-        if channel in self.eager or channel not in self.channels:
-            return
-        await self._finish(
-            keys=[keys.copies_trail(channel, address), keys.copies_queue(channel)],
-            args=[self._delay(channel)],
-        )
 
     # --- the removers' side ------------------------------------------------------
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ballots import keys
+from ballots.connection import Batch, in_one_round_trip
 from ballots.errors import StoreUnavailable, unavailable
 from bot import texts
-from bot.conversation import Conversation
+from bot.conversation import Conversation, Known
 from bot.copies import PlatformCopies
-from bot.lease import Lease
+from bot.lease import POLL, Lease
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
 from bot.ports import Sender
@@ -28,6 +30,30 @@ log = logging.getLogger(__name__)
 DELIVERY_TTL = 24 * 3600
 #: How long a sender's next message waits for the one being handled.
 LOCK_WAIT = 20.0
+
+#: The first round trip of a message: its delivery's kept replies if it is done already
+#: (in any process), else the chat's lock and state.
+_BEGIN = """
+-- KEYS: the chat's lock, its state, the delivery's record (the state again if no id)
+-- ARGV: lock token, lease (ms), '1' if the delivery has an id
+if ARGV[3] == '1' then
+  local kept = redis.call('GET', KEYS[3])
+  if kept then return {'kept', kept} end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy', ''} end
+return {'taken', redis.call('GET', KEYS[2]) or ''}
+"""
+
+#: The last: the new state, the delivery marked done with its replies, the lock let go.
+_COMMIT = """
+-- KEYS: the chat's lock, its state, the delivery's record (the state again if no id)
+-- ARGV: lock token, state, 'EX' or 'PXAT', its seconds or moment (ms),
+--       sealed replies ('' if the delivery has no id), how long they are kept (s)
+redis.call('SET', KEYS[2], ARGV[2], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Router:
@@ -46,11 +72,13 @@ class Router:
         self.senders = senders
         self.store = store
         self.copies = copies
+        self._begin_script = redis.register_script(_BEGIN)
+        self._commit_script = redis.register_script(_COMMIT)
         #: Sends for other addresses that go after the replies (``detached``), in flight.
         self._later: set[asyncio.Task[bool]] = set()
 
     async def handle(self, msg: InboundMessage, *, replay: bool = True) -> list[OutboundMessage]:
-        """Handle one inbound message; the result is the replies to its sender.
+        """Handle one message; the result is the replies to its sender.
 
         A delivery (channel and platform message id) is done only once its
         replies are stored, sealed, for a day: a repeated delivery of a done
@@ -61,25 +89,36 @@ class Router:
         sent here through the channel senders.  StoreUnavailable if Redis is
         down or refuses writes: nothing was done, and the channel should ask
         the platform to come back later.
+
+        In the common case a message costs three Redis round trips: *begin*
+        (the delivery's record, the chat's lock and state, and the roll
+        lookups the step may need), the step's own atomic operation when it
+        has one (a code check, a cast), and *commit* (the state, the replies
+        and the lock's release, with the copies to remove).
         """
         started = time.perf_counter()
         metrics = for_channel(msg.channel)
         metrics.taken_in.inc()
+        lease = Lease(self.redis, keys.sender_lock(msg.channel, msg.address))
         try:
-            async with Lease(
-                self.redis, keys.sender_lock(msg.channel, msg.address), wait=LOCK_WAIT
-            ) as held:
-                if not held:
-                    return [OutboundMessage(texts.busy())]
-                # Under the chat's lock: its next message, in any process, comes after.
-                kept, before = await self._load(msg)
-                if kept is not None:
-                    return self._repeat(msg, kept, replay)
-                after, out = await self.conversation.step(before, msg)
-                await self._track_copies(msg, before, after)
+            begun = await self._begin(msg, lease)
+            if begun is None:
+                return [OutboundMessage(texts.busy())]
+            kept, before, known = begun
+            if kept is not None:
+                return self._repeat(msg, kept, replay)
+            # Under the chat's lock: its next message, in any process, comes after.
+            lease.keep()
+            try:
+                after, out = await self.conversation.step(before, msg, known)
                 replies, later = await self._deliver(msg, out)
-                await self._save(msg, after, replies)
-                self._send_later(later)
+                lease.stop()
+                await self._commit(msg, lease, before, after, replies)
+            except BaseException:
+                lease.stop()
+                await _let_go(lease)
+                raise
+            self._send_later(later)
         except Exception as err:
             return self._failed(msg, err)
         finally:
@@ -89,19 +128,35 @@ class Router:
 
     # --- the steps of one message ---------------------------------------------------
 
-    async def _load(self, msg: InboundMessage) -> tuple[str | None, State]:
+    async def _begin(
+        self, msg: InboundMessage, lease: Lease
+    ) -> tuple[str | None, State, Known] | None:
         """In one round trip: the replies kept if this delivery is done already (in any
-        process), and where the chat is."""
-        state_key = keys.conversation(msg.channel, msg.address)
+        process); else the chat's lock, where the chat is, and what the step may need.
+        None if the lock stayed another message's for the whole wait."""
         done_key = _done_key(msg)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(done_key or state_key)
-            pipe.get(state_key)
-            kept_raw, state_raw = await pipe.execute()
-        kept = str(kept_raw) if done_key is not None and kept_raw is not None else None
-        if state_raw is None:
-            return kept, State()
-        return kept, self.store.open(msg.channel, msg.address, str(state_raw))
+        chat = [lease.key, keys.conversation(msg.channel, msg.address)]
+        chat.append(done_key or chat[1])
+        flags: list[str | int] = [lease.token, lease.ms, "1" if done_key else "0"]
+        reads: list[Callable[[Sequence[Any]], Known]] = []
+
+        def fill(batch: Batch) -> None:
+            batch.script(self._begin_script, chat, flags)
+            reads.append(self.conversation.prefetch(batch, msg))
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOCK_WAIT
+        while True:
+            results = await in_one_round_trip(self.redis, fill)
+            outcome, value = str(results[0][0]), str(results[0][1])
+            if outcome == "kept":
+                return value, State(), Known()
+            if outcome == "taken":
+                state = self.store.open(msg.channel, msg.address, value) if value else State()
+                return None, state, reads[-1](results[1:])
+            if loop.time() + POLL > deadline:
+                return None
+            await asyncio.sleep(POLL)
 
     def _repeat(self, msg: InboundMessage, kept: str, replay: bool) -> list[OutboundMessage]:
         """A done delivery again: the same replies (none for a channel that sent them)."""
@@ -110,19 +165,43 @@ class Router:
             return []
         return self.store.open_replies(msg.channel, msg.address, kept) or []
 
-    async def _save(
-        self, msg: InboundMessage, state: State, replies: list[OutboundMessage]
+    async def _commit(
+        self,
+        msg: InboundMessage,
+        lease: Lease,
+        before: State,
+        after: State,
+        replies: list[OutboundMessage],
     ) -> None:
-        """The new state, and the delivery marked done with its replies, together."""
+        """In one round trip: the new state and the delivery marked done with its replies
+        (one script, so neither is ever stored without the other), the lock let go, and
+        the voter's message queued for removal from the platform if it showed choices."""
         done_key = _done_key(msg)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.store.save_in(
-                pipe, msg.channel, msg.address, state, until=self.conversation.forget_at(state)
-            )
-            if done_key is not None:
-                sealed = self.store.seal_replies(msg.channel, msg.address, replies)
-                pipe.set(done_key, sealed, ex=DELIVERY_TTL)
-            await pipe.execute()
+        chat = [lease.key, keys.conversation(msg.channel, msg.address)]
+        chat.append(done_key or chat[1])
+        text, expiry, when = self.store.stored(
+            msg.channel, msg.address, after, until=self.conversation.forget_at(after)
+        )
+        sealed = self.store.seal_replies(msg.channel, msg.address, replies) if done_key else ""
+        copies = self.copies if before.step in CHOOSING else None
+
+        def fill(batch: Batch) -> None:
+            args: list[str | int] = [lease.token, text, expiry, when, sealed, DELIVERY_TTL]
+            batch.script(self._commit_script, chat, args)
+            if copies is not None:
+                copies.chat_step_in(batch, msg, finished=after.step is Step.DONE)
+
+        results = await in_one_round_trip(self.redis, fill, raise_on_error=False)
+        if isinstance(results[0], Exception):
+            raise results[0]
+        if not int(results[0]):
+            lease.lost = True
+            log.warning("a chat's lock lapsed while its message was handled")
+        errors = [r for r in results[1:] if isinstance(r, Exception)]
+        if errors:
+            # The vote and the replies matter more; the copy stays on the platform.
+            ERRORS.labels("copies").inc()
+            log.warning("could not queue a %s message for removal: %s", msg.channel, errors[0])
 
     def _send_later(self, messages: list[OutboundMessage]) -> None:
         """Send the detached messages now that the replies are stored, off their path."""
@@ -144,23 +223,14 @@ class Router:
         log.exception("failed to handle a %s message", msg.channel, exc_info=err)
         return [OutboundMessage(texts.failure())]
 
-    async def _track_copies(self, msg: InboundMessage, before: State, after: State) -> None:
-        """Have the platform forget the voter's messages that carried their choices."""
-        if self.copies is None or before.step not in CHOOSING:
-            return
-        try:
-            await self.copies.voter_message(msg)
-            if after.step is Step.DONE:
-                await self.copies.chat_finished(msg.channel, msg.address)
-        except RedisError as err:
-            # The vote and the replies matter more; the copy stays on the platform.
-            ERRORS.labels("copies").inc()
-            log.warning("could not queue a %s message for removal: %s", msg.channel, err)
-
-    async def aclose(self) -> None:
-        """Wait for the sends still going on after their replies (on shutdown)."""
+    async def drain(self) -> None:
+        """Wait for the sends still going on after their replies."""
         while self._later:
             await asyncio.gather(*self._later, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """On shutdown: let the sends still going on after their replies finish."""
+        await self.drain()
 
     async def _deliver(
         self, msg: InboundMessage, out: list[OutboundMessage]
@@ -206,4 +276,12 @@ class Router:
 
 def _done_key(msg: InboundMessage) -> str | None:
     """Where a delivery's replies are kept once done (None: the channel gives no id)."""
-    return keys.delivery(msg.channel, msg.message_id) if msg.message_id else None
+    return keys.delivery(msg.channel, msg.address, msg.message_id) if msg.message_id else None
+
+
+async def _let_go(lease: Lease) -> None:
+    """Release the lock of a message that failed; if Redis cannot be told, it lapses."""
+    try:
+        await lease.release()
+    except RedisError as err:
+        log.warning("could not release a chat's lock (it lapses within its lease): %s", err)

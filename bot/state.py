@@ -184,12 +184,22 @@ class StateStore:
         until: datetime | None = None,
     ) -> None:
         """Queue the save of a state in a pipeline (sent with the caller's other writes)."""
+        text, expiry, when = self.stored(channel, address, state, until=until)
         key = keys.conversation(channel, address)
+        if expiry == "PXAT":
+            pipe.set(key, text, pxat=when)
+        else:
+            pipe.set(key, text, ex=when)
+
+    def stored(
+        self, channel: str, address: str, state: State, *, until: datetime | None = None
+    ) -> tuple[str, str, int]:
+        """What a save writes: the sealed state, and its expiry as ``SET`` takes it
+        ("EX" and the seconds, or "PXAT" and the moment in milliseconds)."""
         text = self.seal(channel, address, state)
         if until is not None:
-            pipe.set(key, text, pxat=int(until.timestamp() * 1000))
-        else:
-            pipe.set(key, text, ex=self.ttl)
+            return text, "PXAT", int(until.timestamp() * 1000)
+        return text, "EX", self.ttl
 
 
 def _aad(channel: str, address: str, election: str) -> bytes:

@@ -158,7 +158,9 @@ class Harness:
             user_id=user_id,
             contact=contact,
         )
-        return await self.core.router.handle(msg)
+        replies = await self.core.router.handle(msg)
+        await self.core.router.drain()  # and the sends that follow the replies
+        return replies
 
     async def state(self, *, channel: str = "console", address: str = "chat-1") -> State:
         """Where the chat is, as stored: its step and the ranking so far."""

@@ -175,10 +175,15 @@ async def test_nobody_can_lock_a_voter_out_knowing_only_their_supporter_number(
     # Other chats are refused now ...
     other = codes.asker(election, "telegram", "123")
     assert (await codes.request_otp(election, "S1001", asker=other)).status == "locked"
+    # (an SMS from a number that is not the voter's on the roll is "another chat" too)
+    stranger = await codes.request_otp(election, "S1001", asker=other, sms_from="+447700900999")
+    assert stranger.status == "locked"
     # ... but the voter's own phone gets a code, and it works,
-    mine = await codes.request_otp(election, "S1001", asker=own, own=True)
+    mine = await codes.request_otp(election, "S1001", asker=own, sms_from="+447700900101")
     assert mine.status == "sent" and mine.code is not None
-    assert (await codes.check_otp(election, "S1001", mine.code, asker=own, own=True)).ok
+    assert (
+        await codes.check_otp(election, "S1001", mine.code, asker=own, sms_from="+447700900101")
+    ).ok
     # and so does the posted voting code, from anywhere.
     check = await codes.check_voting_code(election, voting_code, "telegram", "555")
     assert check.ok
@@ -187,7 +192,7 @@ async def test_nobody_can_lock_a_voter_out_knowing_only_their_supporter_number(
 async def test_another_chats_guesses_never_spend_the_voters_own_code(redis: Redis) -> None:
     election, codes, _ = await setup(redis)
     own = codes.asker(election, "sms", "+447700900101")
-    mine = await codes.request_otp(election, "S1001", asker=own, own=True)
+    mine = await codes.request_otp(election, "S1001", asker=own, sms_from="+447700900101")
     assert mine.code is not None
     attacker = codes.asker(election, "telegram", "900001")
     assert (await codes.request_otp(election, "S1001", asker=attacker)).status == "sent"
@@ -197,7 +202,9 @@ async def test_another_chats_guesses_never_spend_the_voters_own_code(redis: Redi
     ]
     # The attacker's chat has a code of its own: even the voter's right code is wrong there.
     assert statuses == ["wrong", "wrong", "wrong", "wrong", "spent"]
-    assert (await codes.check_otp(election, "S1001", mine.code, asker=own, own=True)).ok
+    assert (
+        await codes.check_otp(election, "S1001", mine.code, asker=own, sms_from="+447700900101")
+    ).ok
 
 
 async def test_five_wrong_tries_spend_an_sms_code(redis: Redis) -> None:

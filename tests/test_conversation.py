@@ -219,9 +219,9 @@ async def test_a_repeated_delivery_changes_nothing(redis: Redis) -> None:
     assert await h.core.router.handle(msg, replay=False) == []
     assert await redis.get(keys.conversation("sms", "+447700900199")) == state
     # What is kept to answer repeats is sealed: the code is not in it.
-    kept = await redis.get(keys.delivery("sms", "SM123"))
+    kept = await redis.get(keys.delivery("sms", "+447700900199", "SM123"))
     assert kept is not None and code not in kept and "Alex Green" not in kept
-    assert 0 < await redis.ttl(keys.delivery("sms", "SM123")) <= 24 * 3600
+    assert 0 < await redis.ttl(keys.delivery("sms", "+447700900199", "SM123")) <= 24 * 3600
 
 
 async def test_closed_and_not_yet_open(redis: Redis) -> None:

@@ -44,11 +44,11 @@ async def test_a_delivery_that_did_not_finish_is_handled_when_it_comes_again(
     msg = InboundMessage("sms", "+447700900101", "hello", message_id="SM-unfinished")
     first = await h.core.router.handle(msg)
     assert "went wrong" in first[0].text
-    assert not await redis.exists(keys.delivery("sms", "SM-unfinished"))
+    assert not await redis.exists(keys.delivery("sms", "+447700900101", "SM-unfinished"))
     # Twilio's retry (same MessageSid) is handled, not dropped as a duplicate.
     again = await h.core.router.handle(msg)
     assert again and "went wrong" not in again[0].text
-    assert await redis.exists(keys.delivery("sms", "SM-unfinished"))
+    assert await redis.exists(keys.delivery("sms", "+447700900101", "SM-unfinished"))
 
 
 async def test_a_lock_is_a_short_lease_renewed_while_its_holder_works(redis: Redis) -> None:

@@ -6,6 +6,7 @@ import re
 
 from redis.asyncio import Redis
 
+from ballots import keys
 from tests.factories import harness
 
 ANN_PHONE = "+447700900101"  # S1001, the only supporter with this phone
@@ -28,7 +29,7 @@ async def test_receipt_again_in_any_state_and_after_the_close(redis: Redis) -> N
     again = await h.said("receipt", channel="sms", address=ANN_PHONE)
     assert again == f"Your ballot was cast on 20 Nov 2026. Receipt: {given}."
     # From a new chat on the phone on the roll (the chat state gone), and after the close.
-    await redis.delete(*[k async for k in redis.scan_iter(match="op:conv:*")])
+    await redis.delete(*[k async for k in redis.scan_iter(match=keys.conversation("*", "*"))])
     h.clock.set(h.core.election.closes)
     assert receipt_in(await h.said("RECEIPT", channel="sms", address=ANN_PHONE)) == given
 

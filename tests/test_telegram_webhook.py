@@ -97,12 +97,12 @@ async def test_a_group_chat_is_told_voting_is_private(redis: Redis) -> None:
         await world.deliver(world.updates.group_text(BILAL, GROUP, "/start@some_other_bot"))
         assert len(world.api.messages(GROUP)) == 2
         # Nothing was routed: no conversation, no delivery record, for the group or the people.
-        assert not [k for k in await _keys(redis) if k.startswith(("op:conv:", "op:seen:"))]
+        assert not [k for k in await _keys(redis) if k.startswith("op:{chat/")]
         # Even a code typed in a group is never checked.
         await world.deliver(
             world.updates.group_text(ANN, GROUP, "/vote " + await world.voting_code())
         )
-        assert not [k for k in await _keys(redis) if ":fail:" in k or k.startswith("op:conv:")]
+        assert not [k for k in await _keys(redis) if ":fail:" in k or k.startswith("op:{chat/")]
 
 
 async def test_a_button_in_a_group_is_refused(redis: Redis) -> None:

@@ -46,27 +46,30 @@ def phone(i: int) -> str:
 
 
 async def vote_until_receipt(session: ClientSession, url: Callable[[], str], voter: Voter) -> None:
-    """Vote as a person would: start again when the conversation was lost, and ask for
-    the receipt (RECEIPT) while the ballot is being recorded."""
-    for _ in range(6):
-        for step in ("hi", "<code>", RANKING, "YES"):
-            if voter.done:
-                return
-            if step == "<code>":
-                codes = CODE.findall(" ".join(voter.seen[-2:]))
-                if not codes:
-                    break  # no code came back (too soon to ask again?): start again
-                step = codes[-1]
-            voter.seen += await _text(session, url, voter.name, step, voter)
-            await asyncio.sleep(0.05)
-        for _ in range(10):
-            if voter.done:
-                return
-            voter.seen += await _text(session, url, voter.name, "RECEIPT", voter)
-            if any("being recorded" in t for t in voter.seen[-1:]):
-                await asyncio.sleep(1.0)
-            else:
-                break
+    """Vote as a person would: answer whatever the bot last asked (a reply lost to the
+    failover, or a "try again", means saying hi again to see where things stand), and
+    ask for the receipt (RECEIPT) while the ballot is being recorded."""
+    text = "hi"
+    for _ in range(60):
+        replies = await _text(session, url, voter.name, text, voter)
+        voter.seen += replies
+        if voter.done:
+            return
+        said = " ".join(replies)
+        codes = CODE.findall(" ".join(voter.seen))
+        if CODE.search(said) or ("6-digit code" in said and codes):
+            text = codes[-1]
+        elif "choice?" in said:
+            text = RANKING
+        elif "Reply YES" in said:
+            text = "YES"
+        elif "being recorded" in said:
+            await asyncio.sleep(1.0)
+            text = "RECEIPT"
+        else:  # "try again", nothing said, or no receipt yet: where are we?
+            await asyncio.sleep(0.2)
+            text = "hi"
+        await asyncio.sleep(0.05)
     assert voter.done, f"{voter.name} never got a receipt: {voter.seen[-4:]}"
 
 
