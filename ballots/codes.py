@@ -22,7 +22,7 @@ import hmac
 import logging
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,8 +224,26 @@ class Codes:
                     pending.append(sid)
         return fresh
 
+    def look_up_voting_code(
+        self, batch: Batch, election: Election, typed: str, channel: str, address: str
+    ) -> None:
+        """Queue the reads :meth:`check_voting_code` starts with (three results: the
+        address's failures, the election's wrong guesses this hour, whose code it is), for
+        a caller that has a round trip to make anyway."""
+        code = normalise_code(typed)
+        batch.pipe.get(keys.address_failures(election.id, channel, address))
+        batch.pipe.get(keys.code_guesses_hour(election.id, self._now() // 3600))
+        batch.pipe.hget(keys.code_index(election.id), self.digest(election.id, "code", code))
+
     async def check_voting_code(
-        self, election: Election, typed: str, channel: str, address: str
+        self,
+        election: Election,
+        typed: str,
+        channel: str,
+        address: str,
+        looked_up: Sequence[Any] | None = None,
+        *,
+        telegram_user: str = "",
     ) -> CodeCheck:
         """Check a typed voting code; wrong guesses count against the address and the election.
 
@@ -237,13 +255,15 @@ class Codes:
         code = normalise_code(typed)
         fail_key = keys.address_failures(election.id, channel, address)
         guesses = keys.code_guesses_hour(election.id, self._now() // 3600)
-        # One round trip: the address's failures, the election's wrong guesses this hour,
-        # and whose code this is.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(fail_key)
-            pipe.get(guesses)
-            pipe.hget(keys.code_index(election.id), self.digest(election.id, "code", code))
-            failures, wrong_so_far, sid = await pipe.execute()
+        # One round trip, unless the caller made it (``looked_up``, from
+        # :meth:`look_up_voting_code`): the address's failures, the election's wrong
+        # guesses this hour, and whose code this is.
+        if looked_up is None:
+            looked_up = await in_one_round_trip(
+                self.redis,
+                lambda batch: self.look_up_voting_code(batch, election, typed, channel, address),
+            )
+        failures, wrong_so_far, sid = looked_up
         if int(failures or 0) >= self.policy.address_max_failures:
             return CodeCheck("locked")
         if int(wrong_so_far or 0) >= self.policy.guess_budget_per_hour:
@@ -266,7 +286,7 @@ class Codes:
             return CodeCheck(
                 "wrong" if left else "locked", tries_left=left, budget_exceeded=first_over
             )
-        return await self._check(election, str(sid), "code", code)
+        return await self._check(election, str(sid), "code", code, telegram_user=telegram_user)
 
     async def address_locked(self, election: Election, channel: str, address: str) -> bool:
         """Whether a chat address has failed too often in the current window."""
@@ -464,16 +484,24 @@ class Codes:
         *,
         asker: str = "",
         sms_from: str = "",
+        telegram_user: str = "",
     ) -> CodeCheck:
         """Check a typed SMS code: the one texted at the request of this chat (``asker``).
 
         A code works once, except that a repeat of the same ``delivery`` (the
         platform's id for the message) gets the same answer while the grant
         lasts.  From the voter's own phone on the roll (``sms_from``) it is
-        never refused for the voter's failures.
+        never refused for the voter's failures.  ``telegram_user``: see :meth:`_check`.
         """
         return await self._check(
-            election, supporter_id, "otp", normalise_code(typed), delivery, asker, sms_from
+            election,
+            supporter_id,
+            "otp",
+            normalise_code(typed),
+            delivery,
+            asker,
+            sms_from,
+            telegram_user=telegram_user,
         )
 
     async def _check(
@@ -485,7 +513,11 @@ class Codes:
         delivery: str = "",
         asker: str = "",
         sms_from: str = "",
+        *,
+        telegram_user: str = "",
     ) -> CodeCheck:
+        """Run the check script; a code that works grants a vote, and links the Telegram
+        user it came from (``telegram_user``) to the voter's record."""
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
         status, left = await self._verify(
@@ -501,6 +533,7 @@ class Codes:
                 delivery,
                 asker,
                 sms_from,
+                telegram_user,
             ],
         )
         status = str(status)

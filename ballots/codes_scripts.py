@@ -15,9 +15,14 @@ VERIFY = (
 -- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash,
 --       grant expiry, delivery (the platform's message id, or ''), asker tag,
 --       the SMS number it came from (or ''): the voter's own phone on the roll is never
---       refused for their failures
+--       refused for their failures; the Telegram user it came from (or ''), linked to
+--       the voter once a code has proved who they are
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
+local function grant()
+  redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+  if ARGV[11] ~= '' then redis.call('HSET', v, 'telegram_id', ARGV[11]) end
+end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end
 local now = tonumber(ARGV[3])
 if ARGV[1] == 'code' then
@@ -25,7 +30,7 @@ if ARGV[1] == 'code' then
   -- limited per address and election-wide, before the code is looked up).
   local stored = redis.call('HGET', v, 'code')
   if stored and ct_equal(stored, ARGV[2]) then
-    redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+    grant()
     return {'ok', 0}
   end
   return {'nocode', 0}
@@ -46,7 +51,7 @@ if not stored then
   -- conversation was saved): the same answer.  Any other use of a spent code fails.
   if ARGV[8] ~= '' and redis.call('HGET', v, 'otp_used:' .. t) == used
      and now < tonumber(redis.call('HGET', v, 'grant_exp') or '0') then
-    redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+    grant()
     return {'ok', 0}
   end
   return {'nocode', 0}
@@ -57,7 +62,8 @@ if now >= tonumber(redis.call('HGET', v, 'otp_exp:' .. t) or '0') then
 end
 if ct_equal(stored, ARGV[2]) then
   clear()
-  redis.call('HSET', v, 'otp_used:' .. t, used, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+  redis.call('HSET', v, 'otp_used:' .. t, used)
+  grant()
   return {'ok', 0}
 end
 redis.call('HINCRBY', v, 'fails', 1)

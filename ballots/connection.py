@@ -176,7 +176,9 @@ class Batch:
 
     def __init__(self, pipe: Pipeline) -> None:
         self.pipe = pipe
-        self.scripts: list[AsyncScript] = []
+        #: The scripts sent by EVALSHA: (place in the pipeline, script, keys, args).
+        self.scripts: list[tuple[int, AsyncScript, Sequence[str], Sequence[str | int | float]]]
+        self.scripts = []
 
     def script(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
@@ -186,7 +188,7 @@ class Batch:
         if isinstance(self.pipe, ClusterPipeline):
             self.pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
             return
-        self.scripts.append(script)
+        self.scripts.append((len(self.pipe), script, keys, args))
         self.pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
@@ -198,21 +200,25 @@ async def in_one_round_trip(
     redis-py's own scripts in a pipeline ask SCRIPT EXISTS first, a round
     trip more every time; here the scripts go by EVALSHA, and only a server
     that answers NOSCRIPT (restarted, or a replica just promoted) costs more:
-    the scripts are loaded and the whole batch is sent again, so everything
-    in a batch must be safe to run twice.  On a Cluster the batch goes to
-    each node its keys live on.  Errors are raised (the first one), or with
+    the scripts it did not know are loaded and sent again (those alone: the
+    rest of the batch ran once).  On a Cluster the batch goes to each node
+    its keys live on.  Errors are raised (the first one), or with
     ``raise_on_error=False`` returned in place of their results.
     """
-    for attempt in (1, 2):
+    async with redis.pipeline(transaction=False) as pipe:
+        batch = Batch(pipe)
+        fill(batch)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    unknown = [s for s in batch.scripts if isinstance(results[s[0]], NoScriptError)]
+    if unknown:
+        for script in {s.sha: s for _, s, _, _ in unknown}.values():
+            await redis.script_load(script.script)
         async with redis.pipeline(transaction=False) as pipe:
-            batch = Batch(pipe)
-            fill(batch)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-            for script in {s.sha: s for s in batch.scripts}.values():
-                await redis.script_load(script.script)
-            continue
-        break
+            for _, script, keys, args in unknown:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            again = await pipe.execute(raise_on_error=False)
+        for (place, _, _, _), result in zip(unknown, again, strict=True):
+            results[place] = result
     if raise_on_error:
         for result in results:
             if isinstance(result, Exception):

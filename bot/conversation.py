@@ -12,7 +12,7 @@ import enum
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from ballots import audit, keys
 from ballots.box import BallotBox, Receipt
 from ballots.clock import Clock
 from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, SmsBudget, normalise_code
-from ballots.connection import Batch
+from ballots.connection import Batch, in_one_round_trip
 from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
@@ -73,6 +73,15 @@ class Known:
     phone_ids: list[str] | None = None
     #: The chat address's failed code attempts in the current window.
     failures: int | None = None
+    #: What checking the message as a voting code starts by reading (see
+    #: :meth:`Codes.look_up_voting_code`), when it looks like one.
+    voting_code: tuple[Any, ...] | None = None
+    #: Writes the step leaves to go with the chat's new state, in the same round trip.
+    writes: list[Callable[[Batch], None]] = field(default_factory=list)
+
+    def queue_writes(self, batch: Batch) -> None:
+        for write in self.writes:
+            write(batch)
 
 
 @dataclass(frozen=True)
@@ -162,11 +171,15 @@ class Conversation:
         if by_phone:
             batch.pipe.hget(keys.phone_index(eid), msg.address)
         batch.pipe.get(keys.address_failures(eid, msg.channel, msg.address))
+        code = msg.choice is None and msg.contact is None and self._looks_like_voting_code(msg.text)
+        if code:
+            self.codes.look_up_voting_code(batch, self.election, msg.text, msg.channel, msg.address)
 
         def known(results: Sequence[Any]) -> Known:
             found = list(results)
             ids = [x for x in str(found.pop(0) or "").split(",") if x] if by_phone else None
-            return Known(phone_ids=ids, failures=int(found.pop(0) or 0))
+            failures = int(found.pop(0) or 0)
+            return Known(ids, failures, tuple(found[:3]) if code else None)
 
         return known
 
@@ -175,8 +188,18 @@ class Conversation:
     ) -> tuple[State, Replies]:
         """Handle one message; returns the new state and the messages to send.
 
-        ``known``: what :meth:`prefetch` read for it, if the caller did.
+        ``known``: what :meth:`prefetch` read for it, if the caller did; the
+        caller then also sends the step's ``known.writes`` with the new state.
         """
+        if known is None:
+            known = Known()
+            stepped = await self._step(state, msg, known)
+            if known.writes:
+                await in_one_round_trip(self.redis, known.queue_writes)
+            return stepped
+        return await self._step(state, msg, known)
+
+    async def _step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         if state.election != self.election.id:
             state = State(election=self.election.id)
         for extension in self.extensions:
@@ -191,7 +214,7 @@ class Conversation:
                 notice = texts.stale_button() if action is Refused.STALE else texts.foreign_button()
                 return state, [OutboundMessage(notice, kind="notice")]
             text = action
-        turn = Turn(msg, normalise(text), keyword(text), from_button, known or Known())
+        turn = Turn(msg, normalise(text), keyword(text), from_button, known)
 
         before = state.to_json()
         new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
@@ -283,12 +306,20 @@ class Conversation:
             state.step = Step.IDENTIFY
             return state, [self._say(texts.contact_unknown(), remove_keyboard=True)]
         if "code" in self.election.identity and self._looks_like_voting_code(turn.text):
+            # (read with the chat's state if this is the message's own text)
+            same = normalise_code(turn.text) == normalise_code(msg.text)
+            looked_up = turn.known.voting_code if same else None
             result = await self.codes.check_voting_code(
-                self.election, turn.text, msg.channel, msg.address
+                self.election,
+                turn.text,
+                msg.channel,
+                msg.address,
+                looked_up,
+                telegram_user=_telegram_user(msg),
             )
             if result.budget_exceeded:
                 await self._guessing_alert()
-            return await self._after_check(state, result, msg, voting_code=True)
+            return await self._after_check(state, result, turn, voting_code=True)
         number = turn.text.strip(" .#")
         looks_like_number = _looks_like_number(number)
         if "sms-otp" in self.election.identity and looks_like_number:
@@ -338,6 +369,7 @@ class Conversation:
                 _delivery(msg),
                 asker=self.codes.asker(self.election, msg.channel, msg.address),
                 sms_from=_sms_from(msg),
+                telegram_user=_telegram_user(msg),
             )
         if not result.ok:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
@@ -346,7 +378,7 @@ class Conversation:
                 # the replies never tell whether the number is on the roll, has
                 # voted or is locked.
                 return state, [self._say(texts.code_wrong_quiet())]
-        return await self._after_check(state, result, msg, voting_code=False)
+        return await self._after_check(state, result, turn, voting_code=False)
 
     async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Add one or more preferences, undo one, or finish."""
@@ -553,15 +585,23 @@ class Conversation:
         )
 
     async def _after_check(
-        self, state: State, result: CodeCheck, msg: InboundMessage, *, voting_code: bool
+        self, state: State, result: CodeCheck, turn: Turn, *, voting_code: bool
     ) -> tuple[State, Replies]:
+        msg = turn.msg
         if result.ok and result.supporter_id and result.grant:
             state.step = Step.RANK
             state.supporter = result.supporter_id
             state.grant = result.grant
             state.ranking = []
-            if msg.channel == Channel.TELEGRAM and msg.user_id:
-                await self._link_telegram(result.supporter_id, msg.user_id)
+            user = _telegram_user(msg)
+            if user:
+                # The check linked the voter's record to the account; the index follows.
+                index, sid = keys.telegram_index(self.election.id), result.supporter_id
+
+                def link(batch: Batch) -> None:
+                    batch.pipe.hset(index, user, sid)
+
+                turn.known.writes.append(link)
             return state, [self._rank_prompt(state)]
         if result.status == "voted":
             return await self._voted(result.supporter_id)
@@ -578,14 +618,6 @@ class Conversation:
         if voting_code:
             return state, [self._say(texts.code_wrong_voting())]
         return state, [self._say(texts.code_wrong(result.tries_left))]
-
-    async def _link_telegram(self, sid: str, user_id: str) -> None:
-        """Remember a Telegram account once it has proved it belongs to a supporter."""
-        shard = keys.shard_of(sid, self.election.shards)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.telegram_index(self.election.id), user_id, sid)
-            pipe.hset(keys.voter(self.election.id, shard, sid), "telegram_id", user_id)
-            await pipe.execute()
 
     def _finish(self, state: State) -> tuple[State, Replies]:
         if not state.ranking:
@@ -701,6 +733,11 @@ class Conversation:
             if 1 <= n <= len(self.election.candidates):
                 return str(n)
         return Refused.FOREIGN
+
+
+def _telegram_user(msg: InboundMessage) -> str:
+    """The Telegram user a message came from ('' for other channels, or none given)."""
+    return msg.user_id or "" if msg.channel == Channel.TELEGRAM else ""
 
 
 def _sms_from(msg: InboundMessage) -> str:

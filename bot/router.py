@@ -113,7 +113,7 @@ class Router:
                 after, out = await self.conversation.step(before, msg, known)
                 replies, later = await self._deliver(msg, out)
                 lease.stop()
-                await self._commit(msg, lease, before, after, replies)
+                await self._commit(msg, lease, known, before, after, replies)
             except BaseException:
                 lease.stop()
                 await _let_go(lease)
@@ -169,13 +169,15 @@ class Router:
         self,
         msg: InboundMessage,
         lease: Lease,
+        known: Known,
         before: State,
         after: State,
         replies: list[OutboundMessage],
     ) -> None:
         """In one round trip: the new state and the delivery marked done with its replies
-        (one script, so neither is ever stored without the other), the lock let go, and
-        the voter's message queued for removal from the platform if it showed choices."""
+        (one script, so neither is ever stored without the other), the lock let go, the
+        writes the step left (``known.writes``), and the voter's message queued for
+        removal from the platform if it showed choices."""
         done_key = _done_key(msg)
         chat = [lease.key, keys.conversation(msg.channel, msg.address)]
         chat.append(done_key or chat[1])
@@ -188,6 +190,7 @@ class Router:
         def fill(batch: Batch) -> None:
             args: list[str | int] = [lease.token, text, expiry, when, sealed, DELIVERY_TTL]
             batch.script(self._commit_script, chat, args)
+            known.queue_writes(batch)
             if copies is not None:
                 copies.chat_step_in(batch, msg, finished=after.step is Step.DONE)
 
@@ -197,7 +200,11 @@ class Router:
         if not int(results[0]):
             lease.lost = True
             log.warning("a chat's lock lapsed while its message was handled")
-        errors = [r for r in results[1:] if isinstance(r, Exception)]
+        writes = len(known.writes)
+        for err in [r for r in results[1 : 1 + writes] if isinstance(r, Exception)]:
+            ERRORS.labels("router").inc()
+            log.error("a %s message's step was saved, but not all it wrote: %s", msg.channel, err)
+        errors = [r for r in results[1 + writes :] if isinstance(r, Exception)]
         if errors:
             # The vote and the replies matter more; the copy stays on the platform.
             ERRORS.labels("copies").inc()
