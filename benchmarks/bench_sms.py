@@ -16,8 +16,9 @@ process of its own, so that it does not share the server's CPU time:
   number of signed requests at the same concurrency.
 
 It prints messages per second and p50/p99 latency for each, the ratio of
-the two, the Redis calls a message makes, and the SMS segments a completed
-vote costs.
+the two, the Redis round trips a message makes (counted on the server's
+client: one command or one pipeline each) and the commands they carry, and
+the SMS segments a completed vote costs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
-from ballots.connection import client_from_url
 from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
 from channels.gsm import segments
 from channels.server import make_app
@@ -44,6 +44,7 @@ from channels.sms import twiml
 from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
+from tests.round_trips import counting_client
 from tests.sms_support import start_app as serve
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import (
@@ -148,7 +149,7 @@ def summary(name: str, bills: list[int]) -> str:
 
 
 async def bench(url: str, voters: int, concurrency: int) -> None:
-    redis = client_from_url(url, pool_size=max(concurrency * 2, 10))
+    redis, trips = counting_client(url, pool_size=max(concurrency * 2, 10))
     try:
         election = await bench_election(redis, "bench-sms", 2 * voters)
         twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
@@ -173,8 +174,10 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
                     )
 
                 await load("floor", floor_url, 0)  # warm the generator's process up
-                before = await _commands(redis)
+                before, trips_before = await _commands(redis), trips.count
                 stack, step_bills = await load("step", stack_url, 0)
+                # (less the one round trip of reading the server's count)
+                round_trips = (trips.since(trips_before) - 1) / stack.requests
                 calls = (await _commands(redis) - before) / stack.requests
                 one, one_bills = await load("one", stack_url, voters)
                 floor, _ = await load("floor", floor_url, 0)
@@ -190,8 +193,10 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
     for result in results:
         print(result.line())
     print(
-        f"whole stack / floor (step by step): {stack.rate / floor.rate:.2f}x; "
-        f"{calls:.1f} Redis calls a message (the load generator in a process of its own)"
+        f"whole stack / floor (step by step): {stack.rate / floor.rate:.2f}x "
+        "(the load generator in a process of its own); "
+        f"{round_trips:.2f} Redis round trips a message ({calls:.1f} commands, "
+        "scripts' own included)"
     )
     print(summary("step by step", step_bills))
     print(summary("one message", one_bills))
