@@ -216,12 +216,12 @@ class Conversation:
             text = action
         turn = Turn(msg, normalise(text), keyword(text), from_button, known)
 
-        before = state.to_json()
+        before = replace(state, ranking=list(state.ranking))
         new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
         if new_state.step is Step.DONE:
             # A finished chat keeps no count of the steps it took.
             new_state.turn = 0
-        elif new_state.to_json() != before:
+        elif new_state != before:
             new_state.turn = state.turn + 1
             replies = [self._with_buttons(new_state, r) for r in replies]
         if new_state.step in CHOOSING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -81,12 +81,24 @@ class OutboundMessage:
         return self.channel is None
 
     def to_dict(self) -> dict[str, Any]:
-        """The message as plain data (kept to answer a repeated delivery the same way)."""
-        data = asdict(self)
-        data.pop("meta")
+        """The message as plain data, kept to answer a repeated delivery the same way:
+        the text, and only the fields that differ from their defaults."""
+        data: dict[str, Any] = {"text": self.text}
+        for name, default in _PLAIN_DEFAULTS.items():
+            value = getattr(self, name)
+            if value != default:
+                data[name] = value
+        if self.buttons:
+            data["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutboundMessage:
-        buttons = tuple(tuple(Button(**b) for b in row) for row in data.pop("buttons", ()))
+        buttons = tuple(tuple(Button(*b) for b in row) for row in data.pop("buttons", ()))
         return cls(buttons=buttons, **data)
+
+
+#: The fields :meth:`OutboundMessage.to_dict` keeps when they differ from these.
+_PLAIN_DEFAULTS = {
+    f.name: f.default for f in fields(OutboundMessage) if f.name not in ("text", "buttons", "meta")
+}

@@ -85,17 +85,9 @@ def state_padding(election: Election) -> int:
 
 
 def _private(state: State) -> bytes:
-    return json.dumps(
-        {
-            "step": state.step.value,
-            "turn": state.turn,
-            "quiet": state.quiet,
-            "s": state.supporter,
-            "g": state.grant,
-            "r": state.ranking,
-        },
-        separators=(",", ":"),
-    ).encode()
+    """The sealed part, compact: a JSON list in a fixed order."""
+    fields = [state.step.value, state.turn, int(state.quiet), state.supporter, state.grant]
+    return json.dumps([*fields, state.ranking], separators=(",", ":")).encode()
 
 
 class StateStore:
@@ -111,7 +103,8 @@ class StateStore:
         self._aead = Aead(key.digest())
 
     def seal(self, channel: str, address: str, state: State) -> str:
-        """The stored form of a state: only the election in the clear (also what tests read).
+        """The stored form of a state: the election in the clear, a space, and the rest
+        sealed (base64).
 
         The step and the turn counter are sealed with the rest: in the clear, the
         turn counter while choosing would tell how many preferences were given.
@@ -119,24 +112,23 @@ class StateStore:
         private = _private(state)
         private += b" " * max(self.padding - len(private), 0)
         sealed = self._aead.encrypt(private, aad=_aad(channel, address, state.election))
-        record = {"election": state.election, "sealed": base64.b64encode(sealed).decode("ascii")}
-        return json.dumps(record, separators=(",", ":"))
+        return f"{state.election} {base64.b64encode(sealed).decode('ascii')}"
 
     def open(self, channel: str, address: str, text: str) -> State:
         """A stored state read back; a fresh one if it cannot be read (a changed secret key)."""
         try:
-            record = json.loads(text)
-            election = str(record["election"])
-            sealed = base64.b64decode(record["sealed"], validate=True)
-            private = json.loads(self._aead.decrypt(sealed, aad=_aad(channel, address, election)))
+            election, _, encoded = text.partition(" ")
+            sealed = base64.b64decode(encoded, validate=True)
+            private = self._aead.decrypt(sealed, aad=_aad(channel, address, election))
+            step, turn, quiet, supporter, grant, ranking = json.loads(private)
             return State(
-                step=Step(private["step"]),
-                turn=int(private["turn"]),
+                step=Step(step),
+                turn=int(turn),
                 election=election,
-                supporter=private["s"],
-                grant=private["g"],
-                ranking=[str(c) for c in private["r"]],
-                quiet=bool(private["quiet"]),
+                supporter=supporter,
+                grant=grant,
+                ranking=[str(c) for c in ranking],
+                quiet=bool(quiet),
             )
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()

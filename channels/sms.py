@@ -17,6 +17,7 @@ for the voter's own messages sent while choosing (``bot.copies``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
@@ -104,9 +105,14 @@ def inbound_problem(
 Route = Callable[[InboundMessage], Awaitable[list[OutboundMessage]]]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def to_e164(raw: str, region: str = "GB") -> str | None:
     """A sender's number in E.164 form, or None for a short code, a name or a number that
-    cannot be a phone (the roll's one normaliser: phonenumbers' ``is_valid_number``)."""
+    cannot be a phone (the roll's one normaliser: phonenumbers' ``is_valid_number``).
+
+    Remembered for the last 65,536 numbers: phonenumbers takes about 0.1 ms a
+    number, and a vote by SMS is several messages from one.
+    """
     try:
         return normalise_phone(raw, region)
     except PhoneError:
