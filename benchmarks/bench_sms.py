@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import web
 from redis.asyncio import Redis
+from twilio.request_validator import RequestValidator
 
 from ballots import keys
 from ballots.box import ballot_count
@@ -115,6 +116,36 @@ def floor_app(redis: Redis) -> web.Application:
     return app
 
 
+def checked_floor_app(redis: Redis) -> web.Application:
+    """What every message needs at the least, by the rules this project keeps: the twilio
+    library's signature check, the form, three Redis round trips (begin: lock and state;
+    the step's script; commit: state, delivery and the lock), TwiML."""
+    validator = RequestValidator(TOKEN)
+    step = redis.register_script("return redis.call('INCR', KEYS[1])")
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        if not validator.validate(SIGNED_URL, form, request.headers["X-Twilio-Signature"]):
+            raise web.HTTPForbidden()
+        chat = str(form["From"])
+        lock, state = keys.sender_lock("floor", chat), keys.conversation("floor", chat)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(lock, "1", nx=True, px=2000)
+            pipe.get(state)
+            await pipe.execute()
+        await step(keys=[keys.delivery("floor", chat, "n")])
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set(state, "x" * 200, ex=60)
+            pipe.set(keys.delivery("floor", chat, str(form["MessageSid"])), "y" * 200, ex=60)
+            pipe.delete(lock)
+            await pipe.execute()
+        return web.Response(text=twiml(["Thanks."]), content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post(PATH, handle)
+    return app
+
+
 def _generate(
     kind: str, url: str, first: int, voters: int, concurrency: int
 ) -> tuple[LoadResult, list[int]]:
@@ -125,6 +156,9 @@ def _generate(
         numbers = [phone(first + i) for i in range(voters)]
         if kind == "floor":
             name = "floor (form + 1 Redis round trip + TwiML)"
+            jobs = [floor_sender(url, n, len(STEP_BY_STEP)) for n in numbers]
+        elif kind == "checked":
+            name = "checked floor (signature + form + 3 Redis round trips + TwiML)"
             jobs = [floor_sender(url, n, len(STEP_BY_STEP)) for n in numbers]
         else:
             script = STEP_BY_STEP if kind == "step" else ONE_MESSAGE
@@ -163,6 +197,7 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         stack_runner, stack_url = await serve(make_app(core))
         floor_runner, floor_url = await serve(floor_app(redis))
+        checked_runner, checked_url = await serve(checked_floor_app(redis))
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")
         try:
@@ -181,15 +216,17 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
                 calls = (await _commands(redis) - before) / stack.requests
                 one, one_bills = await load("one", stack_url, voters)
                 floor, _ = await load("floor", floor_url, 0)
+                checked, _ = await load("checked", checked_url, 0)
         finally:
             await stack_runner.cleanup()
             await floor_runner.cleanup()
+            await checked_runner.cleanup()
             await twilio.close()
         cast = await ballot_count(redis, election)
     finally:
         await redis.aclose()
 
-    results: list[LoadResult] = [stack, one, floor]
+    results: list[LoadResult] = [stack, one, floor, checked]
     for result in results:
         print(result.line())
     print(
@@ -197,6 +234,10 @@ async def bench(url: str, voters: int, concurrency: int) -> None:
         "(the load generator in a process of its own); "
         f"{round_trips:.2f} Redis round trips a message ({calls:.1f} commands, "
         "scripts' own included)"
+    )
+    print(
+        f"checked floor / floor: {checked.rate / floor.rate:.2f}x; "
+        f"whole stack / checked floor: {stack.rate / checked.rate:.2f}x"
     )
     print(summary("step by step", step_bills))
     print(summary("one message", one_bills))
