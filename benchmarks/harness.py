@@ -73,15 +73,37 @@ class LoadResult:
         )
 
 
+class Pacer:
+    """Spaces requests evenly at ``rate`` a second, across all jobs (an open-loop load:
+    a request waits for its slot, not for the server to be free)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next: float | None = None
+
+    async def turn(self) -> None:
+        now = time.perf_counter()
+        slot = now if self._next is None else max(self._next, now - self.interval)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class Load:
     """What a job gets: an HTTP session whose requests are timed and counted."""
 
-    def __init__(self, session: ClientSession, result: LoadResult) -> None:
+    def __init__(
+        self, session: ClientSession, result: LoadResult, pacer: Pacer | None = None
+    ) -> None:
         self.session = session
         self.result = result
+        self.pacer = pacer
 
     async def post(self, url: str, *, expect: int = 200, **kwargs: Any) -> tuple[int, str]:
-        """POST and read the answer; returns (status, body text)."""
+        """POST and read the answer; returns (status, body text).  Paced, the request
+        waits for its slot first (the wait is not part of its latency)."""
+        if self.pacer is not None:
+            await self.pacer.turn()
         started = time.perf_counter()
         async with self.session.post(url, **kwargs) as resp:
             text = await resp.text()
@@ -96,14 +118,17 @@ class Load:
 Job = Callable[[Load], Awaitable[None]]
 
 
-async def run_load(name: str, jobs: Iterable[Job], *, concurrency: int) -> LoadResult:
-    """Run every job, ``concurrency`` at a time, and time their requests."""
+async def run_load(
+    name: str, jobs: Iterable[Job], *, concurrency: int, rate: float | None = None
+) -> LoadResult:
+    """Run every job, ``concurrency`` at a time, and time their requests; with ``rate``,
+    the requests of all jobs together go at that many a second at most."""
     result = LoadResult(name, concurrency)
     queue: list[Job] = list(jobs)
     queue.reverse()
     connector = TCPConnector(limit=concurrency, force_close=False)
     async with ClientSession(connector=connector) as session:
-        load = Load(session, result)
+        load = Load(session, result, Pacer(rate) if rate else None)
 
         async def worker() -> None:
             while queue:
