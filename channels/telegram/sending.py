@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import httpx
 from redis.asyncio import Redis
 from telegram import (
     InlineKeyboardButton,
@@ -16,7 +15,6 @@ from telegram import (
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
-from telegram.request import HTTPXRequest
 
 from ballots.errors import ConfigError
 from bot import texts
@@ -28,6 +26,7 @@ from bot.reach import Reach
 from bot.settings import Settings
 from channels.telegram.signing import ButtonSigner
 from channels.telegram.throttle import SharedLimit, Throttle
+from channels.telegram.transport import AiohttpRequest, NeverSent
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +63,15 @@ def build_bot(
     """
     settings.require("telegram_bot_token")
     assert settings.telegram_bot_token is not None
-    # httpx logs every request's URL at INFO, and a Bot API URL holds the bot's token.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
     base_url, base_file_url = api_urls(settings.telegram_api_base)
     return ExtBot(
         settings.telegram_bot_token,
         base_url=base_url,
         base_file_url=base_file_url,
-        request=HTTPXRequest(connection_pool_size=connections, pool_timeout=10.0),
-        get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0),
+        request=AiohttpRequest(connection_pool_size=connections, pool_timeout=10.0),
+        get_updates_request=AiohttpRequest(
+            connection_pool_size=1, read_timeout=POLL_TIMEOUT + 10.0
+        ),
         rate_limiter=Throttle(settings.telegram_rate, settings.telegram_chat_rate, shared=shared),
     )
 
@@ -227,7 +226,7 @@ async def mark_unreachable(redis: Redis, chat_id: str, err: TelegramError) -> No
 
 def _never_sent(err: NetworkError) -> bool:
     """Whether the request never left: no connection could be opened, or none was free."""
-    return isinstance(err.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return isinstance(err.__cause__, NeverSent)
 
 
 def _reason(err: TelegramError) -> str:
