@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import multiprocessing
+import pstats
 import time
 from multiprocessing.connection import Connection
 
@@ -42,7 +44,14 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
-from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
+from benchmarks.harness import (
+    Job,
+    Load,
+    LoadResult,
+    bench_election,
+    profile_shares,
+    run_load,
+)
 from channels.server import make_app
 from channels.telegram import SECRET_HEADER, installer
 from openprimary.app import build_core
@@ -161,7 +170,9 @@ def telegram_side(conn: Connection, voters: int, concurrency: int) -> None:
     asyncio.run(go())
 
 
-async def bench(url: str, voters: int, concurrency: int, rate: float) -> None:
+async def bench(
+    url: str, voters: int, concurrency: int, rate: float, profile: cProfile.Profile | None = None
+) -> None:
     redis, trips = counting_client(url, pool_size=max(concurrency * 2, 10))
     loop = asyncio.get_running_loop()
     ours, theirs = multiprocessing.Pipe()
@@ -188,8 +199,12 @@ async def bench(url: str, voters: int, concurrency: int, rate: float) -> None:
         floor_runner, floor_url = await serve(floor_app(redis))
         try:
             before, cpu = trips.count, time.process_time()
+            if profile is not None:
+                profile.enable()
             ours.send((stack_url, floor_url, codes))
             votes, burst, floor, handled, calls = await loop.run_in_executor(None, ours.recv)
+            if profile is not None:
+                profile.disable()
             # The app's CPU time an update (the floor's share is small: a few % of it).
             cpu_ms = (time.process_time() - cpu) * 1000 / (votes.requests + voters)
             # The app's round trips, from the first vote to the floor's end (the floor's
@@ -233,12 +248,22 @@ def main() -> None:
         default=100_000.0,
         help="the bot's own send limit, per second overall and per chat (default: no limit)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the server process and print its CPU time by library (slower)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     # No SMS is configured or needed here.
     logging.getLogger("channels.server").setLevel(logging.ERROR)
     with redis_url() as url:
-        asyncio.run(bench(url, args.voters, args.concurrency, args.telegram_rate))
+        profile = cProfile.Profile() if args.profile else None
+        asyncio.run(bench(url, args.voters, args.concurrency, args.telegram_rate, profile))
+    if profile is not None:
+        print("server process's own time by library, under the profiler:")
+        for name, seconds, share in profile_shares(pstats.Stats(profile)):
+            print(f"  {share:6.1%}  {seconds:6.2f} s  {name}")
 
 
 if __name__ == "__main__":

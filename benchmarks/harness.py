@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import pstats
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -154,3 +155,40 @@ async def bench_election(redis: Redis, election_id: str, voters: int, **roll: st
     await redis.flushdb()
     supporters = parse_roll(roll_csv(voters, **roll), "bench.csv")
     return await sample_election(redis, roll=supporters, id=election_id)
+
+
+#: Where a profiled function's own time is counted, by the package its file is in.
+_LIBRARIES = {
+    "telegram": "python-telegram-bot",
+    "aiohttp": "aiohttp (server and client)",
+    "redis": "redis-py",
+    "twilio": "twilio",
+}
+_OURS = ("bot", "channels", "ballots", "openprimary")
+
+
+def profile_shares(stats: pstats.Stats) -> list[tuple[str, float, float]]:
+    """Own time by library from a profile: (group, seconds, share), largest first.
+
+    A function's own time (not its callees') goes to the package its file is
+    in: python-telegram-bot, aiohttp, redis-py, twilio, OpenPrimary's own
+    packages, the asyncio event loop, or "other" (the rest of the standard
+    library, built-ins such as socket calls, other packages).
+    """
+    totals: dict[str, float] = {}
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    raw = stats.stats  # type: ignore[attr-defined]
+    for (filename, _, _), (_, _, own, _, _) in raw.items():
+        parts = filename.replace("\\", "/").split("/")
+        group = "other"
+        if "site-packages" in parts:
+            package = parts[parts.index("site-packages") + 1 :][:1]
+            group = _LIBRARIES.get(package[0], "other") if package else "other"
+        elif "asyncio" in parts:
+            group = "asyncio event loop"
+        elif any(part in _OURS for part in parts[-3:-1]):
+            group = "OpenPrimary (bot, channels, ballots)"
+        totals[group] = totals.get(group, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return [(name, t, t / whole) for name, t in ranked]
