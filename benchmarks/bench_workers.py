@@ -5,17 +5,20 @@ Run: .venv/bin/python -m benchmarks.bench_workers [--voters 500] [--concurrency 
 It starts a private redis-server and a stand-in Twilio API, then runs the real
 ``openprimary serve`` as a separate process (``--workers 1``, then
 ``--workers 2``); this process is the load generator: each voter votes by SMS
-step by step (7 signed webhooks).  On a 2-core machine the generator and the
-workers share the two cores, so the second worker's gain is bounded by what
-the generator leaves free.
+step by step (7 signed webhooks).  On a 2-core machine the generator, Redis
+and the workers share the two cores, so the second worker's gain is bounded
+by what the generator and Redis leave free: it prints how many cores they
+kept busy, and the rate per core the workers had left.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import ClientError, ClientSession
@@ -32,7 +35,11 @@ from tests.standins.twilio_phone import ACCOUNT_SID
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def one_run(url: str, workers: int, voters: int, concurrency: int) -> LoadResult:
+async def one_run(
+    url: str, workers: int, voters: int, concurrency: int
+) -> tuple[LoadResult, float, float]:
+    """One run's result; the cores the load generator (this process) and the Redis
+    server kept busy, which the workers could not have; and the cores serve used."""
     redis = client_from_url(url)
     try:
         election = await bench_election(redis, "bench-workers", voters)
@@ -60,20 +67,56 @@ async def one_run(url: str, workers: int, voters: int, concurrency: int) -> Load
             await asyncio.sleep(1.0)  # the second worker a moment more
             bills: list[int] = []
             jobs = [voter(base, phone(i), STEP_BY_STEP, bills) for i in range(voters)]
-            return await run_load(
+            cpu, redis_cpu = time.process_time(), await _redis_cpu(url)
+            serve_cpu = _tree_cpu(server.pid)
+            result = await run_load(
                 f"serve --workers {workers}, step by step", jobs, concurrency=concurrency
             )
+            serve_cpu = _tree_cpu(server.pid) - serve_cpu
+            busy = time.process_time() - cpu + await _redis_cpu(url) - redis_cpu
+            return result, busy / result.seconds, serve_cpu / result.seconds
         finally:
             server.send_signal(signal.SIGTERM)
             await server.wait()
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_tree_cpu(int(child)) for child in children)
+
+
+async def _redis_cpu(url: str) -> float:
+    """The Redis server's CPU seconds so far."""
+    redis = client_from_url(url)
+    try:
+        info = await redis.info("cpu")
+    finally:
+        await redis.aclose()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 async def bench(url: str, voters: int, concurrency: int) -> None:
-    one = await one_run(url, 1, voters, concurrency)
-    print(one.line())
-    two = await one_run(url, 2, voters, concurrency)
-    print(two.line())
-    print(f"two workers / one: {two.rate / one.rate:.2f}x")
+    cores = os.cpu_count() or 1
+    runs = []
+    for workers in (1, 2):
+        result, others, serve = await one_run(url, workers, voters, concurrency)
+        runs.append((result, serve))
+        print(
+            result.line() + f"; serve used {serve:.2f} cores, the generator and Redis "
+            f"{others:.2f} of the {cores}"
+        )
+    (one, one_cores), (two, two_cores) = runs
+    print(
+        f"two workers / one: {two.rate / one.rate:.2f}x; per core serve used: "
+        f"{one.rate / max(one_cores, 0.01):,.0f} req/s with one worker, "
+        f"{two.rate / max(two_cores, 0.01):,.0f} with two"
+    )
 
 
 def main() -> None:
