@@ -6,8 +6,9 @@ For each deployment (one redis-server; a Redis Cluster of three primaries,
 all on this machine) it loads a generated roll, issues voting codes, then has
 ``--workers`` processes vote for a share of the voters each, through the
 router (hi, the code, the whole ranking, YES: 4 messages a voter), and
-reports messages per second, Redis calls per message and Redis CPU per
-message (the servers' own user + system CPU, summed over the nodes).
+reports messages per second, Redis commands per message (those the scripts
+run included) and Redis CPU per message (the servers' own user + system CPU,
+summed over the nodes).
 
 On a 2-core machine this measures correctness and overhead, not scaling:
 the workers and every Redis node share the same two cores.  The Redis CPU
@@ -110,7 +111,8 @@ async def run(name: str, url: str, ports: list[int], args: argparse.Namespace) -
     print(
         f"{name}: {args.voters:,} votes ({messages:,} messages) by {args.workers} worker "
         f"processes: {messages / elapsed:,.0f} messages/s; "
-        f"{(commands1 - commands0) / messages:.1f} Redis calls and "
+        f"{(commands1 - commands0) / messages:.1f} Redis commands (scripts' own "
+        "included) and "
         f"{(cpu1 - cpu0) / messages * 1e6:.0f} us of Redis CPU a message"
     )
 

@@ -21,6 +21,7 @@ async def test_a_tiny_benchmark_run(
 ) -> None:
     await bench(redis_url, voters=3, concurrency=2)
     out = capsys.readouterr().out
-    assert "whole stack / floor (step by step)" in out and "Redis calls a message" in out
+    assert "whole stack / floor (step by step)" in out and "Redis round trips a message" in out
+    assert "checked floor / floor" in out and "step by step, paced at" in out
     assert "step by step: 3 completed votes, segments per vote" in out
     assert "one message: 3 completed votes, segments per vote" in out
