@@ -60,6 +60,8 @@ class Election:
     help: str = ""
     organisers: tuple[str, ...] = ()
     shards: int = DEFAULT_SHARDS
+    #: The most preferences a voter may give (None: as many as the method takes).
+    max_ranks: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -74,8 +76,10 @@ class Election:
 
     @property
     def max_preferences(self) -> int:
-        """How many preferences a ballot may carry (2 for the supplementary vote)."""
-        return 2 if self.method == "sv" else len(self.candidates)
+        """How many preferences a ballot may carry: 2 for the supplementary vote, every
+        candidate otherwise, and never more than ``max_ranks``."""
+        most = 2 if self.method == "sv" else len(self.candidates)
+        return min(most, self.max_ranks) if self.max_ranks else most
 
     def is_open(self, now: datetime) -> bool:
         return self.opens <= now < self.closes
@@ -93,6 +97,7 @@ class Election:
                 "help": self.help,
                 "organisers": list(self.organisers),
                 "shards": self.shards,
+                "max_ranks": self.max_ranks,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
             }
         )
@@ -111,6 +116,7 @@ class Election:
             help=d["help"],
             organisers=tuple(d["organisers"]),
             shards=d["shards"],
+            max_ranks=d.get("max_ranks"),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
 
@@ -274,6 +280,21 @@ def parse_election(text: str, path: str) -> Election:
     if method == "stv" and isinstance(seats, int) and candidates and seats >= len(candidates):
         bad("seats", f"{seats} seats need more than {len(candidates)} candidates")
 
+    max_ranks = data.get("max_ranks")
+    if max_ranks is not None:
+        if not isinstance(max_ranks, int) or isinstance(max_ranks, bool) or max_ranks < 1:
+            bad("max_ranks", "'max_ranks' must be a whole number of at least 1")
+            max_ranks = None
+        elif candidates and max_ranks > len(candidates):
+            bad(
+                "max_ranks",
+                f"'max_ranks' is {max_ranks} but there are only {len(candidates)} candidates",
+            )
+            max_ranks = None
+        elif method == "sv" and max_ranks > 2:
+            bad("max_ranks", "the supplementary vote takes 2 preferences at most: max_ranks <= 2")
+            max_ranks = None
+
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
     return Election(
@@ -288,6 +309,7 @@ def parse_election(text: str, path: str) -> Election:
         help=help_text.strip(),
         organisers=organisers,
         shards=shards,
+        max_ranks=max_ranks,
     )
 
 
@@ -319,6 +341,7 @@ async def save_election(redis: Redis, election: Election) -> Election:
                 ("method", previous.method, election.method),
                 ("seats", previous.seats, election.seats),
                 ("candidate ids", previous.candidate_ids, election.candidate_ids),
+                ("max_ranks", previous.max_ranks, election.max_ranks),
             )
             if before != after
         ]

@@ -159,6 +159,11 @@ def rank_prompt(
         lines.append("So far: " + ", ".join(election.candidate(c).name for c in ranking) + ".")
     if not ranking:
         lines.append(f"Your {ordinal(position)} choice? Reply with a number:")
+        if _capped(election):
+            lines[-1] = (
+                f"Rank up to {election.max_preferences}. Your {ordinal(position)} choice? "
+                "Reply with a number:"
+            )
     else:
         lines.append(f"{ordinal(position)} choice?")
     lines.extend(f"{n} {c.name}" for n, c in remaining)
@@ -170,8 +175,15 @@ def rank_prompt(
     return "\n".join(lines)
 
 
+def _capped(election: Election) -> bool:
+    """Whether the election lets voters rank fewer candidates than stand (``max_ranks``)."""
+    return election.max_ranks is not None and election.max_preferences < len(election.candidates)
+
+
 def confirm(election: Election, ranking: Sequence[str]) -> str:
     lines = ["Your ballot:"]
+    if _capped(election) and len(ranking) == election.max_preferences:
+        lines = [f"That's your {len(ranking)} choices. Your ballot:"]
     lines.extend(f"{i} {election.candidate(c).name}" for i, c in enumerate(ranking, 1))
     lines.append("Reply YES to cast it (final) or CHANGE")
     return "\n".join(lines)

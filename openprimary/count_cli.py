@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--seats", type=int, metavar="N", help="for --ballots with stv: seats to fill")
     p.add_argument(
+        "--max-ranks",
+        type=int,
+        metavar="N",
+        help="for --ballots: refuse the file if a ballot gives more than N preferences",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -71,7 +77,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _file_count(args: argparse.Namespace) -> Result:
     """Read and count a ballot file (run in a worker thread)."""
-    ballots = read_ballots(args.ballots)
+    if args.max_ranks is not None and args.max_ranks < 1:
+        raise CountError("--max-ranks must be at least 1")
+    ballots = read_ballots(args.ballots, args.max_ranks)
     seats = args.seats if args.seats is not None else (ballots.seats or 1)
     method = args.method or ("stv" if seats > 1 else "irv")
     if method != "stv" and args.seats is None:
@@ -102,10 +110,10 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
     if args.ballots is not None:
         result = await asyncio.to_thread(_file_count, args)
     else:
-        if args.method is not None or args.seats is not None:
+        if args.method is not None or args.seats is not None or args.max_ranks is not None:
             raise CountError(
-                "--method and --seats apply to --ballots; an election is counted by its own "
-                "method and seats"
+                "--method, --seats and --max-ranks apply to --ballots; an election is counted "
+                "by its own method, seats and max_ranks"
             )
         election, ballots = await _from_redis(ctx, args.election, "count")
         result = await asyncio.to_thread(

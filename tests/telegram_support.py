@@ -137,9 +137,11 @@ async def telegram_world(
     *,
     extra: Iterable[Installer] = (),
     polling: bool = False,
+    election_changes: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[TelegramWorld]:
-    """Start the stand-in Bot API, the sample election and ``make_app`` with Telegram on it."""
+    """Start the stand-in Bot API, the sample election (with ``election_changes``) and
+    ``make_app`` with Telegram on it; ``overrides`` change the settings."""
     async with TelegramAPI() as api:
         config: Settings = replace(
             settings(
@@ -154,7 +156,7 @@ async def telegram_world(
             **overrides,
         )
         clock = ManualClock(NOW)
-        election = await sample_election(redis)
+        election = await sample_election(redis, **(election_changes or {}))
         sms = Outbox("sms")
         # SMS settings given: the real Twilio sender texts the stand-in; else the recorder.
         recorder = {} if sms_outbound(config) else {"sms": sms}

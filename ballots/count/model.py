@@ -134,11 +134,7 @@ def merge_group(groups: dict[Ranking, int], ranking: Ranking, n: int) -> None:
 
 def indexed(ballots: Ballots) -> tuple[list[tuple[int, ...]], list[int]]:
     """The rankings as tuples of candidate positions, and their counts, in a fixed order."""
-    index = {c: i for i, c in enumerate(ballots.candidates)}
-    rankings: list[tuple[int, ...]] = []
-    counts: list[int] = []
+    position = {c: i for i, c in enumerate(ballots.candidates)}.__getitem__
     # Any order will do: every total is a sum, and sums do not depend on order.
-    for ranking, n in ballots.groups.items():
-        rankings.append(tuple(index[c] for c in ranking))
-        counts.append(n)
-    return rankings, counts
+    rankings = [tuple(map(position, ranking)) for ranking in ballots.groups]
+    return rankings, list(ballots.groups.values())

@@ -74,18 +74,19 @@ def format_of(path: Path) -> str:
     return fmt
 
 
-def read_ballots(path: Path) -> Ballots:
-    """Read a ballot file of any supported format, chosen by its suffix."""
+def read_ballots(path: Path, max_ranks: int | None = None) -> Ballots:
+    """Read a ballot file of any supported format, chosen by its suffix; ``max_ranks``:
+    refuse a ballot with more preferences (``FILE:LINE: reason``)."""
     fmt = format_of(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise FileProblems([Problem(str(path), 1, f"cannot read file: {err}")]) from err
     if fmt == "blt":
-        return parse_blt(text, str(path))
+        return parse_blt(text, str(path), max_ranks)
     if fmt == "preflib":
-        return parse_preflib(text, str(path))
-    return parse_csv(text, str(path))
+        return parse_preflib(text, str(path), max_ranks)
+    return parse_csv(text, str(path), max_ranks)
 
 
 _CANNOT_HOLD = {"blt": ('"', "a double quote"), "csv": ("=", "'='"), "preflib": ("", "")}

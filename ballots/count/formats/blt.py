@@ -12,6 +12,7 @@ from ballots.count.formats.common import (
     clean_name,
     in_ranking_order,
     num,
+    over_cap,
 )
 from ballots.count.model import Ballots
 from ballots.errors import FileProblems, Problem
@@ -38,8 +39,8 @@ def _unquote(line: str) -> str:
     return clean_name(line)
 
 
-def parse_blt(text: str, path: str = "<blt>") -> Ballots:
-    """Parse a BLT file (see the module docstring)."""
+def parse_blt(text: str, path: str = "<blt>", max_ranks: int | None = None) -> Ballots:
+    """Parse a BLT file (see the module docstring); ``max_ranks``: refuse longer ballots."""
     problems = Problems(path)
     lines = [(i + 1, _uncomment(raw)) for i, raw in enumerate(text.splitlines())]
     lines = [(n, line) for n, line in lines if line]
@@ -90,6 +91,9 @@ def parse_blt(text: str, path: str = "<blt>") -> Ballots:
             problems.add(line_no, "a ballot line must end with 0")
             continue
         prefs = toks[1:-1]
+        if max_ranks is not None and (refused := over_cap(len(prefs), max_ranks)):
+            problems.add(line_no, refused)
+            continue
         if candidate_numbers.issuperset(prefs):  # the usual line: plain candidate numbers
             rows.plain[tuple(prefs)] += int(toks[0])
             continue

@@ -86,6 +86,13 @@ MAX_CANDIDATES = 1000
 NUMBER = re.compile(r"[0-9]{1,12}")
 
 
+def over_cap(positions: int, max_ranks: int | None) -> str | None:
+    """Why a ballot of ``positions`` preferences is refused under ``--max-ranks`` (or None)."""
+    if max_ranks is not None and positions > max_ranks:
+        return f"{positions} preferences on one ballot: --max-ranks allows {max_ranks}"
+    return None
+
+
 def num(text: str) -> bool:
     """Whether ``text`` is a number this parser takes (never '²', never 5,000 digits)."""
     return NUMBER.fullmatch(text) is not None

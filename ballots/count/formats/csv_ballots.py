@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from typing import TextIO
 
-from ballots.count.formats.common import Problems, Rows, clean_name, in_ranking_order
+from ballots.count.formats.common import Problems, Rows, clean_name, in_ranking_order, over_cap
 from ballots.count.model import Ballots
 
 # --- CSV ------------------------------------------------------------------
@@ -16,8 +16,9 @@ from ballots.count.model import Ballots
 _CANDIDATES = re.compile(r"^#\s*candidates\s*:(.*)$", re.IGNORECASE)
 
 
-def parse_csv(text: str, path: str = "<csv>") -> Ballots:
-    """Parse a CSV file with one ballot per row (see the module docstring)."""
+def parse_csv(text: str, path: str = "<csv>", max_ranks: int | None = None) -> Ballots:
+    """Parse a CSV file with one ballot per row (see the module docstring); ``max_ranks``:
+    refuse longer ballots."""
     problems = Problems(path)
     declared: list[str] | None = None
     lines: Counter[str] = Counter()
@@ -44,6 +45,9 @@ def parse_csv(text: str, path: str = "<csv>") -> Ballots:
         marks = tuple(
             tuple(clean_name(p) for p in cell.split("=") if p.strip()) for cell in raw_cells(raw)
         )
+        if refused := over_cap(sum(1 for mark in marks if mark), max_ranks):
+            problems.add(first_line[raw], refused)
+            continue
         rows.marked[marks] += n
         for mark in marks:
             for name in mark:

@@ -12,6 +12,7 @@ from ballots.count.formats.common import (
     clean_name,
     in_ranking_order,
     num,
+    over_cap,
 )
 from ballots.count.model import Ballots
 
@@ -22,8 +23,9 @@ _ITEM = re.compile(r"\s*(\{[^}]*\}|[^,{}]+)\s*(?:,|$)")
 _PLAIN = re.compile(r"\s*[0-9]{1,12}\s*(?:,\s*[0-9]{1,12}\s*)*")
 
 
-def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
-    """Parse a PrefLib .soi/.toi/.soc/.toc file (see the module docstring)."""
+def parse_preflib(text: str, path: str = "<preflib>", max_ranks: int | None = None) -> Ballots:
+    """Parse a PrefLib .soi/.toi/.soc/.toc file (see the module docstring); ``max_ranks``:
+    refuse longer ballots."""
     problems = Problems(path)
     names: dict[int, str] = {}
     header: dict[str, tuple[int, str]] = {}
@@ -46,11 +48,17 @@ def parse_preflib(text: str, path: str = "<preflib>") -> Ballots:
             continue
         ranking = body.strip()
         if _PLAIN.fullmatch(ranking):  # the common case: no shared positions
-            rows.plain[tuple(x.strip() for x in ranking.split(",") if x.strip())] += int(count_text)
+            plain = tuple(x.strip() for x in ranking.split(",") if x.strip())
+            if refused := over_cap(len(plain), max_ranks):
+                problems.add(line_no, refused)
+            else:
+                rows.plain[plain] += int(count_text)
             continue
         marks = _preflib_marks(ranking)
         if isinstance(marks, str):
             problems.add(line_no, marks)
+        elif refused := over_cap(len(marks), max_ranks):
+            problems.add(line_no, refused)
         else:
             rows.marked[marks] += int(count_text)
     declared = header.get("NUMBER ALTERNATIVES")
