@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from redis.asyncio import Redis
 
@@ -24,6 +25,8 @@ IDENTITY_METHODS = ("code", "sms-otp")
 DEFAULT_SHARDS = 1
 #: Fewer supporters than this per shard, on average, draws a warning at import.
 MIN_SHARD_SIZE = 1000
+DEFAULT_TIMEZONE = "Europe/London"
+_QUIET = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
 _ID = re.compile(r"^[a-z0-9-]+$")
 
 
@@ -62,6 +65,10 @@ class Election:
     shards: int = DEFAULT_SHARDS
     #: The most preferences a voter may give (None: as many as the method takes).
     max_ranks: int | None = None
+    #: The IANA time zone the election's local times are in (quiet hours).
+    timezone: str = DEFAULT_TIMEZONE
+    #: No reminders from the first time to the second ("HH:MM", local): None for none.
+    quiet_hours: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -98,6 +105,8 @@ class Election:
                 "organisers": list(self.organisers),
                 "shards": self.shards,
                 "max_ranks": self.max_ranks,
+                "timezone": self.timezone,
+                "quiet_hours": "-".join(self.quiet_hours) if self.quiet_hours else None,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
             }
         )
@@ -117,6 +126,8 @@ class Election:
             organisers=tuple(d["organisers"]),
             shards=d["shards"],
             max_ranks=d.get("max_ranks"),
+            timezone=d.get("timezone", DEFAULT_TIMEZONE),
+            quiet_hours=_window(d.get("quiet_hours")),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
 
@@ -295,6 +306,21 @@ def parse_election(text: str, path: str) -> Election:
             bad("max_ranks", "the supplementary vote takes 2 preferences at most: max_ranks <= 2")
             max_ranks = None
 
+    timezone = data.get("timezone", DEFAULT_TIMEZONE)
+    if not isinstance(timezone, str) or not _known_zone(timezone):
+        bad("timezone", f"unknown time zone {timezone!r}: use an IANA name such as Europe/London")
+        timezone = DEFAULT_TIMEZONE
+    quiet_hours: tuple[str, str] | None = None
+    quiet_raw = data.get("quiet_hours")
+    if quiet_raw is not None:
+        found = _QUIET.match(quiet_raw) if isinstance(quiet_raw, str) else None
+        if found is None:
+            bad("quiet_hours", "'quiet_hours' must be two times of day, such as \"21:00-09:00\"")
+        elif quiet_raw[:5] == quiet_raw[6:]:
+            bad("quiet_hours", "'quiet_hours' must start and end at different times")
+        else:
+            quiet_hours = _window(quiet_raw)
+
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
     return Election(
@@ -310,7 +336,25 @@ def parse_election(text: str, path: str) -> Election:
         organisers=organisers,
         shards=shards,
         max_ranks=max_ranks,
+        timezone=timezone,
+        quiet_hours=quiet_hours,
     )
+
+
+def _window(text: str | None) -> tuple[str, str] | None:
+    """Quiet hours as stored ("21:00-09:00") back to their two times."""
+    if not text:
+        return None
+    start, _, end = text.partition("-")
+    return start, end
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def read_election_file(path: Path) -> Election:

@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+from datetime import datetime
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ballots.election import bind_secret_key, get_election
+from ballots.election import Election, bind_secret_key, get_election
+from ballots.quiet import describe, local, quiet_until, sending_finishes
 from bot.context import Context
 from bot.ratelimit import limiter_for
 from bot.reminders import (
@@ -24,15 +26,35 @@ from bot.reminders import (
     default_concurrency,
     plan,
 )
+from bot.settings import Settings
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
 
 
-def _describe_plan(p: Plan, out: Any) -> None:
+def _finishes(p: Plan, election: Election, settings: Settings, now: datetime) -> datetime:
+    """When the plan's messages would all be out, sent from ``now`` at the set rates and held
+    in the quiet hours (each channel goes at its own rate, side by side)."""
+    rates = {"sms": settings.sms_rate, "telegram": settings.telegram_rate}
+    ends = [sending_finishes(election, now, p.count(ch), rates[ch]) for ch in CHANNELS]
+    return max(ends, default=now)
+
+
+def _describe_plan(
+    p: Plan, out: Any, election: Election, settings: Settings, now: datetime
+) -> None:
     out.write(f"would remind {p.total} supporters of {p.election}:\n")
     for ch in CHANNELS:
         extra = f" ({p.sms_segments} SMS segments)" if ch == "sms" else ""
         out.write(f"  {ch:<9} {p.count(ch)}{extra}\n")
+    finish = _finishes(p, election, settings, now)
+    held = quiet_until(election, now)
+    out.write(
+        f"  at {settings.sms_rate:g} SMS/s and {settings.telegram_rate:g} Telegram messages/s, "
+        f"started now it would finish {local(election, finish)}"
+        f" (quiet hours: {describe(election)}"
+        + (f"; it would wait for them to end, {local(election, held)}" if held else "")
+        + ")\n"
+    )
     skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in p.skipped.items() if n)
     if skipped:
         out.write(f"  skipped: {skipped}\n")
@@ -42,6 +64,14 @@ def _describe_plan(p: Plan, out: Any) -> None:
 
 async def _describe_status(s: JobStatus, out: Any, reminders: Reminders) -> None:
     out.write(s.summary() + "\n")
+    if s.status == "running":
+        election = await get_election(reminders.redis, s.election)
+        held = quiet_until(election, reminders.clock.now())
+        if held is not None:
+            out.write(
+                f"  waiting for quiet hours to end ({describe(election)}): sends resume "
+                f"{local(election, held)}\n"
+            )
     for ch in CHANNELS:
         if s.totals[ch]:
             counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in s.counts[ch].items() if n)
@@ -126,7 +156,10 @@ async def remind(args: argparse.Namespace, ctx: Context) -> int:
         status = await reminders.status(args.status)
         ctx.out.write(f"job: {status.job}\n")
         if args.json:
-            ctx.out.write(json.dumps(status.to_dict(), indent=2) + "\n")
+            shown = status.to_dict()
+            held = quiet_until(await get_election(ctx.redis, status.election), ctx.clock.now())
+            shown["quiet_until"] = held.isoformat() if held and status.status == "running" else None
+            ctx.out.write(json.dumps(shown, indent=2) + "\n")
         else:
             await _describe_status(status, ctx.out, reminders)
         return 0
@@ -161,9 +194,12 @@ async def remind(args: argparse.Namespace, ctx: Context) -> int:
     )
     if args.dry_run:
         ctx.out.write("job: none (dry run: nothing was sent)\n")
-        _describe_plan(ready, ctx.out)
+        now = ctx.clock.now()
+        _describe_plan(ready, ctx.out, election, ctx.settings, now)
         if args.json:
-            ctx.out.write(json.dumps(ready.to_dict(), indent=2) + "\n")
+            shown = ready.to_dict()
+            shown["finishes"] = _finishes(ready, election, ctx.settings, now).isoformat()
+            ctx.out.write(json.dumps(shown, indent=2) + "\n")
         for problem in ready.problems:
             ctx.err.write(f"openprimary: {problem}\n")
         return 1 if ready.problems else 0

@@ -8,6 +8,7 @@ import math
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ from ballots.clock import Clock, SystemClock
 from ballots.connection import on_one_connection
 from ballots.election import Election, get_election
 from ballots.errors import StoreUnavailable, unavailable
+from ballots.quiet import describe, local, quiet_until
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import MESSAGES_OUT
 from bot.ports import Sender, SendResult, TextRules
@@ -36,6 +38,9 @@ from bot.reminders.scripts import BEAT, BEGIN, CLAIM, FINISH, RECOVER, job_keys
 from bot.reminders.text import render
 
 log = logging.getLogger(__name__)
+
+#: How often, in seconds, a job held by quiet hours looks at the clock again.
+QUIET_POLL = 5.0
 
 
 # --- sending --------------------------------------------------------------------------
@@ -95,6 +100,7 @@ class Worker:
         on_progress: Callable[[], None] | None = None,
         outage_limit: float = OUTAGE_LIMIT,
         durable_replicas: int = 0,
+        quiet_poll: float = QUIET_POLL,
     ) -> None:
         self.redis = redis
         self.senders = senders
@@ -110,9 +116,13 @@ class Worker:
         self.outage_limit = outage_limit
         #: When the last heartbeat landed (loop time).
         self._landed = 0.0
+        #: The end of the quiet hours this worker last said it was waiting for.
+        self._held_until: datetime | None = None
         #: Replicas that must hold a send's start before it goes (OPENPRIMARY_DURABLE_REPLICAS):
         #: a failover must not forget that a message went, or it would go twice.
         self.durable_replicas = durable_replicas
+        #: How often a job held by quiet hours looks at the clock (and for a pause).
+        self.quiet_poll = quiet_poll
         self.reminders = Reminders(redis, self.clock)
         self._claim = redis.register_script(CLAIM)
         self._begin = redis.register_script(BEGIN)
@@ -205,6 +215,10 @@ class Worker:
                     break
                 if requeued:
                     continue
+                quiet = quiet_until(election, self.clock.now())
+                if quiet is not None and now.remaining > now.claimed:
+                    await self._hold(job, election, quiet)
+                    continue
                 if now.remaining > now.claimed:
                     # Work nobody holds: put back by a worker that stopped (or a
                     # pause and resume) after our drains ran dry.  Take it.
@@ -229,6 +243,19 @@ class Worker:
                 if not _outage(err):
                     raise
         return await self.reminders.status(job)
+
+    async def _hold(self, job: str, election: Election, until: datetime) -> None:
+        """Wait in the quiet hours (a while at a time, so a pause or cancel is seen)."""
+        if until != self._held_until:
+            self._held_until = until
+            log.info(
+                "job %s: quiet hours (%s): holding the sends until %s",
+                job,
+                describe(election),
+                local(election, until),
+            )
+        left = (until - self.clock.now()).total_seconds()
+        await asyncio.sleep(min(self.quiet_poll, max(left, 0.01)))
 
     async def _leave(self, job: str, election_id: str, keys_: list[str]) -> None:
         await self._beat(keys=keys_, args=[self.id, 0, "0"])
@@ -276,6 +303,8 @@ class Worker:
         """Claim and send, one message at a time, until nothing is left to claim."""
         keys_ = job_keys(job)
         while True:
+            if quiet_until(election, self.clock.now()) is not None:
+                return  # nothing goes in the quiet hours: _run waits for their end
             reply = await self._claim(keys=keys_, args=[channel, self.id])
             if reply[0] != "ok":
                 return
