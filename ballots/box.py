@@ -107,6 +107,8 @@ def check_ranking(election: Election, ranking: Sequence[str]) -> tuple[str, ...]
     """The ranking as a tuple if it is a valid ballot, else InvalidRanking."""
     ranking = tuple(ranking)
     if not ranking:
+        if election.abstain:
+            return ranking  # a blank ballot: the voter took part and ranked nobody
         raise InvalidRanking("a ballot needs at least one preference")
     known = set(election.candidate_ids)
     for cid in ranking:

@@ -69,6 +69,8 @@ class Election:
     timezone: str = DEFAULT_TIMEZONE
     #: No reminders from the first time to the second ("HH:MM", local): None for none.
     quiet_hours: tuple[str, str] | None = None
+    #: Voters may cast a blank ballot (ABSTAIN): counted in turnout, for no candidate.
+    abstain: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -107,6 +109,7 @@ class Election:
                 "max_ranks": self.max_ranks,
                 "timezone": self.timezone,
                 "quiet_hours": "-".join(self.quiet_hours) if self.quiet_hours else None,
+                "abstain": self.abstain,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
             }
         )
@@ -128,6 +131,7 @@ class Election:
             max_ranks=d.get("max_ranks"),
             timezone=d.get("timezone", DEFAULT_TIMEZONE),
             quiet_hours=_window(d.get("quiet_hours")),
+            abstain=bool(d.get("abstain", False)),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
 
@@ -321,6 +325,11 @@ def parse_election(text: str, path: str) -> Election:
         else:
             quiet_hours = _window(quiet_raw)
 
+    abstain = data.get("abstain", False)
+    if not isinstance(abstain, bool):
+        bad("abstain", "'abstain' must be true or false")
+        abstain = False
+
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
     return Election(
@@ -338,6 +347,7 @@ def parse_election(text: str, path: str) -> Election:
         max_ranks=max_ranks,
         timezone=timezone,
         quiet_hours=quiet_hours,
+        abstain=abstain,
     )
 
 
@@ -386,6 +396,7 @@ async def save_election(redis: Redis, election: Election) -> Election:
                 ("seats", previous.seats, election.seats),
                 ("candidate ids", previous.candidate_ids, election.candidate_ids),
                 ("max_ranks", previous.max_ranks, election.max_ranks),
+                ("abstain", previous.abstain, election.abstain),
             )
             if before != after
         ]

@@ -88,6 +88,8 @@ class _Opener:
     private: bytes
     candidates: tuple[str, ...]
     max_preferences: int
+    #: Blank ballots are allowed (``abstain``): an empty ranking is one, not invalid.
+    abstain: bool = False
 
 
 @dataclass
@@ -147,7 +149,7 @@ def _open_members(members: Sequence[bytes | str], opener: _Opener) -> _Opened:
             ranking = known.get(record)
             if ranking is None:
                 ids = decode_ranking(opener.candidates, record)
-                if not ids or len(ids) > opener.max_preferences:
+                if (not ids and not opener.abstain) or len(ids) > opener.max_preferences:
                     raise InvalidBallot("not a ranking this election accepts")
                 ranking = known[record] = ",".join(ids)
         except InvalidBallot:
@@ -302,7 +304,11 @@ async def unseal(
         )
     sizes = await _freeze_and_reconcile(redis, election, now)
     opener = _Opener(
-        stored.public, bytes(private), election.candidate_ids, election.max_preferences
+        stored.public,
+        bytes(private),
+        election.candidate_ids,
+        election.max_preferences,
+        election.abstain,
     )
     todo = [s for s in range(election.shards) if f"shard:{s}" not in progress]
     results = {s: _Opened(Counter()) for s in todo}

@@ -29,6 +29,7 @@ from bot import texts
 from bot.messages import Button, Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST, CODE_GUESSING, CODE_SMS_REFUSED
 from bot.parse import (
+    ABSTAIN,
     CHANGE,
     DONE,
     HELP,
@@ -54,7 +55,14 @@ Replies = list[OutboundMessage]
 DONE_KEPT = timedelta(days=1)
 
 #: Button actions and the typed text each stands for.
-_ACTIONS = {"done": "0", "undo": "UNDO", "again": "START AGAIN", "cast": "YES", "change": "CHANGE"}
+_ACTIONS = {
+    "done": "0",
+    "undo": "UNDO",
+    "again": "START AGAIN",
+    "cast": "YES",
+    "change": "CHANGE",
+    "abstain": "ABSTAIN",
+}
 
 
 class Refused(enum.Enum):
@@ -383,6 +391,8 @@ class Conversation:
     async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Add one or more preferences, undo one, or finish."""
         word = turn.word
+        if word in ABSTAIN:
+            return self._abstain(state)
         if word in UNDO:
             if state.ranking:
                 state.ranking.pop()
@@ -417,6 +427,8 @@ class Conversation:
         """Cast on YES; CHANGE, or a new order, goes back to ranking."""
         if turn.word in YES:
             return await self._cast(state, turn)
+        if turn.word in ABSTAIN:
+            return self._abstain(state)
         if turn.word in CHANGE:
             state.step = Step.RANK
             state.ranking = []
@@ -619,6 +631,14 @@ class Conversation:
             return state, [self._say(texts.code_wrong_voting())]
         return state, [self._say(texts.code_wrong(result.tries_left))]
 
+    def _abstain(self, state: State) -> tuple[State, Replies]:
+        """ABSTAIN: a blank ballot to confirm, where the election allows one."""
+        if not self.election.abstain:
+            return state, [self._say(texts.no_abstain())]
+        state.step = Step.CONFIRM
+        state.ranking = []
+        return state, [OutboundMessage(texts.confirm_blank(), kind="confirm")]
+
     def _finish(self, state: State) -> tuple[State, Replies]:
         if not state.ranking:
             return state, [self._say(texts.need_one())]
@@ -705,6 +725,8 @@ class Conversation:
                     Button("Start again", self._payload(state, "again")),
                 )
             )
+            if self.election.abstain and not state.ranking:
+                rows.append((Button("Abstain: a blank ballot", self._payload(state, "abstain")),))
             return replace(reply, buttons=tuple(rows))
         if state.step is Step.CONFIRM and reply.kind == "confirm":
             return replace(

@@ -29,6 +29,7 @@ CHANGE = frozenset({"NO", "N", "CHANGE", "EDIT", "NOPE"})
 DONE = frozenset({"0", "DONE", "FINISH", "FINISHED", "END RANKING", "NONE", "NO MORE"})
 UNDO = frozenset({"UNDO", "BACK"})
 RECEIPT = frozenset({"RECEIPT", "/RECEIPT", "MY RECEIPT"})
+ABSTAIN = frozenset({"ABSTAIN", "/ABSTAIN", "BLANK", "BLANK BALLOT"})
 
 
 def normalise(text: str) -> str:

@@ -170,6 +170,8 @@ def rank_prompt(
     if not ranking and len(remaining) > 2 and election.max_preferences > 1:
         example = " ".join(str(n) for n, _ in list(remaining)[:3][::-1])
         lines.append(f"Or send your order, e.g. {example}")
+    if not ranking and election.abstain:
+        lines.append("Or ABSTAIN to cast a blank ballot")
     if ranking:
         lines.append("0 to finish")
     return "\n".join(lines)
@@ -214,6 +216,17 @@ def ranking_problem(reason: str) -> str:
 
 def already_ranked(name: str) -> str:
     return f"{name} is already ranked. Choose another, or 0 to finish."
+
+
+def confirm_blank() -> str:
+    return (
+        "Your ballot: blank. You take part but rank nobody (you abstain).\n"
+        "Reply YES to cast it (final) or CHANGE"
+    )
+
+
+def no_abstain() -> str:
+    return "This ballot has no blank option: please rank at least a 1st choice."
 
 
 def need_one() -> str:

@@ -172,6 +172,7 @@ def count_irv(ballots: Ballots, *, seed: int = 0, bulk_exclusion: bool = False) 
         tie_breaks=tuple(ties),
         ballots=ballots.total,
         invalid=ballots.invalid,
+        blank=ballots.blank,
         seed=seed,
         rules=RULES + ("; bulk exclusion" if bulk_exclusion else ""),
         title=ballots.title,

@@ -68,6 +68,9 @@ class Ballots:
     invalid: int = 0
     title: str = ""
     seats: int | None = None
+    #: Blank ballots (abstentions): counted in turnout, for no candidate, in no quota or
+    #: majority.
+    blank: int = 0
 
     def __post_init__(self) -> None:
         known = set(self.candidates)

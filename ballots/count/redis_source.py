@@ -19,13 +19,14 @@ SCAN_PAGE = 5_000
 
 
 async def read_groups(redis: Redis, election: Election) -> dict[Ranking, int]:
-    """Every shard's ballots merged into ranking -> count."""
+    """Every shard's ballots merged into ranking -> count; blank ballots (abstentions) under
+    the empty ranking."""
     known = set(election.candidate_ids)
     groups: dict[Ranking, int] = {}
     for shard in range(election.shards):
         key = keys.ballots(election.id, shard)
         async for field, score in redis.zscan_iter(key, count=SCAN_PAGE):
-            ranking = tuple(str(field).split(","))
+            ranking = tuple(str(field).split(",")) if field else ()
             n = int(score)
             if n != score or n < 0:
                 raise CountError(f"{key}: ranking {field!r} has a count {score!r}")
@@ -39,9 +40,11 @@ async def read_groups(redis: Redis, election: Election) -> dict[Ranking, int]:
 async def read_ballots(redis: Redis, election: Election) -> Ballots:
     """The election's ballots, grouped, with its candidates' names, title and seats."""
     groups = await read_groups(redis, election)
+    blank = groups.pop((), 0)
     return Ballots(
         candidates=election.candidate_ids,
         groups=groups,
+        blank=blank,
         names={c.id: c.name for c in election.candidates},
         title=election.title,
         seats=election.seats,

@@ -67,6 +67,7 @@ def to_json(result: Result) -> dict[str, Any]:
         "rules": result.rules,
         "ballots": result.ballots,
         "invalid_ballots": result.invalid,
+        "blank_ballots": result.blank,
         "seed": result.seed,
         "options": dict(result.options),
         "candidates": dict(result.candidates),
@@ -160,6 +161,8 @@ def render_text(result: Result) -> str:
     facts = f"Valid ballots: {result.ballots:,}"
     if result.invalid:
         facts += f" (and {result.invalid:,} invalid, not counted)"
+    if result.blank:
+        facts += f".  Blank ballots (abstentions): {result.blank:,}"
     if result.quota is not None:
         facts += f".  Quota: {_fmt(result.quota)}"
     facts += f".  Seed for any lot: {result.seed}."
@@ -173,6 +176,11 @@ def render_text(result: Result) -> str:
     lines.append("--------------")
     for r in result.rounds:
         lines.append(f"Round {r.number}: {r.action}.")
+        if r.number == 1 and result.blank:
+            lines.append(
+                f"    Blank: {result.blank:,} ballots ranked nobody (abstentions): "
+                "counted in turnout, in no quota or majority."
+            )
         lines += [_transfer_text(result, t) for t in r.transfers]
         lines += [f"    {note}." for note in r.notes]
     if result.tie_breaks:

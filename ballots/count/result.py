@@ -87,6 +87,8 @@ class Result:
     """The rules applied, in one line."""
     title: str = ""
     options: Mapping[str, object] = field(default_factory=dict)
+    #: Blank ballots (abstentions): in turnout, for no candidate, in no quota or majority.
+    blank: int = 0
 
     def name(self, candidate: str) -> str:
         """A candidate's display name."""

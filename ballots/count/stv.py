@@ -252,6 +252,7 @@ def count_stv(ballots: Ballots, seats: int, *, seed: int = 0) -> Result:
         tie_breaks=tuple(ties),
         ballots=ballots.total,
         invalid=ballots.invalid,
+        blank=ballots.blank,
         seed=seed,
         rules=RULES,
         title=ballots.title,

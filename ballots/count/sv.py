@@ -157,6 +157,7 @@ def _result(
         tie_breaks=tuple(ties),
         ballots=ballots.total,
         invalid=ballots.invalid,
+        blank=ballots.blank,
         seed=seed,
         rules=RULES,
         title=ballots.title,

@@ -137,6 +137,10 @@ def write_blt(ballots: Ballots, out: TextIO, seats: int | None = None) -> None:
     out.write(f"{len(ballots.candidates)} {seats or ballots.seats or 1}\n")
     for ranking, n in in_ranking_order(ballots, number):
         out.write(f"{n} {' '.join(str(number[c]) for c in ranking)} 0\n")
+    if ballots.blank:
+        # A ballot with no preference: BLT's only way to carry an abstention (a reader
+        # counts it as a ballot for nobody).
+        out.write(f"{ballots.blank} 0\n")
     out.write("0\n")
     for c in ballots.candidates:
         out.write(f'"{_safe(ballots.names[c])}"\n')

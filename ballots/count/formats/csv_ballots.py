@@ -14,6 +14,8 @@ from ballots.count.model import Ballots
 # --- CSV ------------------------------------------------------------------
 
 _CANDIDATES = re.compile(r"^#\s*candidates\s*:(.*)$", re.IGNORECASE)
+#: Blank ballots (abstentions), which a row cannot show: ``# blank: 12``.
+_BLANK = re.compile(r"^#\s*blank\s*:\s*([0-9]{1,12})\s*$", re.IGNORECASE)
 
 
 def parse_csv(text: str, path: str = "<csv>", max_ranks: int | None = None) -> Ballots:
@@ -21,10 +23,14 @@ def parse_csv(text: str, path: str = "<csv>", max_ranks: int | None = None) -> B
     refuse longer ballots."""
     problems = Problems(path)
     declared: list[str] | None = None
+    blank = 0
     lines: Counter[str] = Counter()
     first_line: dict[str, int] = {}
     for line_no, raw in enumerate(text.splitlines(), start=1):
         if raw.startswith("#"):
+            if found := _BLANK.match(raw):
+                blank += int(found.group(1))
+                continue
             m = _CANDIDATES.match(raw)
             if m:
                 if declared is not None:
@@ -59,7 +65,7 @@ def parse_csv(text: str, path: str = "<csv>", max_ranks: int | None = None) -> B
             problems.add(line_no, f"{name!r} is not in the '# candidates:' line")
     problems.raise_any()
     groups, invalid = rows.grouped({c: c for c in candidates})
-    return Ballots(tuple(candidates), groups, invalid=invalid)
+    return Ballots(tuple(candidates), groups, invalid=invalid, blank=blank)
 
 
 def raw_cells(line: str) -> list[str]:
@@ -77,6 +83,8 @@ def write_csv(ballots: Ballots, out: TextIO) -> None:
     writer.writerow([ballots.names[c] for c in ballots.candidates])
     header = buf.getvalue()
     out.write(f"# candidates: {header}")
+    if ballots.blank:
+        out.write(f"# blank: {ballots.blank}\n")
     for ranking, n in in_ranking_order(ballots, number):
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

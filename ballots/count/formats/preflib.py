@@ -89,7 +89,11 @@ def parse_preflib(text: str, path: str = "<preflib>", max_ranks: int | None = No
     problems.raise_any()
     groups, invalid = rows.grouped({x: labels[int(x) - 1] for x in used})
     title = header.get("TITLE", (0, ""))[1]
-    return Ballots(tuple(labels), groups, invalid=invalid, title=title)
+    blank_line, blank_text = header.get("BLANK BALLOTS", (0, "0"))
+    if not num(blank_text):
+        problems.add(blank_line, f"'# BLANK BALLOTS: {blank_text}' is not a whole number")
+        problems.raise_any()
+    return Ballots(tuple(labels), groups, invalid=invalid, title=title, blank=int(blank_text))
 
 
 def _preflib_marks(text: str) -> tuple[tuple[str, ...], ...] | str:
@@ -133,6 +137,9 @@ def write_preflib(ballots: Ballots, out: TextIO, name: str = "ballots.soi") -> N
     out.write(f"# NUMBER ALTERNATIVES: {len(ballots.candidates)}\n")
     out.write(f"# NUMBER VOTERS: {ballots.total}\n")
     out.write(f"# NUMBER UNIQUE ORDERS: {len(ballots)}\n")
+    if ballots.blank:
+        # PrefLib has no empty order: the abstentions are told in a header line of their own.
+        out.write(f"# BLANK BALLOTS: {ballots.blank}\n")
     for c in ballots.candidates:
         out.write(f"# ALTERNATIVE NAME {number[c]}: {ballots.names[c]}\n")
     for ranking, n in in_ranking_order(ballots, number):
