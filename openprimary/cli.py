@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "export": ("openprimary.count_cli", "write an election's ballots for other counting tools"),
     "serve": ("openprimary.serve_cli", "run the web server for the SMS and Telegram webhooks"),
+    "cost": (
+        "openprimary.cost_cli",
+        "estimate the poll's SMS segments (codes, conversations, reminders) and their cost",
+    ),
     "telegram": ("channels.telegram_cli", "set up the Telegram bot's webhook"),
 }
 
