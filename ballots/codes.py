@@ -107,6 +107,8 @@ class SmsBudget:
 
     allowed: bool
     first_refusal: bool = False
+    #: The election's SMS segments sent so far, when asked for (``spent_key``).
+    segments_spent: int = 0
 
 
 def normalise_code(text: str) -> str:
@@ -386,6 +388,7 @@ class Codes:
         sms_from: str = "",
         charge: tuple[str, str] | None = None,
         texted: bool = True,
+        spent_key: str | None = None,
     ) -> tuple[OtpRequest, SmsBudget]:
         """:meth:`request_otp` and the rest of asking for a code, in one round trip.
 
@@ -395,7 +398,8 @@ class Codes:
         A request that sends nothing gives that SMS back, off the reply's path
         (so the answer takes as long whatever the request's outcome); until
         then the ceiling counts it, which can only refuse a code early, never
-        let one more through.
+        let one more through.  ``spent_key``: a counter read in the same round
+        trip (the election's SMS segments: ``SmsBudget.segments_spent``).
         """
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
         budget_key = keys.code_sms_hour(election.id, self._now() // 3600)
@@ -408,8 +412,11 @@ class Codes:
             if texted:
                 batch.pipe.incr(budget_key)
                 batch.pipe.expire(budget_key, 7200)
+            if spent_key is not None:
+                batch.pipe.get(spent_key)
 
         results = await in_one_round_trip(self.redis, fill)
+        spent = int(results.pop() or 0) if spent_key is not None else 0
         reply = results[1 if charge is not None else 0]
         request = self._requested(election, supporter_id, asker, code, reply)
         if not texted:
@@ -418,9 +425,9 @@ class Codes:
             refund = asyncio.create_task(self._give_back(budget_key))
             self._refunds.add(refund)
             refund.add_done_callback(self._refunds.discard)
-            return request, SmsBudget(True)
+            return request, SmsBudget(True, segments_spent=spent)
         n, ceiling = int(results[-2]), self.policy.code_sms_per_hour
-        return request, SmsBudget(n <= ceiling, n == ceiling + 1)
+        return request, SmsBudget(n <= ceiling, n == ceiling + 1, spent)
 
     async def _give_back(self, budget_key: str) -> None:
         try:

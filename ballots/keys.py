@@ -50,6 +50,16 @@ def code_index(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:codes"
 
 
+def sms_segments(election_id: str) -> str:
+    """Counter: the SMS segments the election has sent (replies, codes, reminders)."""
+    return f"{PREFIX}:e:{election_id}:sms-segments"
+
+
+def alert(election_id: str, kind: str) -> str:
+    """String with a TTL: an alert of this kind was raised lately (one per period)."""
+    return f"{PREFIX}:e:{election_id}:alert:{kind}"
+
+
 def code_sms_hour(election_id: str, hour: int) -> str:
     """Counter with a TTL: code SMS sent in one hour (hours since the epoch)."""
     return f"{PREFIX}:e:{election_id}:code-sms:{hour}"

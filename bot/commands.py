@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ballots import audit
+from ballots import audit, keys
 from ballots.codes import Codes
 from ballots.codes_file import PrivateFile, write_codes_csv
 from ballots.election import (
@@ -142,13 +142,18 @@ async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
     """Print turnout: eligible, voted, by channel and by day."""
     election = await get_election(ctx.redis, args.election)
     report = await turnout(ctx.redis, election)
+    segments = int(await ctx.redis.get(keys.sms_segments(election.id)) or 0)
     if args.json:
-        ctx.out.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        shown = report.to_dict() | {"sms_segments_sent": segments}
+        ctx.out.write(json.dumps(shown, indent=2) + "\n")
         return 0
     ctx.out.write(f"{election.title} ({election.id})\n")
     ctx.out.write(
         f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n"
     )
+    budget = ctx.settings.sms_budget_segments
+    of_budget = f" of a budget of {budget:,}" if budget else ""
+    ctx.out.write(f"SMS segments sent  {segments:,}{of_budget}\n")
     if report.by_channel:
         ctx.out.write("by channel\n")
         for name, n in sorted(report.by_channel.items()):

@@ -45,6 +45,7 @@ from bot.parse import (
 )
 from bot.reach import Reach
 from bot.receipts import HeldReceipts
+from bot.spend import SmsSpend
 from bot.state import CHOOSING, State, Step
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,11 @@ class Conversation:
         clock: Clock,
         extensions: Sequence[Extension] = (),
         held: HeldReceipts | None = None,
+        spend: SmsSpend | None = None,
     ) -> None:
         self.redis = redis
+        #: The election's SMS budget: no new code SMS once it is spent.
+        self.spend = spend
         self.extensions = list(extensions)
         #: Sends receipts held back until the replicas hold the ballot (durable casts).
         self.held = held
@@ -508,12 +512,18 @@ class Conversation:
             asker=self.codes.asker(self.election, msg.channel, msg.address),
             sms_from=_sms_from(msg),
             charge=None if charged else (msg.channel, msg.address),
+            spent_key=self.spend.key if self.spend is not None and self.spend.ceiling else None,
         )
         phone = request.phone
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = quiet
         if request.status == "sent" and request.code is not None:
+            if self.spend is not None and self.spend.exhausted(budget.segments_spent):
+                if quiet:
+                    return state, [self._say(texts.supporter_number_sent(typed))]
+                fresh = State(election=self.election.id, turn=state.turn)
+                return fresh, [self._say(texts.sms_budget_spent(self.election))]
             if not await self._sms_budget(budget):
                 if quiet:
                     return state, [self._say(texts.supporter_number_sent(typed))]

@@ -13,6 +13,7 @@ from ballots.clock import Clock, SystemClock
 from ballots.codes import CodePolicy, Codes
 from ballots.election import Election, bind_secret_key, get_election, list_elections
 from ballots.errors import ConfigError
+from bot.alerts import Alerts
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
@@ -20,6 +21,7 @@ from bot.ports import Sender, TextRules
 from bot.receipts import HeldReceipts
 from bot.router import Router
 from bot.settings import Settings
+from bot.spend import SmsSpend
 from bot.state import StateStore, state_padding
 
 
@@ -86,12 +88,14 @@ async def build_core(
     codes = Codes(redis, settings.secret_key, clock, policy)
     box = BallotBox(redis, codes, clock, durable_replicas=settings.durable_replicas)
     senders = MappingProxyType(dict(senders or {}))
-    organisers = OrganiserCommands(redis, election, clock, settings, senders, rules)
+    alerts = Alerts(redis, clock, election, senders)
+    spend = SmsSpend(redis, election.id, settings.sms_budget_segments, alerts)
+    organisers = OrganiserCommands(redis, election, clock, settings, senders, rules, spend=spend)
     held = HeldReceipts(box, election, senders) if settings.durable_replicas else None
     conversation = Conversation(
-        redis, election, codes, box, clock, extensions=[organisers], held=held
+        redis, election, codes, box, clock, extensions=[organisers], held=held, spend=spend
     )
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))
     copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None
-    router = Router(redis, conversation, senders, store, copies)
+    router = Router(redis, conversation, senders, store, copies, spend=spend, rules=rules)
     return Core(settings, redis, clock, election, codes, box, conversation, router, senders, copies)

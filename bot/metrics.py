@@ -44,6 +44,15 @@ CODE_GUESSING = Counter(
     "Hours in which wrong voting codes passed the election's budget, slowing every chat",
     registry=REGISTRY,
 )
+ALERTS = Counter(
+    "openprimary_alerts",
+    "Alerts raised to organisers (at most one of a kind per election a period)",
+    ["kind"],
+    registry=REGISTRY,
+)
+SMS_SEGMENTS = Counter(
+    "openprimary_sms_segments", "SMS segments sent, counted against the budget", registry=REGISTRY
+)
 ERRORS = Counter(
     "openprimary_errors", "Unexpected errors while handling", ["where"], registry=REGISTRY
 )

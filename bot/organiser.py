@@ -45,6 +45,7 @@ from bot.reminders import (
     plan,
 )
 from bot.settings import Settings
+from bot.spend import SmsSpend
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ class OrganiserCommands:
         rules: Mapping[str, TextRules],
         *,
         confirm_within: int = CONFIRM_WITHIN,
+        spend: SmsSpend | None = None,
     ) -> None:
         self.redis = redis
+        #: The election's SMS budget, which reminders started here keep to.
+        self.spend = spend
         self.election = election
         self.clock = clock
         self.settings = settings
@@ -215,6 +219,7 @@ class OrganiserCommands:
             clock=self.clock,
             concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
             durable_replicas=self.settings.durable_replicas,
+            spend=self.spend,
         )
         task: asyncio.Task[object] = asyncio.create_task(worker.run(job))
         self._workers.add(task)

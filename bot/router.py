@@ -19,9 +19,10 @@ from bot import texts
 from bot.conversation import Conversation, Known
 from bot.copies import PlatformCopies
 from bot.lease import POLL, Lease
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
-from bot.ports import Sender
+from bot.ports import Sender, TextRules
+from bot.spend import SmsSpend
 from bot.state import CHOOSING, State, StateStore, Step
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,14 @@ class Router:
         senders: Mapping[str, Sender],
         store: StateStore,
         copies: PlatformCopies | None = None,
+        *,
+        spend: SmsSpend | None = None,
+        rules: Mapping[str, TextRules] | None = None,
     ) -> None:
         self.redis = redis
+        #: Counts the SMS segments sent (replies in the commit, codes to other phones).
+        self.spend = spend
+        self.rules = rules or {}
         self.conversation = conversation
         self.senders = senders
         self.store = store
@@ -186,11 +193,14 @@ class Router:
         )
         sealed = self.store.seal_replies(msg.channel, msg.address, replies) if done_key else ""
         copies = self.copies if before.step in CHOOSING else None
+        billed = self._segments(msg.channel, replies)
 
         def fill(batch: Batch) -> None:
             args: list[str | int] = [lease.token, text, expiry, when, sealed, DELIVERY_TTL]
             batch.script(self._commit_script, chat, args)
             known.queue_writes(batch)
+            if billed and self.spend is not None:
+                batch.pipe.incrby(self.spend.key, billed)
             if copies is not None:
                 copies.chat_step_in(batch, msg, finished=after.step is Step.DONE)
 
@@ -200,15 +210,25 @@ class Router:
         if not int(results[0]):
             lease.lost = True
             log.warning("a chat's lock lapsed while its message was handled")
-        writes = len(known.writes)
+        writes = len(known.writes) + (1 if billed and self.spend is not None else 0)
         for err in [r for r in results[1 : 1 + writes] if isinstance(r, Exception)]:
             ERRORS.labels("router").inc()
             log.error("a %s message's step was saved, but not all it wrote: %s", msg.channel, err)
+        if billed and self.spend is not None and not isinstance(results[writes], Exception):
+            await self.spend.counted(billed, int(results[writes]))
         errors = [r for r in results[1 + writes :] if isinstance(r, Exception)]
         if errors:
             # The vote and the replies matter more; the copy stays on the platform.
             ERRORS.labels("copies").inc()
             log.warning("could not queue a %s message for removal: %s", msg.channel, errors[0])
+
+    def _segments(self, channel: str, messages: list[OutboundMessage]) -> int:
+        """What ``messages`` cost by SMS (0 on other channels): one reply at a time, so a
+        little more than the channel bills when it joins replies into one SMS."""
+        rules = self.rules.get(Channel.SMS)
+        if channel != Channel.SMS or rules is None:
+            return 0
+        return sum(rules.parts(m.text) for m in messages if m.text)
 
     def _send_later(self, messages: list[OutboundMessage]) -> None:
         """Send the detached messages now that the replies are stored, off their path."""
@@ -274,6 +294,8 @@ class Router:
             return False
         if result.ok:
             MESSAGES_OUT.labels(m.channel, m.kind).inc()
+            if self.spend is not None:
+                await self.spend.count(self._segments(m.channel, [m]))
             return True
         log.warning(
             "%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail

@@ -46,6 +46,8 @@ class Settings:
     delete_copies: bool = True
     #: Replicas that must hold a ballot before the voter gets its receipt (Redis WAIT).
     durable_replicas: int = 0
+    #: The most SMS segments the election may send (0: no ceiling); see ``bot.spend``.
+    sms_budget_segments: int = 0
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
     copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
     env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -173,6 +175,7 @@ class Settings:
             code_guesses_per_hour=count("OPENPRIMARY_CODE_GUESSES_PER_HOUR", 200),
             delete_copies=delete_raw in ("on", "1", "yes", "true"),
             durable_replicas=count("OPENPRIMARY_DURABLE_REPLICAS", 0, least=0),
+            sms_budget_segments=count("OPENPRIMARY_SMS_BUDGET_SEGMENTS", 0, least=0),
         )
 
     def require(self, *names: str) -> None:

@@ -218,6 +218,13 @@ def already_ranked(name: str) -> str:
     return f"{name} is already ranked. Choose another, or 0 to finish."
 
 
+def sms_budget_spent(election: Election) -> str:
+    text = "We cannot text any more codes in this poll: its SMS budget is spent."
+    if election.help:
+        return f"{text} {election.help}"
+    return f"{text} If you have a voting code, reply with it."
+
+
 def confirm_blank() -> str:
     return (
         "Your ballot: blank. You take part but rank nobody (you abstain).\n"

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ballots.election import Election, bind_secret_key, get_election
 from ballots.quiet import describe, local, quiet_until, sending_finishes
+from bot.alerts import Alerts
 from bot.context import Context
 from bot.ratelimit import limiter_for
 from bot.reminders import (
@@ -27,6 +28,7 @@ from bot.reminders import (
     plan,
 )
 from bot.settings import Settings
+from bot.spend import SmsSpend
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
 
@@ -96,9 +98,8 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
         return 0
     # Telegram's buttons are signed with the secret key: the same one as serve's.
     ctx.settings.require("secret_key")
-    await bind_secret_key(
-        ctx.redis, await get_election(ctx.redis, status.election), ctx.settings.secret_key
-    )
+    election = await get_election(ctx.redis, status.election)
+    await bind_secret_key(ctx.redis, election, ctx.settings.secret_key)
     limiter = limiter_for(ctx.settings, ctx.redis)
     needed = {ch for ch in CHANNELS if status.totals[ch]}
     rates = {"sms": ctx.settings.sms_rate, "telegram": ctx.settings.telegram_rate}
@@ -117,6 +118,12 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             heartbeat=args.heartbeat,
             max_segments=args.max_segments,
             durable_replicas=ctx.settings.durable_replicas,
+            spend=SmsSpend(
+                ctx.redis,
+                election.id,
+                ctx.settings.sms_budget_segments,
+                Alerts(ctx.redis, ctx.clock, election, senders),
+            ),
         )
         if ctx.out.isatty():
             final = await _with_progress(worker, reminders, job, status.total)

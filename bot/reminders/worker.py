@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -36,6 +37,7 @@ from bot.reminders.common import (
 from bot.reminders.jobs import JobStatus, Reminders, record_finished
 from bot.reminders.scripts import BEAT, BEGIN, CLAIM, FINISH, RECOVER, job_keys
 from bot.reminders.text import render
+from bot.spend import SmsSpend
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Worker:
         outage_limit: float = OUTAGE_LIMIT,
         durable_replicas: int = 0,
         quiet_poll: float = QUIET_POLL,
+        spend: SmsSpend | None = None,
     ) -> None:
         self.redis = redis
         self.senders = senders
@@ -123,6 +126,8 @@ class Worker:
         self.durable_replicas = durable_replicas
         #: How often a job held by quiet hours looks at the clock (and for a pause).
         self.quiet_poll = quiet_poll
+        #: The election's SMS budget: each SMS takes its segments first; none left pauses.
+        self.spend = spend
         self.reminders = Reminders(redis, self.clock)
         self._claim = redis.register_script(CLAIM)
         self._begin = redis.register_script(BEGIN)
@@ -344,6 +349,8 @@ class Worker:
             skip, _, _ = await self._recipient(election, claim)
             if skip is not None:
                 return skip
+        if claim.channel == Channel.SMS and not await self._budgeted(job, rules.parts(text)):
+            return None  # paused: the claim goes back
         began = await self._began(keys_, claim)
         if began != "ok":
             return None
@@ -353,6 +360,16 @@ class Worker:
             # Blocked the bot, or left Telegram: their phone may still take it.
             return await self._by_sms(job, election, template, claim)
         return self._outcome(claim.channel, result)
+
+    async def _budgeted(self, job: str, segments: int) -> bool:
+        """Take an SMS's segments from the election's budget; if it is spent, pause the
+        job (organisers are alerted) and say no."""
+        if self.spend is None or await self.spend.take(segments):
+            return True
+        log.warning("job %s: the election's SMS budget is spent; pausing the job", job)
+        with contextlib.suppress(ReminderError):  # paused or stopped already
+            await self.reminders.pause(job, "openprimary", factor="sms budget spent")
+        return False
 
     async def _began(self, keys_: list[str], claim: Claim) -> str:
         """Mark the claim's send as started ("ok"), on enough replicas to survive a failover."""
@@ -395,6 +412,8 @@ class Worker:
         if not sms.paces_itself:
             await self.limiter.wait_turn(Channel.SMS, phone)
         body = self.rules[Channel.SMS].body(text)
+        if not await self._budgeted(job, self.rules[Channel.SMS].parts(body)):
+            return Outcome.FAILED  # the budget is spent: the job is paused
         message = OutboundMessage(body, channel=Channel.SMS, address=phone, kind="reminder")
         result = await self._send(job, sms, phone, message)
         outcome = self._outcome(Channel.SMS, result)
