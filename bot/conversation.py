@@ -26,6 +26,7 @@ from ballots.connection import Batch, in_one_round_trip
 from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
+from bot.alerts import Alerts
 from bot.messages import Button, Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST, CODE_GUESSING, CODE_SMS_REFUSED
 from bot.parse import (
@@ -140,8 +141,11 @@ class Conversation:
         extensions: Sequence[Extension] = (),
         held: HeldReceipts | None = None,
         spend: SmsSpend | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.redis = redis
+        #: Where organisers are told of trouble (code guessing).
+        self.alerts = alerts
         #: The election's SMS budget: no new code SMS once it is spent.
         self.spend = spend
         self.extensions = list(extensions)
@@ -605,6 +609,14 @@ class Conversation:
             "voting code guessing slowed",
             per_hour=budget,
         )
+        if self.alerts is not None:
+            await self.alerts.alert(
+                "code_guessing",
+                f"more than {budget:,} wrong voting codes this hour: someone may be guessing "
+                f"codes. Every chat may now try once every "
+                f"{self.codes.policy.slowed_interval // 60} min until the hour is out.",
+                per_hour=budget,
+            )
 
     async def _after_check(
         self, state: State, result: CodeCheck, turn: Turn, *, voting_code: bool

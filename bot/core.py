@@ -93,7 +93,15 @@ async def build_core(
     organisers = OrganiserCommands(redis, election, clock, settings, senders, rules, spend=spend)
     held = HeldReceipts(box, election, senders) if settings.durable_replicas else None
     conversation = Conversation(
-        redis, election, codes, box, clock, extensions=[organisers], held=held, spend=spend
+        redis,
+        election,
+        codes,
+        box,
+        clock,
+        extensions=[organisers],
+        held=held,
+        spend=spend,
+        alerts=alerts,
     )
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))
     copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None

@@ -14,7 +14,7 @@ from ballots.codes import CodePolicy
 from bot import texts
 from bot.state import Step
 from openprimary.app import build_core
-from tests.factories import Harness, harness, stored_ballots
+from tests.factories import Harness, Outbox, harness, stored_ballots
 from tests.factories import settings as make_settings
 
 
@@ -426,10 +426,18 @@ async def test_voting_code_guessing_past_the_budget_is_slowed_and_reported(
 ) -> None:
     from ballots import audit
 
-    h = await harness(redis, policy=CodePolicy(guess_budget_per_hour=2))
+    telegram = Outbox("telegram")
+    h = await harness(
+        redis, policy=CodePolicy(guess_budget_per_hour=2), senders={"telegram": telegram}
+    )
     wrong = "1111-2222-3333-4444"
     for n in range(4):
         await h.said(wrong, channel="telegram", address=f"g{n}")
     assert "try again in 10 min" in await h.said(wrong, channel="telegram", address="g3")
-    alerts = [e for e in await audit.read(redis, h.core.election.id) if "guessing" in e.action]
-    assert len(alerts) == 1 and alerts[0].details["per_hour"] == 2
+    trail = await audit.read(redis, h.core.election.id)
+    slowed = [e for e in trail if e.action == "voting code guessing slowed"]
+    assert len(slowed) == 1 and slowed[0].details["per_hour"] == 2
+    # And the organisers on Telegram are told, once.
+    assert [e.action for e in trail].count("alert: code_guessing") == 1
+    [(organiser, alert)] = [(a, m) for a, m in telegram.sent if m.kind == "alert"]
+    assert organiser == "100001" and "wrong voting codes this hour" in alert.text
