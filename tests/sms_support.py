@@ -83,9 +83,10 @@ async def sms_stack(
     policy: CodePolicy | None = None,
     twilio_from: str = OUR_NUMBER,
     sms_rate: float = 10.0,
+    config_changes: dict[str, Any] | None = None,
     **election_changes: Any,
 ) -> AsyncIterator[SmsStack]:
-    """The app for the sample election, served on loopback."""
+    """The app for the sample election, served on loopback (``config_changes``: settings)."""
     async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as own_twilio:
         twilio = twilio or own_twilio
         clock = ManualClock(NOW)
@@ -97,6 +98,7 @@ async def sms_stack(
             twilio_from=twilio_from,
             twilio_api_base=twilio.base_url,
             sms_rate=sms_rate,
+            **(config_changes or {}),
         )
         core = await build_core(config, redis, clock, election.id, policy=policy)
         runner, url = await start_app(make_app(core))

@@ -20,6 +20,7 @@ from channels.gsm import segments
 from channels.rules import TEXT_RULES
 from tests.factories import Harness, Outbox, harness, settings
 from tests.reminders_support import clock, election_with_roll, fast_limiter
+from tests.sms_support import sms_stack
 
 ANN, CARYS = "+447700900101", "+447700900103"  # S1001 and S1003, by SMS
 
@@ -114,3 +115,20 @@ async def test_reminders_stop_at_the_ceiling_and_resume_when_it_is_raised(
     final = await worker(100).run(job)
     assert final.status == "finished" and final.outcome("sent") == 20
     assert len(sms.sent) == 20 and len(set(sms.addresses)) == 20  # nobody twice
+
+
+async def test_through_twilio_the_twiml_replies_are_what_is_counted(redis: Redis) -> None:
+    """Signed webhooks, TwiML back: the counter matches what the phones received, and at
+    the ceiling a new voter's phone is told no code can be texted."""
+    async with sms_stack(redis, config_changes={"sms_budget_segments": 3}) as stack:
+        ann = stack.phone(ANN)
+        received = await ann.text("vote")
+        received += await ann.text(received[0].split()[0])
+        received += await ann.text("2 4")
+        received += await ann.text("YES")
+        assert "Vote cast" in received[-1]
+        billed = sum(segments(body) for body in received)
+        assert await redis.get(keys.sms_segments(stack.core.election.id)) == str(billed)
+        assert billed > 3  # the vote under way finished past the ceiling
+        carys = await stack.phone(CARYS).text("vote")
+        assert len(carys) == 1 and carys[0].startswith("We cannot text any more codes")
