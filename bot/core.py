@@ -13,7 +13,7 @@ from ballots.clock import Clock, SystemClock
 from ballots.codes import CodePolicy, Codes
 from ballots.election import Election, bind_secret_key, get_election, list_elections
 from ballots.errors import ConfigError
-from bot.alerts import Alerts
+from bot.alerts import Alerts, ChannelHealth
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
@@ -89,8 +89,11 @@ async def build_core(
     box = BallotBox(redis, codes, clock, durable_replicas=settings.durable_replicas)
     senders = MappingProxyType(dict(senders or {}))
     alerts = Alerts(redis, clock, election, senders)
+    health = ChannelHealth(alerts)
     spend = SmsSpend(redis, election.id, settings.sms_budget_segments, alerts)
-    organisers = OrganiserCommands(redis, election, clock, settings, senders, rules, spend=spend)
+    organisers = OrganiserCommands(
+        redis, election, clock, settings, senders, rules, spend=spend, health=health
+    )
     held = HeldReceipts(box, election, senders) if settings.durable_replicas else None
     conversation = Conversation(
         redis,
@@ -105,5 +108,15 @@ async def build_core(
     )
     store = StateStore(redis, settings.secret_key, padding=state_padding(election))
     copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None
-    router = Router(redis, conversation, senders, store, copies, spend=spend, rules=rules)
+    router = Router(
+        redis,
+        conversation,
+        senders,
+        store,
+        copies,
+        spend=spend,
+        rules=rules,
+        alerts=alerts,
+        health=health,
+    )
     return Core(settings, redis, clock, election, codes, box, conversation, router, senders, copies)

@@ -32,6 +32,7 @@ from ballots.clock import Clock
 from ballots.election import Election
 from ballots.turnout import turnout
 from bot import texts
+from bot.alerts import ChannelHealth
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.parse import normalise
 from bot.ports import Sender, TextRules
@@ -75,8 +76,10 @@ class OrganiserCommands:
         *,
         confirm_within: int = CONFIRM_WITHIN,
         spend: SmsSpend | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
         self.redis = redis
+        self.health = health
         #: The election's SMS budget, which reminders started here keep to.
         self.spend = spend
         self.election = election
@@ -220,6 +223,7 @@ class OrganiserCommands:
             concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
             durable_replicas=self.settings.durable_replicas,
             spend=self.spend,
+            health=self.health,
         )
         task: asyncio.Task[object] = asyncio.create_task(worker.run(job))
         self._workers.add(task)

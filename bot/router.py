@@ -16,6 +16,7 @@ from ballots import keys
 from ballots.connection import Batch, in_one_round_trip
 from ballots.errors import StoreUnavailable, unavailable
 from bot import texts
+from bot.alerts import Alerts, ChannelHealth
 from bot.conversation import Conversation, Known
 from bot.copies import PlatformCopies
 from bot.lease import POLL, Lease
@@ -70,8 +71,13 @@ class Router:
         *,
         spend: SmsSpend | None = None,
         rules: Mapping[str, TextRules] | None = None,
+        alerts: Alerts | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
         self.redis = redis
+        #: Tells organisers when Redis refuses writes; ``health`` when a channel fails.
+        self.alerts = alerts
+        self.health = health
         #: Counts the SMS segments sent (replies in the commit, codes to other phones).
         self.spend = spend
         self.rules = rules or {}
@@ -83,6 +89,7 @@ class Router:
         self._commit_script = redis.register_script(_COMMIT)
         #: Sends for other addresses that go after the replies (``detached``), in flight.
         self._later: set[asyncio.Task[bool]] = set()
+        self._alerting: set[asyncio.Task[bool]] = set()
 
     async def handle(self, msg: InboundMessage, *, replay: bool = True) -> list[OutboundMessage]:
         """Handle one message; the result is the replies to its sender.
@@ -230,6 +237,19 @@ class Router:
             return 0
         return sum(rules.parts(m.text) for m in messages if m.text)
 
+    def _alert_unavailable(self, err: Exception) -> None:
+        """Tell organisers, off the message's path, that Redis cannot take writes."""
+        if self.alerts is None:
+            return
+        alert = self.alerts.alert(
+            "redis_unavailable",
+            f"Redis cannot take writes ({err}): voters' messages are being turned away "
+            "until it can (the platforms send them again). Check the Redis servers.",
+        )
+        task = asyncio.create_task(alert)
+        self._alerting.add(task)
+        task.add_done_callback(self._alerting.discard)
+
     def _send_later(self, messages: list[OutboundMessage]) -> None:
         """Send the detached messages now that the replies are stored, off their path."""
         for m in messages:
@@ -245,15 +265,16 @@ class Router:
         if unavailable(err):
             ERRORS.labels("redis").inc()
             log.warning("a %s message could not be handled: Redis: %s", msg.channel, err)
+            self._alert_unavailable(err)
             raise StoreUnavailable(str(err)) from err
         ERRORS.labels("router").inc()
         log.exception("failed to handle a %s message", msg.channel, exc_info=err)
         return [OutboundMessage(texts.failure())]
 
     async def drain(self) -> None:
-        """Wait for the sends still going on after their replies."""
-        while self._later:
-            await asyncio.gather(*self._later, return_exceptions=True)
+        """Wait for the sends still going on after their replies, and alerts being raised."""
+        while self._later or self._alerting:
+            await asyncio.gather(*self._later, *self._alerting, return_exceptions=True)
 
     async def aclose(self) -> None:
         """On shutdown: let the sends still going on after their replies finish."""
@@ -289,9 +310,13 @@ class Router:
             return False
         try:
             result = await sender.send(m.address, m)
-        except Exception:
+        except Exception as err:
             log.exception("sending a %s %s message failed", m.channel, m.kind)
+            if self.health is not None:
+                await self.health.failed(m.channel, f"{type(err).__name__}: {err}")
             return False
+        if self.health is not None:
+            await self.health.outcome(m.channel, result.status, result.detail)
         if result.ok:
             MESSAGES_OUT.labels(m.channel, m.kind).inc()
             if self.spend is not None:

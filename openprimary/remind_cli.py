@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ballots.election import Election, bind_secret_key, get_election
 from ballots.quiet import describe, local, quiet_until, sending_finishes
-from bot.alerts import Alerts
+from bot.alerts import Alerts, ChannelHealth
 from bot.context import Context
 from bot.ratelimit import limiter_for
 from bot.reminders import (
@@ -108,6 +108,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
     async with opened_senders(
         ctx.settings, ctx.redis, limiter, wanted=needed, connections=128, pace_sms=False
     ) as senders:
+        alerts = Alerts(ctx.redis, ctx.clock, election, senders)
         worker = Worker(
             ctx.redis,
             senders,
@@ -118,12 +119,8 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             heartbeat=args.heartbeat,
             max_segments=args.max_segments,
             durable_replicas=ctx.settings.durable_replicas,
-            spend=SmsSpend(
-                ctx.redis,
-                election.id,
-                ctx.settings.sms_budget_segments,
-                Alerts(ctx.redis, ctx.clock, election, senders),
-            ),
+            spend=SmsSpend(ctx.redis, election.id, ctx.settings.sms_budget_segments, alerts),
+            health=ChannelHealth(alerts),
         )
         if ctx.out.isatty():
             final = await _with_progress(worker, reminders, job, status.total)

@@ -22,6 +22,7 @@ from ballots.connection import on_one_connection
 from ballots.election import Election, get_election
 from ballots.errors import StoreUnavailable, unavailable
 from ballots.quiet import describe, local, quiet_until
+from bot.alerts import ChannelHealth
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import MESSAGES_OUT
 from bot.ports import Sender, SendResult, TextRules
@@ -104,6 +105,7 @@ class Worker:
         durable_replicas: int = 0,
         quiet_poll: float = QUIET_POLL,
         spend: SmsSpend | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
         self.redis = redis
         self.senders = senders
@@ -128,6 +130,8 @@ class Worker:
         self.quiet_poll = quiet_poll
         #: The election's SMS budget: each SMS takes its segments first; none left pauses.
         self.spend = spend
+        #: Alerts organisers when every send on a channel has failed for a while.
+        self.health = health
         self.reminders = Reminders(redis, self.clock)
         self._claim = redis.register_script(CLAIM)
         self._begin = redis.register_script(BEGIN)
@@ -392,11 +396,14 @@ class Worker:
         self, job: str, sender: Sender, address: str, message: OutboundMessage
     ) -> SendResult:
         try:
-            return await sender.send(address, message)
+            result = await sender.send(address, message)
         except Exception as err:
             # The platform may or may not have taken it: in doubt, like a crash.
             log.exception("job %s: the %s sender raised", job, sender.channel)
-            return SendResult("in_doubt", f"{type(err).__name__}: {err}")
+            result = SendResult("in_doubt", f"{type(err).__name__}: {err}")
+        if self.health is not None:
+            await self.health.outcome(sender.channel, result.status, result.detail)
+        return result
 
     async def _by_sms(self, job: str, election: Election, template: str, claim: Claim) -> Outcome:
         """Send a Telegram recipient's reminder by SMS instead (the chat is unreachable)."""

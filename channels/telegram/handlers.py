@@ -212,6 +212,7 @@ class Handlers:
             replies,
             tapped_message_id=tapped_message_id,
             copies=self.copies,
+            health=self.router.health,
         )
 
     def _e164(self, phone: str) -> str:

@@ -18,6 +18,7 @@ from telegram.ext import ExtBot
 
 from ballots.errors import ConfigError
 from bot import texts
+from bot.alerts import ChannelHealth
 from bot.copies import Copy, Kind, Outcome, PlatformCopies
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import SEND_FAILURES
@@ -126,13 +127,14 @@ async def send_replies(
     *,
     tapped_message_id: int | None = None,
     copies: PlatformCopies | None = None,
+    health: ChannelHealth | None = None,
 ) -> None:
     """Send the router's replies to one chat; a reply marked ``edit`` updates the tapped message.
 
     A private reply (it shows the voter's choices) is noted with ``copies``,
     to be removed from the chat once the ballot is cast.  Failures are
     logged and counted, never raised: the conversation has already moved
-    on, and the voter can always type AGAIN.
+    on, and the voter can always type AGAIN.  ``health`` hears how each send went.
     """
     for reply in replies:
         markup = markup_for(reply, chat_id, signer)
@@ -148,12 +150,16 @@ async def send_replies(
                     continue
             sent = await bot.send_message(int(chat_id), reply.text, reply_markup=markup)
             await _track(copies, chat_id, sent.message_id, reply)
+            if health is not None:
+                health.sent(CHANNEL)
         except Forbidden as err:
             await mark_unreachable(redis, chat_id, err)
             return
         except TelegramError as err:
             SEND_FAILURES.labels(CHANNEL, _reason(err)).inc()
             log.warning("telegram reply not delivered: %s", err.message)
+            if health is not None and not isinstance(err, BadRequest):
+                await health.failed(CHANNEL, err.message)
 
 
 async def _track(
