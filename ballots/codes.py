@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from ballots import keys
 from ballots.clock import Clock
 from ballots.codes_scripts import ADDRESS_FAIL, REQUEST_OTP, VERIFY
-from ballots.connection import Batch, in_one_round_trip, queue_script
+from ballots.connection import Batch, in_one_round_trip
 from ballots.election import Election
 
 log = logging.getLogger(__name__)
@@ -276,13 +276,13 @@ class Codes:
         if len(code) != VOTING_CODE_DIGITS:
             sid = None
         if sid is None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(guesses)
-                pipe.expire(guesses, 7200)
-                await queue_script(
-                    pipe, self._address_fail, [fail_key], [self.policy.address_window]
-                )
-                wrong, _, n = await pipe.execute()
+
+            def fill(batch: Batch) -> None:
+                batch.pipe.incr(guesses)
+                batch.pipe.expire(guesses, 7200)
+                batch.script(self._address_fail, [fail_key], [self.policy.address_window])
+
+            wrong, _, n = await in_one_round_trip(self.redis, fill)
             left = max(self.policy.address_max_failures - int(n), 0)
             first_over = int(wrong) == self.policy.guess_budget_per_hour + 1
             return CodeCheck(

@@ -156,21 +156,6 @@ async def close_client(client: Redis) -> None:
             await watcher.aclose()
 
 
-async def queue_script(
-    pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
-) -> None:
-    """Queue a Lua script in a pipeline, to run in its round trip.
-
-    On one server, EVALSHA (the pipeline loads the script first).  A Cluster
-    pipeline cannot load scripts on its nodes, so there the script goes
-    whole, with EVAL, to the node holding its keys.
-    """
-    if isinstance(pipe, ClusterPipeline):
-        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
-    else:
-        await script(keys=keys, args=args, client=pipe)
-
-
 class Batch:
     """Commands and Lua scripts queued for one round trip (:func:`in_one_round_trip`)."""
 

@@ -31,13 +31,15 @@ LEASE = 2.0
 #: How often a waiting message tries for the lock again.
 POLL = 0.05
 
-_RENEW = """
+#: KEYS: the lock.  ARGV: its holder's token, the lease (ms).  -> 1 if still ours (renewed).
+RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE = """
+#: KEYS: the lock.  ARGV: its holder's token.  -> 1 if it was ours (and is let go).
+RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -108,7 +110,7 @@ class Lease:
 
     async def release(self) -> None:
         """Let the lock go, if it is still ours."""
-        released = await self._redis.eval(_RELEASE, 1, self.key, self.token)
+        released = await self._redis.eval(RELEASE, 1, self.key, self.token)
         if not int(released):
             self.lost = True
             log.warning("a chat's lock lapsed while its message was handled")
@@ -119,7 +121,7 @@ class Lease:
 
     async def _renew(self) -> None:
         try:
-            renewed = await self._redis.eval(_RENEW, 1, self.key, self.token, self.ms)
+            renewed = await self._redis.eval(RENEW, 1, self.key, self.token, self.ms)
         except RedisError as err:
             self.lost = True
             log.warning("could not renew a chat's lock: %s", err)

@@ -52,7 +52,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from ballots import keys
-from ballots.connection import queue_script
+from ballots.connection import Batch, in_one_round_trip
+from bot.lease import RELEASE, RENEW
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,6 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 return redis.call('ZCARD', KEYS[1])
-"""
-# KEYS: lease.  ARGV: owner, ttl ms.  -> 1 if still ours (renewed), else 0
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS: lease.  ARGV: owner.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -127,8 +116,8 @@ class Inbox:
         self._aead = Aead(key.digest())
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._beat = redis.register_script(_BEAT)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(RENEW)
+        self._release = redis.register_script(RELEASE)
         #: Shards this process holds, and of them those it reads new updates from.
         self._held: set[int] = set()
         self._reading: set[int] = set()
@@ -192,17 +181,15 @@ class Inbox:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+        def hand_back(batch: Batch) -> None:
+            for shard in self._held:
+                owner = keys.telegram_inbox_owner(self.bot_id, shard)
+                batch.script(self._release, [owner], [self.name])
+            batch.pipe.zrem(keys.telegram_inbox_workers(self.bot_id), self.name)
+
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for shard in self._held:
-                    await queue_script(
-                        pipe,
-                        self._release,
-                        [keys.telegram_inbox_owner(self.bot_id, shard)],
-                        [self.name],
-                    )
-                pipe.zrem(keys.telegram_inbox_workers(self.bot_id), self.name)
-                await pipe.execute()
+            await in_one_round_trip(self.redis, hand_back)
         except RedisError as err:
             log.warning("telegram inbox: could not hand back its shards (%s); they expire", err)
         self._held.clear()
@@ -250,15 +237,13 @@ class Inbox:
         fair = math.ceil(self.shards / max(live, 1))
         held = sorted(self._held)
         if held:
-            async with self.redis.pipeline(transaction=False) as pipe:
+
+            def renew(batch: Batch) -> None:
                 for shard in held:
-                    await queue_script(
-                        pipe,
-                        self._renew,
-                        [keys.telegram_inbox_owner(self.bot_id, shard)],
-                        [self.name, ttl],
-                    )
-                still = await pipe.execute()
+                    owner = keys.telegram_inbox_owner(self.bot_id, shard)
+                    batch.script(self._renew, [owner], [self.name, ttl])
+
+            still = await in_one_round_trip(self.redis, renew)
             for shard, ours in zip(held, still, strict=True):
                 if not int(ours):
                     log.warning("telegram inbox: shard %d was taken over", shard)
