@@ -22,7 +22,7 @@ from ballots import audit, keys
 from ballots.box import BallotBox, Receipt
 from ballots.clock import Clock
 from ballots.codes import VOTING_CODE_DIGITS, CodeCheck, Codes, SmsBudget, normalise_code
-from ballots.connection import Batch, in_one_round_trip
+from ballots.connection import Batch
 from ballots.election import Candidate, Election
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import texts
@@ -186,36 +186,27 @@ class Conversation:
         by_phone = msg.channel == Channel.SMS and "sms-otp" in self.election.identity
         if by_phone:
             batch.pipe.hget(keys.phone_index(eid), msg.address)
-        batch.pipe.get(keys.address_failures(eid, msg.channel, msg.address))
         code = msg.choice is None and msg.contact is None and self._looks_like_voting_code(msg.text)
         if code:
+            # Its reads start with the address's failures: read once, for both.
             self.codes.look_up_voting_code(batch, self.election, msg.text, msg.channel, msg.address)
+        else:
+            batch.pipe.get(keys.address_failures(eid, msg.channel, msg.address))
 
         def known(results: Sequence[Any]) -> Known:
             found = list(results)
             ids = [x for x in str(found.pop(0) or "").split(",") if x] if by_phone else None
-            failures = int(found.pop(0) or 0)
-            return Known(ids, failures, tuple(found[:3]) if code else None)
+            looked_up = tuple(found[:3]) if code else None
+            return Known(ids, int(found[0] or 0), looked_up)
 
         return known
 
-    async def step(
-        self, state: State, msg: InboundMessage, known: Known | None = None
-    ) -> tuple[State, Replies]:
+    async def step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         """Handle one message; returns the new state and the messages to send.
 
-        ``known``: what :meth:`prefetch` read for it, if the caller did; the
-        caller then also sends the step's ``known.writes`` with the new state.
+        ``known``: what :meth:`prefetch` read for it; the caller sends the step's
+        ``known.writes`` with the new state.
         """
-        if known is None:
-            known = Known()
-            stepped = await self._step(state, msg, known)
-            if known.writes:
-                await in_one_round_trip(self.redis, known.queue_writes)
-            return stepped
-        return await self._step(state, msg, known)
-
-    async def _step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         if state.election != self.election.id:
             state = State(election=self.election.id)
         for extension in self.extensions:

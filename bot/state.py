@@ -21,7 +21,6 @@ from enum import StrEnum
 from nacl.exceptions import CryptoError
 from nacl.secret import Aead
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from ballots import keys
 from ballots.election import Election
@@ -162,26 +161,12 @@ class StateStore:
         A fixed moment, the same for every voter, is how a finished chat is
         kept: a TTL counted from the last message would date the cast.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.save_in(pipe, channel, address, state, until=until)
-            await pipe.execute()
-
-    def save_in(
-        self,
-        pipe: Pipeline,
-        channel: str,
-        address: str,
-        state: State,
-        *,
-        until: datetime | None = None,
-    ) -> None:
-        """Queue the save of a state in a pipeline (sent with the caller's other writes)."""
         text, expiry, when = self.stored(channel, address, state, until=until)
         key = keys.conversation(channel, address)
         if expiry == "PXAT":
-            pipe.set(key, text, pxat=when)
+            await self.redis.set(key, text, pxat=when)
         else:
-            pipe.set(key, text, ex=when)
+            await self.redis.set(key, text, ex=when)
 
     def stored(
         self, channel: str, address: str, state: State, *, until: datetime | None = None
