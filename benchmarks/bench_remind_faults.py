@@ -27,9 +27,10 @@ from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
 from tests.redis_server import redis_url
 from tests.reminders_support import clock, election_with_roll, most_in_window
+from tests.sms_support import AUTH_TOKEN, twilio_settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID
-from tests.test_reminders_platforms import AUTH_TOKEN, TEXT, twilio_settings
+from tests.test_reminders_platforms import TEXT
 
 
 async def run(args: argparse.Namespace, url: str) -> None:

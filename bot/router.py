@@ -148,9 +148,7 @@ class Router:
         """In one round trip: the replies kept if this delivery is done already (in any
         process); else the chat's lock, where the chat is, and what the step may need.
         None if the lock stayed another message's for the whole wait."""
-        done_key = _done_key(msg)
-        chat = [lease.key, keys.conversation(msg.channel, msg.address)]
-        chat.append(done_key or chat[1])
+        chat, done_key = _chat_keys(msg, lease)
         flags: list[str | int] = [lease.token, lease.ms, "1" if done_key else "0"]
         reads: list[Callable[[Sequence[Any]], Known]] = []
 
@@ -192,22 +190,21 @@ class Router:
         (one script, so neither is ever stored without the other), the lock let go, the
         writes the step left (``known.writes``), and the voter's message queued for
         removal from the platform if it showed choices."""
-        done_key = _done_key(msg)
-        chat = [lease.key, keys.conversation(msg.channel, msg.address)]
-        chat.append(done_key or chat[1])
+        chat, done_key = _chat_keys(msg, lease)
         text, expiry, when = self.store.stored(
             msg.channel, msg.address, after, until=self.conversation.forget_at(after)
         )
         sealed = self.store.seal_replies(msg.channel, msg.address, replies) if done_key else ""
         copies = self.copies if before.step in CHOOSING else None
-        billed = self._segments(msg.channel, replies)
+        spend = self.spend
+        billed = self._segments(msg.channel, replies) if spend is not None else 0
 
         def fill(batch: Batch) -> None:
             args: list[str | int] = [lease.token, text, expiry, when, sealed, DELIVERY_TTL]
             batch.script(self._commit_script, chat, args)
             known.queue_writes(batch)
-            if billed and self.spend is not None:
-                batch.pipe.incrby(self.spend.key, billed)
+            if spend is not None and billed:
+                batch.pipe.incrby(spend.key, billed)
             if copies is not None:
                 copies.chat_step_in(batch, msg, finished=after.step is Step.DONE)
 
@@ -217,12 +214,12 @@ class Router:
         if not int(results[0]):
             lease.lost = True
             log.warning("a chat's lock lapsed while its message was handled")
-        writes = len(known.writes) + (1 if billed and self.spend is not None else 0)
+        writes = len(known.writes) + (1 if billed else 0)
         for err in [r for r in results[1 : 1 + writes] if isinstance(r, Exception)]:
             ERRORS.labels("router").inc()
             log.error("a %s message's step was saved, but not all it wrote: %s", msg.channel, err)
-        if billed and self.spend is not None and not isinstance(results[writes], Exception):
-            await self.spend.counted(billed, int(results[writes]))
+        if spend is not None and billed and not isinstance(results[writes], Exception):
+            await spend.counted(billed, int(results[writes]))
         errors = [r for r in results[1 + writes :] if isinstance(r, Exception)]
         if errors:
             # The vote and the replies matter more; the copy stays on the platform.
@@ -326,6 +323,14 @@ class Router:
             "%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail
         )
         return False
+
+
+def _chat_keys(msg: InboundMessage, lease: Lease) -> tuple[list[str], str | None]:
+    """The begin and commit scripts' keys (the chat's lock, its state, the delivery's record,
+    or the state again when the channel gives no id), and the delivery's record alone."""
+    done_key = _done_key(msg)
+    state_key = keys.conversation(msg.channel, msg.address)
+    return [lease.key, state_key, done_key or state_key], done_key
 
 
 def _done_key(msg: InboundMessage) -> str | None:

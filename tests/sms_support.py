@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
 from bot.core import Core
+from bot.settings import Settings
 from channels.server import make_app
 from openprimary.app import build_core
 from tests.factories import NOW, SECRET, sample_election, settings
@@ -26,6 +27,20 @@ from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://vote.example.org"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def twilio_settings(twilio: TwilioApiStandIn, **more: Any) -> Settings:
+    """The tests' settings for the stand-in Twilio: our account, token and number (``more``
+    adds to them or changes them)."""
+    return settings(
+        **{
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_from": OUR_NUMBER,
+            "twilio_api_base": twilio.base_url,
+            **more,
+        }
+    )
 
 
 def serve_env(redis_url: str, twilio_api: str, auth_token: str = AUTH_TOKEN) -> dict[str, str]:
@@ -91,12 +106,10 @@ async def sms_stack(
         twilio = twilio or own_twilio
         clock = ManualClock(NOW)
         election = await sample_election(redis, **election_changes)
-        config = settings(
+        config = twilio_settings(
+            twilio,
             public_url=PUBLIC_URL,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
             twilio_from=twilio_from,
-            twilio_api_base=twilio.base_url,
             sms_rate=sms_rate,
             **(config_changes or {}),
         )

@@ -23,22 +23,12 @@ from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
 from tests.factories import settings
 from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
+from tests.sms_support import AUTH_TOKEN, twilio_settings
 from tests.standins.telegram_api import TelegramAPI
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
-AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 TEXT = "Hi {name}, {days_left} days left to vote."
-
-
-def twilio_settings(twilio: TwilioApiStandIn, **more: object) -> Settings:
-    return settings(
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from=OUR_NUMBER,
-        twilio_api_base=twilio.base_url,
-        **more,
-    )
 
 
 async def start_job(redis: Redis, election: Election) -> str:

@@ -30,7 +30,7 @@ from openprimary.app import build_core
 from openprimary.cli import build_parser
 from openprimary.serve_cli import serve
 from tests.factories import NOW, SECRET, sample_election, settings
-from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app
+from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone, message_sid
 
@@ -38,14 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def full_settings(twilio: TwilioApiStandIn, **overrides: object) -> Settings:
-    return settings(
-        public_url=PUBLIC_URL,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_auth_token=AUTH_TOKEN,
-        twilio_from=OUR_NUMBER,
-        twilio_api_base=twilio.base_url,
-        **overrides,
-    )
+    return twilio_settings(twilio, public_url=PUBLIC_URL, **overrides)
 
 
 @pytest.fixture

@@ -30,11 +30,10 @@ from ballots.box import ballot_count
 from ballots.election import Election
 from ballots.receipts import all_receipts
 from tests.redis_server import redis_server_binary
+from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
 from tests.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
 
-AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
-PUBLIC_URL = "https://vote.example.org"
 WEBHOOK_SECRET = "fault-webhook-secret_0123456789"
 RANKING = "2 4 1 3"
 RECEIPT = re.compile(r"Receipt:? ([A-Za-z0-9-]+)")

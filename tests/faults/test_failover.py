@@ -29,12 +29,12 @@ from channels.rules import TEXT_RULES
 from channels.server import make_app
 from openprimary.app import build_core
 from tests.factories import NOW, Outbox, settings
-from tests.faults.support import AUTH_TOKEN, PUBLIC_URL, RANKING, Voter, _text
+from tests.faults.support import RANKING, Voter, _text
 from tests.reminders_support import clock, election_with_roll
 from tests.replication import cluster, cluster_url, watched_primary
-from tests.sms_support import start_app
+from tests.sms_support import AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
 VOTERS = 30
 RECIPIENTS = 300
@@ -123,14 +123,7 @@ async def vote_through_a_failover(redis: Redis, kill: Callable[[], None]) -> Non
     """
     election = await bench_election(redis, "failover", VOTERS)
     async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-        config = settings(
-            public_url=PUBLIC_URL,
-            twilio_auth_token=AUTH_TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_from=OUR_NUMBER,
-            twilio_api_base=twilio.base_url,
-            durable_replicas=1,
-        )
+        config = twilio_settings(twilio, public_url=PUBLIC_URL, durable_replicas=1)
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         runner, url = await start_app(make_app(core))
         try:

@@ -24,18 +24,11 @@ from ballots.election import Election
 from benchmarks.harness import bench_election
 from channels.server import make_app
 from openprimary.app import build_core
-from tests.factories import NOW, settings
-from tests.faults.support import (
-    AUTH_TOKEN,
-    PUBLIC_URL,
-    RedisProcess,
-    Voter,
-    assert_every_vote_counted_once,
-    sms_vote,
-)
-from tests.sms_support import start_app
+from tests.factories import NOW
+from tests.faults.support import RedisProcess, Voter, assert_every_vote_counted_once, sms_vote
+from tests.sms_support import AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
 VOTERS = 40
 
@@ -58,13 +51,7 @@ async def stack(*config: str) -> AsyncIterator[Stack]:
     try:
         election = await bench_election(redis, "faults", VOTERS)
         async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-            config_ = settings(
-                public_url=PUBLIC_URL,
-                twilio_auth_token=AUTH_TOKEN,
-                twilio_account_sid=ACCOUNT_SID,
-                twilio_from=OUR_NUMBER,
-                twilio_api_base=twilio.base_url,
-            )
+            config_ = twilio_settings(twilio, public_url=PUBLIC_URL)
             core = await build_core(config_, redis, ManualClock(NOW), election.id)
             runner, url = await start_app(make_app(core))
             try:

@@ -21,9 +21,10 @@ from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
 from tests.factories import SECRET
 from tests.reminders_support import election_with_roll, most_in_window, phone
+from tests.sms_support import AUTH_TOKEN, twilio_settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
-from tests.test_reminders_platforms import AUTH_TOKEN, TEXT, start_job, twilio_settings
+from tests.test_reminders_platforms import TEXT, start_job
 
 RATE = 50.0
 

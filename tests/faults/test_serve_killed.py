@@ -26,8 +26,6 @@ from benchmarks.harness import bench_election
 from openprimary.app import build_core
 from tests.factories import SECRET, settings
 from tests.faults.support import (
-    AUTH_TOKEN,
-    PUBLIC_URL,
     WEBHOOK_SECRET,
     RedisProcess,
     Voter,
@@ -36,6 +34,7 @@ from tests.faults.support import (
     sms_vote,
     telegram_vote,
 )
+from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
