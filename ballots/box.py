@@ -42,7 +42,13 @@ if redis.call('EXISTS', v) == 0 then return 'ineligible' end
 local now = tonumber(ARGV[2])
 local opens = tonumber(redis.call('HGET', meta, 'opens') or '0')
 local closes = tonumber(redis.call('HGET', meta, 'closes') or '0')
-if now < opens then return 'not_open' end
+-- A rehearsal (ballots/ and bot/rehearsal.py): before the opening only its testers may
+-- cast; after it nobody may until it is finalised (its ballots are still in the box).
+local rehearsal = redis.call('HGET', meta, 'rehearsal')
+if rehearsal then
+  if now >= opens then return 'rehearsal' end
+  if rehearsal ~= 'running' or redis.call('HGET', v, 'tester') ~= '1' then return 'not_open' end
+elseif now < opens then return 'not_open' end
 if now >= closes or redis.call('HEXISTS', meta, 'frozen') == 1 then return 'closed' end
 if redis.call('HGET', meta, 'key') ~= ARGV[7] then return 'no_key' end
 if redis.call('HGET', v, 'voted') then return 'already_voted' end

@@ -22,7 +22,7 @@ import hmac
 import logging
 import secrets
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,8 +246,12 @@ class Codes:
         looked_up: Sequence[Any] | None = None,
         *,
         telegram_user: str = "",
+        admit: Callable[[str], Awaitable[bool]] | None = None,
     ) -> CodeCheck:
         """Check a typed voting code; wrong guesses count against the address and the election.
+
+        ``admit``: whether the code's owner may vote now (a rehearsal admits its testers
+        only); a right code of someone it refuses is ``not_testing``, and nothing is written.
 
         Past the election's hourly budget of wrong guesses, each address may
         try once per ``slowed_interval`` (``slowed``, with the seconds to wait
@@ -288,6 +292,8 @@ class Codes:
             return CodeCheck(
                 "wrong" if left else "locked", tries_left=left, budget_exceeded=first_over
             )
+        if admit is not None and not await admit(str(sid)):
+            return CodeCheck("not_testing", str(sid))
         return await self._check(election, str(sid), "code", code, telegram_user=telegram_user)
 
     async def address_locked(self, election: Election, channel: str, address: str) -> bool:

@@ -80,6 +80,28 @@ def address_failures(election_id: str, channel: str, address: str) -> str:
     return f"{PREFIX}:e:{election_id}:fail:{channel}:{address}"
 
 
+def rehearsal(election_id: str) -> str:
+    """Hash: a rehearsal under way (``state``, ``started``...) and what it found before it
+    began, so ``election finalise`` can put it back (see ballots/rehearsal.py)."""
+    return f"{PREFIX}:e:{election_id}:rehearsal"
+
+
+def rehearsal_testers(election_id: str) -> str:
+    """Set: the supporter ids a rehearsal lets vote."""
+    return f"{PREFIX}:e:{election_id}:rehearsal:testers"
+
+
+def rehearsal_chats(election_id: str) -> str:
+    """Hash: ``<channel> <address>`` of each chat a rehearsal heard from -> its opt-out and
+    unreachable flags before then (``"01"``...), to put back at the finalise."""
+    return f"{PREFIX}:e:{election_id}:rehearsal:chats"
+
+
+def rehearsal_keys(election_id: str) -> str:
+    """Set: the names of the chat keys a rehearsal wrote (state, deliveries), to delete."""
+    return f"{PREFIX}:e:{election_id}:rehearsal:keys"
+
+
 def unsealing(election_id: str) -> str:
     """Hash: the unseal's progress (``shard:<n>`` -> counts when done) and its summary."""
     return f"{PREFIX}:e:{election_id}:unseal"

@@ -27,6 +27,15 @@ from bot.ports import Sender
 
 log = logging.getLogger(__name__)
 
+#: Every kind of alert raised (a channel's failures name the channel).
+KINDS = (
+    "sms_budget_near",
+    "sms_budget_spent",
+    "code_guessing",
+    "redis_unavailable",
+    *(f"channel_failing_{ch}" for ch in (Channel.SMS, Channel.TELEGRAM)),
+)
+
 #: Seconds between two alerts of one kind for one election.
 ALERT_EVERY = 600
 #: How long every send on a channel must have failed before organisers are told.

@@ -20,6 +20,7 @@ from ballots.election import (
 from ballots.errors import OpenPrimaryError
 from ballots.roll import get_supporter, import_roll, read_roll_file
 from ballots.turnout import turnout
+from bot import rehearsal
 from bot.context import Context
 
 SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -58,9 +59,42 @@ async def election_show(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+async def election_rehearse(args: argparse.Namespace, ctx: Context) -> int:
+    """Start a rehearsal: the testers may vote before the opening, every message marked."""
+    election = await get_election(ctx.redis, args.election)
+    testers = rehearsal.read_testers(Path(args.testers))
+    await rehearsal.rehearse(ctx.redis, election, testers, ctx.clock, ctx.actor, args.testers)
+    ctx.out.write(
+        f"rehearsal of {election.id} started for {len(testers)} testers: they can vote now, by "
+        "SMS and Telegram, and every message they get starts 'TEST: '. Everyone else is told "
+        f"voting opens {election.opens:%Y-%m-%d %H:%M} UTC. When you are done: openprimary "
+        f"election finalise --election {election.id}\n"
+    )
+    return 0
+
+
+async def election_finalise(args: argparse.Namespace, ctx: Context) -> int:
+    """Wipe the rehearsal: the election as if it had never happened (the audit keeps it)."""
+    election = await get_election(ctx.redis, args.election)
+    done = await rehearsal.finalise(ctx.redis, election, ctx.clock, ctx.actor)
+    ctx.out.write(
+        f"rehearsal of {election.id} finalised: wiped {done.ballots} ballots, the records of "
+        f"{done.testers} testers, {done.chats} chats and {done.jobs} reminder jobs. It sent "
+        f"{done.sms_segments} SMS segments, which no longer count against the SMS budget. "
+        f"The election is ready to open {election.opens:%Y-%m-%d %H:%M} UTC.\n"
+    )
+    return 0
+
+
 async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
     """Import (or update) the roll from a CSV file, all or nothing."""
     election = await get_election(ctx.redis, args.election)
+    if await rehearsal.state(ctx.redis, election.id) is not None:
+        raise OpenPrimaryError(
+            f"election {election.id} is being rehearsed: finalise the rehearsal first "
+            f"(openprimary election finalise --election {election.id}), or the testers' "
+            "records it puts back would undo this import"
+        )
     supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
     summary = await import_roll(ctx.redis, election, supporters)
     await audit.record(
@@ -143,11 +177,17 @@ async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
     election = await get_election(ctx.redis, args.election)
     report = await turnout(ctx.redis, election)
     segments = int(await ctx.redis.get(keys.sms_segments(election.id)) or 0)
+    testing = await rehearsal.state(ctx.redis, election.id)
     if args.json:
-        shown = report.to_dict() | {"sms_segments_sent": segments}
+        shown = report.to_dict() | {"sms_segments_sent": segments, "rehearsal": testing}
         ctx.out.write(json.dumps(shown, indent=2) + "\n")
         return 0
     ctx.out.write(f"{election.title} ({election.id})\n")
+    if testing is not None:
+        ctx.out.write(
+            f"REHEARSAL {testing.upper()}: these are test ballots, wiped by "
+            f"'openprimary election finalise --election {election.id}'\n"
+        )
     ctx.out.write(
         f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n"
     )
@@ -235,7 +275,7 @@ async def codes_unlock(args: argparse.Namespace, ctx: Context) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the organiser subcommands."""
-    p = sub.add_parser("election", help="load or show elections")
+    p = sub.add_parser("election", help="load or show elections; rehearse one before it opens")
     esub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = esub.add_parser("load", help="read an election TOML file and store it")
     q.add_argument("file", help="the election file (TOML)")
@@ -243,6 +283,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q = esub.add_parser("show", help="list loaded elections, or show one")
     q.add_argument("election", nargs="?", help="an election id")
     q.set_defaults(handler=election_show)
+    q = esub.add_parser(
+        "rehearse",
+        help="before the opening: let the testers in FILE vote for real, every message marked TEST",
+    )
+    q.add_argument("--election", required=True, help="the election id")
+    q.add_argument(
+        "--testers",
+        required=True,
+        metavar="FILE",
+        help="supporter ids, one a line (a roll or codes CSV works: its first column)",
+    )
+    q.set_defaults(handler=election_rehearse)
+    q = esub.add_parser(
+        "finalise",
+        help="end a rehearsal: wipe its ballots, codes spent, chats and jobs (the audit stays)",
+    )
+    q.add_argument("--election", required=True, help="the election id")
+    q.set_defaults(handler=election_finalise)
 
     p = sub.add_parser("roll", help="manage the voter roll")
     rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

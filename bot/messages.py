@@ -15,6 +15,11 @@ class Channel(StrEnum):
     TELEGRAM = "telegram"
     CONSOLE = "console"
 
+    @classmethod
+    def platforms(cls) -> tuple[Channel, ...]:
+        """The channels that reach people through a platform (not the console)."""
+        return (cls.SMS, cls.TELEGRAM)
+
 
 @dataclass(frozen=True)
 class InboundMessage:

@@ -17,7 +17,7 @@ from ballots.connection import Batch, in_one_round_trip
 from ballots.errors import StoreUnavailable, unavailable
 from bot import texts
 from bot.alerts import Alerts, ChannelHealth
-from bot.conversation import Conversation, Known
+from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.lease import POLL, Lease
 from bot.messages import Channel, InboundMessage, OutboundMessage
@@ -25,6 +25,7 @@ from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
 from bot.ports import Sender, TextRules
 from bot.spend import SmsSpend
 from bot.state import CHOOSING, State, StateStore, Step
+from bot.turn import Known
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,19 @@ def greeting(election: Election) -> str:
     return f"{election.title}. To vote, reply with {' or '.join(ways)}. HELP for help."
 
 
+#: What every message starts with while a rehearsal is under way.
+TEST_MARK = "TEST: "
+
+
 def not_open(election: Election) -> str:
     return f"Voting in {election.title} opens {when(election.opens)}."
+
+
+def rehearsal_unfinished(election: Election) -> str:
+    return (
+        f"Voting in {election.title} has not started yet: the organisers are finishing a "
+        "test. Please try again later."
+    )
 
 
 def closed(election: Election) -> str:

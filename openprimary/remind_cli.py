@@ -45,6 +45,8 @@ def _describe_plan(
     p: Plan, out: Any, election: Election, settings: Settings, now: datetime
 ) -> None:
     out.write(f"would remind {p.total} supporters of {p.election}:\n")
+    if p.rehearsal:
+        out.write("  rehearsal: only its testers are reminded, and each message starts 'TEST: '\n")
     for ch in CHANNELS:
         extra = f" ({p.sms_segments} SMS segments)" if ch == "sms" else ""
         out.write(f"  {ch:<9} {p.count(ch)}{extra}\n")

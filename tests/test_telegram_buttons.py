@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import texts
-from bot.conversation import election_tag
+from bot.buttons import election_tag
 from channels.telegram.signing import CALLBACK_DATA_LIMIT, MAC_CHARS, ButtonSigner
 from tests.standins.telegram_api import button_data, button_labels
 from tests.telegram_support import ANN, BILAL, TelegramWorld, telegram_world

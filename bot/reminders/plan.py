@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election
+from bot import texts
 from bot.messages import Channel
 from bot.ports import TextRules
 from bot.reach import Reach
@@ -38,6 +39,8 @@ class Plan:
     max_sms_segments: int = 0
     problems: list[str] = field(default_factory=list)
     sample: dict[str, str] = field(default_factory=dict)
+    #: A rehearsal is under way: only its testers are reminded, and the text says "TEST".
+    rehearsal: bool = False
 
     @property
     def total(self) -> int:
@@ -57,6 +60,7 @@ class Plan:
             "skipped": dict(self.skipped),
             "problems": list(self.problems),
             "sample": dict(self.sample),
+            "rehearsal": self.rehearsal,
         }
 
 
@@ -84,7 +88,34 @@ async def plan(
         return result
     now = (clock or SystemClock()).now()
     too_long: dict[str, list[str]] = {c: [] for c in CHANNELS}  # channel -> problems
-    for shard in range(election.shards):
+    testing = await redis.hget(keys.rehearsal(election.id), "state")
+    if testing is not None:
+        # A rehearsal: its testers only (none while it is being finalised), marked.
+        result.rehearsal = True
+        result.template = texts.TEST_MARK + template
+        testers: dict[int, list[str]] = {}
+        if testing == "running":
+            for sid in sorted(
+                str(s) for s in await redis.smembers(keys.rehearsal_testers(election.id))
+            ):
+                testers.setdefault(keys.shard_of(sid, election.shards), []).append(sid)
+        for shard, sids in sorted(testers.items()):
+            for i in range(0, len(sids), BATCH):
+                await _plan_batch(
+                    redis,
+                    election,
+                    sids[i : i + BATCH],
+                    shard,
+                    result,
+                    now,
+                    too_long,
+                    max_segments,
+                    rules,
+                )
+        shards: range = range(0)
+    else:
+        shards = range(election.shards)
+    for shard in shards:
         cursor = 0
         seen: set[str] = set()  # SSCAN may return a member twice (while the set rehashes)
         while True:
@@ -106,7 +137,7 @@ async def plan(
             if cursor == 0:
                 break
     for ch in CHANNELS:
-        dropped = rules[ch].dropped(template)
+        dropped = rules[ch].dropped(result.template)
         if result.count(ch) and dropped:
             result.problems.append(
                 f"these characters cannot go by {ch.upper() if ch == 'sms' else ch.title()} "
