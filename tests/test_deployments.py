@@ -31,6 +31,7 @@ FLOWS = [
     "tests/test_turnout_audit.py",
     "tests/test_receipts.py",
     "tests/test_telegram_inbox.py",
+    "tests/test_rehearsal.py",
 ]
 
 
