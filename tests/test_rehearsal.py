@@ -81,6 +81,12 @@ async def cli(clock: ManualClock, redis: Redis, *argv: str) -> tuple[int, str]:
     return await args.handler(args, ctx), out.getvalue()
 
 
+async def rehearse(clock: ManualClock, redis: Redis, eid: str, testers: Path) -> tuple[int, str]:
+    return await cli(
+        clock, redis, "election", "rehearse", "--election", eid, "--testers", str(testers)
+    )
+
+
 @asynccontextmanager
 async def rehearsal_world(redis: Redis) -> AsyncIterator[tuple[TelegramWorld, TwilioApiStandIn]]:
     """The sample election before its opening, served with SMS (the Twilio stand-in) and
@@ -150,9 +156,7 @@ async def test_a_rehearsal_by_sms_and_telegram_leaves_nothing_but_the_audit(
 
         testers = tmp_path / "testers.txt"
         testers.write_text("S1001\nS1002\nS1004\n")
-        status, said = await cli(
-            world.clock, redis, "election", "rehearse", "--election", eid, "--testers", str(testers)
-        )
+        status, said = await rehearse(world.clock, redis, eid, testers)
         assert status == 0 and "started for 3 testers" in said
 
         # Ann, a tester, votes by SMS: her phone is on the roll, so her code comes back.
@@ -233,46 +237,17 @@ async def test_it_cannot_start_once_voting_has_opened_or_twice(
     testers.write_text("S1001\n")
     late = ManualClock(OPENS)
     with pytest.raises(RehearsalError, match="a rehearsal must come before real voting"):
-        await cli(
-            late,
-            redis,
-            "election",
-            "rehearse",
-            "--election",
-            election.id,
-            "--testers",
-            str(testers),
-        )
+        await rehearse(late, redis, election.id, testers)
     clock = ManualClock(NOW)
     unknown = tmp_path / "u.txt"
     unknown.write_text("S1001\nS9999\n")
     keys_before = await redis.dbsize()
     with pytest.raises(RehearsalError, match=r"not on the roll of .*: S9999 .*nothing was started"):
-        await cli(
-            clock,
-            redis,
-            "election",
-            "rehearse",
-            "--election",
-            election.id,
-            "--testers",
-            str(unknown),
-        )
+        await rehearse(clock, redis, election.id, unknown)
     assert await redis.dbsize() == keys_before
-    await cli(
-        clock, redis, "election", "rehearse", "--election", election.id, "--testers", str(testers)
-    )
+    await rehearse(clock, redis, election.id, testers)
     with pytest.raises(RehearsalError, match="already has a rehearsal running: finalise it first"):
-        await cli(
-            clock,
-            redis,
-            "election",
-            "rehearse",
-            "--election",
-            election.id,
-            "--testers",
-            str(testers),
-        )
+        await rehearse(clock, redis, election.id, testers)
     # While it runs the roll is left alone: finalising puts the testers' records back.
     with pytest.raises(OpenPrimaryError, match="is being rehearsed: finalise the rehearsal first"):
         await cli(clock, redis, "roll", "import", "examples/roll.csv", "--election", election.id)
@@ -288,9 +263,7 @@ async def test_left_unfinalised_past_the_opening_nobody_can_vote(
         eid = world.core.election.id
         testers = tmp_path / "testers.txt"
         testers.write_text("S1001\n")
-        await cli(
-            world.clock, redis, "election", "rehearse", "--election", eid, "--testers", str(testers)
-        )
+        await rehearse(world.clock, redis, eid, testers)
         ann = phone(world, ANN_PHONE)
         code = (await ann.text("vote"))[0].removeprefix("TEST: ").split()[0]
         await ann.text(code)
@@ -313,9 +286,7 @@ async def test_a_running_reminder_job_must_be_cancelled_before_the_finalise(
     election = await sample_election(redis, opens=OPENS)
     testers = tmp_path / "t.txt"
     testers.write_text("S1001\nS1004\n")
-    await cli(
-        clock, redis, "election", "rehearse", "--election", election.id, "--testers", str(testers)
-    )
+    await rehearse(clock, redis, election.id, testers)
     ready = await plan(redis, election, "Vote, {name}", rules=TEXT_RULES, clock=clock)
     assert ready.rehearsal and ready.total == 2
     assert ready.sample["sms"] == "TEST: Vote, Ann Hughes"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,54 +88,14 @@ async def plan(
         return result
     now = (clock or SystemClock()).now()
     too_long: dict[str, list[str]] = {c: [] for c in CHANNELS}  # channel -> problems
-    testing = await redis.hget(keys.rehearsal(election.id), "state")
+    found = await redis.hget(keys.rehearsal(election.id), "state")
+    testing = None if found is None else str(found)
     if testing is not None:
         # A rehearsal: its testers only (none while it is being finalised), marked.
         result.rehearsal = True
         result.template = texts.TEST_MARK + template
-        testers: dict[int, list[str]] = {}
-        if testing == "running":
-            for sid in sorted(
-                str(s) for s in await redis.smembers(keys.rehearsal_testers(election.id))
-            ):
-                testers.setdefault(keys.shard_of(sid, election.shards), []).append(sid)
-        for shard, sids in sorted(testers.items()):
-            for i in range(0, len(sids), BATCH):
-                await _plan_batch(
-                    redis,
-                    election,
-                    sids[i : i + BATCH],
-                    shard,
-                    result,
-                    now,
-                    too_long,
-                    max_segments,
-                    rules,
-                )
-        shards: range = range(0)
-    else:
-        shards = range(election.shards)
-    for shard in shards:
-        cursor = 0
-        seen: set[str] = set()  # SSCAN may return a member twice (while the set rehashes)
-        while True:
-            cursor, page = await redis.sscan(keys.members(election.id, shard), cursor, count=2000)
-            members = sorted({str(m) for m in page} - seen)
-            seen.update(members)
-            for i in range(0, len(members), BATCH):
-                await _plan_batch(
-                    redis,
-                    election,
-                    members[i : i + BATCH],
-                    shard,
-                    result,
-                    now,
-                    too_long,
-                    max_segments,
-                    rules,
-                )
-            if cursor == 0:
-                break
+    async for shard, sids in _supporters(redis, election, testing):
+        await _plan_batch(redis, election, sids, shard, result, now, too_long, max_segments, rules)
     for ch in CHANNELS:
         dropped = rules[ch].dropped(result.template)
         if result.count(ch) and dropped:
@@ -147,6 +107,33 @@ async def plan(
         if found:
             result.problems.append(f"{len(found)} {ch} message(s) cannot go: {found[0]}")
     return result
+
+
+async def _supporters(
+    redis: Redis, election: Election, testing: str | None
+) -> AsyncIterator[tuple[int, list[str]]]:
+    """Whom to consider, a shard's batch at a time: the roll, or in a rehearsal its testers."""
+    if testing is not None:
+        testers: dict[int, list[str]] = {}
+        if testing == "running":
+            found = await redis.smembers(keys.rehearsal_testers(election.id))
+            for sid in sorted(str(s) for s in found):
+                testers.setdefault(keys.shard_of(sid, election.shards), []).append(sid)
+        for shard, sids in sorted(testers.items()):
+            for i in range(0, len(sids), BATCH):
+                yield shard, sids[i : i + BATCH]
+        return
+    for shard in range(election.shards):
+        cursor = 0
+        seen: set[str] = set()  # SSCAN may return a member twice (while the set rehashes)
+        while True:
+            cursor, page = await redis.sscan(keys.members(election.id, shard), cursor, count=2000)
+            members = sorted({str(m) for m in page} - seen)
+            seen.update(members)
+            for i in range(0, len(members), BATCH):
+                yield shard, members[i : i + BATCH]
+            if cursor == 0:
+                break
 
 
 async def _plan_batch(
