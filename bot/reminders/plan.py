@@ -88,8 +88,8 @@ async def plan(
         return result
     now = (clock or SystemClock()).now()
     too_long: dict[str, list[str]] = {c: [] for c in CHANNELS}  # channel -> problems
-    found = await redis.hget(keys.rehearsal(election.id), "state")
-    testing = None if found is None else str(found)
+    mark = await redis.hget(keys.rehearsal(election.id), "state")
+    testing = None if mark is None else str(mark)
     if testing is not None:
         # A rehearsal: its testers only (none while it is being finalised), marked.
         result.rehearsal = True
