@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from ballots import audit, keys
 from ballots.election import save_election
+from bot import texts
 from bot.alerts import Alerts
 from bot.commands import turnout_report
 from bot.context import Context
@@ -20,7 +21,12 @@ from channels.gsm import segments
 from channels.rules import TEXT_RULES
 from tests.factories import Harness, Outbox, harness, settings
 from tests.reminders_support import clock, election_with_roll, fast_limiter
-from tests.sms_support import sms_stack
+from tests.sms_support import AUTH_TOKEN, sms_stack
+from tests.standins.twilio_api import TwilioApiStandIn
+from tests.standins.twilio_phone import ACCOUNT_SID
+from tests.telegram_support import ANN as TG_ANN
+from tests.telegram_support import ANN_PHONE as TG_ANN_PHONE
+from tests.telegram_support import telegram_world, with_sms
 
 ANN, CARYS = "+447700900101", "+447700900103"  # S1001 and S1003, by SMS
 
@@ -132,3 +138,26 @@ async def test_through_twilio_the_twiml_replies_are_what_is_counted(redis: Redis
         assert billed > 3  # the vote under way finished past the ceiling
         carys = await stack.phone(CARYS).text("vote")
         assert len(carys) == 1 and carys[0].startswith("We cannot text any more codes")
+
+
+async def test_on_telegram_a_shared_phone_gets_no_code_once_the_budget_is_spent(
+    redis: Redis,
+) -> None:
+    async with (
+        TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+        telegram_world(redis, sms_budget_segments=10, **with_sms(twilio)) as world,
+    ):
+        await redis.set(keys.sms_segments(world.core.election.id), 10)
+        await world.say(TG_ANN, "/start")
+        await world.deliver(world.updates.contact(TG_ANN, TG_ANN_PHONE.lstrip("+")))
+        answer = world.api.last_message(TG_ANN.id)["text"]
+        assert answer == texts.sms_budget_spent(world.core.election)
+        assert twilio.messages == []  # nothing went to Twilio
+        assert await spent_of(redis, world.core.election.id) == 10
+        # A voting code still works: Telegram costs no SMS.
+        prompt = await world.say(TG_ANN, await world.voting_code())
+        assert "1st choice" in prompt["text"]
+
+
+async def spent_of(redis: Redis, election_id: str) -> int:
+    return int(await redis.get(keys.sms_segments(election_id)) or 0)
