@@ -102,6 +102,27 @@ def rehearsal_keys(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:rehearsal:keys"
 
 
+def console_code(election_id: str, actor: str) -> str:
+    """Hash with a TTL: an organiser's console sign-in code (keyed hash) and wrong tries."""
+    return f"{PREFIX}:e:{election_id}:console:code:{actor}"
+
+
+def console_limit(election_id: str, who: str, hour: int) -> str:
+    """Counter with a TTL: console sign-in requests in one hour from one organiser
+    (``actor:<actor>``) or one browser's address (``ip:<address>``)."""
+    return f"{PREFIX}:e:{election_id}:console:limit:{who}:{hour}"
+
+
+def console_session(session_id: str) -> str:
+    """Hash with an idle TTL: a signed-in console session (election, organiser, CSRF token)."""
+    return f"{PREFIX}:console:session:{session_id}"
+
+
+def published(election_id: str) -> str:
+    """Hash: the results an organiser published (when, by whom, the count as JSON)."""
+    return f"{PREFIX}:e:{election_id}:published"
+
+
 def unsealing(election_id: str) -> str:
     """Hash: the unseal's progress (``shard:<n>`` -> counts when done) and its summary."""
     return f"{PREFIX}:e:{election_id}:unseal"

@@ -41,6 +41,8 @@ class Core:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     #: Removes the platforms' copies of vote-bearing messages (None: the setting is off).
     copies: PlatformCopies | None = None
+    #: The organisers' commands: the chat's, and the web console's reminders and rules.
+    organisers: OrganiserCommands | None = None
 
     async def stop_background(self) -> None:
         """Stop the chat's reminder workers and wait for the codes texted after their
@@ -119,4 +121,16 @@ async def build_core(
         alerts=alerts,
         health=health,
     )
-    return Core(settings, redis, clock, election, codes, box, conversation, router, senders, copies)
+    return Core(
+        settings,
+        redis,
+        clock,
+        election,
+        codes,
+        box,
+        conversation,
+        router,
+        senders,
+        copies,
+        organisers,
+    )

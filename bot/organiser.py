@@ -39,6 +39,7 @@ from bot.ports import Sender, TextRules
 from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
+    Plan,
     ReminderError,
     Reminders,
     Worker,
@@ -199,20 +200,32 @@ class OrganiserCommands:
 
     async def _start(self, actor: str, draft: dict[str, str]) -> list[OutboundMessage]:
         """Fix the recipients now, and start sending from this process."""
-        ready = await plan(
-            self.redis, self.election, draft["template"], rules=self.rules, clock=self.clock
-        )
         try:
-            job = await self.reminders.create(self.election, ready, actor, factor=FACTOR)
+            job, ready, missing = await self.start_reminder(actor, draft["template"], factor=FACTOR)
         except ReminderError as err:
             return _say(texts.reminder_not_sent(str(err)))
-        missing = [ch for ch in CHANNELS if ready.count(ch) and ch not in self.senders]
         if missing:
             return _say(texts.reminder_elsewhere(job, ready.total, " or ".join(missing)))
-        self._run_in_background(job)
         return _say(texts.reminder_sending(job, ready.total))
 
-    def _run_in_background(self, job: str) -> None:
+    async def start_reminder(
+        self, actor: str, template: str, channel: str = "all", *, factor: str
+    ) -> tuple[str, Plan, list[str]]:
+        """Plan a reminder, store it as a job and send it from this process (the chat's
+        REMIND and the web console both start one here).  Returns the job, its plan, and
+        the channels this process cannot send on (another process, or ``remind --resume``,
+        must); ReminderError if it cannot start."""
+        ready = await plan(
+            self.redis, self.election, template, channel, rules=self.rules, clock=self.clock
+        )
+        job = await self.reminders.create(self.election, ready, actor, factor=factor)
+        missing = [ch for ch in CHANNELS if ready.count(ch) and ch not in self.senders]
+        if not missing:
+            self.run_in_background(job)
+        return job, ready, missing
+
+    def run_in_background(self, job: str) -> None:
+        """Send a job's messages from this process until it finishes, is paused or cancelled."""
         rates = {Channel.SMS: self.settings.sms_rate, Channel.TELEGRAM: self.settings.telegram_rate}
         worker = Worker(
             self.redis,
@@ -272,7 +285,7 @@ class OrganiserCommands:
                         texts.job_resumed_elsewhere(status.summary(), " or ".join(missing), job)
                     )
                 if status.status == "running":
-                    self._run_in_background(job)
+                    self.run_in_background(job)
         except ReminderError as err:
             return _say(str(err))
         return _say(status.summary())
