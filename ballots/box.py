@@ -17,6 +17,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from redis.asyncio import Redis
 
@@ -36,7 +37,8 @@ _CAST = (
     CONSTANT_TIME_EQUAL
     + """
 -- KEYS: voter, shard meta, sealed ballots, receipts, turnout
--- ARGV: grant hash, now, sealed ballot, receipt, channel, day, count key id
+-- ARGV: grant hash, now, sealed ballot, receipt, channel, day, count key id, unconfirmed,
+--       hour (UTC, 2026-11-20T12)
 local v, meta = KEYS[1], KEYS[2]
 if redis.call('EXISTS', v) == 0 then return 'ineligible' end
 local now = tonumber(ARGV[2])
@@ -68,6 +70,7 @@ redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[5], 'total', 1)
 redis.call('HINCRBY', KEYS[5], 'ch:' .. ARGV[5], 1)
 redis.call('HINCRBY', KEYS[5], 'day:' .. ARGV[6], 1)
+redis.call('HINCRBY', KEYS[5], 'hour:' .. ARGV[9], 1)
 return 'cast'
 """
 )
@@ -187,6 +190,7 @@ class BallotBox:
             now.date().isoformat(),
             key.id,
             "1" if self.durable_replicas else "0",
+            now.astimezone(UTC).strftime("%Y-%m-%dT%H"),
         ]
         if not self.durable_replicas:
             status = str(await self._cast(keys=cast_keys, args=cast_args))

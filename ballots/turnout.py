@@ -20,6 +20,8 @@ class Turnout:
     voted: int
     by_channel: dict[str, int] = field(default_factory=dict)
     by_day: dict[str, int] = field(default_factory=dict)
+    #: Ballots by hour (UTC, ``2026-11-20T12``).
+    by_hour: dict[str, int] = field(default_factory=dict)
 
     @property
     def percent(self) -> float:
@@ -33,6 +35,7 @@ class Turnout:
             "turnout_percent": round(self.percent, 2),
             "by_channel": dict(sorted(self.by_channel.items())),
             "by_day": dict(sorted(self.by_day.items())),
+            "by_hour": dict(sorted(self.by_hour.items())),
         }
 
 
@@ -45,6 +48,7 @@ async def turnout(redis: Redis, election: Election) -> Turnout:
     voted = 0
     by_channel: dict[str, int] = {}
     by_day: dict[str, int] = {}
+    by_hour: dict[str, int] = {}
     for counters in shards:
         for name, value in counters.items():
             n = int(value)
@@ -54,4 +58,7 @@ async def turnout(redis: Redis, election: Election) -> Turnout:
                 by_channel[name[3:]] = by_channel.get(name[3:], 0) + n
             elif name.startswith("day:"):
                 by_day[name[4:]] = by_day.get(name[4:], 0) + n
-    return Turnout(election.id, await roll_size(redis, election), voted, by_channel, by_day)
+            elif name.startswith("hour:"):
+                by_hour[name[5:]] = by_hour.get(name[5:], 0) + n
+    eligible = await roll_size(redis, election)
+    return Turnout(election.id, eligible, voted, by_channel, by_day, by_hour)

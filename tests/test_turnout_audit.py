@@ -54,6 +54,7 @@ async def test_turnout_json_shape_and_no_link_to_choices(redis: Redis) -> None:
     assert report["eligible"] == 6 and report["voted"] == 1
     assert report["by_channel"] == {"console": 1}
     assert report["by_day"] == {"2026-11-20": 1}
+    assert report["by_hour"] == {"2026-11-20T12": 1}
     text = json.dumps(report)
     for leak in ("S1001", "Ann", "patel", "byrne", "+4477"):
         assert leak not in text
