@@ -131,6 +131,12 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
             '(identity has no "code")\n'
         )
         return 2
+    if await rehearsal.state(ctx.redis, election.id) is not None:
+        raise OpenPrimaryError(
+            f"election {election.id} is being rehearsed: issue codes before the rehearsal or "
+            f"after 'openprimary election finalise --election {election.id}' (the finalise "
+            "puts the testers' codes back, so codes issued now could stop working)"
+        )
     ctx.settings.require("secret_key")
     await bind_secret_key(ctx.redis, election, ctx.settings.secret_key)
     out = Path(args.out)

@@ -160,11 +160,11 @@ class Conversation:
             return await self._step(state, msg, known)
         # A rehearsal is under way: note what this chat was and writes, and mark the replies.
         eid = self.election.id
-        await rehearsal.note_reach(self.redis, eid, msg.channel, msg.address)
-        written = [keys.conversation(msg.channel, msg.address)]
+        user = msg.user_id or msg.address if msg.channel == Channel.TELEGRAM else ""
+        await rehearsal.note_first(self.redis, eid, msg.channel, msg.address, user)
         if msg.message_id:
-            written.append(keys.delivery(msg.channel, msg.address, msg.message_id))
-        known.writes.append(lambda batch: rehearsal.note_chat(batch, eid, written))
+            done = keys.delivery(msg.channel, msg.address, msg.message_id)
+            known.writes.append(lambda batch: rehearsal.note_chat(batch, eid, [done]))
         new_state, replies = await self._step(state, msg, known)
         return new_state, [replace(r, text=rehearsal.MARK + r.text) for r in replies]
 

@@ -6,32 +6,38 @@ SMS and Telegram as on the day; every reply and reminder is marked "TEST: ".
 ``openprimary election finalise --election ID`` then takes the election back
 to where it was: every rehearsal ballot, receipt and turnout count, each
 tester's record (codes spent, grants, the voted flag, a linked Telegram
-account), the chats' states and deliveries, failed-code counters, the SMS
-spent, alerts, reminder jobs and the opt-out and unreachable marks it
-changed.  Only the audit trail keeps the rehearsal, by design.
+account), the chats' states and deliveries, the Telegram links made,
+failed-code counters, the SMS counted, alerts and reminder jobs.  The audit
+trail keeps the rehearsal, by design, and so do opt-outs: a STOP is a
+person's wish, honoured whenever it was sent (START undoes it).
 
 How it stays contained:
 
-- ``rehearse`` refuses once the election has opened, or once any ballot
-  exists, and first records what it will have to put back: each tester's
-  voter record, the Telegram and voting-code index entries that point at a
-  tester, the testers' opt-out and unreachable marks, the reminder jobs and
-  alert marks that already exist, the SMS counter, and whether the shared
-  sending-rate keys exist.  Only then does it mark each shard's ``meta``
-  (``rehearsal``) and each tester's record (``tester``), so the cast script,
-  in one hash slot, lets a tester cast before ``opens``, and refuses every
-  cast after ``opens`` until the rehearsal is finalised.
+- ``rehearse`` refuses once the election has opened, once any ballot exists,
+  and while a reminder job is unfinished (it would reach everyone, and see
+  testers as voted).  It first records what it will have to put back: each
+  tester's voter record, the Telegram and voting-code index entries that
+  point at a tester, the reminder jobs and alert marks that exist, the SMS
+  counter, and whether the shared sending-rate keys exist.  Only then does it
+  mark each shard's ``meta`` (``rehearsal``) and each tester's record
+  (``tester``), so the cast script, in one hash slot, lets a tester cast
+  before ``opens``, and refuses every cast after ``opens`` until the
+  rehearsal is finalised.
 - While it runs, the conversation admits only testers (checked before
   anything is written for a supporter), and notes every chat it hears from
-  (:func:`note_chat`): its key names, and its opt-out and unreachable marks
-  before its first rehearsal message.
-- ``finalise`` first marks the rehearsal "finalising" (nobody is admitted and
-  nothing can be cast), then puts everything back; a crash part way leaves
-  it "finalising", and running it again finishes the job.
+  (:func:`note_first`, :func:`note_chat`): its state and the Telegram link of
+  the account writing, as they were before its first rehearsal message, and
+  the delivery records it writes.  ``roll import`` and ``codes issue`` are
+  refused (the finalise puts the testers' records back).
+- ``finalise`` first marks the rehearsal "finalising" (nobody is admitted,
+  nothing can be cast, no reminder can start), waits for the messages being
+  handled to finish, then puts everything back; a crash part way leaves it
+  "finalising", and running it again finishes the job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,6 +60,9 @@ from bot.reminders.scripts import job_keys
 
 RUNNING = "running"
 FINALISING = "finalising"
+
+#: Seconds ``finalise`` waits, once nobody is admitted, for messages being handled to finish.
+SETTLE = 3.0
 
 #: The prefix of every outbound message while a rehearsal runs.
 MARK = texts.TEST_MARK
@@ -120,17 +129,26 @@ def note_chat(batch: Batch, election_id: str, chat_keys: Iterable[str]) -> None:
         batch.pipe.sadd(keys.rehearsal_keys(election_id), *names)
 
 
-async def note_reach(redis: Redis, election_id: str, channel: str, address: str) -> None:
-    """Before a chat's first rehearsal step: its opt-out and unreachable marks, to put back."""
+async def note_first(
+    redis: Redis, election_id: str, channel: str, address: str, telegram_user: str
+) -> None:
+    """Before a chat's first rehearsal step: what it had that a rehearsal step may change (its
+    conversation state, and the Telegram index entry of the account writing), to put back."""
     field = f"{channel} {address}"
     chats = keys.rehearsal_chats(election_id)
     if await redis.hexists(chats, field):
         return
+    state_key = keys.conversation(channel, address)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.sismember(keys.opted_out(channel), address)
-        pipe.sismember(keys.unreachable(channel), address)
-        opted_out, unreachable = await pipe.execute()
-    await redis.hsetnx(chats, field, f"{int(bool(opted_out))}{int(bool(unreachable))}")
+        pipe.get(state_key)
+        pipe.pttl(state_key)
+        if telegram_user:
+            pipe.hget(keys.telegram_index(election_id), telegram_user)
+        found = await pipe.execute()
+    was = {"state": found[0], "ttl": int(found[1]), "user": telegram_user or None}
+    if telegram_user:
+        was["linked"] = found[2]
+    await redis.hsetnx(chats, field, json.dumps(was))
 
 
 async def rehearse(
@@ -152,6 +170,15 @@ async def rehearse(
         )
     if await has_ballots(redis, election):
         raise RehearsalError(f"election {eid} already has ballots: it cannot be rehearsed")
+    reminders = Reminders(redis, clock)
+    for job in [str(j) for j in await redis.zrange(keys.reminder_jobs(eid), 0, -1)]:
+        status = await reminders.status(job)
+        if status.status in ("preparing", "running", "paused"):
+            raise RehearsalError(
+                f"reminder job {job} is {status.status}: a rehearsal would change whom it "
+                f"reaches; let it finish or cancel it first (openprimary remind --election "
+                f"{eid} --cancel {job})"
+            )
     unknown = [sid for sid in testers if not await get_supporter(redis, election, sid)]
     if unknown:
         raise RehearsalError(
@@ -186,25 +213,17 @@ async def rehearse(
             addresses[Channel.TELEGRAM].append(record["telegram_id"])
     for index in (keys.telegram_index(eid), keys.code_index(eid)):
         snapshot[f"index:{index}"] = json.dumps(await _entries_of(redis, index, set(testers)))
+    snapshot["addresses"] = json.dumps(addresses)
     async with redis.pipeline(transaction=False) as pipe:
-        for ch, found in addresses.items():
-            for address in found:
-                pipe.sismember(keys.opted_out(ch), address)
-                pipe.sismember(keys.unreachable(ch), address)
-        marks = await pipe.execute()
-    # The testers' addresses as they were (a reminder may mark them before they write).
-    chats: dict[FieldT, EncodableT] = {}
-    flags = iter(marks)
-    for ch, found in addresses.items():
-        for address in found:
-            chats[f"{ch} {address}"] = f"{int(bool(next(flags)))}{int(bool(next(flags)))}"
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in (keys.rehearsal(eid), keys.rehearsal_testers(eid), keys.rehearsal_keys(eid)):
+        for key in (
+            keys.rehearsal(eid),
+            keys.rehearsal_testers(eid),
+            keys.rehearsal_keys(eid),
+            keys.rehearsal_chats(eid),
+        ):
             pipe.delete(key)
         pipe.hset(keys.rehearsal(eid), mapping=snapshot)
         pipe.sadd(keys.rehearsal_testers(eid), *testers)
-        if chats:
-            pipe.hset(keys.rehearsal_chats(eid), mapping=chats)
         await pipe.execute()
     # Everything to put back is recorded: now the ballot box and the conversation may admit
     # the testers.
@@ -220,12 +239,27 @@ async def rehearse(
     )
 
 
-async def finalise(redis: Redis, election: Election, clock: Clock, actor: str) -> Finalised:
-    """Wipe a rehearsal; see the module doc.  Safe to run again after a crash."""
+async def finalise(
+    redis: Redis, election: Election, clock: Clock, actor: str, *, settle: float = SETTLE
+) -> Finalised:
+    """Wipe a rehearsal; see the module doc.  Safe to run again after a crash.
+
+    ``settle``: how long to wait, once nobody is admitted, for the messages already being
+    handled to finish (each holds its chat's lock for a step; see bot/lease.py).
+    """
     eid = election.id
     snapshot = {str(k): str(v) for k, v in (await redis.hgetall(keys.rehearsal(eid))).items()}
     if not snapshot:
         raise RehearsalError(f"election {eid} has no rehearsal to finalise")
+    # From here no one is admitted, nothing can be cast, and no reminder can start (its plan
+    # finds nobody).
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.rehearsal(eid), "state", FINALISING)
+        for shard in range(election.shards):
+            pipe.hset(keys.shard_meta(eid, shard), "rehearsal", FINALISING)
+        await pipe.execute()
+    if settle > 0:
+        await asyncio.sleep(settle)
     reminders = Reminders(redis, clock)
     before_jobs = set(json.loads(snapshot.get("jobs", "[]")))
     new_jobs = [
@@ -235,15 +269,10 @@ async def finalise(redis: Redis, election: Election, clock: Clock, actor: str) -
         status = await reminders.status(job)
         if status.status == "running":
             raise RehearsalError(
-                f"the rehearsal's reminder job {job} is still running: cancel it first "
-                f"(openprimary remind --election {eid} --cancel {job})"
+                f"the rehearsal's reminder job {job} is still running: cancel it (openprimary "
+                f"remind --election {eid} --cancel {job}), then run finalise again; until then "
+                "nobody can vote"
             )
-    # From here no one is admitted and nothing can be cast.
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(keys.rehearsal(eid), "state", FINALISING)
-        for shard in range(election.shards):
-            pipe.hset(keys.shard_meta(eid, shard), "rehearsal", FINALISING)
-        await pipe.execute()
 
     testers: list[str] = json.loads(snapshot.get("testers", "[]"))
     ballots = 0
@@ -274,19 +303,22 @@ async def finalise(redis: Redis, election: Election, clock: Clock, actor: str) -
 
     chats = {str(k): str(v) for k, v in (await redis.hgetall(keys.rehearsal_chats(eid))).items()}
     async with redis.pipeline(transaction=False) as pipe:
-        for field, flags in chats.items():
+        for field, noted in chats.items():
             channel, address = field.split(" ", 1)
-            for key, was_in in (
-                (keys.opted_out(channel), flags[0] == "1"),
-                (keys.unreachable(channel), flags[1] == "1"),
-            ):
-                if was_in:
-                    pipe.sadd(key, address)
+            was = json.loads(noted)
+            state_key = keys.conversation(channel, address)
+            if was["state"] is not None and was["ttl"] > 0:
+                pipe.set(state_key, was["state"], px=was["ttl"])
+            else:
+                pipe.delete(state_key)
+            if was.get("user"):
+                index = keys.telegram_index(eid)
+                if was.get("linked") is not None:
+                    pipe.hset(index, was["user"], was["linked"])
                 else:
-                    pipe.srem(key, address)
+                    pipe.hdel(index, was["user"])
             for key in (
                 keys.copies_trail(channel, address),
-                keys.chat_rate(channel, address),
                 keys.address_failures(eid, channel, address),
                 keys.slowed_address(eid, channel, address),
                 *(
@@ -295,6 +327,11 @@ async def finalise(redis: Redis, election: Election, clock: Clock, actor: str) -
                 ),
             ):
                 pipe.delete(key)  # one key a DEL: on a Cluster these are in different slots
+        addresses: dict[str, list[str]] = json.loads(snapshot.get("addresses", "{}"))
+        reached = {(ch, a) for ch, found in addresses.items() for a in found}
+        reached |= {tuple(field.split(" ", 1)) for field in chats}  # type: ignore[misc]
+        for channel, address in reached:
+            pipe.delete(keys.chat_rate(channel, address))
         await pipe.execute()
     chat_keys = [str(k) for k in await redis.smembers(keys.rehearsal_keys(eid))]
     for i in range(0, len(chat_keys), 500):

@@ -28,6 +28,7 @@ from channels.senders import opened_senders
 from openprimary.cli import build_parser
 from tests.factories import NOW, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
+from tests.standins.telegram_api import TelegramUser
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import BILAL, CARYS, TelegramWorld, telegram_world, with_sms
@@ -38,6 +39,7 @@ ANN_PHONE = "+447700900101"  # S1001, a tester
 CARYS_PHONE = "+447700900103"  # S1003, not a tester
 DEV_PHONE = "+447700900104"  # S1004, a tester who does not vote
 AUDIT = "audit"
+ERIN = TelegramUser(310005, "Erin")  # S1005's own Telegram account, not testing
 
 
 async def everything(redis: Redis) -> dict[str, Any]:
@@ -149,8 +151,10 @@ async def test_a_rehearsal_by_sms_and_telegram_leaves_nothing_but_the_audit(
         eid = world.core.election.id
         bilal_code = await world.voting_code("S1002")
         carys_code = await world.voting_code("S1003")
-        # Bilal's Telegram chat had blocked the bot once: writing to it makes it reachable,
-        # and the finalise puts that back too.
+        dev_code = await world.voting_code("S1004")
+        await redis.hset(keys.telegram_index(eid), str(ERIN.id), "S1005")
+        # Bilal's Telegram chat had blocked the bot once: writing to it makes it reachable
+        # again, and that is true whatever he wrote, so it stays so.
         await redis.sadd(keys.unreachable("telegram"), str(BILAL.id))
         before = await everything(redis)
 
@@ -200,9 +204,15 @@ async def test_a_rehearsal_by_sms_and_telegram_leaves_nothing_but_the_audit(
         assert [(m.to, m.body) for m in reminded] == [
             (DEV_PHONE, "TEST: Hi Dev Shah, please vote.")
         ]
-        # Dev asks for no more: that too is part of the rehearsal.
+        # Dev asks for no more reminders, and Carys too: a STOP is honoured whenever it
+        # was sent, so it outlasts the rehearsal.
         assert (await phone(world, DEV_PHONE).text("STOP"))[0].startswith("TEST: ")
-        assert await redis.sismember(keys.opted_out("sms"), DEV_PHONE)
+        assert (await carys.text("STOP"))[0].startswith("TEST: ")
+        # Erin (not testing) types Dev's voting code into her own Telegram account: it is
+        # a tester's code, so it works, and links her account to Dev's record for now.
+        prompt = await world.say(ERIN, dev_code)
+        assert prompt["text"].startswith("TEST: ") and "1st choice" in prompt["text"]
+        assert await redis.hget(keys.telegram_index(eid), str(ERIN.id)) == "S1004"
 
         await copies_removed(world)
         status, said = await cli(world.clock, redis, "election", "finalise", "--election", eid)
@@ -212,6 +222,11 @@ async def test_a_rehearsal_by_sms_and_telegram_leaves_nothing_but_the_audit(
         audit_key = keys.audit(eid)
         assert before.pop(audit_key, None) is None  # loading wrote none: no organiser acted
         assert after.pop(audit_key) == AUDIT
+        stops = keys.opted_out("sms")
+        assert after.pop(stops) == sorted([CARYS_PHONE, DEV_PHONE])
+        assert stops not in before
+        blocked = keys.unreachable("telegram")
+        assert before.pop(blocked) == [str(BILAL.id)] and blocked not in after
         assert after == before
         entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(audit_key))
         trail = [fields["action"] for _, fields in entries]
@@ -297,3 +312,25 @@ async def test_a_running_reminder_job_must_be_cancelled_before_the_finalise(
     status, _ = await cli(clock, redis, "election", "finalise", "--election", election.id)
     assert status == 0
     assert not await redis.exists(keys.reminder(job))
+
+
+async def test_an_unfinished_reminder_or_new_codes_would_spoil_it(
+    redis: Redis, tmp_path: Path
+) -> None:
+    clock = ManualClock(NOW)
+    election = await sample_election(redis, opens=OPENS)
+    testers = tmp_path / "t.txt"
+    testers.write_text("S1001\n")
+    # A real reminder still going would reach everyone while testers vote.
+    ready = await plan(redis, election, "Polls open soon", rules=TEXT_RULES, clock=clock)
+    job = await Reminders(redis, clock).create(election, ready, "cli:t")
+    with pytest.raises(RehearsalError, match=f"reminder job {job} is running: .*cancel it first"):
+        await rehearse(clock, redis, election.id, testers)
+    await Reminders(redis, clock).cancel(job, "cli:t")
+    await rehearse(clock, redis, election.id, testers)
+    # Codes issued now would be undone by the finalise, which puts testers' codes back.
+    with pytest.raises(OpenPrimaryError, match="is being rehearsed: issue codes before"):
+        await cli(
+            clock, redis, "codes", "issue", "--election", election.id, "--out", str(tmp_path / "c")
+        )
+    assert not (tmp_path / "c").exists()
