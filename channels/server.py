@@ -34,6 +34,7 @@ from ballots.errors import ConfigError
 from bot.core import Core
 from bot.metrics import REGISTRY
 from bot.settings import Settings
+from channels import web as web_console
 from channels.appkeys import CORE, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
 from channels.sms import PATH as SMS_PATH
 from channels.sms import STATUS_PATH as SMS_STATUS_PATH
@@ -90,6 +91,7 @@ def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.A
     app.router.add_post(TELEGRAM_PATH, telegram_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    web_console.install(app)
     return app
 
 

@@ -1,0 +1,152 @@
+"""Who may see the console, and the headers every page carries.
+
+Everything under ``/organisers/`` needs a session, except the sign-in pages
+and the static files; a request without one is sent to sign in (303).  Every
+POST must carry the CSRF token of its session (before sign-in: of the
+browser's sign-in cookie) or gets 403, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import TypeVar
+
+from aiohttp import BodyPartReader, MultipartReader, web
+
+from bot.signin import IDLE, Session, SignIn
+from channels.appkeys import WebHandler as Handler
+
+PREFIX = "/organisers"
+SESSION_COOKIE = "op_console"
+CSRF_COOKIE = "op_console_csrf"
+SIGNIN = web.AppKey("signin", SignIn)
+#: What the guard found for a request: the session (None on the sign-in pages) ...
+SESSION: web.RequestKey[Session | None] = web.RequestKey("op_session")
+#: ... the rest of a file upload, its CSRF token read ...
+MULTIPART: web.RequestKey[MultipartReader] = web.RequestKey("op_multipart")
+#: ... and a sign-in token made for a browser that had none.
+NEW_CSRF: web.RequestKey[str] = web.RequestKey("op_new_csrf")
+PUBLIC = (f"{PREFIX}/sign-in", f"{PREFIX}/sign-in/code")
+
+#: Pages of the console: nothing from elsewhere, no inline script, never framed or cached.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+#: The public results page may be embedded, as results visualisers are.
+RESULTS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors *; form-action 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+def session_of(request: web.Request) -> Session:
+    """The signed-in organiser's session (the guard has checked there is one)."""
+    session = request[SESSION]
+    assert session is not None
+    return session
+
+
+def secure(request: web.Request) -> bool:
+    """Whether cookies should be Secure: the request came over https, or the public URL is."""
+    public = request.config_dict[SIGNIN_PUBLIC_URL] or ""
+    return request.secure or public.startswith("https://")
+
+
+SIGNIN_PUBLIC_URL = web.AppKey("public_url", str)
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, cookie: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        path=PREFIX,
+        httponly=True,
+        secure=secure(request),
+        samesite="Strict",
+        max_age=IDLE * 24,  # the session's own idle timeout is what ends it
+    )
+
+
+def signin_csrf(request: web.Request, response: web.StreamResponse | None = None) -> str:
+    """The CSRF token of a browser that has not signed in (its cookie, made if need be)."""
+    token = request.cookies.get(CSRF_COOKIE)
+    if not token:
+        token = request.get(NEW_CSRF) or secrets.token_urlsafe(24)
+        request[NEW_CSRF] = token
+    if response is not None and request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            path=PREFIX,
+            httponly=True,
+            secure=secure(request),
+            samesite="Strict",
+        )
+    return token
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    signin = request.config_dict[SIGNIN]
+    session = None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        session_id = signin.session_id(cookie)
+        if session_id is not None:
+            session = await signin.session(session_id)
+    public = path in PUBLIC or path.startswith(f"{PREFIX}/static/")
+    if session is None and not public:
+        raise web.HTTPSeeOther(f"{PREFIX}/sign-in")
+    if request.method == "POST":
+        expected = session.csrf if session is not None else request.cookies.get(CSRF_COOKIE)
+        given = await _posted_csrf(request)
+        if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
+            raise web.HTTPForbidden(text="This form has expired or did not come from this site.")
+    request[SESSION] = session
+    response = await handler(request)
+    return response
+
+
+async def _posted_csrf(request: web.Request) -> object:
+    """The CSRF token a form sent.  A file upload (multipart) must send it first: the rest
+    is left unread for the handler (``request[MULTIPART]``), to stream with its own limit."""
+    if request.content_type != "multipart/form-data":
+        return (await request.post()).get("csrf")
+    reader = await request.multipart()
+    part = await reader.next()
+    request[MULTIPART] = reader
+    if isinstance(part, BodyPartReader) and part.name == "csrf":
+        return await part.text()
+    return None
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _headers(exc, CONSOLE_CSP)
+        raise
+    _headers(response, CONSOLE_CSP)
+    return response
+
+
+def _headers(response: web.StreamResponse, csp: str) -> None:
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+
+
+R = TypeVar("R", bound=web.StreamResponse)
+
+
+def results_headers(response: R) -> R:
+    response.headers["Content-Security-Policy"] = RESULTS_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response

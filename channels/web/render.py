@@ -1,0 +1,56 @@
+"""Rendering a console page: the template, with what every page shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from ballots.quiet import local
+from bot.core import Core
+from channels.appkeys import CORE
+from channels.web.guard import PREFIX, SESSION, signin_csrf
+
+
+def core_of(request: web.Request) -> Core:
+    return request.config_dict[CORE]
+
+
+def page(request: web.Request, name: str, /, *, status: int = 200, **context: Any) -> web.Response:
+    """A console page.  Every form on it carries the CSRF token (``csrf``)."""
+    core = core_of(request)
+    session = request.get(SESSION)
+    election = core.election
+    response = aiohttp_jinja2.render_template(
+        name,
+        request,
+        {
+            "prefix": PREFIX,
+            "election": election,
+            "session": session,
+            "csrf": session.csrf if session is not None else signin_csrf(request),
+            "when": lambda moment: local(election, moment),
+            "now": core.clock.now(),
+            **context,
+        },
+        status=status,
+    )
+    if session is None:
+        signin_csrf(request, response)
+    return response
+
+
+def poll_state(core: Core, now: datetime, rehearsal: str | None) -> str:
+    """The poll as organisers name it: rehearsal, not open yet, open or closed."""
+    election = core.election
+    if rehearsal is not None and now < election.opens:
+        return "rehearsal"
+    if rehearsal is not None:
+        return "rehearsal not finalised"
+    if now < election.opens:
+        return "not open yet"
+    if now >= election.closes:
+        return "closed"
+    return "open"

@@ -1,0 +1,161 @@
+"""The roll and codes from the console: upload a roll, look a supporter up, unlock,
+download a new codes file.  Each change is in the audit trail, with the factor."""
+
+from __future__ import annotations
+
+import io
+
+from aiohttp import BodyPartReader, web
+
+from ballots import audit, keys
+from ballots.codes_file import write_codes_csv
+from ballots.errors import FileProblems
+from ballots.roll import get_supporter, import_roll, parse_roll
+from bot import rehearsal
+from channels.web.guard import MULTIPART, session_of
+from channels.web.render import core_of, page
+
+#: The largest roll file the console takes (a national roll is ~40 MB; use the CLI above it).
+MAX_ROLL_BYTES = 64 * 1024 * 1024
+
+
+async def roll_page(request: web.Request) -> web.StreamResponse:
+    """GET /organisers/roll."""
+    return page(request, "roll.html", nav="roll")
+
+
+async def _not_rehearsing(request: web.Request, what: str) -> list[str]:
+    core = core_of(request)
+    if await rehearsal.state(core.redis, core.election.id) is None:
+        return []
+    return [
+        f"The election is being rehearsed: {what} after the rehearsal is finalised "
+        "(finalising puts the testers' records back, which would undo it)."
+    ]
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    """POST /organisers/roll/upload: check every row, then import all or nothing."""
+    core = core_of(request)
+    reader = request[MULTIPART]
+    part = await reader.next()
+    if not isinstance(part, BodyPartReader) or part.name != "roll" or not part.filename:
+        return page(
+            request, "roll.html", nav="roll", problems=["Choose a roll CSV file."], status=400
+        )
+    name = part.filename
+    raw = bytearray()
+    while chunk := await part.read_chunk():
+        raw += chunk
+        if len(raw) > MAX_ROLL_BYTES:
+            problems = [
+                f"{name}: over {MAX_ROLL_BYTES // 2**20} MB; import it with the command line"
+            ]
+            return page(request, "roll.html", nav="roll", problems=problems, status=400)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        problems = [f"{name}:{line}: not UTF-8 text; save the file as CSV UTF-8"]
+        return page(request, "roll.html", nav="roll", problems=problems, status=400)
+    try:
+        supporters = parse_roll(text, name, core.settings.default_region)
+    except FileProblems as err:
+        problems = [str(p) for p in err.problems]
+        return page(request, "roll.html", nav="roll", problems=problems, status=400)
+    refused = await _not_rehearsing(request, "import the roll")
+    if refused:
+        return page(request, "roll.html", nav="roll", problems=refused, status=409)
+    summary = await import_roll(core.redis, core.election, supporters)
+    session = session_of(request)
+    await audit.record(
+        core.redis,
+        core.clock,
+        core.election.id,
+        session.actor,
+        "roll imported",
+        file=name,
+        added=summary.added,
+        updated=summary.updated,
+        total=summary.total,
+        factor=session.factor,
+    )
+    return page(request, "roll.html", nav="roll", imported=summary, file=name)
+
+
+async def lookup(request: web.Request) -> web.StreamResponse:
+    """POST /organisers/roll/lookup: on the roll, voted (and how), opted out, locked."""
+    core = core_of(request)
+    sid = str((await request.post()).get("supporter", "")).strip()
+    record = await get_supporter(core.redis, core.election, sid) if sid else {}
+    found = None
+    if record:
+        async with core.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(keys.opted_out("sms"), record.get("phone", ""))
+            pipe.sismember(keys.opted_out("telegram"), record.get("telegram_id", ""))
+            opted_sms, opted_tg = await pipe.execute()
+        found = {
+            "voted": record.get("voted") or "",
+            "opted_out": [ch for ch, yes in (("SMS", opted_sms), ("Telegram", opted_tg)) if yes],
+            "locked": int(record.get("fails", 0)) >= core.codes.policy.voter_max_failures,
+        }
+    session = session_of(request)
+    await audit.record(
+        core.redis, core.clock, core.election.id, session.actor, "supporter looked up", who=sid
+    )
+    return page(request, "roll.html", nav="roll", looked_up=sid, found=found)
+
+
+async def unlock(request: web.Request) -> web.StreamResponse:
+    """POST /organisers/roll/unlock: clear a supporter's failed codes."""
+    core = core_of(request)
+    sid = str((await request.post()).get("supporter", "")).strip()
+    cleared = await core.codes.unlock_supporter(core.election, sid) if sid else False
+    session = session_of(request)
+    await audit.record(
+        core.redis,
+        core.clock,
+        core.election.id,
+        session.actor,
+        "unlocked",
+        who=sid,
+        had_failures=cleared,
+        factor=session.factor,
+    )
+    note = f"{sid}: unlocked." if cleared else f"{sid}: was not locked."
+    return page(request, "roll.html", nav="roll", note=note)
+
+
+async def codes_file(request: web.Request) -> web.StreamResponse:
+    """POST /organisers/codes: issue new voting codes to everyone; the mail-merge CSV."""
+    core = core_of(request)
+    form = await request.post()
+    problems = []
+    if "code" not in core.election.identity:
+        problems.append('This election does not take voting codes (identity has no "code").')
+    if form.get("confirm") != "yes":
+        problems.append("Tick the box to confirm: every earlier code stops working.")
+    problems += await _not_rehearsing(request, "issue codes")
+    if problems:
+        return page(request, "roll.html", nav="roll", problems=problems, status=400)
+    rows = await core.codes.issue_voting_codes(core.election, None)
+    out = io.StringIO()
+    n = write_codes_csv(rows, out)
+    session = session_of(request)
+    await audit.record(
+        core.redis,
+        core.clock,
+        core.election.id,
+        session.actor,
+        "codes issued",
+        count=n,
+        file="console download",
+        factor=session.factor,
+    )
+    filename = f"{core.election.id}-codes.csv"
+    return web.Response(
+        body=out.getvalue().encode(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,69 @@
+"""Driving the organisers' console over HTTP as a browser would: forms, cookies, CSRF tokens."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import ClientSession, CookieJar, FormData
+
+from tests.telegram_support import TelegramWorld
+
+ORGANISER_TG = 100001  # tg:100001 in the sample election's organisers
+ORGANISER_PHONE = "+447700900001"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+@dataclass
+class Page:
+    status: int
+    url: str
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Organiser:
+    """One browser: its own cookies, following redirects."""
+
+    def __init__(self, world: TelegramWorld) -> None:
+        self.world = world
+        # unsafe: cookies for 127.0.0.1 (an IP address); Secure ones over plain http too,
+        # as a browser does for loopback.
+        self.session = ClientSession(
+            cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[world.url])
+        )
+        self.csrf = ""
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def get(self, path: str, **kw: Any) -> Page:
+        async with self.session.get(self.world.url + path, **kw) as resp:
+            page = Page(resp.status, str(resp.url), await resp.text(), dict(resp.headers))
+        if CSRF.search(page.text):
+            self.csrf = csrf_of(page.text)
+        return page
+
+    async def post(self, path: str, data: dict[str, str] | FormData, **kw: Any) -> Page:
+        if isinstance(data, dict):
+            data = {"csrf": self.csrf, **data}
+        async with self.session.post(self.world.url + path, data=data, **kw) as resp:
+            page = Page(resp.status, str(resp.url), await resp.text(), dict(resp.headers))
+        if CSRF.search(page.text):
+            self.csrf = csrf_of(page.text)
+        return page
+
+    async def sign_in(self, address: str = f"tg:{ORGANISER_TG}") -> Page:
+        """Sign in with the code the bot sends to the organiser's Telegram chat."""
+        await self.get("/organisers/sign-in")
+        asked = await self.post("/organisers/sign-in", {"address": address})
+        assert asked.status == 200, asked.text
+        code = self.world.api.last_message(ORGANISER_TG)["text"].split()[0]
+        return await self.post("/organisers/sign-in/code", {"address": address, "code": code})

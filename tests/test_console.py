@@ -1,0 +1,253 @@
+"""The organisers' console over HTTP: sign-in, the guard, CSRF, and each page's actions.
+(The browser tests, tests/test_console_browser.py, drive the same pages in Chromium.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from aiohttp import FormData
+from redis.asyncio import Redis
+
+from ballots import audit, keys
+from ballots.unseal import unseal
+from bot.signin import CODE_TRIES
+from tests.console_support import ORGANISER_TG, Organiser
+from tests.factories import TEST_SEED
+from tests.telegram_support import ANN, TelegramWorld, telegram_world
+
+#: Every console URL a signed-out browser might ask for (GET and POST).
+CONSOLE_GETS = [
+    "/organisers/",
+    "/organisers/turnout.json",
+    "/organisers/reminders",
+    "/organisers/reminders/20261120-120000-abcdef",
+    "/organisers/reminders/20261120-120000-abcdef/progress.json",
+    "/organisers/roll",
+    "/organisers/audit",
+    "/organisers/results",
+]
+CONSOLE_POSTS = [
+    "/organisers/sign-out",
+    "/organisers/reminders/dry-run",
+    "/organisers/reminders/send",
+    "/organisers/reminders/20261120-120000-abcdef/pause",
+    "/organisers/roll/upload",
+    "/organisers/roll/lookup",
+    "/organisers/roll/unlock",
+    "/organisers/codes",
+    "/organisers/results/publish",
+]
+
+
+@asynccontextmanager
+async def console(redis: Redis) -> AsyncIterator[tuple[TelegramWorld, Organiser]]:
+    async with telegram_world(redis) as world:
+        organiser = Organiser(world)
+        try:
+            yield world, organiser
+        finally:
+            await organiser.close()
+
+
+async def test_signed_out_every_console_url_sends_you_to_sign_in(redis: Redis) -> None:
+    async with console(redis) as (_, browser):
+        for path in CONSOLE_GETS:
+            page = await browser.get(path, allow_redirects=False)
+            assert (page.status, page.headers["Location"]) == (303, "/organisers/sign-in"), path
+            assert page.headers["Cache-Control"] == "no-store"
+        for path in CONSOLE_POSTS:
+            page = await browser.post(path, {}, allow_redirects=False)
+            assert (page.status, page.headers["Location"]) == (303, "/organisers/sign-in"), path
+        signin = await browser.get("/organisers/sign-in")
+        assert signin.status == 200 and "Organisers: sign in" in signin.text
+        csp = signin.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+
+
+async def test_a_wrong_code_then_the_right_one(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.get("/organisers/sign-in")
+        asked = await browser.post("/organisers/sign-in", {"address": f"tg:{ORGANISER_TG}"})
+        assert "a 6-digit code is on its way" in asked.text
+        code = world.api.last_message(ORGANISER_TG)["text"].split()[0]
+        assert len(code) == 6 and code.isdigit()
+        wrong = "000000" if code != "000000" else "111111"
+        refused = await browser.post(
+            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": wrong}
+        )
+        assert refused.status == 403 and "That code is not right" in refused.text
+        page = await browser.post(
+            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+        )
+        assert page.status == 200 and page.url.endswith("/organisers/")
+        assert "Turnout" in page.text and f"tg:{ORGANISER_TG}" in page.text
+        # The code is spent; the sign-in is in the audit trail with its factor.
+        again = Organiser(world)
+        try:
+            await again.get("/organisers/sign-in")
+            reused = await again.post(
+                "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+            )
+            assert reused.status == 403
+        finally:
+            await again.close()
+        trail = await audit.read(redis, world.core.election.id)
+        signed = [e for e in trail if e.action == "console sign-in"]
+        assert [(e.actor, e.details) for e in signed] == [
+            (f"tg:{ORGANISER_TG}", {"factor": "console code by telegram"})
+        ]
+
+
+async def test_someone_not_organising_is_told_the_same_and_sent_nothing(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.get("/organisers/sign-in")
+        before = len(world.api.calls_to("sendMessage"))
+        asked = await browser.post("/organisers/sign-in", {"address": "tg:999999"})
+        assert asked.status == 200 and "a 6-digit code is on its way" in asked.text
+        assert len(world.api.calls_to("sendMessage")) == before
+
+
+async def test_wrong_codes_use_the_code_up(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.get("/organisers/sign-in")
+        await browser.post("/organisers/sign-in", {"address": f"tg:{ORGANISER_TG}"})
+        code = world.api.last_message(ORGANISER_TG)["text"].split()[0]
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(CODE_TRIES):
+            await browser.post(
+                "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": wrong}
+            )
+        late = await browser.post(
+            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+        )
+        assert late.status == 403  # after 5 wrong tries even the right code must be asked anew
+
+
+async def test_a_forged_csrf_token_gets_403_and_changes_nothing(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.sign_in()
+        jobs = keys.reminder_jobs(world.core.election.id)
+        forged = await browser.session.post(
+            world.url + "/organisers/reminders/send",
+            data={"csrf": "forged", "template": "Vote now", "channel": "all"},
+        )
+        assert forged.status == 403
+        assert await redis.zcard(jobs) == 0
+        missing = await browser.session.post(
+            world.url + "/organisers/roll/unlock", data={"supporter": "S1001"}
+        )
+        assert missing.status == 403
+        # Before sign-in too: the sign-in form's token is tied to the browser's cookie.
+        other = Organiser(world)
+        try:
+            await other.get("/organisers/sign-in")
+            sent = await other.session.post(
+                world.url + "/organisers/sign-in", data={"csrf": "x", "address": "tg:100001"}
+            )
+            assert sent.status == 403
+        finally:
+            await other.close()
+
+
+async def test_a_roll_with_a_bad_row_is_reported_and_nothing_is_written(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.sign_in()
+        await browser.get("/organisers/roll")
+        before = await redis.dbsize()
+        form = FormData()
+        form.add_field("csrf", browser.csrf)
+        form.add_field(
+            "roll",
+            b"supporter_id,name,phone\nN1,Nia,07700 900150\nN2,Olu,not-a-phone\n",
+            filename="new-roll.csv",
+            content_type="text/csv",
+        )
+        page = await browser.post("/organisers/roll/upload", form)
+        assert page.status == 400
+        assert "new-roll.csv:3: " in page.text and "not-a-phone" in page.text
+        assert await redis.dbsize() == before
+        good = FormData()
+        good.add_field("csrf", browser.csrf)
+        good.add_field(
+            "roll", b"supporter_id,name,phone\nN1,Nia,07700 900150\n", filename="new-roll.csv"
+        )
+        page = await browser.post("/organisers/roll/upload", good)
+        assert page.status == 200 and "Imported new-roll.csv: 1 new" in page.text
+        looked = await browser.post("/organisers/roll/lookup", {"supporter": "N1"})
+        assert 'data-lookup="N1"' in looked.text and "<dt>Voted</dt><dd>no</dd>" in looked.text
+        actions = [e.action for e in await audit.read(redis, world.core.election.id)]
+        assert "roll imported" in actions and "supporter looked up" in actions
+
+
+async def test_reminder_dry_run_send_pause_resume(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.sign_in()
+        await browser.get("/organisers/reminders")
+        dry = await browser.post(
+            "/organisers/reminders/dry-run",
+            {"template": "Hi {name}, {days_left} days left to vote.", "channel": "telegram"},
+        )
+        assert dry.status == 200, dry.text
+        assert 'data-plan="total">2<' in dry.text  # Bilal and Erin: linked on the roll
+        assert "Hi Bilal Khan," in dry.text
+        sent = await browser.post(
+            "/organisers/reminders/send",
+            {"template": "Hi {name}, {days_left} days left to vote.", "channel": "telegram"},
+        )
+        assert sent.status == 200 and "/organisers/reminders/" in sent.url
+        job = sent.url.rsplit("/", 1)[1]
+        paused = await browser.post(f"/organisers/reminders/{job}/pause", {})
+        assert paused.status == 200
+        status = (await browser.get(f"/organisers/reminders/{job}/progress.json")).text
+        assert '"status": "paused"' in status or '"status": "finished"' in status
+        resumed = await browser.post(f"/organisers/reminders/{job}/resume", {})
+        assert resumed.status == 200
+        trail = [
+            (e.action, e.details.get("factor"))
+            for e in await audit.read(redis, world.core.election.id)
+        ]
+        assert ("reminder started", "console code by telegram") in trail
+
+
+async def test_results_stay_private_until_published(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        election = world.core.election
+        public = await browser.get(f"/results/{election.id}")
+        assert public.status == 404
+        await world.say(ANN, await world.voting_code())
+        await world.tap(ANN, "Sam Patel")
+        await world.tap(ANN, "Done")
+        await world.tap(ANN, "Cast my vote")
+        await browser.sign_in()
+        waiting = await browser.get("/organisers/results")
+        assert "Voting closes" in waiting.text
+        world.clock.set(election.closes + timedelta(minutes=1))
+        expired = await browser.get("/organisers/results")
+        assert expired.url.endswith("/organisers/sign-in")  # 12 hours is a session's longest
+        await browser.sign_in()
+        closed = await browser.get("/organisers/results")
+        assert "once the trustees have unsealed" in closed.text
+        await unseal(redis, election, TEST_SEED, world.clock, actor="trustees")
+        counted = await browser.get("/organisers/results")
+        assert '<p class="winners">Sam Patel</p>' in counted.text
+        assert (await browser.get(f"/results/{election.id}")).status == 404  # not yet
+        done = await browser.post("/organisers/results/publish", {})
+        assert "Published" in done.text
+        outsider = Organiser(world)
+        try:
+            shown = await outsider.get(f"/results/{election.id}")
+            assert shown.status == 200
+            assert "Elected: <strong>Sam Patel</strong>" in shown.text
+            assert 'class="sankey"' in shown.text
+            assert "frame-ancestors *" in shown.headers["Content-Security-Policy"]
+            blt = await outsider.get(f"/results/{election.id}/ballots.blt")
+            assert blt.status == 200 and '"Sam Patel"' in blt.text
+            receipts = await outsider.get(f"/results/{election.id}/receipts.txt")
+            assert len(receipts.text.split()) == 1
+        finally:
+            await outsider.close()
+        trail = [e.action for e in await audit.read(redis, election.id)]
+        assert "results published" in trail
