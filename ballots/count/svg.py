@@ -172,7 +172,7 @@ def bars(result: Result, width: int = 640) -> str:
         parts.append(f'<text x="0" y="{y + 18}" class="round">Round {r.number}</text>')
         y += head
         for cid, votes in sorted(r.tallies.items(), key=lambda kv: -_f(kv[1])):
-            w = (width - label_w - 80) * _f(votes) / top
+            w = (width - label_w - 120) * _f(votes) / top
             mark = " (elected)" if cid in r.elected else " (excluded)" if cid in r.excluded else ""
             parts.append(
                 f'<text x="0" y="{y + 15}" class="name">{escape(names[cid])}</text>'

@@ -148,5 +148,7 @@ def results_headers(response: R) -> R:
     response.headers["Content-Security-Policy"] = RESULTS_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "public, max-age=60"
+    # A minute's caching once published; never for "not published yet", which changes.
+    ok = response.status < 400
+    response.headers["Cache-Control"] = "public, max-age=60" if ok else "no-store"
     return response

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from ballots.quiet import local
+from ballots.election import Election
 from bot.core import Core
 from channels.appkeys import CORE
 from channels.web.guard import PREFIX, SESSION, signin_csrf
@@ -31,7 +32,7 @@ def page(request: web.Request, name: str, /, *, status: int = 200, **context: An
             "election": election,
             "session": session,
             "csrf": session.csrf if session is not None else signin_csrf(request),
-            "when": lambda moment: local(election, moment),
+            "when": lambda moment: when(election, moment),
             "now": core.clock.now(),
             **context,
         },
@@ -40,6 +41,12 @@ def page(request: web.Request, name: str, /, *, status: int = 200, **context: An
     if session is None:
         signin_csrf(request, response)
     return response
+
+
+def when(election: Election, moment: datetime) -> str:
+    """A moment in the election's zone, with the year: "Wed 1 Dec 2027 17:00 GMT"."""
+    at = moment.astimezone(ZoneInfo(election.timezone))
+    return f"{at:%a} {at.day} {at:%b %Y %H:%M %Z}"
 
 
 def poll_state(core: Core, now: datetime, rehearsal: str | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
@@ -25,7 +26,7 @@ from ballots.count.svg import bars, colours, sankey
 from ballots.receipts import all_receipts
 from ballots.unseal import unsealed_at
 from channels.web.guard import PREFIX, results_headers, session_of
-from channels.web.render import core_of, page
+from channels.web.render import core_of, page, when
 
 #: The downloads the public page offers, and how each is made.
 DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
@@ -136,7 +137,7 @@ async def public_results(request: web.Request) -> web.StreamResponse:
             "rounds": report["rounds"],
             "sankey": published["sankey"],
             "bars": published["bars"],
-            "published_at": published["at"],
+            "published_at": when(core.election, datetime.fromisoformat(published["at"])),
         },
     )
     return results_headers(response)
