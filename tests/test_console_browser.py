@@ -17,6 +17,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
+from ballots import audit
 from ballots.seal import encode_ranking, seal
 from ballots.unseal import unseal
 from tests.console_support import ORGANISER_TG
@@ -172,3 +173,23 @@ async def test_unseal_count_publish_and_the_public_page(redis: Redis) -> None:
         sankey = outsider.get_by_role("img", name="Transfers round by round")
         await expect(sankey).to_be_visible()
         await shot(outsider, "results-page.png")
+
+
+async def test_signed_out_pages_go_to_sign_in_and_a_forged_token_is_refused(
+    redis: Redis,
+) -> None:
+    async with served(redis) as (world, _, browser):
+        page = await browser.new_page()
+        for path in ("/organisers/", "/organisers/reminders", "/organisers/roll",
+                     "/organisers/audit", "/organisers/results"):  # fmt: skip
+            await page.goto(world.url + path)
+            assert page.url == world.url + "/organisers/sign-in", path
+        await sign_in(world, page)
+        await page.get_by_role("link", name="Roll and codes").click()
+        form = page.locator("form[action='/organisers/roll/lookup']")
+        await form.locator("input[name=csrf]").evaluate("input => { input.value = 'forged' }")
+        await page.get_by_label("Supporter number").fill("S1001")
+        await page.get_by_role("button", name="Look up").click()
+        await expect(page.locator("body")).to_contain_text("did not come from this site")
+        trail = [e.action for e in await audit.read(redis, world.core.election.id)]
+        assert "supporter looked up" not in trail

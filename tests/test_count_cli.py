@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import re
+import struct
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -136,10 +137,13 @@ async def test_count_draws_the_chart(redis: Redis, tmp_path: Path, suffix: str) 
     data = chart.read_bytes()
     if suffix == ".png":
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", data[16:24])  # IHDR: drawn at twice 960 wide
+        assert width == 1920 and height > 800
     else:
         text = data.decode()
         assert "<svg" in text
         assert "George Redmond" in text
+        assert 'class="sankey"' not in text or "Transfers round by round" in text
         assert "<script" not in text
         assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
 

@@ -58,7 +58,7 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
             column[_EX] = _f(r.exhausted)
         columns.append(column)
     total = max((sum(c.values()) for c in columns), default=0.0) or 1.0
-    gap, top, node_w, label_w = 8.0, 28.0, 14.0, 130.0
+    gap, top, node_w, label_w = 8.0, 28.0, 14.0, 210.0
     biggest = max(len(c) for c in columns) if columns else 1
     scale = (height - top - 10 - gap * biggest) / total
     step = (width - label_w - node_w) / max(len(columns) - 1, 1)

@@ -9,14 +9,30 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from ballots import audit
 from ballots.election import Election
 from bot.core import Core
 from channels.appkeys import CORE
-from channels.web.guard import PREFIX, SESSION, signin_csrf
+from channels.web.guard import PREFIX, SESSION, session_of, signin_csrf
 
 
 def core_of(request: web.Request) -> Core:
     return request.config_dict[CORE]
+
+
+async def audited(request: web.Request, action: str, **details: object) -> None:
+    """Put a signed-in organiser's action in the audit trail, with the factor they used."""
+    core = core_of(request)
+    session = session_of(request)
+    await audit.record(
+        core.redis,
+        core.clock,
+        core.election.id,
+        session.actor,
+        action,
+        factor=session.factor,
+        **details,
+    )
 
 
 def page(request: web.Request, name: str, /, *, status: int = 200, **context: Any) -> web.Response:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from ballots import audit, keys
+from ballots import keys
 from ballots.count import count
 from ballots.count.formats import check_writable, write_ballots
 from ballots.count.redis_source import read_ballots
@@ -26,7 +26,7 @@ from ballots.count.svg import bars, colours, sankey
 from ballots.receipts import all_receipts
 from ballots.unseal import unsealed_at
 from channels.web.guard import PREFIX, results_headers, session_of
-from channels.web.render import core_of, page, when
+from channels.web.render import audited, core_of, page, when
 
 #: The downloads the public page offers, and how each is made.
 DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
@@ -84,15 +84,11 @@ async def publish(request: web.Request) -> web.StreamResponse:
             "bars": bars(result),
         },
     )
-    await audit.record(
-        core.redis,
-        core.clock,
-        core.election.id,
-        session.actor,
+    await audited(
+        request,
         "results published",
         winners=list(result.winners),
         ballots=result.ballots,
-        factor=session.factor,
     )
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 

@@ -7,13 +7,13 @@ import io
 
 from aiohttp import BodyPartReader, web
 
-from ballots import audit, keys
+from ballots import keys
 from ballots.codes_file import write_codes_csv
 from ballots.errors import FileProblems
 from ballots.roll import get_supporter, import_roll, parse_roll
 from bot import rehearsal
-from channels.web.guard import MULTIPART, session_of
-from channels.web.render import core_of, page
+from channels.web.guard import MULTIPART
+from channels.web.render import audited, core_of, page
 
 #: The largest roll file the console takes (a national roll is ~40 MB; use the CLI above it).
 MAX_ROLL_BYTES = 64 * 1024 * 1024
@@ -67,18 +67,13 @@ async def upload(request: web.Request) -> web.StreamResponse:
     if refused:
         return page(request, "roll.html", nav="roll", problems=refused, status=409)
     summary = await import_roll(core.redis, core.election, supporters)
-    session = session_of(request)
-    await audit.record(
-        core.redis,
-        core.clock,
-        core.election.id,
-        session.actor,
+    await audited(
+        request,
         "roll imported",
         file=name,
         added=summary.added,
         updated=summary.updated,
         total=summary.total,
-        factor=session.factor,
     )
     return page(request, "roll.html", nav="roll", imported=summary, file=name)
 
@@ -99,9 +94,10 @@ async def lookup(request: web.Request) -> web.StreamResponse:
             "opted_out": [ch for ch, yes in (("SMS", opted_sms), ("Telegram", opted_tg)) if yes],
             "locked": int(record.get("fails", 0)) >= core.codes.policy.voter_max_failures,
         }
-    session = session_of(request)
-    await audit.record(
-        core.redis, core.clock, core.election.id, session.actor, "supporter looked up", who=sid
+    await audited(
+        request,
+        "supporter looked up",
+        who=sid,
     )
     return page(request, "roll.html", nav="roll", looked_up=sid, found=found)
 
@@ -111,16 +107,11 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
     sid = str((await request.post()).get("supporter", "")).strip()
     cleared = await core.codes.unlock_supporter(core.election, sid) if sid else False
-    session = session_of(request)
-    await audit.record(
-        core.redis,
-        core.clock,
-        core.election.id,
-        session.actor,
+    await audited(
+        request,
         "unlocked",
         who=sid,
         had_failures=cleared,
-        factor=session.factor,
     )
     note = f"{sid}: unlocked." if cleared else f"{sid}: was not locked."
     return page(request, "roll.html", nav="roll", note=note)
@@ -141,16 +132,11 @@ async def codes_file(request: web.Request) -> web.StreamResponse:
     rows = await core.codes.issue_voting_codes(core.election, None)
     out = io.StringIO()
     n = write_codes_csv(rows, out)
-    session = session_of(request)
-    await audit.record(
-        core.redis,
-        core.clock,
-        core.election.id,
-        session.actor,
+    await audited(
+        request,
         "codes issued",
         count=n,
         file="console download",
-        factor=session.factor,
     )
     filename = f"{core.election.id}-codes.csv"
     return web.Response(
