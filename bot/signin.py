@@ -16,8 +16,10 @@ has its own CSRF token, which every form carries back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +29,12 @@ from redis.asyncio import Redis
 from ballots import audit, keys
 from ballots.clock import Clock
 from ballots.election import Election
+from ballots.lua import CONSTANT_TIME_EQUAL
 from ballots.roll import PhoneError, normalise_phone
 from bot.messages import Channel, OutboundMessage
 from bot.ports import Sender
+
+log = logging.getLogger(__name__)
 
 #: How long a sign-in code lasts, and the wrong tries it allows.
 CODE_TTL = 600
@@ -37,6 +42,27 @@ CODE_TRIES = 5
 #: Sign-in codes an organiser may be sent in an hour, and requests from one browser address.
 CODES_PER_HOUR = 5
 REQUESTS_PER_HOUR = 20
+#: Sign-in codes one browser address may try in an hour.
+TRIES_PER_HOUR = 30
+
+#: Check a typed code against an organiser's, count a wrong try and spend the code: one step.
+_CHECK = (
+    CONSTANT_TIME_EQUAL
+    + """
+-- KEYS[1] the organiser's code record; ARGV: the typed code's digest, tries allowed
+local stored = redis.call('HGET', KEYS[1], 'code')
+if not stored then return 'none' end
+if ct_equal(stored, ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 'ok'
+end
+if redis.call('HINCRBY', KEYS[1], 'tries', 1) >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+end
+return 'wrong'
+"""
+)
+
 #: A session ends after this long without a request, and after this long in any case.
 IDLE = 30 * 60
 LONGEST = 12 * 3600
@@ -82,6 +108,8 @@ class SignIn:
         self.senders = senders
         self.region = region
         self._key = hashlib.sha256(b"openprimary-console\0" + secret_key.encode()).digest()
+        self._check = redis.register_script(_CHECK)
+        self._sending: set[asyncio.Task[None]] = set()
 
     def organiser(self, typed: str) -> str | None:
         """The organiser a typed phone number or Telegram id names (as the audit names them:
@@ -99,20 +127,28 @@ class SignIn:
         return f"sms:{phone}" if phone in listed else None
 
     async def request_code(self, typed: str, client: str) -> CodeRequest:
-        """Send a sign-in code to the organiser ``typed`` names, within the limits."""
+        """Send a sign-in code to the organiser ``typed`` names, within the limits.
+
+        Whatever the address, the answer is the same (``sent``) and comes as fast: the code
+        goes off the request's path, and an organiser past their hourly limit, or one whose
+        code could not be sent, is told nothing different (the log and the audit say).
+        Only the browser address's own limit gets a different answer (``limited``).
+        """
         hour = int(self.clock.now().timestamp()) // 3600
         eid = self.election.id
         if not await self._within(keys.console_limit(eid, f"ip:{client}", hour), REQUESTS_PER_HOUR):
             return CodeRequest("limited")
         actor = self.organiser(typed)
         if actor is None:
-            return CodeRequest("sent")  # the same answer: who organises is not for the asking
+            return CodeRequest("sent")
         if not await self._within(keys.console_limit(eid, f"actor:{actor}", hour), CODES_PER_HOUR):
-            return CodeRequest("limited", actor)
-        channel, address = self._where(actor)
-        sender = self.senders.get(channel)
-        if sender is None:
-            return CodeRequest("failed", actor)
+            log.warning(
+                "console sign-in: %s asked for more than %d codes this hour", actor, CODES_PER_HOUR
+            )
+            await audit.record(
+                self.redis, self.clock, eid, actor, "console code refused", why="hourly limit"
+            )
+            return CodeRequest("sent", actor)
         code = f"{secrets.randbelow(10**6):06d}"
         record = keys.console_code(eid, actor)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -120,33 +156,59 @@ class SignIn:
             pipe.hset(record, mapping={"code": self._digest(actor, code), "tries": 0})
             pipe.expire(record, CODE_TTL)
             await pipe.execute()
+        await audit.record(self.redis, self.clock, eid, actor, "console code requested")
+        task = asyncio.create_task(self._send(actor, code))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return CodeRequest("sent", actor)
+
+    async def _send(self, actor: str, code: str) -> None:
+        channel, address = self._where(actor)
+        sender = self.senders.get(channel)
         text = (
             f"{code} is your code to sign in to the {self.election.title} console. "
             f"It lasts {CODE_TTL // 60} min. Never share it."
         )
-        result = await sender.send(address, OutboundMessage(text, channel=channel, kind="code"))
-        if not result.ok:
-            await self.redis.delete(record)
-            return CodeRequest("failed", actor)
-        return CodeRequest("sent", actor)
+        try:
+            if sender is None:
+                raise RuntimeError(f"this server cannot send by {channel}")
+            result = await sender.send(address, OutboundMessage(text, channel=channel, kind="code"))
+            if not result.ok:
+                raise RuntimeError(f"the platform said {result.status}")
+        except Exception as err:  # the organiser asks again; the log says why
+            log.error("console sign-in: the code for %s could not be sent: %s", actor, err)
+            await self.redis.delete(keys.console_code(self.election.id, actor))
+
+    async def drain(self) -> None:
+        """Wait for the codes on their way (shutdown, tests)."""
+        while self._sending:
+            await asyncio.gather(*list(self._sending), return_exceptions=True)
 
     async def sign_in(self, typed: str, code: str, client: str) -> Session | None:
-        """A new session if ``code`` is the organiser's current code (then spent), else None."""
+        """A new session if ``code`` is the organiser's current code (then spent), else None.
+
+        Checking, counting a wrong try and spending the code are one script, so parallel
+        guesses get no more than ``CODE_TRIES`` between them; and each browser address has
+        its own hourly limit of tries, whatever the organiser.
+        """
+        eid = self.election.id
+        hour = int(self.clock.now().timestamp()) // 3600
+        if not await self._within(keys.console_limit(eid, f"try:{client}", hour), TRIES_PER_HOUR):
+            return None
         actor = self.organiser(typed)
         if actor is None:
             return None
-        record = keys.console_code(self.election.id, actor)
-        stored = await self.redis.hget(record, "code")
         typed_code = "".join(ch for ch in code if ch.isdigit())
-        if stored is None:
+        outcome = str(
+            await self._check(
+                keys=[keys.console_code(eid, actor)],
+                args=[self._digest(actor, typed_code), CODE_TRIES],
+            )
+        )
+        if outcome != "ok":
+            if outcome == "wrong":
+                await audit.record(self.redis, self.clock, eid, actor, "console sign-in refused")
             return None
-        if not hmac.compare_digest(str(stored), self._digest(actor, typed_code)):
-            tries = int(await self.redis.hincrby(record, "tries", 1))
-            if tries >= CODE_TRIES:
-                await self.redis.delete(record)  # ask again for a new one
-            return None
-        if not await self.redis.delete(record):
-            return None  # spent by a request racing this one
         channel, _ = self._where(actor)
         factor = f"console code by {'telegram' if channel == Channel.TELEGRAM else 'sms'}"
         session = Session(
@@ -176,8 +238,9 @@ class SignIn:
         )
         return session
 
-    async def session(self, session_id: str) -> Session | None:
-        """The live session with this id (its idle time starts again), or None."""
+    async def session(self, session_id: str, *, touch: bool = True) -> Session | None:
+        """The live session with this id, or None; ``touch``: its idle time starts again
+        (not for a page's own polling, or an open tab would never time out)."""
         name = keys.console_session(session_id)
         found = {str(k): str(v) for k, v in (await self.redis.hgetall(name)).items()}
         if not found or found.get("election") != self.election.id:
@@ -186,7 +249,8 @@ class SignIn:
         if self.clock.now().timestamp() - started > LONGEST:
             await self.redis.delete(name)
             return None
-        await self.redis.expire(name, IDLE)
+        if touch:
+            await self.redis.expire(name, IDLE)
         return Session(
             session_id, found["election"], found["actor"], found["csrf"], started, found["factor"]
         )
@@ -194,7 +258,12 @@ class SignIn:
     async def sign_out(self, session: Session) -> None:
         await self.redis.delete(keys.console_session(session.id))
         await audit.record(
-            self.redis, self.clock, self.election.id, session.actor, "console sign-out"
+            self.redis,
+            self.clock,
+            self.election.id,
+            session.actor,
+            "console sign-out",
+            factor=session.factor,
         )
 
     def cookie(self, session_id: str) -> str:

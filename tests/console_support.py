@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,20 @@ class Organiser:
     async def sign_in(self, address: str = f"tg:{ORGANISER_TG}") -> Page:
         """Sign in with the code the bot sends to the organiser's Telegram chat."""
         await self.get("/organisers/sign-in")
+        code = await self.ask_for_code(address)
+        return await self.post("/organisers/sign-in/code", {"address": address, "code": code})
+
+    async def ask_for_code(self, address: str = f"tg:{ORGANISER_TG}") -> str:
+        """Ask for a sign-in code; the one the bot then sends the organiser on Telegram."""
+        before = len(self.world.api.messages(ORGANISER_TG))
         asked = await self.post("/organisers/sign-in", {"address": address})
         assert asked.status == 200, asked.text
-        code = self.world.api.last_message(ORGANISER_TG)["text"].split()[0]
-        return await self.post("/organisers/sign-in/code", {"address": address, "code": code})
+        await code_sent(self.world, before)
+        return str(self.world.api.last_message(ORGANISER_TG)["text"].split()[0])
+
+
+async def code_sent(world: TelegramWorld, before: int) -> None:
+    """Wait until the bot has sent the organiser one more message (a code goes off the
+    request's path)."""
+    async with asyncio.timeout(10):
+        await world.api.wait_until(lambda: len(world.api.messages(ORGANISER_TG)) > before)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -12,7 +13,8 @@ from redis.asyncio import Redis
 
 from ballots import audit, keys
 from ballots.unseal import unseal
-from bot.signin import CODE_TRIES
+from bot.signin import CODE_TRIES, REQUESTS_PER_HOUR
+from channels.web.guard import CONSOLE_APP, SIGNIN
 from tests.console_support import ORGANISER_TG, Organiser
 from tests.factories import TEST_SEED
 from tests.telegram_support import ANN, TelegramWorld, telegram_world
@@ -70,9 +72,7 @@ async def test_signed_out_every_console_url_sends_you_to_sign_in(redis: Redis) -
 async def test_a_wrong_code_then_the_right_one(redis: Redis) -> None:
     async with console(redis) as (world, browser):
         await browser.get("/organisers/sign-in")
-        asked = await browser.post("/organisers/sign-in", {"address": f"tg:{ORGANISER_TG}"})
-        assert "a 6-digit code is on its way" in asked.text
-        code = world.api.last_message(ORGANISER_TG)["text"].split()[0]
+        code = await browser.ask_for_code()
         assert len(code) == 6 and code.isdigit()
         wrong = "000000" if code != "000000" else "111111"
         refused = await browser.post(
@@ -111,10 +111,9 @@ async def test_someone_not_organising_is_told_the_same_and_sent_nothing(redis: R
 
 
 async def test_wrong_codes_use_the_code_up(redis: Redis) -> None:
-    async with console(redis) as (world, browser):
+    async with console(redis) as (_, browser):
         await browser.get("/organisers/sign-in")
-        await browser.post("/organisers/sign-in", {"address": f"tg:{ORGANISER_TG}"})
-        code = world.api.last_message(ORGANISER_TG)["text"].split()[0]
+        code = await browser.ask_for_code()
         wrong = "000000" if code != "000000" else "111111"
         for _ in range(CODE_TRIES):
             await browser.post(
@@ -251,3 +250,84 @@ async def test_results_stay_private_until_published(redis: Redis) -> None:
             await outsider.close()
         trail = [e.action for e in await audit.read(redis, election.id)]
         assert "results published" in trail
+
+
+async def test_guesses_at_once_get_no_more_tries_than_one_after_another(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.get("/organisers/sign-in")
+        code = await browser.ask_for_code()
+        signin = world.app[CONSOLE_APP][SIGNIN]
+        wrong = [f"{(int(code) + n) % 10**6:06d}" for n in range(1, 41)]
+        tried = await asyncio.gather(
+            *(signin.sign_in(f"tg:{ORGANISER_TG}", w, f"10.9.0.{n}") for n, w in enumerate(wrong))
+        )
+        assert not any(tried)
+        # The fifth wrong try spent the code: nothing is left to guess at, not even a count.
+        assert not await redis.exists(
+            keys.console_code(world.core.election.id, f"tg:{ORGANISER_TG}")
+        )
+        assert await signin.sign_in(f"tg:{ORGANISER_TG}", code, "10.9.0.99") is None
+
+
+async def test_the_answer_never_tells_who_organises(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.get("/organisers/sign-in")
+        statuses = {}
+        for address in (f"tg:{ORGANISER_TG}", "tg:999999"):
+            seen = []
+            for n in range(6):  # one more than an organiser's codes an hour
+                asked = await browser.post(
+                    "/organisers/sign-in",
+                    {"address": address},
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                )
+                seen.append((asked.status, "a 6-digit code is on its way" in asked.text))
+            statuses[address] = seen
+        assert statuses[f"tg:{ORGANISER_TG}"] == statuses["tg:999999"] == [(200, True)] * 6
+        await world.app[CONSOLE_APP][SIGNIN].drain()
+        codes = [m for m in world.api.messages(ORGANISER_TG) if "sign in" in m["text"]]
+        assert len(codes) == 5  # the sixth was refused, silently
+
+
+async def test_behind_a_proxy_each_browser_has_its_own_limit(redis: Redis) -> None:
+    async with console(redis) as (_, browser):
+        await browser.get("/organisers/sign-in")
+        for _n in range(REQUESTS_PER_HOUR):
+            await browser.post(
+                "/organisers/sign-in",
+                {"address": "tg:999999"},
+                headers={"X-Forwarded-For": "198.51.100.7"},
+            )
+        flooded = await browser.post(
+            "/organisers/sign-in",
+            {"address": "tg:999999"},
+            headers={"X-Forwarded-For": "198.51.100.7"},
+        )
+        assert flooded.status == 429
+        other = await browser.post(
+            "/organisers/sign-in",
+            {"address": "tg:999999"},
+            headers={"X-Forwarded-For": "192.0.2.1"},
+        )
+        assert other.status == 200
+
+
+async def test_a_page_polling_does_not_keep_the_session_alive(redis: Redis) -> None:
+    async with console(redis) as (_, browser):
+        await browser.sign_in()
+        (name,) = [str(k) async for k in redis.scan_iter("op:console:session:*")]
+        await redis.expire(name, 100)
+        await browser.get("/organisers/turnout.json")
+        assert 0 < await redis.ttl(name) <= 100
+        await browser.get("/organisers/")
+        assert await redis.ttl(name) > 100
+
+
+async def test_an_upload_that_is_not_a_file_gets_a_clear_answer(redis: Redis) -> None:
+    async with console(redis) as (_, browser):
+        await browser.sign_in()
+        await browser.get("/organisers/roll")
+        page = await browser.post("/organisers/roll/upload", {"roll": "supporter_id,name"})
+        assert page.status == 400 and "Choose a roll CSV file." in page.text
+        empty = await browser.post("/organisers/roll/lookup", {"supporter": " "})
+        assert "Type a supporter number." in empty.text

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from ballots import audit
 from ballots.seal import encode_ranking, seal
 from ballots.unseal import unseal
-from tests.console_support import ORGANISER_TG
+from tests.console_support import ORGANISER_TG, code_sent
 from tests.factories import TEST_PUBLIC, TEST_SEED, put_sealed
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.twilio_api import TwilioApiStandIn
@@ -65,8 +65,10 @@ async def sign_in(world: TelegramWorld, page: Page, *, wrong_first: bool = False
     await page.goto(world.url + "/organisers/")
     await expect(page.get_by_role("heading", name="Organisers: sign in")).to_be_visible()
     await page.get_by_label("Your phone number or Telegram id").fill(f"tg:{ORGANISER_TG}")
+    before = len(world.api.messages(ORGANISER_TG))
     await page.get_by_role("button", name="Send me a code").click()
     await expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    await code_sent(world, before)
     code = world.api.last_message(ORGANISER_TG)["text"].split()[0]
     if wrong_first:
         await page.get_by_label("Code").fill("000000" if code != "000000" else "111111")

@@ -27,6 +27,10 @@ PALETTE = (
     "#bcbd22",
 )
 EXHAUSTED = "#b0b0b0"
+#: Text styles as presentation attributes, not a <style> element: a page whose
+#: Content-Security-Policy has no 'unsafe-inline' for styles drops those.
+ROUND = 'font-family="sans-serif" font-size="12" font-weight="bold" fill="#222"'
+NAME = 'font-family="sans-serif" font-size="12" fill="#222"'
 _EX = "\0exhausted"
 
 
@@ -77,9 +81,7 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
     for i in range(len(columns) - 1):
         parts.extend(_bands(rounds[i + 1], columns[i], nodes[i], nodes[i + 1], scale, colour))
     for i, placed in enumerate(nodes):
-        parts.append(
-            f'<text x="{4 + i * step:.1f}" y="16" class="round">Round {rounds[i].number}</text>'
-        )
+        parts.append(f'<text x="{4 + i * step:.1f}" y="16" {ROUND}>Round {rounds[i].number}</text>')
         for cid, (x, y, h) in placed.items():
             fill = EXHAUSTED if cid == _EX else colour[cid]
             name = "Exhausted" if cid == _EX else names[cid]
@@ -91,7 +93,7 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
             )
             if i == len(nodes) - 1:
                 parts.append(
-                    f'<text x="{x + node_w + 4:.1f}" y="{y + h / 2 + 4:.1f}" class="name">'
+                    f'<text x="{x + node_w + 4:.1f}" y="{y + h / 2 + 4:.1f}" {NAME}>'
                     f"{escape(name)} {_label_f(votes)}</text>"
                 )
     winners = ", ".join(names[w] for w in result.winners) or "none"
@@ -104,9 +106,7 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'role="img" aria-labelledby="sankey-title sankey-desc" class="sankey">'
         f'<title id="sankey-title">Transfers round by round</title>'
-        f'<desc id="sankey-desc">{escape(desc)}</desc>'
-        "<style>.round{font:bold 12px sans-serif;fill:#222}"
-        ".name{font:12px sans-serif;fill:#222}</style>" + "".join(parts) + "</svg>"
+        f'<desc id="sankey-desc">{escape(desc)}</desc>' + "".join(parts) + "</svg>"
     )
 
 
@@ -169,16 +169,16 @@ def bars(result: Result, width: int = 640) -> str:
     parts: list[str] = []
     y = 0
     for r in result.rounds:
-        parts.append(f'<text x="0" y="{y + 18}" class="round">Round {r.number}</text>')
+        parts.append(f'<text x="0" y="{y + 18}" {ROUND}>Round {r.number}</text>')
         y += head
         for cid, votes in sorted(r.tallies.items(), key=lambda kv: -_f(kv[1])):
             w = (width - label_w - 120) * _f(votes) / top
             mark = " (elected)" if cid in r.elected else " (excluded)" if cid in r.excluded else ""
             parts.append(
-                f'<text x="0" y="{y + 15}" class="name">{escape(names[cid])}</text>'
+                f'<text x="0" y="{y + 15}" {NAME}>{escape(names[cid])}</text>'
                 f'<rect x="{label_w}" y="{y + 3}" width="{max(w, 1):.1f}" height="{row - 6}" '
                 f'fill="{colour[cid]}"/>'
-                f'<text x="{label_w + max(w, 1) + 6:.1f}" y="{y + 15}" class="name">'
+                f'<text x="{label_w + max(w, 1) + 6:.1f}" y="{y + 15}" {NAME}>'
                 f"{_label(votes)}{mark}</text>"
             )
             y += row
@@ -186,6 +186,5 @@ def bars(result: Result, width: int = 640) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {y}" role="img" '
         f'aria-labelledby="bars-title" class="bars"><title id="bars-title">Votes in each '
-        "round</title><style>.round{font:bold 13px sans-serif;fill:#222}"
-        ".name{font:12px sans-serif;fill:#222}</style>" + "".join(parts) + "</svg>"
+        "round</title>" + "".join(parts) + "</svg>"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -18,7 +19,7 @@ from channels.web import (
     roll_views,
     signin_views,
 )
-from channels.web.guard import PREFIX, SIGNIN, SIGNIN_PUBLIC_URL, guard, headers
+from channels.web.guard import CONSOLE_APP, PREFIX, SIGNIN, SIGNIN_PUBLIC_URL, guard, headers
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,5 +66,14 @@ def install(app: web.Application) -> None:
     r.add_post("/results/publish", results_views.publish)
     r.add_static("/static/", HERE / "static")
     app.add_subapp(PREFIX, console)
+    app[CONSOLE_APP] = console
+    # Registered after the channels' own contexts, so it ends before they close their senders.
+    app.cleanup_ctx.append(_codes_on_their_way)
     app.router.add_get("/results/{election}", results_views.public_results)
     app.router.add_get("/results/{election}/{file}", results_views.download)
+
+
+async def _codes_on_their_way(app: web.Application) -> AsyncIterator[None]:
+    """On shutdown, let the sign-in codes on their way go before the senders close."""
+    yield
+    await app[CONSOLE_APP][SIGNIN].drain()

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from ballots.election import Election
 
+#: The ticks' text style (attributes: the console's CSP drops <style> elements).
+TICK = 'font-family="sans-serif" font-size="10" fill="#333"'
 #: Hours the turnout chart shows, up to now.
 HOURS = 48
 
@@ -29,10 +31,11 @@ def hourly(election: Election, by_hour: dict[str, int], now: datetime, hours: in
             f'height="{h:.1f}" fill="#1f5fa8"><title>{at:%a %H}:00: {n} ballots</title></rect>'
         )
         if at.hour == 0 or i == 0:
-            parts.append(f'<text x="{i * bar:.1f}" y="{height - 2}" class="tick">{at:%a %d}</text>')
+            parts.append(f'<text x="{i * bar:.1f}" y="{height - 2}" {TICK}>{at:%a %d}</text>')
     total = sum(counts)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(f"{total} ballots in the last {hours} hours, by hour")}">'
-        "<style>.tick{font:10px sans-serif;fill:#333}</style>" + "".join(parts) + "</svg>"
+        + "".join(parts)
+        + "</svg>"
     )

@@ -21,6 +21,8 @@ PREFIX = "/organisers"
 SESSION_COOKIE = "op_console"
 CSRF_COOKIE = "op_console_csrf"
 SIGNIN = web.AppKey("signin", SignIn)
+#: On the main app: the console's own sub-application.
+CONSOLE_APP = web.AppKey("console", web.Application)
 #: What the guard found for a request: the session (None on the sign-in pages) ...
 SESSION: web.RequestKey[Session | None] = web.RequestKey("op_session")
 #: ... the rest of a file upload, its CSRF token read ...
@@ -96,7 +98,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if cookie:
         session_id = signin.session_id(cookie)
         if session_id is not None:
-            session = await signin.session(session_id)
+            # A page polling for its figures is not the organiser at work: no renewal.
+            session = await signin.session(session_id, touch=not path.endswith(".json"))
     public = path in PUBLIC or path.startswith(f"{PREFIX}/static/")
     if session is None and not public:
         raise web.HTTPSeeOther(f"{PREFIX}/sign-in")

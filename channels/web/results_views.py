@@ -19,6 +19,7 @@ from aiohttp import web
 from ballots import keys
 from ballots.count import count
 from ballots.count.formats import check_writable, write_ballots
+from ballots.count.model import CountError
 from ballots.count.redis_source import read_ballots
 from ballots.count.report import render_text, to_json
 from ballots.count.result import Result
@@ -151,7 +152,10 @@ async def download(request: web.Request) -> web.StreamResponse:
     if fmt is None:
         raise results_headers(web.HTTPNotFound(text="No such file."))
     ballots = await read_ballots(core.redis, core.election)
-    check_writable(ballots, fmt)
+    try:
+        check_writable(ballots, fmt)
+    except CountError as err:
+        raise results_headers(web.HTTPConflict(text=f"This file cannot be made: {err}")) from err
     out = io.StringIO()
     write_ballots(ballots, fmt, out, core.election.seats)
     response = web.Response(

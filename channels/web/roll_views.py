@@ -37,8 +37,8 @@ async def _not_rehearsing(request: web.Request, what: str) -> list[str]:
 async def upload(request: web.Request) -> web.StreamResponse:
     """POST /organisers/roll/upload: check every row, then import all or nothing."""
     core = core_of(request)
-    reader = request[MULTIPART]
-    part = await reader.next()
+    reader = request.get(MULTIPART)
+    part = await reader.next() if reader is not None else None
     if not isinstance(part, BodyPartReader) or part.name != "roll" or not part.filename:
         return page(
             request, "roll.html", nav="roll", problems=["Choose a roll CSV file."], status=400
@@ -82,7 +82,9 @@ async def lookup(request: web.Request) -> web.StreamResponse:
     """POST /organisers/roll/lookup: on the roll, voted (and how), opted out, locked."""
     core = core_of(request)
     sid = str((await request.post()).get("supporter", "")).strip()
-    record = await get_supporter(core.redis, core.election, sid) if sid else {}
+    if not sid:
+        return page(request, "roll.html", nav="roll", problems=["Type a supporter number."])
+    record = await get_supporter(core.redis, core.election, sid)
     found = None
     if record:
         async with core.redis.pipeline(transaction=False) as pipe:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from aiohttp import web
 
 from channels.web.guard import PREFIX, SIGNIN, session_of, set_session_cookie
@@ -9,7 +11,18 @@ from channels.web.render import page
 
 
 def _client(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The browser's address.  Behind a reverse proxy on this machine or the private
+    network (as README's deployment has it), the address the proxy appended last to
+    X-Forwarded-For; otherwise the connection's own (a client cannot spoof that)."""
+    remote = request.remote or "unknown"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    try:
+        behind_proxy = ipaddress.ip_address(remote).is_private
+    except ValueError:
+        behind_proxy = False
+    if behind_proxy and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip() or remote
+    return remote
 
 
 async def sign_in_form(request: web.Request) -> web.StreamResponse:
@@ -30,15 +43,7 @@ async def ask_for_code(request: web.Request) -> web.StreamResponse:
             "sign_in.html",
             status=429,
             address=typed,
-            problems=["Too many codes asked for in the last hour. Try again later."],
-        )
-    if asked.status == "failed":
-        return page(
-            request,
-            "sign_in.html",
-            status=502,
-            address=typed,
-            problems=["The code could not be sent just now. Try again in a minute."],
+            problems=["Too many codes asked for from here in the last hour. Try again later."],
         )
     return page(request, "sign_in_code.html", address=typed)
 
