@@ -103,7 +103,12 @@ if valid and ARGV[7] ~= '' and redis.call('HGET', v, 'otp_for:' .. t) == ARGV[7]
 end
 local last = tonumber(redis.call('HGET', v, 'otp_sent:' .. t) or '-1e12')
 local cooldown = tonumber(ARGV[3])
-if now < last + cooldown then return answer('cooldown', last + cooldown - now) end
+if now < last + cooldown then
+  -- The voter's own phone asking again gets the code again (its answer costs one SMS
+  -- either way): a reply lost to a crash or a failover must not leave them waiting.
+  if own and valid then return answer('resend', 0, redis.call('HGET', v, 'otp_sealed:' .. t)) end
+  return answer('cooldown', last + cooldown - now)
+end
 if not own then
   -- Codes asked for from other chats are limited per rolling window, so nobody can
   -- text a voter's phone without end; the voter's own phone is never refused.

@@ -157,6 +157,14 @@ class Identification:
         if is_number:
             await self.codes.record_address_failure(self.election, msg.channel, msg.address)
             return state, [say(texts.code_wrong_voting())]
+        if msg.channel == Channel.SMS and self.by_sms and msg.contact is None:
+            # Texting from a phone on the roll: whatever they said, the way on is a code
+            # to that phone (as a first message gets), not a question they cannot answer.
+            own = turn.known.phone_ids
+            if own is None:
+                own = await supporters_for_phone(self.redis, self.election, msg.address)
+            if len(own) == 1 and await self._admitted(turn, own[0]):
+                return await self._send_otp(state, own[0], msg, quiet=False)
         return state, [say(texts.ask_identity(self.election))]
 
     async def sms_code(self, state: State, turn: Turn) -> Outcome:

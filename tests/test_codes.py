@@ -217,6 +217,18 @@ async def test_five_wrong_tries_spend_an_sms_code(redis: Redis) -> None:
     assert (await codes.check_otp(election, "S1001", sent.code)).status == "nocode"
 
 
+async def test_the_own_phone_asking_again_gets_the_same_code_again(redis: Redis) -> None:
+    """Its first answer may have been lost (a crash, a failover): waiting out the
+    cooldown would leave the voter with nothing; another chat still waits."""
+    election, codes, _ = await setup(redis)
+    own = "+447700900101"  # S1001's phone on the roll
+    first = await codes.request_otp(election, "S1001", "sms:SM1", sms_from=own)
+    again = await codes.request_otp(election, "S1001", "sms:SM2", sms_from=own)
+    assert (first.status, again.status) == ("sent", "sent") and first.code == again.code
+    other = await codes.request_otp(election, "S1001", "sms:SM3")
+    assert other.status == "cooldown"
+
+
 async def test_new_code_has_a_cooldown_and_never_resets_failures(redis: Redis) -> None:
     election, codes, clock = await setup(redis)
     sent = await codes.request_otp(election, "S1001")
