@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.errors import ConfigError, ElectionLocked, FileProblems, Problem, UnknownElection
+from ballots.languages import SHIPPED
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
@@ -71,6 +72,8 @@ class Election:
     quiet_hours: tuple[str, str] | None = None
     #: Voters may cast a blank ballot (ABSTAIN): counted in turnout, for no candidate.
     abstain: bool = False
+    #: The languages voters may use, the first the default (``ballots/languages.py``).
+    languages: tuple[str, ...] = ("en",)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -110,6 +113,7 @@ class Election:
                 "timezone": self.timezone,
                 "quiet_hours": "-".join(self.quiet_hours) if self.quiet_hours else None,
                 "abstain": self.abstain,
+                "languages": list(self.languages),
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
             }
         )
@@ -132,6 +136,7 @@ class Election:
             timezone=d.get("timezone", DEFAULT_TIMEZONE),
             quiet_hours=_window(d.get("quiet_hours")),
             abstain=bool(d.get("abstain", False)),
+            languages=tuple(d.get("languages", ["en"])),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
 
@@ -330,6 +335,25 @@ def parse_election(text: str, path: str) -> Election:
         bad("abstain", "'abstain' must be true or false")
         abstain = False
 
+    languages_raw = data.get("languages", ["en"])
+    languages: tuple[str, ...] = ("en",)
+    if (
+        not isinstance(languages_raw, list)
+        or not languages_raw
+        or not all(isinstance(code, str) for code in languages_raw)
+    ):
+        bad("languages", '\'languages\' must be a list of language codes, such as ["en", "cy"]')
+    else:
+        unknown = [code for code in languages_raw if code not in SHIPPED]
+        if unknown:
+            bad(
+                "languages",
+                f"no messages in {', '.join(map(repr, unknown))}; OpenPrimary speaks "
+                + ", ".join(f"{code} ({name})" for code, name in SHIPPED.items()),
+            )
+        else:
+            languages = tuple(dict.fromkeys(languages_raw))
+
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
     return Election(
@@ -348,6 +372,7 @@ def parse_election(text: str, path: str) -> Election:
         timezone=timezone,
         quiet_hours=quiet_hours,
         abstain=abstain,
+        languages=languages,
     )
 
 

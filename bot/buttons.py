@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import replace
 
 from ballots.election import Candidate, Election
+from bot.i18n import _
 from bot.messages import Button, OutboundMessage
 from bot.state import State, Step
 
@@ -62,21 +63,23 @@ class Buttons:
             ]
             rows.append(
                 (
-                    Button("Done", self._payload(state, "done")),
-                    Button("Undo", self._payload(state, "undo")),
-                    Button("Start again", self._payload(state, "again")),
+                    Button(_("Done"), self._payload(state, "done")),
+                    Button(_("Undo"), self._payload(state, "undo")),
+                    Button(_("Start again"), self._payload(state, "again")),
                 )
             )
             if self.election.abstain and not state.ranking:
-                rows.append((Button("Abstain: a blank ballot", self._payload(state, "abstain")),))
+                rows.append(
+                    (Button(_("Abstain: a blank ballot"), self._payload(state, "abstain")),)
+                )
             return replace(reply, buttons=tuple(rows))
         if state.step is Step.CONFIRM and reply.kind == "confirm":
             return replace(
                 reply,
                 buttons=(
                     (
-                        Button("Cast my vote", self._payload(state, "cast")),
-                        Button("Change", self._payload(state, "change")),
+                        Button(_("Cast my vote"), self._payload(state, "cast")),
+                        Button(_("Change"), self._payload(state, "change")),
                     ),
                 ),
             )

@@ -22,10 +22,11 @@ from ballots.clock import Clock
 from ballots.codes import Codes
 from ballots.connection import Batch
 from ballots.election import Election
-from ballots.roll import supporter_for_telegram, supporters_for_phone
+from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import rehearsal, texts
 from bot.alerts import Alerts
 from bot.buttons import Buttons, Refused
+from bot.i18n import LANGUAGES, speaking
 from bot.identify import HasVoted, Identification, Identified, Outcome
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST
@@ -92,6 +93,12 @@ class Conversation:
         self.box = box
         self.clock = clock
         self.buttons = Buttons(election)
+        #: Each offered language's own name, as a voter sends it to switch: code.
+        self.language_words = {
+            LANGUAGES[code].name.upper(): code
+            for code in election.languages
+            if len(election.languages) > 1
+        }
         self.identity = Identification(redis, election, codes, clock, spend, alerts)
         #: Set once the election has opened with no rehearsal left unfinalised: from then
         #: on none can start, so messages stop reading for one.
@@ -171,6 +178,16 @@ class Conversation:
     async def _step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         if state.election != self.election.id:
             state = State(election=self.election.id)
+        language = state.language or self.election.languages[0]
+        with speaking(language):
+            new_state, replies = await self._answer(state, msg, known)
+        if new_state.language is None and state.language is not None:
+            new_state.language = state.language  # a fresh state keeps the chat's language
+        return new_state, replies
+
+    async def _answer(
+        self, state: State, msg: InboundMessage, known: Known
+    ) -> tuple[State, Replies]:
         for extension in self.extensions:
             handled = await extension.handle(msg)
             if handled is not None:
@@ -207,6 +224,11 @@ class Conversation:
 
     async def _dispatch(self, state: State, turn: Turn) -> tuple[State, Replies]:
         word = turn.word
+        chosen = self.language_words.get(word) if turn.msg.contact is None else None
+        if chosen is not None:
+            state.language = chosen
+            with speaking(chosen):
+                return state, [say(texts.language_set()), *await self._where_now(state, turn)]
         if turn.msg.contact is None:
             if word in HELP:
                 return state, [say(texts.help_text(self.election))]
@@ -264,7 +286,16 @@ class Conversation:
     async def _settle(self, outcome: Outcome) -> tuple[State, Replies]:
         """Where identification leaves the chat: ranking, voted already, or its replies."""
         if isinstance(outcome, Identified):
-            return outcome.state, [self._rank_prompt(outcome.state)]
+            state = outcome.state
+            if state.language is None and len(self.election.languages) > 1 and state.supporter:
+                # A chat that has not chosen a language gets the one on the voter's roll entry.
+                record = await get_supporter(self.redis, self.election, state.supporter)
+                wanted = record.get("language", "")
+                if wanted in self.election.languages:
+                    state.language = wanted
+                    with speaking(wanted):
+                        return state, [self._rank_prompt(state)]
+            return state, [self._rank_prompt(state)]
         if isinstance(outcome, HasVoted):
             return await self._voted(outcome.supporter)
         return outcome
@@ -353,6 +384,23 @@ class Conversation:
         if not await self._confirmed(sid, receipt):
             return texts.cast_recording()
         return texts.receipt_again(receipt)
+
+    async def _where_now(self, state: State, turn: Turn) -> Replies:
+        """What the chat was last asked, again (after a change of language)."""
+        if state.step is Step.RANK:
+            return [self._rank_prompt(state)]
+        if state.step is Step.CONFIRM:
+            text = (
+                texts.confirm(self.election, state.ranking)
+                if state.ranking
+                else texts.confirm_blank()
+            )
+            return [OutboundMessage(text, kind="confirm")]
+        if state.step is Step.SMS_CODE:
+            return [say(texts.ask_code())]
+        if state.step is Step.DONE:
+            return (await self._voted(state.supporter))[1]
+        return [say(texts.greeting(self.election))]
 
     # --- steps shared by the states -----------------------------------------
 

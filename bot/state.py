@@ -61,6 +61,8 @@ class State:
     #: "Reveal nothing" mode: the voter typed a supporter number, so every answer and
     #: failure must read (and cost) the same whether or not it is on the roll.
     quiet: bool = False
+    #: The language the chat is answered in (None: the election's first).
+    language: str | None = None
 
     def to_json(self) -> str:
         """The whole state as JSON, in the clear: for comparing states in memory only."""
@@ -78,6 +80,7 @@ def state_padding(election: Election) -> int:
             grant="x" * _GRANT,
             ranking=list(election.candidate_ids),
             quiet=True,
+            language="xx-Xxxx",
         )
     )
     return -(-len(longest) // 64) * 64
@@ -86,7 +89,7 @@ def state_padding(election: Election) -> int:
 def _private(state: State) -> bytes:
     """The sealed part, compact: a JSON list in a fixed order."""
     fields = [state.step.value, state.turn, int(state.quiet), state.supporter, state.grant]
-    return json.dumps([*fields, state.ranking], separators=(",", ":")).encode()
+    return json.dumps([*fields, state.ranking, state.language], separators=(",", ":")).encode()
 
 
 class StateStore:
@@ -119,7 +122,8 @@ class StateStore:
             election, _, encoded = text.partition(" ")
             sealed = base64.b64decode(encoded, validate=True)
             private = self._aead.decrypt(sealed, aad=_aad(channel, address, election))
-            step, turn, quiet, supporter, grant, ranking = json.loads(private)
+            step, turn, quiet, supporter, grant, ranking, *more = json.loads(private)
+            language = more[0] if more else None  # (states sealed before languages had none)
             return State(
                 step=Step(step),
                 turn=int(turn),
@@ -128,6 +132,7 @@ class StateStore:
                 grant=grant,
                 ranking=[str(c) for c in ranking],
                 quiet=bool(quiet),
+                language=language if isinstance(language, str) else None,
             )
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()

@@ -1,0 +1,94 @@
+"""Languages: the message catalogues, and the language a message is being answered in.
+
+Every text the bot says is an English msgid in ``bot/texts.py``, looked up
+with :func:`_` in the catalogue of the language in use (a context variable,
+set with :func:`speaking` for one step of a conversation).  Catalogues are
+gettext ``.po`` files under ``bot/locale/<code>/LC_MESSAGES/messages.po``,
+read and compiled in memory by Babel the first time a language is used, so
+nothing compiled is kept in the repository.  English needs no catalogue.
+
+    pybabel extract -o bot/locale/messages.pot bot/texts.py      # the template
+    pybabel update -i bot/locale/messages.pot -d bot/locale      # merge into each .po
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ballots.languages import SHIPPED
+
+LOCALE = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+DEFAULT = "en"
+
+
+@dataclass(frozen=True)
+class Language:
+    """A language the bot can speak: its code, and its own name (which switches to it)."""
+
+    code: str
+    name: str
+
+
+#: The languages shipped, by code.
+LANGUAGES = {code: Language(code, name) for code, name in SHIPPED.items()}
+
+_current: ContextVar[str] = ContextVar("openprimary_language", default=DEFAULT)
+
+
+@cache
+def catalogue(code: str) -> gettext.NullTranslations:
+    """The compiled catalogue of a language (English: the msgids themselves)."""
+    if code == DEFAULT:
+        return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with (LOCALE / code / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as po:
+        compiled = io.BytesIO()
+        write_mo(compiled, read_po(po, locale=code))
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+def current() -> str:
+    """The code of the language being spoken."""
+    return _current.get()
+
+
+def _(msgid: str) -> str:
+    """``msgid`` in the language being spoken."""
+    return catalogue(_current.get()).gettext(msgid)
+
+
+@contextmanager
+def speaking(code: str) -> Iterator[None]:
+    """Answer in ``code`` (a shipped language; anything else falls back to English)."""
+    token = _current.set(code if code in LANGUAGES else DEFAULT)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+#: Welsh ordinals to 20 (1af, 2il, 3ydd...); beyond, the "-fed" form.
+_CY_ORDINALS = {
+    1: "af", 2: "il", 3: "ydd", 4: "ydd", 5: "ed", 6: "ed", 7: "fed", 8: "fed", 9: "fed",
+    10: "fed", 11: "eg", 12: "fed", 13: "eg", 14: "eg", 15: "fed", 16: "eg", 17: "eg",
+    18: "fed", 19: "eg", 20: "fed",
+}  # fmt: skip
+
+
+def ordinal(n: int) -> str:
+    """``n`` as an ordinal in the language being spoken: 1st, 2nd / 1af, 2il."""
+    if _current.get() == "cy":
+        return f"{n}{_CY_ORDINALS.get(n, 'fed')}"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
