@@ -46,18 +46,27 @@ async def record(
     return str(entry_id)
 
 
+async def latest(redis: Redis, election_id: str, count: int) -> list[AuditEntry]:
+    """The newest ``count`` entries, newest first (read from the end of the stream)."""
+    rows: list[tuple[str, dict[str, str]]] = await redis.xrevrange(  # type: ignore[assignment]
+        keys.audit(election_id), count=count
+    )
+    return [_entry(entry_id, f) for entry_id, f in rows]
+
+
 async def read(redis: Redis, election_id: str, count: int | None = None) -> list[AuditEntry]:
     """The trail, oldest first."""
     rows: list[tuple[str, dict[str, str]]] = await redis.xrange(  # type: ignore[assignment]
         keys.audit(election_id), count=count
     )
-    return [
-        AuditEntry(
-            id=entry_id,
-            at=datetime.fromisoformat(f["at"]),
-            actor=f["actor"],
-            action=f["action"],
-            details=json.loads(f.get("details", "{}")),
-        )
-        for entry_id, f in rows
-    ]
+    return [_entry(entry_id, f) for entry_id, f in rows]
+
+
+def _entry(entry_id: str, f: dict[str, str]) -> AuditEntry:
+    return AuditEntry(
+        id=entry_id,
+        at=datetime.fromisoformat(f["at"]),
+        actor=f["actor"],
+        action=f["action"],
+        details=json.loads(f.get("details", "{}")),
+    )

@@ -82,7 +82,9 @@ def describe(election: Election) -> str:
     return f"{election.quiet_hours[0]}-{election.quiet_hours[1]} {election.timezone}"
 
 
-def local(election: Election, moment: datetime) -> str:
-    """A moment as the election's organisers read it: "Tue 1 Dec 09:00 GMT"."""
+def local(election: Election, moment: datetime, *, year: bool = False) -> str:
+    """A moment as the election's organisers read it: "Tue 1 Dec 09:00 GMT" (with ``year``:
+    "Tue 1 Dec 2026 09:00 GMT")."""
     at = moment.astimezone(ZoneInfo(election.timezone))
-    return f"{at:%a} {at.day} {at:%b %H:%M %Z}"
+    day = f"{at:%a} {at.day} {at:%b %Y}" if year else f"{at:%a} {at.day} {at:%b}"
+    return f"{day} {at:%H:%M %Z}"

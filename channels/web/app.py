@@ -19,7 +19,7 @@ from channels.web import (
     roll_views,
     signin_views,
 )
-from channels.web.guard import CONSOLE_APP, PREFIX, SIGNIN, SIGNIN_PUBLIC_URL, guard, headers
+from channels.web.guard import CONSOLE_APP, PREFIX, SIGNIN, guard, headers
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +36,6 @@ def install(app: web.Application) -> None:
         core.senders,
         region=core.settings.default_region,
     )
-    console[SIGNIN_PUBLIC_URL] = core.settings.public_url or ""
     # On the main app, so the public results page renders too (the console finds it there).
     aiohttp_jinja2.setup(
         app,

@@ -15,6 +15,7 @@ from typing import TypeVar
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from bot.signin import IDLE, Session, SignIn
+from channels.appkeys import CORE
 from channels.appkeys import WebHandler as Handler
 
 PREFIX = "/organisers"
@@ -52,11 +53,8 @@ def session_of(request: web.Request) -> Session:
 
 def secure(request: web.Request) -> bool:
     """Whether cookies should be Secure: the request came over https, or the public URL is."""
-    public = request.config_dict[SIGNIN_PUBLIC_URL] or ""
+    public = request.config_dict[CORE].settings.public_url or ""
     return request.secure or public.startswith("https://")
-
-
-SIGNIN_PUBLIC_URL = web.AppKey("public_url", str)
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, cookie: str) -> None:

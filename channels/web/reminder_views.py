@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ballots import keys
+from bot.organiser import OrganiserCommands
 from bot.reminders import CHANNELS, FIELDS, ReminderError, Reminders, plan
 from channels.web.guard import PREFIX, session_of
 from channels.web.render import core_of, page
@@ -22,7 +23,7 @@ DEFAULT_PRICE = 0.04
 JOBS_SHOWN = 20
 
 
-def _organisers(request: web.Request) -> Any:
+def _organisers(request: web.Request) -> OrganiserCommands:
     organisers = core_of(request).organisers
     if organisers is None:
         raise web.HTTPServiceUnavailable(text="reminders are not available in this process")

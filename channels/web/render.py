@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from ballots import audit
 from ballots.election import Election
+from ballots.quiet import local
 from bot.core import Core
 from channels.appkeys import CORE
 from channels.web.guard import PREFIX, SESSION, session_of, signin_csrf
@@ -61,8 +61,7 @@ def page(request: web.Request, name: str, /, *, status: int = 200, **context: An
 
 def when(election: Election, moment: datetime) -> str:
     """A moment in the election's zone, with the year: "Wed 1 Dec 2027 17:00 GMT"."""
-    at = moment.astimezone(ZoneInfo(election.timezone))
-    return f"{at:%a} {at.day} {at:%b %Y %H:%M %Z}"
+    return local(election, moment, year=True)
 
 
 def poll_state(core: Core, now: datetime, rehearsal: str | None) -> str:

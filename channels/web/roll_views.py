@@ -7,11 +7,12 @@ import io
 
 from aiohttp import BodyPartReader, web
 
-from ballots import keys
 from ballots.codes_file import write_codes_csv
 from ballots.errors import FileProblems
 from ballots.roll import get_supporter, import_roll, parse_roll
 from bot import rehearsal
+from bot.messages import Channel
+from bot.reach import Reach
 from channels.web.guard import MULTIPART
 from channels.web.render import audited, core_of, page
 
@@ -88,9 +89,9 @@ async def lookup(request: web.Request) -> web.StreamResponse:
     found = None
     if record:
         async with core.redis.pipeline(transaction=False) as pipe:
-            pipe.sismember(keys.opted_out("sms"), record.get("phone", ""))
-            pipe.sismember(keys.opted_out("telegram"), record.get("telegram_id", ""))
-            opted_sms, opted_tg = await pipe.execute()
+            Reach.check_many(pipe, Channel.SMS, [record.get("phone", "")])
+            Reach.check_many(pipe, Channel.TELEGRAM, [record.get("telegram_id", "")])
+            (opted_sms,), _, (opted_tg,), _ = await pipe.execute()
         found = {
             "voted": record.get("voted") or "",
             "opted_out": [ch for ch, yes in (("SMS", opted_sms), ("Telegram", opted_tg)) if yes],
