@@ -112,9 +112,14 @@ class SmsBudget:
 
 
 def normalise_code(text: str) -> str:
-    """The digits of a typed code: full-width digits folded, spaces and dashes dropped."""
+    """The digits of a typed code: full-width digits and other scripts' (۱۲۳, ১২৩)
+    folded to 0-9, spaces and dashes dropped."""
     folded = unicodedata.normalize("NFKC", text)
-    return "".join(ch for ch in folded if ch.isascii() and ch.isdigit())
+    if folded.isascii():
+        return "".join(ch for ch in folded if ch.isdigit())
+    return "".join(
+        str(unicodedata.decimal(ch)) for ch in folded if unicodedata.decimal(ch, None) is not None
+    )
 
 
 def format_voting_code(code: str) -> str:

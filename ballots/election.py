@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.errors import ConfigError, ElectionLocked, FileProblems, Problem, UnknownElection
-from ballots.languages import SHIPPED
+from ballots.languages import FAITHFUL, FOLDED, SHIPPED
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
@@ -74,6 +75,9 @@ class Election:
     abstain: bool = False
     #: The languages voters may use, the first the default (``ballots/languages.py``).
     languages: tuple[str, ...] = ("en",)
+    #: How SMS carries a language, where the file chose (``faithful`` or ``folded``);
+    #: the others go as :data:`ballots.languages.SHIPPED` says.
+    sms_text: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -92,6 +96,13 @@ class Election:
         candidate otherwise, and never more than ``max_ranks``."""
         most = 2 if self.method == "sv" else len(self.candidates)
         return min(most, self.max_ranks) if self.max_ranks else most
+
+    def sms_faithful(self, language: str) -> bool:
+        """Whether SMS in ``language`` keeps its own letters (UCS-2 when one is outside
+        GSM-7) rather than folding them to GSM-7."""
+        shipped = SHIPPED.get(language)
+        default = shipped.sms if shipped is not None else FOLDED
+        return self.sms_text.get(language, default) == FAITHFUL
 
     def is_open(self, now: datetime) -> bool:
         return self.opens <= now < self.closes
@@ -114,6 +125,7 @@ class Election:
                 "quiet_hours": "-".join(self.quiet_hours) if self.quiet_hours else None,
                 "abstain": self.abstain,
                 "languages": list(self.languages),
+                "sms_text": self.sms_text,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
             }
         )
@@ -137,6 +149,7 @@ class Election:
             quiet_hours=_window(d.get("quiet_hours")),
             abstain=bool(d.get("abstain", False)),
             languages=tuple(d.get("languages", ["en"])),
+            sms_text=dict(d.get("sms_text", {})),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
 
@@ -349,10 +362,11 @@ def parse_election(text: str, path: str) -> Election:
             bad(
                 "languages",
                 f"no messages in {', '.join(map(repr, unknown))}; OpenPrimary speaks "
-                + ", ".join(f"{code} ({name})" for code, name in SHIPPED.items()),
+                + ", ".join(f"{code} ({lang.english})" for code, lang in SHIPPED.items()),
             )
         else:
             languages = tuple(dict.fromkeys(languages_raw))
+    sms_text = _sms_text(data.get("sms_text", {}), languages, bad)
 
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
@@ -373,7 +387,32 @@ def parse_election(text: str, path: str) -> Election:
         quiet_hours=quiet_hours,
         abstain=abstain,
         languages=languages,
+        sms_text=sms_text,
     )
+
+
+def _sms_text(
+    raw: Any, languages: tuple[str, ...], bad: Callable[[str, str], None]
+) -> dict[str, str]:
+    """The file's ``sms_text`` table: for each language, ``faithful`` or ``folded``."""
+    if not isinstance(raw, dict):
+        bad("sms_text", "'sms_text' must be a table such as { cy = \"faithful\" }")
+        return {}
+    chosen: dict[str, str] = {}
+    for code, how in raw.items():
+        if code not in languages:
+            bad("sms_text", f"'sms_text' names {code!r}, which is not in 'languages'")
+        elif how not in (FAITHFUL, FOLDED):
+            bad("sms_text", f'\'sms_text\' for {code!r} must be "faithful" or "folded"')
+        elif how == FOLDED and not SHIPPED[code].foldable:
+            bad(
+                "sms_text",
+                f"{SHIPPED[code].english} cannot be folded to GSM-7 (its script has no GSM-7 "
+                "letters): it goes faithful, as UCS-2",
+            )
+        else:
+            chosen[code] = how
+    return chosen
 
 
 def _window(text: str | None) -> tuple[str, str] | None:

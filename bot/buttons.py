@@ -14,7 +14,8 @@ import hashlib
 from dataclasses import replace
 
 from ballots.election import Candidate, Election
-from bot.i18n import _
+from ballots.languages import SHIPPED
+from bot.i18n import _, current
 from bot.messages import Button, OutboundMessage
 from bot.state import State, Step
 
@@ -57,6 +58,11 @@ class Buttons:
         """The prompt that asks for the state, with that state's buttons."""
         if not reply.is_reply or reply.buttons:
             return reply
+        if reply.kind == "greeting" and len(self.election.languages) > 1:
+            spoken = state.language or current()
+            offered = [c for c in self.election.languages if c != spoken]
+            row = tuple(Button(SHIPPED[c].name, self._payload(state, f"l{c}")) for c in offered)
+            return replace(reply, buttons=(row,))
         if state.step is Step.RANK and reply.kind == "rank":
             rows: list[tuple[Button, ...]] = [
                 (Button(c.name, self._payload(state, f"c{n}")),) for n, c in self.remaining(state)
@@ -91,6 +97,9 @@ class Buttons:
         if len(parts) != 3 or parts[0] != self.tag:
             return Refused.FOREIGN
         turn, action = parts[1], parts[2]
+        if action.startswith("l") and action[1:] in self.election.languages:
+            # A language can be chosen at any point: the button says its own name.
+            return SHIPPED[action[1:]].name.upper()
         if turn != str(state.turn) or state.step not in (Step.RANK, Step.CONFIRM):
             return Refused.STALE
         if action in ACTIONS:

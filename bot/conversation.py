@@ -22,6 +22,7 @@ from ballots.clock import Clock
 from ballots.codes import Codes
 from ballots.connection import Batch
 from ballots.election import Election
+from ballots.languages import best
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import rehearsal, texts
 from bot.alerts import Alerts
@@ -31,19 +32,10 @@ from bot.identify import HasVoted, Identification, Identified, Outcome
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST
 from bot.parse import (
-    ABSTAIN,
-    CHANGE,
-    DONE,
-    HELP,
-    OPT_IN,
-    OPT_OUT,
-    RECEIPT,
-    RESTART,
-    UNDO,
-    YES,
     keyword,
     normalise,
     parse_ranking,
+    words,
 )
 from bot.reach import Reach
 from bot.receipts import HeldReceipts
@@ -93,11 +85,13 @@ class Conversation:
         self.box = box
         self.clock = clock
         self.buttons = Buttons(election)
-        #: Each offered language's own name, as a voter sends it to switch: code.
+        #: Each offered language's own name (and its English one), as a voter sends it
+        #: to switch: code.
         self.language_words = {
-            LANGUAGES[code].name.upper(): code
+            word.upper(): code
             for code in election.languages
             if len(election.languages) > 1
+            for word in (LANGUAGES[code].name, LANGUAGES[code].english)
         }
         self.identity = Identification(redis, election, codes, clock, spend, alerts)
         #: Set once the election has opened with no rehearsal left unfinalised: from then
@@ -178,12 +172,19 @@ class Conversation:
     async def _step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         if state.election != self.election.id:
             state = State(election=self.election.id)
-        language = state.language or self.election.languages[0]
+        language = (
+            state.language
+            or best(msg.language, self.election.languages)
+            or self.election.languages[0]
+        )
         with speaking(language):
             new_state, replies = await self._answer(state, msg, known)
         if new_state.language is None and state.language is not None:
             new_state.language = state.language  # a fresh state keeps the chat's language
-        return new_state, replies
+        spoken = new_state.language or language
+        # By SMS a faithful language keeps its own letters, at the price of UCS-2 if need be.
+        faithful = self.election.sms_faithful(spoken)
+        return new_state, [replace(r, language=spoken, faithful=faithful) for r in replies]
 
     async def _answer(
         self, state: State, msg: InboundMessage, known: Known
@@ -229,13 +230,14 @@ class Conversation:
             state.language = chosen
             with speaking(chosen):
                 return state, [say(texts.language_set()), *await self._where_now(state, turn)]
+        said = words()
         if turn.msg.contact is None:
-            if word in HELP:
+            if word in said.help:
                 return state, [say(texts.help_text(self.election))]
-            if word in OPT_OUT:
+            if word in said.opt_out:
                 await Reach(self.redis).opt_out(turn.msg.channel, turn.msg.address)
                 return state, [say(texts.opted_out())]
-            if word in OPT_IN and not (word == "YES" and state.step is Step.CONFIRM):
+            if word in said.opt_in and not (word == "YES" and state.step is Step.CONFIRM):
                 removed = await Reach(self.redis).opt_in(turn.msg.channel, turn.msg.address)
                 if removed or word != "YES":
                     replies = [say(texts.opted_in())]
@@ -243,7 +245,7 @@ class Conversation:
                         state, more = await self._start(state, turn)
                         replies.extend(more)
                     return state, replies
-        if word in RECEIPT and turn.msg.contact is None:
+        if word in said.receipt and turn.msg.contact is None:
             # Before, during and after the poll: a receipt carries no vote.
             return state, [say(await self._receipt_text(state, turn.msg))]
         now = self.clock.now()
@@ -268,7 +270,7 @@ class Conversation:
                 self.election.id,
             )
             return state, [say(texts.no_count_key(self.election))]
-        if word in RESTART and turn.msg.contact is None:
+        if word in said.restart and turn.msg.contact is None:
             return await self._restart(state, turn)
         return await self._handlers[state.step](state, turn)
 
@@ -290,8 +292,8 @@ class Conversation:
             if state.language is None and len(self.election.languages) > 1 and state.supporter:
                 # A chat that has not chosen a language gets the one on the voter's roll entry.
                 record = await get_supporter(self.redis, self.election, state.supporter)
-                wanted = record.get("language", "")
-                if wanted in self.election.languages:
+                wanted = best(record.get("language"), self.election.languages)
+                if wanted is not None:
                     state.language = wanted
                     with speaking(wanted):
                         return state, [self._rank_prompt(state)]
@@ -302,14 +304,14 @@ class Conversation:
 
     async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Add one or more preferences, undo one, or finish."""
-        word = turn.word
-        if word in ABSTAIN:
+        word, said = turn.word, words()
+        if word in said.abstain:
             return self._abstain(state)
-        if word in UNDO:
+        if word in said.undo:
             if state.ranking:
                 state.ranking.pop()
             return state, [self._rank_prompt(state)]
-        if word in DONE and word != "0":
+        if word in said.done and word != "0":
             return self._finish(state)
         parsed = parse_ranking(turn.text, self.election.candidates)
         if parsed.error:
@@ -323,11 +325,7 @@ class Conversation:
             ranking.append(cid)
         if len(ranking) > self.election.max_preferences:
             return state, [
-                say(
-                    texts.ranking_problem(
-                        f"you can give at most {self.election.max_preferences} choices"
-                    )
-                )
+                say(texts.ranking_problem(texts.too_many(self.election.max_preferences)))
             ]
         state.ranking = ranking
         complete = len(ranking) >= self.election.max_preferences
@@ -337,11 +335,12 @@ class Conversation:
 
     async def _confirm(self, state: State, turn: Turn) -> tuple[State, Replies]:
         """Cast on YES; CHANGE, or a new order, goes back to ranking."""
-        if turn.word in YES:
+        said = words()
+        if turn.word in said.yes:
             return await self._cast(state, turn)
-        if turn.word in ABSTAIN:
+        if turn.word in said.abstain:
             return self._abstain(state)
-        if turn.word in CHANGE:
+        if turn.word in said.change:
             state.step = Step.RANK
             state.ranking = []
             return state, [self._rank_prompt(state)]
@@ -400,7 +399,7 @@ class Conversation:
             return [say(texts.ask_code())]
         if state.step is Step.DONE:
             return (await self._voted(state.supporter))[1]
-        return [say(texts.greeting(self.election))]
+        return [self.identity.greeting()]
 
     # --- steps shared by the states -----------------------------------------
 

@@ -7,7 +7,8 @@ gettext ``.po`` files under ``bot/locale/<code>/LC_MESSAGES/messages.po``,
 read and compiled in memory by Babel the first time a language is used, so
 nothing compiled is kept in the repository.  English needs no catalogue.
 
-    pybabel extract -o bot/locale/messages.pot bot/texts.py      # the template
+    pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot \
+        bot/texts.py bot/buttons.py bot/parse.py                  # the template
     pybabel update -i bot/locale/messages.pot -d bot/locale      # merge into each .po
 """
 
@@ -18,27 +19,18 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ballots.languages import SHIPPED
+from ballots.languages import SHIPPED, Language
 
 LOCALE = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 DEFAULT = "en"
 
 
-@dataclass(frozen=True)
-class Language:
-    """A language the bot can speak: its code, and its own name (which switches to it)."""
-
-    code: str
-    name: str
-
-
 #: The languages shipped, by code.
-LANGUAGES = {code: Language(code, name) for code, name in SHIPPED.items()}
+LANGUAGES: dict[str, Language] = SHIPPED
 
 _current: ContextVar[str] = ContextVar("openprimary_language", default=DEFAULT)
 
@@ -87,8 +79,31 @@ _CY_ORDINALS = {
 
 
 def ordinal(n: int) -> str:
-    """``n`` as an ordinal in the language being spoken: 1st, 2nd / 1af, 2il."""
-    if _current.get() == "cy":
+    """``n`` as an ordinal in the language being spoken: 1st, 2nd / 1af, 2il.
+
+    Urdu's texts say "number 1" (نمبر 1) around it, so it is the number alone.
+    """
+    code = _current.get()
+    if code == "cy":
         return f"{n}{_CY_ORDINALS.get(n, 'fed')}"
+    if code != DEFAULT:
+        return str(n)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+#: Unicode's first-strong isolate and its end: the text between them takes its own
+#: direction (a Latin name stays left-to-right) without reordering what is around it.
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolate(text: str) -> str:
+    """``text`` kept in its own direction inside a right-to-left language's sentence.
+
+    A name such as "Alex Green" inside Urdu text, or a number with a dash,
+    would otherwise be reordered with its neighbours.  Left-to-right
+    languages get the text as it is (and SMS in GSM-7 pays nothing for it).
+    """
+    if not text or not LANGUAGES.get(_current.get(), LANGUAGES[DEFAULT]).right_to_left:
+        return text
+    return f"{FSI}{text}{PDI}"

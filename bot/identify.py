@@ -11,7 +11,7 @@ whether a typed supporter number is on the roll.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
 
@@ -102,7 +102,12 @@ class Identification:
                     return state, [say(texts.not_open(self.election))]
                 return await self._send_otp(state, ids[0], msg, quiet=False)
         state.step = Step.IDENTIFY
-        return state, [say(texts.greeting(self.election), ask_contact=self.by_sms)]
+        return state, [self.greeting()]
+
+    def greeting(self) -> OutboundMessage:
+        """The greeting: how to vote, the other languages offered (with buttons to switch,
+        where the platform has them) and, with codes by SMS, a button to share one's phone."""
+        return replace(say(texts.greeting(self.election), ask_contact=self.by_sms), kind="greeting")
 
     async def identify(self, state: State, turn: Turn) -> Outcome:
         """Take a voting code, a supporter number or a shared phone number."""

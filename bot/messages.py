@@ -32,7 +32,9 @@ class InboundMessage:
     the person (the Telegram user id), when it differs from the address.
     ``ref`` is the platform's handle for the message itself (a Twilio
     MessageSid, a Telegram message id), by which its copy there can be
-    deleted once it is known to carry the voter's choices.
+    deleted once it is known to carry the voter's choices.  ``language`` is
+    the platform's guess at the person's language (Telegram's
+    ``language_code``, a BCP 47 tag): a hint for a chat that has chosen none.
     """
 
     channel: str
@@ -43,6 +45,7 @@ class InboundMessage:
     contact: str | None = None
     user_id: str | None = None
     ref: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,10 @@ class OutboundMessage:
     prompt, the ballot to confirm): the platform should keep no copy of it
     once the ballot is cast.  ``detached`` (for another address) is sent
     after the replies, off their path, and its outcome is not reported: the
-    replies must not depend on it, even in their timing.
+    replies must not depend on it, even in their timing.  ``faithful``: by SMS,
+    the text keeps its language's own letters (UCS-2 where one is outside GSM-7)
+    rather than being folded to GSM-7 (``Election.sms_faithful``); ``language``
+    is the language it is written in (a platform's own labels follow it).
     """
 
     text: str
@@ -79,6 +85,8 @@ class OutboundMessage:
     kind: str = "reply"
     private: bool = False
     detached: bool = False
+    faithful: bool = False
+    language: str = "en"
     meta: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

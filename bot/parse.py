@@ -5,37 +5,112 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cache
 
 from ballots.election import Candidate
+from bot.i18n import _, current, isolate
 
 _SPACES = re.compile(r"\s+")
-_EDGE_PUNCT = "!.?,;:'\"()[]{}*"
-_NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&]+$", re.ASCII)
-_CHUNK_SEPARATORS = re.compile(r"\s*(?:[,;>/|\n]|->|→|\bthen\b)\s*")
+# Latin punctuation, and Urdu's question mark, full stop and comma.
+_EDGE_PUNCT = "!.?,;:'\"()[]{}*\u061f\u06d4\u060c"
+_NUMERIC = re.compile(r"^[\d\s,;:>./|\\+\-–—→#&\u060c]+$", re.ASCII)
+_CHUNK_SEPARATORS = re.compile(r"\s*(?:[,;>/|\n\u060c]|->|→|\bthen\b)\s*")
 
-OPT_OUT = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "/STOP"}
+
+@dataclass(frozen=True)
+class Words:
+    """The words a voter may send for each thing, in one language (and English)."""
+
+    opt_out: frozenset[str]
+    opt_in: frozenset[str]
+    help: frozenset[str]
+    restart: frozenset[str]
+    yes: frozenset[str]
+    change: frozenset[str]
+    done: frozenset[str]
+    undo: frozenset[str]
+    receipt: frozenset[str]
+    abstain: frozenset[str]
+
+    def __or__(self, other: Words) -> Words:
+        return Words(*(getattr(self, f.name) | getattr(other, f.name) for f in fields(self)))
+
+
+def _words(**each: str) -> Words:
+    """A language's words, each meaning's given as one string separated by '|'."""
+    return Words(
+        **{meaning: frozenset(w for w in ws.split("|") if w) for meaning, ws in each.items()}
+    )
+
+
+ENGLISH = _words(
+    opt_out="STOP|STOPALL|UNSUBSCRIBE|CANCEL|END|QUIT|REVOKE|OPTOUT|/STOP",
+    opt_in="START|UNSTOP|YES",
+    help="HELP|INFO|/HELP|?",
+    restart="START AGAIN|STARTAGAIN|RESTART|AGAIN|RESET|BEGIN AGAIN|/START|MENU",
+    yes="YES|Y|YEAH|YEP|YUP|OK|OKAY|CONFIRM|CAST|CAST MY VOTE|SURE",
+    change="NO|N|CHANGE|EDIT|NOPE",
+    done="0|DONE|FINISH|FINISHED|END RANKING|NONE|NO MORE",
+    undo="UNDO|BACK",
+    receipt="RECEIPT|/RECEIPT|MY RECEIPT",
+    abstain="ABSTAIN|/ABSTAIN|BLANK|BLANK BALLOT",
 )
-OPT_IN = frozenset({"START", "UNSTOP", "YES"})
-HELP = frozenset({"HELP", "INFO", "/HELP", "?"})
-RESTART = frozenset(
-    {"START AGAIN", "STARTAGAIN", "RESTART", "AGAIN", "RESET", "BEGIN AGAIN", "/START", "MENU"}
-)
-YES = frozenset(
-    {"YES", "Y", "YEAH", "YEP", "YUP", "OK", "OKAY", "CONFIRM", "CAST", "CAST MY VOTE", "SURE"}
-)
-CHANGE = frozenset({"NO", "N", "CHANGE", "EDIT", "NOPE"})
-DONE = frozenset({"0", "DONE", "FINISH", "FINISHED", "END RANKING", "NONE", "NO MORE"})
-UNDO = frozenset({"UNDO", "BACK"})
-RECEIPT = frozenset({"RECEIPT", "/RECEIPT", "MY RECEIPT"})
-ABSTAIN = frozenset({"ABSTAIN", "/ABSTAIN", "BLANK", "BLANK BALLOT"})
+
+#: Each language's own words (English is always understood as well).  A word here
+#: must not be a candidate's name or mean something else in the same language.
+_OWN = {
+    "cy": _words(
+        opt_out="STOPIO|STOP POB UN|DAD-DANYSGRIFIO",
+        opt_in="DECHRAU",
+        help="CYMORTH|HELP",
+        restart="ETO|AILDDECHRAU|DECHRAU ETO",
+        yes="IE|YDW|OES|DO|IAWN|CADARNHAU|BWRW",
+        change="NA|NAGE|NAC YDW|NEWID",
+        done="GORFFEN|DIM MWY|DIM",
+        undo="DADWNEUD|YN OL|YN ÔL|NOL|NÔL",
+        receipt="DERBYNNEB|FY NERBYNNEB",
+        abstain="YMATAL|GWAG|PAPUR GWAG",
+    ),
+    "ur": _words(
+        opt_out="بند|روکیں|روکو",
+        opt_in="شروع",
+        help="مدد",
+        restart="دوبارہ|دوبارہ شروع",
+        yes="ہاں|جی|جی ہاں|ٹھیک|ٹھیک ہے",
+        change="نہیں|تبدیل|بدلیں",
+        done="ختم|بس",
+        undo="واپس",
+        receipt="رسید|میری رسید",
+        abstain="خالی|خالی ووٹ",
+    ),
+}
+
+
+@cache
+def words_in(code: str) -> Words:
+    """The words understood in language ``code``: its own, and English's."""
+    own = _OWN.get(code)
+    return ENGLISH | own if own is not None else ENGLISH
+
+
+def words() -> Words:
+    """The words understood in the language being spoken."""
+    return words_in(current())
 
 
 def normalise(text: str) -> str:
-    """Fold full-width forms, collapse spaces and trim."""
+    """Fold full-width forms and other scripts' digits (۱۲, ১২ -> 12), collapse spaces
+    and trim."""
     folded = unicodedata.normalize("NFKC", text)
+    if not folded.isascii():
+        folded = "".join(_ascii_digit(ch) for ch in folded)
     return _SPACES.sub(" ", folded).strip()
+
+
+def _ascii_digit(ch: str) -> str:
+    value = unicodedata.decimal(ch, None)
+    return str(value) if value is not None else ch
 
 
 def keyword(text: str) -> str:
@@ -74,14 +149,16 @@ def _resolve(token: str, candidates: Sequence[Candidate]) -> tuple[str | None, s
         n = int(t)
         if 1 <= n <= len(candidates):
             return candidates[n - 1].id, None
-        return None, f"{t} is not on the list; use 1-{len(candidates)}"
+        return None, _("{number} is not on the list; use 1-{last}").format(
+            number=t, last=len(candidates)
+        )
     found = _match_name(t, candidates)
     if len(found) == 1:
         return found[0].id, None
     if not found:
-        return None, f"no candidate matches '{t[:20]}'"
-    names = " or ".join(c.name for c in found[:3])
-    return None, f"'{t[:20]}' could be {names}"
+        return None, _("no candidate matches '{typed}'").format(typed=isolate(t[:20]))
+    names = _(" or ").join(isolate(c.name) for c in found[:3])
+    return None, _("'{typed}' could be {names}").format(typed=isolate(t[:20]), names=names)
 
 
 def parse_ranking(text: str, candidates: Sequence[Candidate]) -> RankingParse:
@@ -128,9 +205,3 @@ def parse_ranking(text: str, candidates: Sequence[Candidate]) -> RankingParse:
             continue  # "alex green": two words of one name
         ids.append(cid)
     return RankingParse(tuple(ids))
-
-
-def ordinal(n: int) -> str:
-    """1 -> '1st', 2 -> '2nd', 11 -> '11th'."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"

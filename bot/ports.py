@@ -52,23 +52,25 @@ class TextRules(Protocol):
 
     Reminders check every recipient's text against these before anything is
     sent, and count its cost (``parts``: SMS segments, one per Telegram
-    message).
+    message).  ``faithful``: the text's language keeps its own letters on a
+    channel that could fold them (see ``Election.sms_faithful``).
     """
 
     channel: str
 
-    def body(self, text: str) -> str:
-        """The text as it goes out on this channel (SMS: plain GSM-7)."""
+    def body(self, text: str, faithful: bool = False) -> str:
+        """The text as it goes out on this channel (SMS: GSM-7, or UCS-2 where a
+        ``faithful`` language needs it)."""
         ...
 
-    def dropped(self, text: str) -> list[str]:
+    def dropped(self, text: str, faithful: bool = False) -> list[str]:
         """Characters this channel cannot carry even approximately: they would vanish."""
         ...
 
-    def parts(self, text: str) -> int:
+    def parts(self, text: str, faithful: bool = False) -> int:
         """What one message of this text costs, in the channel's billing units."""
         ...
 
-    def problem(self, text: str, max_parts: int) -> str | None:
+    def problem(self, text: str, max_parts: int, faithful: bool = False) -> str | None:
         """Why this text cannot go on this channel (None: it can)."""
         ...

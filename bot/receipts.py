@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from ballots.box import BallotBox
 from ballots.election import Election
 from bot import texts
+from bot.i18n import current
 from bot.messages import OutboundMessage
 from bot.ports import Sender
 
@@ -70,9 +71,10 @@ class HeldReceipts:
                     "a receipt is confirmed; no %s sender to send it (RECEIPT gives it)", channel
                 )
                 return
-            result = await sender.send(
-                address, OutboundMessage(texts.cast(receipt), kind="receipt")
-            )
+            # The task runs in the context it was started in: the chat's language.
+            faithful = self.election.sms_faithful(current())
+            message = OutboundMessage(texts.cast(receipt), kind="receipt", faithful=faithful)
+            result = await sender.send(address, message)
             if not result.ok:
                 log.warning("a confirmed receipt was not delivered: %s", result.status)
             return

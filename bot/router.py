@@ -233,7 +233,7 @@ class Router:
         rules = self.rules.get(Channel.SMS)
         if channel != Channel.SMS or rules is None:
             return 0
-        return sum(rules.parts(m.text) for m in messages if m.text)
+        return sum(rules.parts(m.text, m.faithful) for m in messages if m.text)
 
     def _alert_unavailable(self, err: Exception) -> None:
         """Tell organisers, off the message's path, that Redis cannot take writes."""

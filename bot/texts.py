@@ -8,16 +8,22 @@ output is the msgid itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+
+from babel.dates import format_date, format_datetime
 
 from ballots.box import Receipt
 from ballots.election import Candidate, Election
 from ballots.languages import SHIPPED
-from bot.i18n import _, current, ordinal
+from bot.i18n import _, current, isolate, ordinal
 
 
 def when(moment: datetime) -> str:
-    return moment.strftime("%d %b %Y %H:%M UTC").lstrip("0")
+    """A moment as voters read it: "1 Dec 2027 17:00 UTC", month in the language in use."""
+    code = current()
+    if code == "en":
+        return moment.strftime("%d %b %Y %H:%M UTC").lstrip("0")
+    return format_datetime(moment, "d MMM y HH:mm 'UTC'", tzinfo=UTC, locale=code)
 
 
 def _ways(election: Election) -> str:
@@ -31,13 +37,19 @@ def _ways(election: Election) -> str:
 
 def greeting(election: Election) -> str:
     text = _("{title}. To vote, reply with {ways}. HELP for help.").format(
-        title=election.title, ways=_ways(election)
+        title=isolate(election.title), ways=_ways(election)
     )
     others = [code for code in election.languages if code != current()]
     if len(election.languages) > 1 and others:
         # The other languages, each offered in its own words: "Cymraeg: CYMRAEG".
-        text += " " + " ".join(f"{SHIPPED[c]}: {SHIPPED[c].upper()}." for c in others)
+        text += " " + " ".join(_offer(SHIPPED[c].name) for c in others)
     return text
+
+
+def _offer(name: str) -> str:
+    """A language offered in its own words: "Cymraeg: CYMRAEG." (a script without
+    capitals just names it: "اردو.")."""
+    return f"{name}: {name.upper()}." if name.upper() != name else f"{name}."
 
 
 def language_set() -> str:
@@ -50,7 +62,7 @@ TEST_MARK = "TEST: "
 
 def not_open(election: Election) -> str:
     return _("Voting in {title} opens {when}.").format(
-        title=election.title, when=when(election.opens)
+        title=isolate(election.title), when=when(election.opens)
     )
 
 
@@ -58,18 +70,18 @@ def rehearsal_unfinished(election: Election) -> str:
     return _(
         "Voting in {title} has not started yet: the organisers are finishing a test. "
         "Please try again later."
-    ).format(title=election.title)
+    ).format(title=isolate(election.title))
 
 
 def closed(election: Election) -> str:
     return _("Voting in {title} closed {when}. Thank you.").format(
-        title=election.title, when=when(election.closes)
+        title=isolate(election.title), when=when(election.closes)
     )
 
 
 def no_count_key(election: Election) -> str:
     return _("Voting in {title} is not open yet. Please try again later.").format(
-        title=election.title
+        title=isolate(election.title)
     )
 
 
@@ -100,7 +112,7 @@ def otp(election: Election, code: str, minutes: int) -> str:
     return _(
         "{code} is your code to vote in {title}. Reply with it within {minutes} min. "
         "Never share it."
-    ).format(code=code, title=election.title, minutes=minutes)
+    ).format(code=code, title=isolate(election.title), minutes=minutes)
 
 
 def otp_sent_elsewhere(phone: str) -> str:
@@ -159,23 +171,26 @@ def too_many_codes(wait: int) -> str:
 
 def already_voted(election: Election, receipt: Receipt | None = None) -> str:
     text = _("A ballot has already been cast for you in {title}. It is final.").format(
-        title=election.title
+        title=isolate(election.title)
     )
     if receipt is not None:
-        text += " " + _("Receipt {receipt}.").format(receipt=receipt.id)
+        text += " " + _("Receipt {receipt}.").format(receipt=isolate(receipt.id))
     return text
 
 
 def _day(day: str) -> str:
     try:
-        return date.fromisoformat(day).strftime("%d %b %Y").lstrip("0")
+        parsed = date.fromisoformat(day)
     except ValueError:
         return day
+    if current() == "en":
+        return parsed.strftime("%d %b %Y").lstrip("0")
+    return format_date(parsed, "d MMM y", locale=current())
 
 
 def receipt_again(receipt: Receipt) -> str:
     return _("Your ballot was cast on {day}. Receipt: {receipt}.").format(
-        day=_day(receipt.day), receipt=receipt.id
+        day=_day(receipt.day), receipt=isolate(receipt.id)
     )
 
 
@@ -204,7 +219,7 @@ def rank_prompt(
     position = ordinal(len(ranking) + 1)
     lines: list[str] = []
     if ranking:
-        names = ", ".join(election.candidate(c).name for c in ranking)
+        names = ", ".join(isolate(election.candidate(c).name) for c in ranking)
         lines.append(_("So far: {names}.").format(names=names))
     if not ranking:
         if _capped(election):
@@ -219,7 +234,7 @@ def rank_prompt(
             )
     else:
         lines.append(_("{position} choice?").format(position=position))
-    lines.extend(f"{n} {c.name}" for n, c in remaining)
+    lines.extend(f"{n} {isolate(c.name)}" for n, c in remaining)
     if not ranking and len(remaining) > 2 and election.max_preferences > 1:
         example = " ".join(str(n) for n, _c in list(remaining)[:3][::-1])
         lines.append(_("Or send your order, e.g. {example}").format(example=example))
@@ -239,14 +254,14 @@ def confirm(election: Election, ranking: Sequence[str]) -> str:
     lines = [_("Your ballot:")]
     if _capped(election) and len(ranking) == election.max_preferences:
         lines = [_("That's your {count} choices. Your ballot:").format(count=len(ranking))]
-    lines.extend(f"{i} {election.candidate(c).name}" for i, c in enumerate(ranking, 1))
+    lines.extend(f"{i} {isolate(election.candidate(c).name)}" for i, c in enumerate(ranking, 1))
     lines.append(_("Reply YES to cast it (final) or CHANGE"))
     return "\n".join(lines)
 
 
 def cast(receipt: str) -> str:
     return _("Vote cast, thank you! Receipt {receipt}. Your vote is secret and final.").format(
-        receipt=receipt
+        receipt=isolate(receipt)
     )
 
 
@@ -269,8 +284,12 @@ def ranking_problem(reason: str) -> str:
     return _("Sorry, {reason}. Reply with a number from the list.").format(reason=reason)
 
 
+def too_many(most: int) -> str:
+    return _("you can give at most {most} choices").format(most=most)
+
+
 def already_ranked(name: str) -> str:
-    return _("{name} is already ranked. Choose another, or 0 to finish.").format(name=name)
+    return _("{name} is already ranked. Choose another, or 0 to finish.").format(name=isolate(name))
 
 
 def sms_budget_spent(election: Election) -> str:
@@ -448,6 +467,11 @@ def job_resumed_elsewhere(summary: str, channels: str, job: str) -> str:
 
 def not_own_contact() -> str:
     return _("Please share your own phone number, with the button below, or type your voting code.")
+
+
+def share_phone() -> str:
+    """The label of Telegram's share-my-phone-number button."""
+    return _("Share my phone number")
 
 
 def button_refused() -> str:

@@ -6,7 +6,8 @@ characters into one segment, or 153 per part once it needs several parts
 (a curly quote, an emoji) turns the whole message into UCS-2: 70 characters,
 or 67 per part.  Characters from the extension table (``€ [ ] { } ^ ~ | \\``)
 take two septets each.  So every SMS OpenPrimary sends goes through
-:func:`to_gsm` first.
+:func:`to_sms` first: folded (:func:`to_gsm`, accents off, always GSM-7) or,
+for a language sent ``faithful``, as written (UCS-2 when a letter needs it).
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ def to_gsm(text: str) -> str:
     return "\n".join(line.rstrip(" ") for line in lines).strip("\n")
 
 
+def faithful(text: str) -> str:
+    """``text`` with its own letters kept: GSM-7 if replacing typography (curly quotes,
+    dashes) is all it takes, otherwise as written, to go as UCS-2 (Welsh ŵ, Urdu)."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    plain = "".join(_REPLACE.get(ch, ch) for ch in text)
+    kept = plain if is_gsm(plain) else text
+    return "\n".join(line.rstrip(" ") for line in kept.split("\n")).strip("\n")
+
+
+def to_sms(text: str, keep_letters: bool = False) -> str:
+    """``text`` as it goes by SMS: folded to GSM-7, or with its letters kept
+    (``keep_letters``: the language is sent faithful)."""
+    return faithful(text) if keep_letters else to_gsm(text)
+
+
 def septets(text: str) -> int:
     """How many 7-bit units ``text`` takes in GSM-7 (extension characters take two)."""
     return sum(2 if ch in EXTENSION else 1 for ch in text)
@@ -147,21 +163,22 @@ def dropped(text: str) -> list[str]:
 
 
 class SmsRules:
-    """SMS's text rules (:class:`bot.ports.TextRules`): plain GSM-7, billed by segment."""
+    """SMS's text rules (:class:`bot.ports.TextRules`): GSM-7 (or, for a language sent
+    faithful, UCS-2 where it must), billed by segment."""
 
     channel = "sms"
 
-    def body(self, text: str) -> str:
-        return to_gsm(text)
+    def body(self, text: str, faithful: bool = False) -> str:
+        return to_sms(text, faithful)
 
-    def dropped(self, text: str) -> list[str]:
-        return dropped(text)
+    def dropped(self, text: str, faithful: bool = False) -> list[str]:
+        return [] if faithful else dropped(text)
 
-    def parts(self, text: str) -> int:
-        return segments(to_gsm(text))
+    def parts(self, text: str, faithful: bool = False) -> int:
+        return segments(to_sms(text, faithful))
 
-    def problem(self, text: str, max_parts: int) -> str | None:
-        body = to_gsm(text)
+    def problem(self, text: str, max_parts: int, faithful: bool = False) -> str | None:
+        body = to_sms(text, faithful)
         if not body:
             return "the SMS would be empty"
         n = segments(body)

@@ -36,7 +36,7 @@ from bot.copies import Kind, PlatformCopies
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
 from bot.ports import Sender
-from channels.gsm import MAX_BODY, fit, segments, to_gsm
+from channels.gsm import MAX_BODY, fit, segments, to_sms
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,12 @@ def to_e164(raw: str, region: str = "GB") -> str | None:
 
 
 def sms_text(message: OutboundMessage) -> str:
-    """One outbound message as it goes by SMS: plain GSM-7, within Twilio's limit.
+    """One outbound message as it goes by SMS: GSM-7 (or, for a language sent faithful,
+    UCS-2 where it must), within Twilio's limit.
 
     Buttons are left out: the text always says what to type.
     """
-    return fit(to_gsm(message.text))
+    return fit(to_sms(message.text, message.faithful))
 
 
 @dataclass(frozen=True)

@@ -326,10 +326,14 @@ async def test_digits_of_other_scripts_get_a_reply(redis: Redis) -> None:
     h = await harness(redis)
     await h.said("hi")
     await h.said(await code_for(h))
-    for text in ("፩", "𐩀", "٣"):
+    # Numerals that are not decimal digits (Ethiopic, Kharoshthi) match nothing.
+    for text in ("፩", "𐩀"):
         assert (await h.said(text)).startswith("Sorry, no candidate matches")
-    # A superscript two is a two once folded (NFKC), as full-width digits are.
-    assert (await h.said("²")).startswith("So far: Sam Patel.")
+    # A script's decimal digits are its numbers: Arabic-Indic three, Urdu's two (۲)...
+    assert (await h.said("٣")).startswith("So far: Jo Okafor.")
+    assert (await h.said("۲")).startswith("So far: Jo Okafor, Sam Patel.")
+    # ... and a superscript one is a one once folded (NFKC), as full-width digits are.
+    assert (await h.said("¹")).startswith("So far: Jo Okafor, Sam Patel, Alex Green.")
 
 
 async def test_a_typed_supporter_number_never_reveals_who_is_on_the_roll_or_voted(

@@ -21,7 +21,7 @@ from tests.sms_support import ANN, CARYS, sms_stack
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [ROOT / "bot" / "texts.py", ROOT / "bot" / "buttons.py"]
+SOURCES = [ROOT / "bot" / name for name in ("texts.py", "buttons.py", "parse.py")]
 
 
 def msgids_in_code() -> set[str]:
@@ -44,7 +44,7 @@ def test_the_template_holds_every_text_the_code_says() -> None:
     assert template == msgids_in_code(), (
         "bot/locale/messages.pot is out of date: run "
         "pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot "
-        "bot/texts.py bot/buttons.py"
+        "bot/texts.py bot/buttons.py bot/parse.py"
     )
 
 
@@ -73,13 +73,14 @@ def test_the_election_file_names_languages_and_says_what_is_wrong() -> None:
     with pytest.raises(FileProblems) as caught:
         parse_election(bad, "e.toml")
     assert [str(p) for p in caught.value.problems] == [
-        f"e.toml:{line}: no messages in 'fr'; OpenPrimary speaks en (English), cy (Cymraeg)"
+        f"e.toml:{line}: no messages in 'fr'; OpenPrimary speaks "
+        "en (English), cy (Welsh), ur (Urdu)"
     ]
 
 
 def test_welsh_replies_are_the_catalogue_s_and_english_is_the_msgid() -> None:
     with speaking("cy"):
-        assert texts.code_wrong(3).startswith("Nid yw'r cod yna'n gywir. 3 cynnig ar ol.")
+        assert texts.code_wrong(3).startswith("Nid yw'r cod yna'n gywir. 3 cynnig ar ôl.")
     assert texts.code_wrong(3) == "That code is not right. 3 tries left. Check it and try again."
     with speaking("xx"):  # not shipped: English
         assert texts.opted_in() == "Reminders are back on."

@@ -87,6 +87,7 @@ class Handlers:
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
                 ref=str(message.message_id),
+                language=user.language_code,
             ),
         )
 
@@ -114,6 +115,7 @@ class Handlers:
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
                 ref=str(message.message_id),
+                language=user.language_code,
             ),
         )
 
@@ -130,6 +132,7 @@ class Handlers:
                 message_id=f"u{update.update_id}",
                 user_id=str(user.id),
                 ref=str(message.message_id),
+                language=user.language_code,
             ),
         )
 
@@ -154,6 +157,7 @@ class Handlers:
             choice=payload,
             message_id=f"u{update.update_id}",
             user_id=str(query.from_user.id),
+            language=query.from_user.language_code,
         )
         tapped = query.message.message_id if isinstance(query.message, Message) else None
         await self._route(context.bot, msg, answer=query, tapped_message_id=tapped)

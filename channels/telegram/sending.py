@@ -20,6 +20,7 @@ from ballots.errors import ConfigError
 from bot import texts
 from bot.alerts import ChannelHealth
 from bot.copies import Copy, Kind, Outcome, PlatformCopies
+from bot.i18n import speaking
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import SEND_FAILURES
 from bot.ports import SendResult
@@ -32,6 +33,7 @@ from channels.telegram.transport import AiohttpRequest, NeverSent
 log = logging.getLogger(__name__)
 
 CHANNEL = Channel.TELEGRAM
+#: The share-phone button's label in English (``texts.share_phone`` in the message's language).
 SHARE_PHONE = "Share my phone number"
 #: Seconds getUpdates waits for news when polling.
 POLL_TIMEOUT = 10
@@ -94,9 +96,16 @@ def check_webhook_secret(secret: str | None) -> str:
 def markup_for(message: OutboundMessage, chat_id: str, signer: ButtonSigner) -> Markup | None:
     """The keyboard for a message: its buttons inline, a share-phone button, or none.
 
-    A message has room for one keyboard.  Inline buttons win: the one-time
-    share-phone keyboard has already hidden itself once used.
+    A message has room for one keyboard.  With a share-phone button, the
+    message's buttons join it on that keyboard as words to send (a greeting's
+    other languages, each of which switches by its own name).
     """
+    if message.ask_contact:
+        with speaking(message.language):
+            share = texts.share_phone()
+        rows = [[KeyboardButton(share, request_contact=True)]]
+        rows += [[KeyboardButton(b.label) for b in row] for row in message.buttons]
+        return ReplyKeyboardMarkup(rows, one_time_keyboard=True, resize_keyboard=True)
     if message.buttons:
         return InlineKeyboardMarkup(
             [
@@ -106,12 +115,6 @@ def markup_for(message: OutboundMessage, chat_id: str, signer: ButtonSigner) -> 
                 ]
                 for row in message.buttons
             ]
-        )
-    if message.ask_contact:
-        return ReplyKeyboardMarkup(
-            [[KeyboardButton(SHARE_PHONE, request_contact=True)]],
-            one_time_keyboard=True,
-            resize_keyboard=True,
         )
     if message.remove_keyboard:
         return ReplyKeyboardRemove()

@@ -16,16 +16,16 @@ class TelegramRules:
 
     channel = "telegram"
 
-    def body(self, text: str) -> str:
+    def body(self, text: str, faithful: bool = False) -> str:
         return text
 
-    def dropped(self, text: str) -> list[str]:
+    def dropped(self, text: str, faithful: bool = False) -> list[str]:
         return []
 
-    def parts(self, text: str) -> int:
+    def parts(self, text: str, faithful: bool = False) -> int:
         return 1
 
-    def problem(self, text: str, max_parts: int) -> str | None:
+    def problem(self, text: str, max_parts: int, faithful: bool = False) -> str | None:
         if utf16_len(text) > TELEGRAM_MAX:
             n = utf16_len(text)
             return f"the Telegram message would be {n} characters; at most {TELEGRAM_MAX}"
