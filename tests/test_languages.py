@@ -3,6 +3,7 @@ the roll's language after identification, and switching by the language's own na
 
 from __future__ import annotations
 
+import math
 import string
 from pathlib import Path
 
@@ -11,13 +12,16 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 from redis.asyncio import Redis
 
+from ballots import keys
 from ballots.election import parse_election
 from ballots.errors import FileProblems
 from ballots.languages import SHIPPED
 from bot import texts
-from bot.i18n import LOCALE, speaking
+from bot.i18n import FSI, LOCALE, PDI, speaking
+from channels.gsm import encoding, segments
 from tests.factories import EXAMPLES, stored_ballots
 from tests.sms_support import ANN, CARYS, sms_stack
+from tests.standins.telegram_api import TelegramUser
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +125,137 @@ async def test_on_telegram_the_buttons_speak_welsh_too(redis: Redis) -> None:
         await world.tap(BILAL, "Bwrw fy mhleidlais")
         assert world.api.last_message(BILAL.id)["text"].startswith("Pleidlais wedi'i bwrw")
         assert await world.ballots() == {"okafor": 1}
+
+
+# --- Urdu: another script, right to left, always UCS-2 by SMS --------------------------
+
+
+def isolated(name: str) -> str:
+    return f"{FSI}{name}{PDI}"
+
+
+async def test_urdu_by_sms_end_to_end_with_its_own_words_and_digits(redis: Redis) -> None:
+    async with sms_stack(redis, languages=("en", "ur")) as stack:
+        ann = stack.phone(ANN)
+        code = (await ann.text("hi"))[0].split()[0]
+        # She switches to Urdu by its own name before giving the code: asked again, in Urdu.
+        switched = await ann.text("اردو")
+        assert switched[0].startswith("اب سے: اردو۔")
+        assert "6 ہندسوں کا کوڈ" in switched[0]
+        # The code in Urdu's digits; the prompt asks for "preference number 1", names isolated.
+        urdu_digits = code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
+        prompt = (await ann.text(urdu_digits))[0]
+        assert prompt.startswith("آپ کی ترجیح نمبر 1؟")
+        assert f"2 {isolated('Sam Patel')}" in prompt
+        # Mid-ranking she goes to English (by its name) and back (by Urdu's English name).
+        english = (await ann.text("ENGLISH"))[0]
+        assert english.startswith("From now on: English.") and "Your 1st choice?" in english
+        back = (await ann.text("urdu"))[0]
+        assert back.startswith("اب سے: اردو۔") and "آپ کی ترجیح نمبر 1؟" in back
+        # An order in Urdu digits with Urdu's comma; confirmed with Urdu's yes.
+        confirm = (await ann.text("۲، ۴"))[0]
+        assert confirm.startswith("آپ کا ووٹ:")
+        assert f"1 {isolated('Sam Patel')}\n2 {isolated('Chris Byrne')}" in confirm
+        cast = await ann.text("ہاں")
+        assert cast[0].startswith("ووٹ ڈال دیا گیا، شکریہ!")
+        # Every Urdu SMS went as written: UCS-2, priced as such.
+        for body in [*switched, prompt, back, confirm, *cast]:
+            assert encoding(body) == "UCS-2"
+        # 70 characters a segment, 67 a part once longer: the prompt takes several.
+        assert len(cast[0]) <= 70 and segments(cast[0]) == 1
+        assert len(prompt) > 70 and segments(prompt) == math.ceil(len(prompt) / 67)
+        assert await stored_ballots(redis, stack.core.election) == {"patel,byrne": 1}
+
+
+async def test_welsh_by_sms_is_folded_to_gsm7_unless_the_election_keeps_its_letters(
+    redis: Redis,
+) -> None:
+    async def wrong_code_reply(**changes: object) -> tuple[str, int]:
+        async with sms_stack(redis, languages=("en", "cy"), **changes) as stack:
+            carys = stack.phone(CARYS)
+            await carys.text("hi")
+            await carys.text("CYMRAEG")
+            reply = (await carys.text("000000"))[0]
+            spent = int(await redis.get(keys.sms_segments(stack.core.election.id)) or 0)
+        await redis.flushdb()
+        return reply, spent
+
+    folded, folded_spend = await wrong_code_reply()
+    faithful, faithful_spend = await wrong_code_reply(sms_text={"cy": "faithful"})
+    assert (
+        folded
+        == "Nid yw'r cod yna'n gywir. 4 cynnig ar ol. Gwiriwch ef a rhowch gynnig arall arni."
+    )
+    assert "ôl" in faithful and faithful.replace("ô", "o") == folded
+    assert (encoding(folded), segments(folded)) == ("GSM-7", 1)
+    assert (encoding(faithful), segments(faithful)) == ("UCS-2", 2)
+    # The election's SMS spend counts what each form costs: the faithful one dearer.
+    assert faithful_spend > folded_spend
+
+
+def test_the_election_file_chooses_faithful_or_folded_and_says_what_is_wrong() -> None:
+    def with_lines(*lines: str) -> str:
+        return SAMPLE.replace("[[candidates]]", "\n".join(lines) + "\n\n[[candidates]]", 1)
+
+    chosen = parse_election(
+        with_lines('languages = ["en", "cy", "ur"]', 'sms_text = { cy = "faithful" }'), "e.toml"
+    )
+    assert [chosen.sms_faithful(c) for c in ("en", "cy", "ur")] == [False, True, True]
+    default = parse_election(with_lines('languages = ["en", "cy", "ur"]'), "e.toml")
+    assert [default.sms_faithful(c) for c in ("en", "cy", "ur")] == [False, False, True]
+    bad = with_lines('languages = ["en", "ur"]', 'sms_text = { ur = "folded", cy = "faithful" }')
+    line = bad.splitlines().index('sms_text = { ur = "folded", cy = "faithful" }') + 1
+    with pytest.raises(FileProblems) as caught:
+        parse_election(bad, "e.toml")
+    assert sorted(str(p) for p in caught.value.problems) == [
+        f"e.toml:{line}: 'sms_text' names 'cy', which is not in 'languages'",
+        f"e.toml:{line}: Urdu cannot be folded to GSM-7 (its script has no GSM-7 letters): "
+        "it goes faithful, as UCS-2",
+    ]
+
+
+async def test_on_telegram_the_app_s_language_greets_and_the_keyboard_offers_the_others(
+    redis: Redis,
+) -> None:
+    amina = TelegramUser(330001, "Amina", language_code="ur")
+    async with telegram_world(redis, election_changes={"languages": ("en", "ur")}) as world:
+        # An unknown chat from an Urdu Telegram app is greeted in Urdu; the keyboard shares
+        # the phone (its label in Urdu) or switches to English by its name.
+        greeting = await world.say(amina, "/start")
+        assert "ووٹ دینے کے لیے" in greeting["text"]
+        assert greeting["_keyboard"]["keyboard"] == [
+            [{"text": "میرا فون نمبر شیئر کریں", "request_contact": True}],
+            [{"text": "English"}],
+        ]
+        english = await world.say(amina, "English")
+        assert world.texts(amina)[-2] == "From now on: English."
+        assert english["text"].endswith("HELP for help. اردو.")
+        # Bilal's app is English; he picks Urdu and votes with its buttons.
+        await world.say(BILAL, "/start")
+        await world.say(BILAL, "اردو")
+        assert world.texts(BILAL)[-2] == "اب سے: اردو۔"
+        prompt = await world.say(BILAL, await world.voting_code("S1002"))
+        assert prompt["text"].startswith("آپ کی ترجیح نمبر 1؟")
+        assert f"3 {isolated('Jo Okafor')}" in prompt["text"]
+        await world.tap(BILAL, "Jo Okafor")
+        confirm = await world.tap(BILAL, "ختم")
+        assert confirm["text"].startswith("آپ کا ووٹ:")
+        await world.tap(BILAL, "میرا ووٹ ڈالیں")
+        assert world.api.last_message(BILAL.id)["text"].startswith("ووٹ ڈال دیا گیا")
+        assert await world.ballots() == {"okafor": 1}
+
+
+async def test_on_telegram_a_greeting_without_a_phone_request_has_language_buttons(
+    redis: Redis,
+) -> None:
+    changes = {"languages": ("en", "cy"), "identity": ("code",)}
+    async with telegram_world(redis, election_changes=changes) as world:
+        greeting = await world.say(BILAL, "/start")
+        assert "Cymraeg: CYMRAEG." in greeting["text"]
+        switched = await world.tap(BILAL, "Cymraeg")
+        assert switched["text"] == "O hyn ymlaen: Cymraeg."
+        welsh = world.api.last_message(BILAL.id)
+        assert welsh["text"].startswith("Pleidleisio") or "I bleidleisio" in welsh["text"]
+        # The Welsh greeting offers English back, with its own button.
+        back = await world.tap(BILAL, "English", welsh)
+        assert back["text"] == "From now on: English."

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.gsm import MAX_BODY, encoding, fit, is_gsm, segments, septets, to_gsm
+from channels.gsm import MAX_BODY, encoding, fit, is_gsm, segments, septets, to_gsm, to_sms
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,39 @@ def test_fit_cuts_to_twilios_limit() -> None:
     assert fit("short") == "short"
     cut = fit("word " * 500)
     assert len(cut) <= MAX_BODY and cut.endswith("...")
+
+
+# --- a language sent faithful keeps its letters, and pays for UCS-2 only when it must --
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "how", "count"),
+    [
+        # Welsh with a circumflex: as written, UCS-2 (70 a segment)...
+        ("Rhannu rhif fy ffôn", "Rhannu rhif fy ffôn", "UCS-2", 1),
+        ("Mae'r ffôn " + "a" * 59, "Mae'r ffôn " + "a" * 59, "UCS-2", 1),  # 70 characters
+        ("Mae'r ffôn " + "a" * 60, "Mae'r ffôn " + "a" * 60, "UCS-2", 2),  # 71: 67 a part
+        ("ŵ" * 134, "ŵ" * 134, "UCS-2", 2),
+        ("ŵ" * 135, "ŵ" * 135, "UCS-2", 3),
+        # ... but a message whose only outsiders are typography still goes GSM-7.
+        ("Ni chewch \u201cragor\u201d \u2013 diolch", 'Ni chewch "ragor" - diolch', "GSM-7", 1),
+        # Urdu cannot be anything but UCS-2; its joiners and isolates are kept.
+        ("\u0645\u06cc\u200c\u0631\u0627 \u2068Alex Green\u2069", None, "UCS-2", 1),
+    ],
+)
+def test_faithful_text_keeps_the_language_s_letters(
+    text: str, kept: str | None, how: str, count: int
+) -> None:
+    body = to_sms(text, keep_letters=True)
+    assert body == (kept if kept is not None else text)
+    assert (encoding(body), segments(body)) == (how, count)
+
+
+def test_folded_welsh_is_gsm7_and_cheaper_than_faithful() -> None:
+    welsh = "Nid yw'r cod yna'n gywir. 4 cynnig ar ôl. Gwiriwch ef a rhowch gynnig arall arni."
+    folded, faithful = to_sms(welsh), to_sms(welsh, keep_letters=True)
+    assert folded == welsh.replace("ô", "o")
+    assert (encoding(folded), segments(folded)) == ("GSM-7", 1)
+    assert (encoding(faithful), segments(faithful)) == ("UCS-2", 2)
+    # Urdu folds to nothing: which is why it can only be sent faithful.
+    assert to_sms("\u0634\u06a9\u0631\u06cc\u06c1") == ""

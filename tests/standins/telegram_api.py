@@ -591,13 +591,15 @@ class TelegramUser:
     id: int
     first_name: str = "Test"
     username: str | None = None
+    #: The language of the user's Telegram app (an IETF tag), as Telegram reports it.
+    language_code: str = "en"
 
     def json(self) -> dict[str, Any]:
         user: dict[str, Any] = {
             "id": self.id,
             "is_bot": False,
             "first_name": self.first_name,
-            "language_code": "en",
+            "language_code": self.language_code,
         }
         if self.username:
             user["username"] = self.username
