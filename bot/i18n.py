@@ -7,9 +7,8 @@ gettext ``.po`` files under ``bot/locale/<code>/LC_MESSAGES/messages.po``,
 read and compiled in memory by Babel the first time a language is used, so
 nothing compiled is kept in the repository.  English needs no catalogue.
 
-    pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot \
-        bot/texts.py bot/buttons.py bot/parse.py                  # the template
-    pybabel update -i bot/locale/messages.pot -d bot/locale      # merge into each .po
+    pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot bot
+    pybabel update -w 100 --no-fuzzy-matching -i bot/locale/messages.pot -d bot/locale
 """
 
 from __future__ import annotations

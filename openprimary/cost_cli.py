@@ -12,6 +12,10 @@ folding, replies joined into one SMS where that costs nothing more):
 - **reminders**: ``--reminders N`` reminders (default 1) of ``--message``
   to the supporters reminded by SMS (those with no Telegram chat linked).
 
+In an election with several languages each supporter is counted in their
+roll entry's language, SMS in it sent faithful or folded as the election
+file says (``sms_text``), so the segments are each language's own.
+
 Everyone is assumed to vote (``--turnout`` lowers that), so it is a
 ceiling to budget for, not a forecast.
 """
@@ -20,17 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.election import Election, get_election
+from ballots.languages import SHIPPED, best
 from bot import texts
 from bot.context import Context
+from bot.i18n import speaking
 from bot.messages import OutboundMessage
 from bot.reminders.text import render
-from channels.gsm import segments
+from channels.gsm import encoding, segments
 from channels.sms import sms_parts
 
 #: A stand-in reminder, when none is given: the length of a usual one.
@@ -39,14 +45,28 @@ DEFAULT_REMINDER = "Hi {name}, {days_left} days left to vote. Polls close {close
 
 @dataclass(frozen=True)
 class RollMix:
-    """Who is on the roll, by how they would be reached."""
+    """Who is on the roll, by how they would be reached (``sms_by_language``: those with
+    no Telegram chat linked, by the language they would be answered in)."""
 
     supporters: int
     telegram: int
+    sms_by_language: dict[str, int] = field(default_factory=dict)
 
     @property
     def sms_only(self) -> int:
         return self.supporters - self.telegram
+
+
+@dataclass(frozen=True)
+class LanguageCost:
+    """What an SMS vote and a reminder cost in one language."""
+
+    language: str
+    encoding: str
+    sms_voters: int
+    per_vote_one_message: int
+    per_vote_step_by_step: int
+    reminder: int
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,7 @@ class Estimate:
     conversations_low: int
     conversations_high: int
     reminders: int
+    languages: tuple[LanguageCost, ...] = ()
 
     @property
     def low(self) -> int:
@@ -73,27 +94,39 @@ class Estimate:
 
 
 async def roll_mix(redis: Redis, election: Election) -> RollMix:
-    """How many supporters there are, and how many have a Telegram chat linked."""
+    """How many supporters there are, how many have a Telegram chat linked, and the
+    languages of the others."""
     supporters = telegram = 0
+    by_language = dict.fromkeys(election.languages, 0)
     for shard in range(election.shards):
         batch: list[str] = []
         async for sid in redis.sscan_iter(keys.members(election.id, shard), count=2000):
             batch.append(str(sid))
             if len(batch) >= 2000:
-                telegram += await _linked(redis, election, shard, batch)
+                telegram += await _linked(redis, election, shard, batch, by_language)
                 supporters += len(batch)
                 batch = []
         if batch:
-            telegram += await _linked(redis, election, shard, batch)
+            telegram += await _linked(redis, election, shard, batch, by_language)
             supporters += len(batch)
-    return RollMix(supporters, telegram)
+    return RollMix(supporters, telegram, by_language)
 
 
-async def _linked(redis: Redis, election: Election, shard: int, ids: list[str]) -> int:
+async def _linked(
+    redis: Redis, election: Election, shard: int, ids: list[str], by_language: dict[str, int]
+) -> int:
+    """How many of ``ids`` have a Telegram chat linked; the others counted by language."""
     async with redis.pipeline(transaction=False) as pipe:
         for sid in ids:
-            pipe.hget(keys.voter(election.id, shard, sid), "telegram_id")
-        return sum(1 for linked in await pipe.execute() if linked)
+            pipe.hmget(keys.voter(election.id, shard, sid), ["telegram_id", "language"])
+        linked = 0
+        for chat, wanted in await pipe.execute():
+            if chat:
+                linked += 1
+            else:
+                code = best(wanted, election.languages) or election.languages[0]
+                by_language[code] += 1
+        return linked
 
 
 def _billed(*replies: OutboundMessage) -> int:
@@ -101,20 +134,44 @@ def _billed(*replies: OutboundMessage) -> int:
     return sum(segments(part.text) for part in sms_parts(replies))
 
 
-def vote_segments(election: Election, *, step_by_step: bool) -> int:
-    """What an SMS voter receives for one vote: the code (with ``sms-otp``), the prompts,
-    the ballot to confirm and the receipt, ranking every candidate they may."""
+def vote_texts(election: Election, *, step_by_step: bool) -> list[str]:
+    """The answers an SMS voter receives for one vote, in the language being spoken: the
+    code (with ``sms-otp``), the prompts, the ballot to confirm and the receipt, ranking
+    every candidate they may."""
     ids = list(election.candidate_ids)[: election.max_preferences]
     numbered = list(enumerate(election.candidates, 1))
-    total = 0
+    answers = []
     if "sms-otp" in election.identity:
-        total += _billed(OutboundMessage(texts.otp(election, "123456", 10)))
+        answers.append(texts.otp(election, "123456", 10))
     for k in range(len(ids) if step_by_step else 1):
         left = [(n, c) for n, c in numbered if c.id not in ids[:k]]
-        total += _billed(OutboundMessage(texts.rank_prompt(election, ids[:k], left)))
-    total += _billed(OutboundMessage(texts.confirm(election, ids)))
-    total += _billed(OutboundMessage(texts.cast("0123456789")))
-    return total
+        answers.append(texts.rank_prompt(election, ids[:k], left))
+    answers.append(texts.confirm(election, ids))
+    answers.append(texts.cast("0123456789"))
+    return answers
+
+
+def vote_segments(election: Election, *, step_by_step: bool, language: str | None = None) -> int:
+    """What one SMS vote costs in ``language`` (the election's first by default), sent
+    faithful or folded as the election says."""
+    code = language or election.languages[0]
+    faithful = election.sms_faithful(code)
+    with speaking(code):
+        answers = vote_texts(election, step_by_step=step_by_step)
+    return sum(_billed(OutboundMessage(text, faithful=faithful)) for text in answers)
+
+
+def vote_encoding(election: Election, language: str) -> str:
+    """How SMS in ``language`` travels in this election: GSM-7, or UCS-2 (some or all)."""
+    faithful = election.sms_faithful(language)
+    with speaking(language):
+        answers = vote_texts(election, step_by_step=True)
+    found = {
+        encoding(part.text)
+        for text in answers
+        for part in sms_parts([OutboundMessage(text, faithful=faithful)])
+    }
+    return found.pop() if len(found) == 1 else "GSM-7 and UCS-2"
 
 
 def estimate(
@@ -123,13 +180,26 @@ def estimate(
     voters_sms = round(mix.sms_only * turnout)
     voters_tg = round(mix.telegram * turnout)
     code_sms = 0
+    first = election.languages[0]
     if "sms-otp" in election.identity:
-        otp = _billed(OutboundMessage(texts.otp(election, "123456", 10)))
-        code_sms = voters_tg * otp  # SMS voters' codes are in their conversations
-    one = vote_segments(election, step_by_step=False)
-    step = vote_segments(election, step_by_step=True)
-    text = render(message, election, "Alexandra Example", election.opens)
-    reminder = _billed(OutboundMessage(text))
+        with speaking(first):
+            otp = texts.otp(election, "123456", 10)
+        code_sms = voters_tg * _billed(OutboundMessage(otp, faithful=election.sms_faithful(first)))
+    by_language = mix.sms_by_language or {first: mix.sms_only}
+    costs = []
+    for code in election.languages:
+        text = render(message, election, "Alexandra Example", election.opens, code)
+        costs.append(
+            LanguageCost(
+                language=code,
+                encoding=vote_encoding(election, code),
+                sms_voters=round(by_language.get(code, 0) * turnout),
+                per_vote_one_message=vote_segments(election, step_by_step=False, language=code),
+                per_vote_step_by_step=vote_segments(election, step_by_step=True, language=code),
+                reminder=_billed(OutboundMessage(text, faithful=election.sms_faithful(code))),
+            )
+        )
+    one, step = costs[0].per_vote_one_message, costs[0].per_vote_step_by_step
     return Estimate(
         supporters=mix.supporters,
         sms_voters=voters_sms,
@@ -137,9 +207,10 @@ def estimate(
         code_sms=code_sms,
         per_vote_one_message=one,
         per_vote_step_by_step=step,
-        conversations_low=voters_sms * one,
-        conversations_high=voters_sms * step,
-        reminders=reminders * mix.sms_only * reminder,
+        conversations_low=sum(c.sms_voters * c.per_vote_one_message for c in costs),
+        conversations_high=sum(c.sms_voters * c.per_vote_step_by_step for c in costs),
+        reminders=reminders * sum(by_language.get(c.language, 0) * c.reminder for c in costs),
+        languages=tuple(costs),
     )
 
 
@@ -204,6 +275,15 @@ async def cost_command(args: argparse.Namespace, ctx: Context) -> int:
         f"  (a vote by SMS: {result.per_vote_one_message} segments with the ranking in one "
         f"message, {result.per_vote_step_by_step} one choice at a time)\n"
     )
+    if len(result.languages) > 1:
+        out.write("  by language (segments: a vote in one message / step by step; a reminder)\n")
+        for c in result.languages:
+            how = "faithful" if election.sms_faithful(c.language) else "folded"
+            out.write(
+                f"    {SHIPPED[c.language].english:<8} {c.sms_voters:>8,} SMS voters  "
+                f"{c.per_vote_one_message} / {c.per_vote_step_by_step}; "
+                f"{c.reminder}  ({how}, {c.encoding})\n"
+            )
     if price is None:
         out.write("  (--price-per-segment 0.04 shows it in money)\n")
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ballots.election import Election, bind_secret_key, get_election
+from ballots.languages import SHIPPED
 from ballots.quiet import describe, local, quiet_until, sending_finishes
 from bot.alerts import Alerts, ChannelHealth
 from bot.context import Context
@@ -50,6 +51,14 @@ def _describe_plan(
     for ch in CHANNELS:
         extra = f" ({p.sms_segments} SMS segments)" if ch == "sms" else ""
         out.write(f"  {ch:<9} {p.count(ch)}{extra}\n")
+    if len(election.languages) > 1:
+        for code, counts in p.languages.items():
+            how = "faithful" if election.sms_faithful(code) else "folded"
+            out.write(
+                f"  in {SHIPPED[code].english:<8} {counts['sms']} by SMS "
+                f"({counts['sms_segments']} segments, {how}), "
+                f"{counts['telegram']} by Telegram\n"
+            )
     finish = _finishes(p, election, settings, now)
     held = quiet_until(election, now)
     out.write(
@@ -249,7 +258,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mode.add_argument("--pause", metavar="JOB", help="pause a job (resume it with --resume)")
     mode.add_argument("--cancel", metavar="JOB", help="cancel a job for good")
     p.add_argument(
-        "--message", metavar="TEXT", help="the reminder; may use {name} {days_left} {closes}"
+        "--message",
+        metavar="TEXT",
+        help=(
+            "the reminder; may use {name} {days_left} {closes}. For each other language, a "
+            "line [cy] then its version: each supporter gets their roll language's"
+        ),
     )
     p.add_argument(
         "--channel",

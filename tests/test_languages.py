@@ -3,12 +3,14 @@ the roll's language after identification, and switching by the language's own na
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import string
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_file
+from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from redis.asyncio import Redis
 
@@ -16,26 +18,32 @@ from ballots import keys
 from ballots.election import parse_election
 from ballots.errors import FileProblems
 from ballots.languages import SHIPPED
+from ballots.roll import Supporter
 from bot import texts
+from bot.context import Context
 from bot.i18n import FSI, LOCALE, PDI, speaking
+from bot.reminders import Reminders, Worker, plan, render, template_problems
 from channels.gsm import encoding, segments
-from tests.factories import EXAMPLES, stored_ballots
+from channels.rules import TEXT_RULES
+from openprimary.cli import build_parser
+from openprimary.cost_cli import vote_texts
+from tests.factories import EXAMPLES, Outbox, sample_election, settings, stored_ballots
+from tests.reminders_support import clock as reminder_clock
+from tests.reminders_support import fast_limiter
 from tests.sms_support import ANN, CARYS, sms_stack
 from tests.standins.telegram_api import TelegramUser
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [ROOT / "bot" / name for name in ("texts.py", "buttons.py", "parse.py")]
+EXTRACT = "pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot bot"
 
 
 def msgids_in_code() -> set[str]:
-    found = set()
-    for source in SOURCES:
-        for _line, message, _comments, _context in extract_from_file(
-            "python", str(source), keywords={"_": None}
-        ):
-            found.add(str(message))
-    return found
+    """Every msgid the bot's code looks up with _(), as `pybabel extract ... bot` finds them."""
+    found = extract_from_dir(
+        str(ROOT / "bot"), method_map=[("**.py", "python")], keywords={"_": None}
+    )
+    return {str(message) for _file, _line, message, _comments, _context in found}
 
 
 def placeholders(text: str) -> set[str]:
@@ -45,11 +53,7 @@ def placeholders(text: str) -> set[str]:
 def test_the_template_holds_every_text_the_code_says() -> None:
     with (LOCALE / "messages.pot").open("rb") as pot:
         template = {str(m.id) for m in read_po(pot) if m.id}
-    assert template == msgids_in_code(), (
-        "bot/locale/messages.pot is out of date: run "
-        "pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot "
-        "bot/texts.py bot/buttons.py bot/parse.py"
-    )
+    assert template == msgids_in_code(), f"bot/locale/messages.pot is out of date: run {EXTRACT}"
 
 
 @pytest.mark.parametrize("code", [c for c in SHIPPED if c != "en"])
@@ -259,3 +263,103 @@ async def test_on_telegram_a_greeting_without_a_phone_request_has_language_butto
         # The Welsh greeting offers English back, with its own button.
         back = await world.tap(BILAL, "English", welsh)
         assert back["text"] == "From now on: English."
+
+
+# --- reminders and the cost estimate, per language ------------------------------------
+
+MULTILINGUAL = (
+    "Hi {name}, vote by {closes}.\n"
+    "[cy]\n"
+    "Helo {name}, pleidleisiwch erbyn {closes}. Diolch o galon — ŵyr\n"
+    "[ur]\n"
+    "{name}، {closes} تک ووٹ دیں۔"
+)
+
+
+def speakers() -> list[Supporter]:
+    """Two supporters by SMS in each language (Carys's Welsh is cy-GB), one on Telegram."""
+    return [
+        Supporter("E1", "Ann", "+447700900201", "", "en"),
+        Supporter("E2", "Ben", "+447700900202", "", ""),
+        Supporter("C1", "Carys", "+447700900203", "", "cy-GB"),
+        Supporter("C2", "Dafydd", "+447700900204", "", "cy"),
+        Supporter("U1", "Usman", "+447700900205", "", "ur"),
+        Supporter("U2", "Zara", "+447700900206", "400206", "ur"),
+    ]
+
+
+async def test_reminders_go_in_each_supporter_s_language_priced_per_language(
+    redis: Redis,
+) -> None:
+    election = await sample_election(
+        redis, roll=speakers(), languages=("en", "cy", "ur"), sms_text={"cy": "faithful"}
+    )
+    ready = await plan(redis, election, MULTILINGUAL, rules=TEXT_RULES, clock=reminder_clock())
+    assert ready.problems == []
+    welsh = render(MULTILINGUAL, election, "Carys", reminder_clock().now(), "cy")
+    assert welsh.startswith("Helo Carys, pleidleisiwch erbyn 1 Rhag 2027 17:00 UTC.")
+    urdu = render(MULTILINGUAL, election, "Usman", reminder_clock().now(), "ur")
+    assert ready.languages == {
+        "en": {"sms": 2, "telegram": 0, "sms_segments": 2},
+        "cy": {"sms": 2, "telegram": 0, "sms_segments": 2 * segments(welsh)},
+        "ur": {"sms": 1, "telegram": 1, "sms_segments": segments(urdu)},
+    }
+    assert encoding(welsh) == "UCS-2" and segments(welsh) == 2  # faithful: ŵ, 71+ characters
+    sms, tg = Outbox("sms"), Outbox("telegram")
+    job = await Reminders(redis, reminder_clock()).create(election, ready, "cli:test")
+    await Worker(redis, {"sms": sms, "telegram": tg}, fast_limiter(redis), TEXT_RULES).run(job)
+    sent = {address: m.text for address, m in sms.sent}
+    assert sent["+447700900201"].startswith("Hi Ann, vote by 1 Dec 2027")
+    assert sent["+447700900202"].startswith("Hi Ben, ")  # no language on the roll: the first
+    assert sent["+447700900203"].startswith("Helo Carys, ") and "ŵyr" in sent["+447700900203"]
+    assert sent["+447700900205"] == "Usman، 1 دسمبر 2027 17:00 UTC تک ووٹ دیں۔"
+    assert tg.sent[0][1].text.startswith("Zara، ")
+    faithful = {address: m.faithful for address, m in sms.sent}
+    assert [faithful[f"+44770090020{i}"] for i in (1, 2, 3, 4, 5)] == [0, 0, 1, 1, 1]
+    # Folded instead (the default for Welsh): GSM-7, one segment each.
+    await redis.flushdb()
+    folded = await sample_election(redis, roll=speakers(), languages=("en", "cy", "ur"))
+    again = await plan(redis, folded, MULTILINGUAL, rules=TEXT_RULES, clock=reminder_clock())
+    assert again.languages["cy"]["sms_segments"] == 2
+    body = TEXT_RULES["sms"].body(welsh)
+    assert body.endswith("Diolch o galon - wyr") and encoding(body) == "GSM-7"
+
+
+def test_a_reminder_s_versions_are_checked_against_the_election_s_languages() -> None:
+    election = parse_election(
+        SAMPLE.replace("[[candidates]]", 'languages = ["en", "cy"]\n\n[[candidates]]', 1), "e"
+    )
+    assert template_problems("Hi {name}\n[cy]\nHelo {name}", election) == []
+    assert template_problems("Hi\n[fr]\nSalut", election) == [
+        "[fr] is not one of the election's languages (en, cy)"
+    ]
+    assert template_problems("Hi\n[cy]\nHelo {enw}", election) == [
+        "[cy]: unknown placeholder {enw}; use {name}, {days_left}, {closes}"
+    ]
+    assert template_problems("[cy]\nHelo", election) == [
+        "the message has no version in en, the election's first language: write it before "
+        "the first [xx] line"
+    ]
+
+
+async def test_the_cost_estimate_counts_each_language_at_its_own_price(redis: Redis) -> None:
+    election = await sample_election(
+        redis, roll=speakers(), languages=("en", "cy", "ur"), sms_text={"cy": "faithful"}
+    )
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(settings=settings(), redis=redis, out=out, err=err)
+    argv = ["cost", "--election", election.id, "--json", "--message", MULTILINGUAL]
+    args = build_parser(argv).parse_args(argv)
+    assert await args.handler(args, ctx) == 0, err.getvalue()
+    shown = json.loads(out.getvalue())
+    by = {c["language"]: c for c in shown["languages"]}
+    assert [by[c]["sms_voters"] for c in ("en", "cy", "ur")] == [2, 2, 1]
+    assert by["en"]["encoding"] == "GSM-7" and by["ur"]["encoding"] == "UCS-2"
+    # Urdu is UCS-2 throughout: a vote costs more segments than in English.
+    assert by["ur"]["per_vote_step_by_step"] > by["en"]["per_vote_step_by_step"]
+    assert shown["conversations_high"] == sum(
+        by[c]["sms_voters"] * by[c]["per_vote_step_by_step"] for c in by
+    )
+    with speaking("ur"):
+        answers = vote_texts(election, step_by_step=True)
+    assert sum(segments(a) for a in answers) == by["ur"]["per_vote_step_by_step"]

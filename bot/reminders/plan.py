@@ -17,7 +17,7 @@ from bot.messages import Channel
 from bot.ports import TextRules
 from bot.reach import Reach
 from bot.reminders.common import BATCH, CHANNELS, MAX_SMS_SEGMENTS, ReminderError
-from bot.reminders.text import render, template_problems
+from bot.reminders.text import language_of, marked, render, template_problems
 
 # --- who gets it -------------------------------------------------------------------
 
@@ -39,6 +39,8 @@ class Plan:
     max_sms_segments: int = 0
     problems: list[str] = field(default_factory=list)
     sample: dict[str, str] = field(default_factory=dict)
+    #: Per language the reminder goes in: recipients by channel, and SMS segments.
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)
     #: A rehearsal is under way: only its testers are reminded, and the text says "TEST".
     rehearsal: bool = False
 
@@ -60,6 +62,7 @@ class Plan:
             "skipped": dict(self.skipped),
             "problems": list(self.problems),
             "sample": dict(self.sample),
+            "languages": {code: dict(counts) for code, counts in self.languages.items()},
             "rehearsal": self.rehearsal,
         }
 
@@ -83,7 +86,7 @@ async def plan(
     """
     if channel not in (*CHANNELS, "all"):
         raise ReminderError(f"unknown channel {channel!r}; use sms, telegram or all")
-    result = Plan(election.id, template, channel, problems=template_problems(template))
+    result = Plan(election.id, template, channel, problems=template_problems(template, election))
     if result.problems:
         return result
     now = (clock or SystemClock()).now()
@@ -93,11 +96,20 @@ async def plan(
     if testing is not None:
         # A rehearsal: its testers only (none while it is being finalised), marked.
         result.rehearsal = True
-        result.template = texts.TEST_MARK + template
+        result.template = marked(template, election, texts.TEST_MARK)
     async for shard, sids in _supporters(redis, election, testing):
         await _plan_batch(redis, election, sids, shard, result, now, too_long, max_segments, rules)
     for ch in CHANNELS:
-        dropped = rules[ch].dropped(result.template)
+        dropped = sorted(
+            {
+                ch_
+                for code in result.languages
+                for ch_ in rules[ch].dropped(
+                    render(result.template, election, "", now, code),
+                    election.sms_faithful(code),
+                )
+            }
+        )
         if result.count(ch) and dropped:
             result.problems.append(
                 f"these characters cannot go by {ch.upper() if ch == 'sms' else ch.title()} "
@@ -150,7 +162,8 @@ async def _plan_batch(
     async with redis.pipeline(transaction=False) as pipe:
         for sid in sids:
             pipe.hmget(
-                keys.voter(election.id, shard, sid), ["name", "phone", "telegram_id", "voted"]
+                keys.voter(election.id, shard, sid),
+                ["name", "phone", "telegram_id", "voted", "language"],
             )
         records = await pipe.execute()
     phones = [r[1] or "" for r in records]
@@ -159,7 +172,7 @@ async def _plan_batch(
         Reach.check_many(pipe, Channel.SMS, phones)
         Reach.check_many(pipe, Channel.TELEGRAM, chats)
         sms_out, sms_dead, tg_out, tg_dead = await pipe.execute()
-    for i, (sid, (name, phone, chat, voted)) in enumerate(zip(sids, records, strict=True)):
+    for i, (sid, (name, phone, chat, voted, wanted)) in enumerate(zip(sids, records, strict=True)):
         if voted:
             result.skipped["voted"] += 1
             continue
@@ -179,13 +192,20 @@ async def _plan_batch(
         if result.channel not in ("all", ch):
             result.skipped["other_channel"] += 1
             continue
-        text = render(result.template, election, name or "", now)
-        problem = rules[ch].problem(text, max_segments)
+        language = language_of(result.template, election, wanted)
+        faithful = election.sms_faithful(language)
+        text = render(result.template, election, name or "", now, language)
+        problem = rules[ch].problem(text, max_segments, faithful)
         if problem:
             too_long[ch].append(f"{problem} (supporter {sid})")
+        counts = result.languages.setdefault(
+            language, {Channel.SMS: 0, Channel.TELEGRAM: 0, "sms_segments": 0}
+        )
+        counts[ch] += 1
         if ch == Channel.SMS:
-            n = rules[ch].parts(text)
+            n = rules[ch].parts(text, faithful)
             result.sms_segments += n
+            counts["sms_segments"] += n
             result.max_sms_segments = max(result.max_sms_segments, n)
-        result.sample.setdefault(ch, rules[ch].body(text))
+        result.sample.setdefault(ch, rules[ch].body(text, faithful))
         result.recipients[ch].append(sid)

@@ -37,7 +37,7 @@ from bot.reminders.common import (
 )
 from bot.reminders.jobs import JobStatus, Reminders, record_finished
 from bot.reminders.scripts import BEAT, BEGIN, CLAIM, FINISH, RECOVER, job_keys
-from bot.reminders.text import render
+from bot.reminders.text import language_of, render
 from bot.spend import SmsSpend
 
 log = logging.getLogger(__name__)
@@ -334,31 +334,42 @@ class Worker:
         self, job: str, election: Election, template: str, claim: Claim, keys_: list[str]
     ) -> Outcome | None:
         """Check the recipient again, wait for a turn, send.  (None: the claim went back.)"""
-        skip, name, address = await self._recipient(election, claim)
+        skip, name, address, wanted = await self._recipient(election, claim)
         if skip is not None:
             return skip
-        text = render(template, election, name, self.clock.now())
+        language = language_of(template, election, wanted)
+        faithful = election.sms_faithful(language)
+        text = render(template, election, name, self.clock.now(), language)
         rules = self.rules[claim.channel]
-        problem = rules.problem(text, self.max_segments)
+        problem = rules.problem(text, self.max_segments, faithful)
         if problem:
             log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, problem)
             return Outcome.FAILED
-        text = rules.body(text)
+        text = rules.body(text, faithful)
 
         sender = self.senders[claim.channel]
         if not sender.paces_itself:
             await self.limiter.wait_turn(claim.channel, address)
             # The wait can be long (a 429 pause, a queue of turns): whoever
             # voted or opted out meanwhile is not messaged.
-            skip, _, _ = await self._recipient(election, claim)
+            skip, *_ = await self._recipient(election, claim)
             if skip is not None:
                 return skip
-        if claim.channel == Channel.SMS and not await self._budgeted(job, rules.parts(text)):
+        if claim.channel == Channel.SMS and not await self._budgeted(
+            job, rules.parts(text, faithful)
+        ):
             return None  # paused: the claim goes back
         began = await self._began(keys_, claim)
         if began != "ok":
             return None
-        message = OutboundMessage(text, channel=claim.channel, address=address, kind="reminder")
+        message = OutboundMessage(
+            text,
+            channel=claim.channel,
+            address=address,
+            kind="reminder",
+            faithful=faithful,
+            language=language,
+        )
         result = await self._send(job, sender, address, message)
         if claim.channel == Channel.TELEGRAM and result.status == "unreachable":
             # Blocked the bot, or left Telegram: their phone may still take it.
@@ -410,40 +421,54 @@ class Worker:
         sms = self.senders.get(Channel.SMS)
         if sms is None:
             return Outcome.UNREACHABLE
-        skip, name, phone = await self._recipient(election, replace(claim, channel=Channel.SMS))
+        by_sms = replace(claim, channel=Channel.SMS)
+        skip, name, phone, wanted = await self._recipient(election, by_sms)
         if skip is not None:
             return skip
-        text = render(template, election, name, self.clock.now())
-        if self.rules[Channel.SMS].problem(text, self.max_segments):
+        language = language_of(template, election, wanted)
+        faithful = election.sms_faithful(language)
+        text = render(template, election, name, self.clock.now(), language)
+        rules = self.rules[Channel.SMS]
+        if rules.problem(text, self.max_segments, faithful):
             return Outcome.UNREACHABLE
         if not sms.paces_itself:
             await self.limiter.wait_turn(Channel.SMS, phone)
-        body = self.rules[Channel.SMS].body(text)
-        if not await self._budgeted(job, self.rules[Channel.SMS].parts(body)):
+        body = rules.body(text, faithful)
+        if not await self._budgeted(job, rules.parts(body, faithful)):
             return Outcome.FAILED  # the budget is spent: the job is paused
-        message = OutboundMessage(body, channel=Channel.SMS, address=phone, kind="reminder")
+        message = OutboundMessage(
+            body,
+            channel=Channel.SMS,
+            address=phone,
+            kind="reminder",
+            faithful=faithful,
+            language=language,
+        )
         result = await self._send(job, sms, phone, message)
         outcome = self._outcome(Channel.SMS, result)
         return Outcome.SENT_BY_SMS if outcome is Outcome.SENT else outcome
 
-    async def _recipient(self, election: Election, claim: Claim) -> tuple[Outcome | None, str, str]:
-        """(why to skip, or None; name; address) for a claimed recipient, as of now."""
+    async def _recipient(
+        self, election: Election, claim: Claim
+    ) -> tuple[Outcome | None, str, str, str]:
+        """(why to skip, or None; name; address; roll language) for a claimed recipient,
+        as of now."""
         shard = keys.shard_of(claim.supporter_id, election.shards)
-        name, phone, chat, voted = await self.redis.hmget(
+        name, phone, chat, voted, language = await self.redis.hmget(
             keys.voter(election.id, shard, claim.supporter_id),
-            ["name", "phone", "telegram_id", "voted"],
+            ["name", "phone", "telegram_id", "voted", "language"],
         )
         if voted:
-            return Outcome.VOTED, "", ""
+            return Outcome.VOTED, "", "", ""
         address = str((chat if claim.channel == Channel.TELEGRAM else phone) or "")
         if not address:
-            return Outcome.UNREACHABLE, "", ""
+            return Outcome.UNREACHABLE, "", "", ""
         opted_out, unreachable = await Reach(self.redis).check(claim.channel, address)
         if opted_out:
-            return Outcome.OPTED_OUT, "", ""
+            return Outcome.OPTED_OUT, "", "", ""
         if unreachable:
-            return Outcome.UNREACHABLE, "", ""
-        return None, str(name or ""), address
+            return Outcome.UNREACHABLE, "", "", ""
+        return None, str(name or ""), address, str(language or "")
 
     @staticmethod
     def _outcome(channel: str, result: SendResult) -> Outcome:
