@@ -19,6 +19,7 @@ from ballots.count.redis_source import read_ballots
 from ballots.count.report import render_text
 from ballots.election import Election, get_election, read_election_file, save_election
 from ballots.errors import OpenPrimaryError
+from ballots.languages import SHIPPED
 from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
@@ -111,6 +112,10 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         opens=min(election.opens, now - timedelta(hours=1)),
         closes=max(election.closes, now + timedelta(days=7)),
     )
+    if args.language:
+        # The chosen language first (the bot starts in it), every other one offered.
+        others = [code for code in SHIPPED if code != args.language]
+        election = replace(election, languages=(args.language, *others))
     await _check_ours(ctx, election)
     if args.reset:
         await _wipe(ctx, election)
@@ -127,6 +132,9 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     await ctx.redis.hset(keys.election(election.id), DEMO_MARK, "1")
     await _ensure_count_key(ctx, election)
     supporters = read_roll_file(Path(args.roll_file), ctx.settings.default_region)
+    if args.language:
+        # The sample supporters speak it too: the roll's language wins once one is known.
+        supporters = [replace(s, language=args.language) for s in supporters]
     await import_roll(ctx.redis, election, supporters)
     core = await build_core(
         ctx.settings,
@@ -155,7 +163,9 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         f"You are {voter.name}, supporter number {voter.supporter_id}, phone {voter.phone}.\n"
         f"The party posted you this voting code: {code}\n"
         "Say hello, then type the code (or your supporter number, to get a code by SMS).\n"
-        "Type HELP at any time, AGAIN to start again, /quit to leave.\n\n"
+        "Type HELP at any time, AGAIN to start again, /quit to leave.\n"
+        + _languages_line(election)
+        + "\n"
     )
     address = f"demo-{voter.supporter_id}"
     await ctx.redis.delete(keys.conversation("console", address))
@@ -170,6 +180,18 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _languages_line(election: Election) -> str:
+    """How to switch language in the demo, when it offers more than one."""
+    if len(election.languages) < 2:
+        return ""
+    names = ", ".join(SHIPPED[code].name for code in election.languages)
+    first = SHIPPED[election.languages[0]].english
+    return (
+        f"The bot starts in {first}; send a language's name to switch ({names}). Its "
+        "own words for HELP, YES, AGAIN... work, and so do the English ones.\n"
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``demo`` subcommand."""
     p = sub.add_parser(
@@ -178,6 +200,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--election-file", default=str(EXAMPLES / "election.toml"), help="election TOML")
     p.add_argument("--roll-file", default=str(EXAMPLES / "roll.csv"), help="roll CSV")
     p.add_argument("--reset", action="store_true", help="wipe the sample election first")
+    p.add_argument(
+        "--language",
+        choices=sorted(SHIPPED),
+        help="start the chat in this language (the others are offered too): "
+        + ", ".join(f"{code} {lang.english}" for code, lang in SHIPPED.items()),
+    )
     p.add_argument(
         "--count",
         action="store_true",

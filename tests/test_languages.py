@@ -27,6 +27,7 @@ from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
 from openprimary.cost_cli import vote_texts
+from tests.demo_support import start_demo
 from tests.factories import EXAMPLES, Outbox, sample_election, settings, stored_ballots
 from tests.reminders_support import clock as reminder_clock
 from tests.reminders_support import fast_limiter
@@ -174,8 +175,8 @@ async def test_urdu_by_sms_end_to_end_with_its_own_words_and_digits(redis: Redis
 async def test_welsh_by_sms_is_folded_to_gsm7_unless_the_election_keeps_its_letters(
     redis: Redis,
 ) -> None:
-    async def wrong_code_reply(**changes: object) -> tuple[str, int]:
-        async with sms_stack(redis, languages=("en", "cy"), **changes) as stack:
+    async def wrong_code_reply(sms_text: dict[str, str]) -> tuple[str, int]:
+        async with sms_stack(redis, languages=("en", "cy"), sms_text=sms_text) as stack:
             carys = stack.phone(CARYS)
             await carys.text("hi")
             await carys.text("CYMRAEG")
@@ -184,8 +185,8 @@ async def test_welsh_by_sms_is_folded_to_gsm7_unless_the_election_keeps_its_lett
         await redis.flushdb()
         return reply, spent
 
-    folded, folded_spend = await wrong_code_reply()
-    faithful, faithful_spend = await wrong_code_reply(sms_text={"cy": "faithful"})
+    folded, folded_spend = await wrong_code_reply({})
+    faithful, faithful_spend = await wrong_code_reply({"cy": "faithful"})
     assert (
         folded
         == "Nid yw'r cod yna'n gywir. 4 cynnig ar ol. Gwiriwch ef a rhowch gynnig arall arni."
@@ -363,3 +364,20 @@ async def test_the_cost_estimate_counts_each_language_at_its_own_price(redis: Re
     with speaking("ur"):
         answers = vote_texts(election, step_by_step=True)
     assert sum(segments(a) for a in answers) == by["ur"]["per_vote_step_by_step"]
+
+
+def test_the_demo_chats_in_welsh(tmp_path: Path) -> None:
+    proc = start_demo(tmp_path, "--language", "cy", "--reset")
+    assert proc.stdin is not None and proc.stdout is not None
+    intro = []
+    while "send a language's name to switch" not in (line := proc.stdout.readline()):
+        assert line, "the demo ended before its chat began: " + "".join(intro)
+        intro.append(line)
+    code = next(x for x in intro if "voting code:" in x).split(":")[-1].strip()
+    assert "(Cymraeg, English, اردو)" in line
+    out, _ = proc.communicate(f"helo\n{code}\n2 4 0\nIE\n/quit\n", timeout=60)
+    assert proc.returncode == 0
+    assert "I bleidleisio, atebwch gyda" in out
+    assert "Eich dewis 1af? Atebwch gyda rhif:" in out
+    assert "Atebwch IE i'w bwrw (terfynol) neu NEWID" in out
+    assert "Pleidlais wedi'i bwrw, diolch!" in out
