@@ -25,3 +25,20 @@ async def test_a_tiny_benchmark_run(
     assert "checked floor / floor" in out and "step by step, paced at" in out
     assert "step by step: 3 completed votes, segments per vote" in out
     assert "one message: 3 completed votes, segments per vote" in out
+
+
+async def test_a_tiny_run_of_the_languages_benchmark(
+    redis: Redis, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.bench_languages import bench as languages_bench
+
+    await languages_bench(redis_url, voters=2)
+    out = capsys.readouterr().out
+    rows = {line.split("  ")[1].strip(): line for line in out.splitlines()[2:]}
+    assert set(rows) == {
+        "English (folded)",
+        "Welsh (folded)",
+        "Welsh (faithful)",
+        "Urdu (faithful)",
+    }
+    assert "within budget" in rows["English (folded)"] and "UCS-2" in rows["Urdu (faithful)"]
