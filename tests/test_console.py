@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import FormData
 from redis.asyncio import Redis
@@ -44,8 +45,10 @@ CONSOLE_POSTS = [
 
 
 @asynccontextmanager
-async def console(redis: Redis) -> AsyncIterator[tuple[TelegramWorld, Organiser]]:
-    async with telegram_world(redis) as world:
+async def console(
+    redis: Redis, **election_changes: Any
+) -> AsyncIterator[tuple[TelegramWorld, Organiser]]:
+    async with telegram_world(redis, election_changes=election_changes) as world:
         organiser = Organiser(world)
         try:
             yield world, organiser
@@ -209,6 +212,32 @@ async def test_reminder_dry_run_send_pause_resume(redis: Redis) -> None:
             for e in await audit.read(redis, world.core.election.id)
         ]
         assert ("reminder started", "console code by telegram") in trail
+
+
+async def test_a_reminder_in_two_languages_is_priced_per_language(redis: Redis) -> None:
+    async with console(redis, languages=("en", "cy"), sms_text={"cy": "faithful"}) as (_, browser):
+        await browser.sign_in()
+        page = await browser.get("/organisers/reminders")
+        assert "then a line <code>[cy]</code> and its Welsh version" in page.text
+        template = "Hi {name}, vote now.\n[cy]\nHelo {name}, pleidleisiwch nawr. Diolch yn fawr ŵ"
+        dry = await browser.post(
+            "/organisers/reminders/dry-run", {"template": template, "channel": "sms"}
+        )
+        assert dry.status == 200, dry.text
+        # Carys (Welsh on the roll) by SMS, faithful: one UCS-2 segment; the rest English.
+        assert (
+            '<tr data-language="cy"><td>Welsh</td><td>1</td><td>1</td><td>faithful</td>'
+            "<td>0</td></tr>"
+        ) in dry.text
+        assert '<tr data-language="en"><td>English</td><td>3</td><td>3</td><td>folded</td>' in (
+            dry.text
+        )
+        bad = await browser.post(
+            "/organisers/reminders/dry-run",
+            {"template": "Hi\n[ur]\nSalaam", "channel": "sms"},
+        )
+        assert bad.status == 400
+        assert "[ur] is not one of the election&#39;s languages (en, cy)" in bad.text
 
 
 async def test_results_stay_private_until_published(redis: Redis) -> None:

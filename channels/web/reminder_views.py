@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ballots import keys
+from ballots.languages import SHIPPED
 from bot.organiser import OrganiserCommands
 from bot.reminders import CHANNELS, FIELDS, ReminderError, Reminders, plan
 from channels.web.guard import PREFIX, session_of
@@ -40,6 +41,7 @@ async def _jobs(request: web.Request) -> list[Any]:
 async def _page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
     """The reminders page: the composer (with ``context``) and the jobs so far."""
     context.setdefault("price", DEFAULT_PRICE)
+    election = core_of(request).election
     return page(
         request,
         "reminders.html",
@@ -47,6 +49,8 @@ async def _page(request: web.Request, status: int = 200, **context: Any) -> web.
         jobs=await _jobs(request),
         nav="reminders",
         fields=FIELDS,
+        languages=[SHIPPED[code] for code in election.languages],
+        shipped=SHIPPED,
         **context,
     )
 
