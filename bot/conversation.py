@@ -184,6 +184,8 @@ class Conversation:
         spoken = new_state.language or language
         # By SMS a faithful language keeps its own letters, at the price of UCS-2 if need be.
         faithful = self.election.sms_faithful(spoken)
+        if spoken == "en" and not faithful:
+            return new_state, replies  # what every reply is unless told otherwise
         return new_state, [replace(r, language=spoken, faithful=faithful) for r in replies]
 
     async def _answer(

@@ -27,6 +27,7 @@ from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
 from openprimary.cost_cli import vote_texts
+from openprimary.remind_cli import remind
 from tests.demo_support import start_demo
 from tests.factories import EXAMPLES, Outbox, sample_election, settings, stored_ballots
 from tests.reminders_support import clock as reminder_clock
@@ -369,7 +370,7 @@ async def test_the_cost_estimate_counts_each_language_at_its_own_price(redis: Re
 def test_the_demo_chats_in_welsh(tmp_path: Path) -> None:
     proc = start_demo(tmp_path, "--language", "cy", "--reset")
     assert proc.stdin is not None and proc.stdout is not None
-    intro = []
+    intro: list[str] = []
     while "send a language's name to switch" not in (line := proc.stdout.readline()):
         assert line, "the demo ended before its chat began: " + "".join(intro)
         intro.append(line)
@@ -381,3 +382,19 @@ def test_the_demo_chats_in_welsh(tmp_path: Path) -> None:
     assert "Eich dewis 1af? Atebwch gyda rhif:" in out
     assert "Atebwch IE i'w bwrw (terfynol) neu NEWID" in out
     assert "Pleidlais wedi'i bwrw, diolch!" in out
+
+
+async def test_the_remind_dry_run_shows_each_language_s_recipients_and_segments(
+    redis: Redis,
+) -> None:
+    election = await sample_election(
+        redis, roll=speakers(), languages=("en", "cy", "ur"), sms_text={"cy": "faithful"}
+    )
+    out, err = io.StringIO(), io.StringIO()
+    ctx = Context(settings=settings(), redis=redis, clock=reminder_clock(), out=out, err=err)
+    argv = ["remind", "--election", election.id, "--message", MULTILINGUAL, "--dry-run"]
+    assert await remind(build_parser(argv).parse_args(argv), ctx) == 0, err.getvalue()
+    shown = out.getvalue()
+    assert "  in English  2 by SMS (2 segments, folded), 0 by Telegram\n" in shown
+    assert "  in Welsh    2 by SMS (4 segments, faithful), 0 by Telegram\n" in shown
+    assert "  in Urdu     1 by SMS (1 segments, faithful), 1 by Telegram\n" in shown
