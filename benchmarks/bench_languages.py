@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
@@ -29,10 +27,9 @@ from ballots.clock import ManualClock
 from ballots.election import save_election
 from ballots.languages import SHIPPED
 from ballots.roll import Supporter
-from benchmarks.bench_sms import PUBLIC_URL, TOKEN, phone, signed_post
-from benchmarks.harness import Job, Load, run_load
+from benchmarks.bench_sms import PUBLIC_URL, TOKEN, phone, voter
+from benchmarks.harness import run_load
 from bot.parse import words_in
-from channels.gsm import encoding, segments
 from channels.server import make_app
 from openprimary.app import build_core
 from tests.factories import NOW, sample_election, settings
@@ -82,22 +79,6 @@ def yes_word(language: str) -> str:
     return sorted(own, key=len)[0] if own else "YES"
 
 
-def voter(url: str, number: str, script: Sequence[str], bills: Bills) -> Job:
-    async def job(load: Load) -> None:
-        received: list[str] = []
-        for step in script:
-            text = step
-            if step == "<code>":
-                found = re.search(r"(?<!\d)(\d{6})(?!\d)", received[0])
-                assert found, received
-                text = found.group(1)
-            received += await signed_post(load, url, number, text)
-        bills.votes.append(sum(segments(body) for body in received))
-        bills.encodings.update(encoding(body) for body in received)
-
-    return job
-
-
 async def one_case(url: str, case: Case, voters: int) -> tuple[Bills, Bills]:
     redis = Redis.from_url(url, decode_responses=True)
     twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
@@ -129,12 +110,18 @@ async def one_case(url: str, case: Case, voters: int) -> tuple[Bills, Bills]:
             numbers = [phone(i) for i in range(2 * voters)]
             await run_load(
                 f"{case.label}, step by step",
-                [voter(stack, n, step_script, step) for n in numbers[:voters]],
+                [
+                    voter(stack, n, step_script, step.votes, step.encodings, cast=None)
+                    for n in numbers[:voters]
+                ],
                 concurrency=10,
             )
             await run_load(
                 f"{case.label}, one message",
-                [voter(stack, n, one_script, one) for n in numbers[voters:]],
+                [
+                    voter(stack, n, one_script, one.votes, one.encodings, cast=None)
+                    for n in numbers[voters:]
+                ],
                 concurrency=10,
             )
         finally:

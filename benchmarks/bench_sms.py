@@ -39,7 +39,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
-from channels.gsm import segments
+from channels.gsm import encoding, segments
 from channels.server import make_app
 from channels.sms import twiml
 from openprimary.app import build_core
@@ -75,20 +75,31 @@ async def signed_post(load: Load, url: str, number: str, text: str) -> list[str]
     return twiml_bodies(xml)
 
 
-def voter(url: str, number: str, script: Sequence[str], bills: list[int]) -> Job:
-    """One supporter's whole vote; appends the segments it cost to ``bills``."""
+def voter(
+    url: str,
+    number: str,
+    script: Sequence[str],
+    bills: list[int],
+    encodings: set[str] | None = None,
+    *,
+    cast: str | None = "Vote cast",
+) -> Job:
+    """One supporter's whole vote; appends the segments it cost to ``bills`` (and the
+    encodings its SMS went in to ``encodings``).  ``cast``: what the last answer says."""
 
     async def job(load: Load) -> None:
         received: list[str] = []
         for step in script:
             text = step
             if step == "<code>":
-                found = re.search(r"\b(\d{6})\b", received[0])
+                found = re.search(r"(?<!\d)(\d{6})(?!\d)", received[0])
                 assert found, received
                 text = found.group(1)
             received += await signed_post(load, url, number, text)
-        assert "Vote cast" in received[-1], received[-1]
+        assert cast is None or cast in received[-1], received[-1]
         bills.append(sum(segments(body) for body in received))
+        if encodings is not None:
+            encodings.update(encoding(body) for body in received)
 
     return job
 

@@ -474,6 +474,10 @@ def share_phone() -> str:
     return _("Share my phone number")
 
 
+def start_privately(link: str) -> str:
+    return _("Start one here: {link}").format(link=link)
+
+
 def button_refused() -> str:
     return _("That button is not valid. Please use the buttons on the latest message.")
 

@@ -398,3 +398,23 @@ async def test_the_remind_dry_run_shows_each_language_s_recipients_and_segments(
     assert "  in English  2 by SMS (2 segments, folded), 0 by Telegram\n" in shown
     assert "  in Welsh    2 by SMS (4 segments, faithful), 0 by Telegram\n" in shown
     assert "  in Urdu     1 by SMS (1 segments, faithful), 1 by Telegram\n" in shown
+
+
+async def test_telegram_s_own_answers_follow_the_app_s_language(redis: Redis) -> None:
+    """What the channel answers before any conversation (someone else's contact, a group)
+    is in the Telegram app's language when the election offers it."""
+    carys = TelegramUser(330003, "Carys", language_code="cy")
+    hans = TelegramUser(330004, "Hans", language_code="de")
+    async with telegram_world(redis, election_changes={"languages": ("en", "cy")}) as world:
+        await world.deliver(world.updates.contact(carys, "+447700900103", owner=hans))
+        answer = world.api.last_message(carys.id)
+        assert answer["text"].startswith("Rhannwch eich rhif ffôn eich hun")
+        assert answer["_keyboard"]["keyboard"][0][0]["text"] == "Rhannu rhif fy ffôn"
+        await world.deliver(world.updates.group_text(carys, -100777, "/start"))
+        assert world.api.last_message(-100777)["text"].startswith(
+            "Mae pleidleisio'n breifat, felly"
+        )
+        assert "Dechreuwch un yma: https://t.me/" in world.api.last_message(-100777)["text"]
+        # German is not offered: English, the election's first.
+        await world.deliver(world.updates.group_text(hans, -100777, "/start"))
+        assert world.api.last_message(-100777)["text"].startswith("Voting is private")

@@ -16,9 +16,11 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackContext
 
 from ballots.errors import unavailable
+from ballots.languages import best
 from ballots.roll import PhoneError, normalise_phone
 from bot import texts
 from bot.copies import PlatformCopies
+from bot.i18n import speaking
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import ERRORS
 from bot.reach import Reach
@@ -98,13 +100,11 @@ class Handlers:
             return
         chat_id = str(message.chat.id)
         if message.contact.user_id != user.id:
-            await send_replies(
-                context.bot,
-                self.redis,
-                self.signer,
-                chat_id,
-                [OutboundMessage(texts.not_own_contact(), ask_contact=True)],
-            )
+            language = self._language(user.language_code)
+            with speaking(language):
+                text = texts.not_own_contact()
+            reply = OutboundMessage(text, ask_contact=True, language=language)
+            await send_replies(context.bot, self.redis, self.signer, chat_id, [reply])
             return
         await self._route(
             context.bot,
@@ -142,14 +142,16 @@ class Handlers:
         if query is None:
             return
         chat = query.message.chat if query.message is not None else None
+        with speaking(self._language(query.from_user.language_code)):
+            private_only, refused = texts.private_only(), texts.button_refused()
         if chat is not None and chat.type != Chat.PRIVATE:
-            await _answer(query, texts.private_only())
+            await _answer(query, private_only)
             return
         address = str(chat.id if chat is not None else query.from_user.id)
         payload = self.signer.verify(address, query.data or "")
         if payload is None:
             log.warning("refused a telegram button whose callback data this bot did not sign")
-            await _answer(query, texts.button_refused())
+            await _answer(query, refused)
             return
         msg = InboundMessage(
             CHANNEL,
@@ -168,10 +170,19 @@ class Handlers:
         if message is None or not _addressed_to_bot(message, context.bot):
             return
         link = f"https://t.me/{context.bot.username}"
+        user = message.from_user
+        with speaking(self._language(user.language_code if user is not None else None)):
+            text = f"{texts.private_only()} {texts.start_privately(link)}"
         try:
-            await message.reply_text(f"{texts.private_only()} Start one here: {link}")
+            await message.reply_text(text)
         except TelegramError as err:
             log.info("could not answer in a telegram group: %s", err.message)
+
+    def _language(self, hint: str | None) -> str:
+        """The language to answer a chat in before the conversation has it: the Telegram
+        app's, if the election offers it, else the election's first."""
+        offered = self.router.conversation.election.languages
+        return best(hint, offered) or offered[0]
 
     async def on_error(self, update: object, context: Context) -> None:
         """Anything a handler let escape: logged and counted (the voter's state is in Redis).
