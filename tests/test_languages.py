@@ -122,7 +122,7 @@ async def test_on_telegram_the_buttons_speak_welsh_too(redis: Redis) -> None:
         greeting = await world.say(BILAL, "/start")
         assert "Cymraeg: CYMRAEG." in greeting["text"]
         switched = await world.say(BILAL, "CYMRAEG")
-        assert "I bleidleisio, atebwch gyda" in switched["text"]
+        assert "I bleidleisio, anfonwch" in switched["text"]
         prompt = await world.say(BILAL, await world.voting_code("S1002"))
         assert prompt["text"].startswith("Eich dewis 1af?")
         await world.tap(BILAL, "Jo Okafor")
@@ -261,7 +261,7 @@ async def test_on_telegram_a_greeting_without_a_phone_request_has_language_butto
         switched = await world.tap(BILAL, "Cymraeg")
         assert switched["text"] == "O hyn ymlaen: Cymraeg."
         welsh = world.api.last_message(BILAL.id)
-        assert welsh["text"].startswith("Pleidleisio") or "I bleidleisio" in welsh["text"]
+        assert "I bleidleisio, anfonwch eich cod pleidleisio." in welsh["text"]
         # The Welsh greeting offers English back, with its own button.
         back = await world.tap(BILAL, "English", welsh)
         assert back["text"] == "From now on: English."
@@ -378,7 +378,7 @@ def test_the_demo_chats_in_welsh(tmp_path: Path) -> None:
     assert "(Cymraeg, English, اردو)" in line
     out, _ = proc.communicate(f"helo\n{code}\n2 4 0\nIE\n/quit\n", timeout=60)
     assert proc.returncode == 0
-    assert "I bleidleisio, atebwch gyda" in out
+    assert "I bleidleisio, anfonwch" in out
     assert "Eich dewis 1af? Atebwch gyda rhif:" in out
     assert "Atebwch IE i'w bwrw (terfynol) neu NEWID" in out
     assert "Pleidlais wedi'i bwrw, diolch!" in out
