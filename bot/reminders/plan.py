@@ -100,16 +100,12 @@ async def plan(
     async for shard, sids in _supporters(redis, election, testing):
         await _plan_batch(redis, election, sids, shard, result, now, too_long, max_segments, rules)
     for ch in CHANNELS:
-        dropped = sorted(
-            {
-                ch_
-                for code in result.languages
-                for ch_ in rules[ch].dropped(
-                    render(result.template, election, "", now, code),
-                    election.sms_faithful(code),
-                )
-            }
-        )
+        # Each language's version, as it would go (faithful or folded), checked once.
+        versions = [
+            (render(result.template, election, "", now, code), election.sms_faithful(code))
+            for code in result.languages
+        ]
+        dropped = sorted({c for text, keep in versions for c in rules[ch].dropped(text, keep)})
         if result.count(ch) and dropped:
             result.problems.append(
                 f"these characters cannot go by {ch.upper() if ch == 'sms' else ch.title()} "
