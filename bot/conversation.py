@@ -27,7 +27,7 @@ from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_p
 from bot import rehearsal, texts
 from bot.alerts import Alerts
 from bot.buttons import Buttons, Refused
-from bot.i18n import LANGUAGES, speaking
+from bot.i18n import LANGUAGES, current, speaking
 from bot.identify import HasVoted, Identification, Identified, Outcome
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST
@@ -85,13 +85,15 @@ class Conversation:
         self.box = box
         self.clock = clock
         self.buttons = Buttons(election)
-        #: Each offered language's own name (and its English one), as a voter sends it
-        #: to switch: code.
+        #: Each offered language's own name (and its English one, unless a candidate's
+        #: name has it: "Carol Welsh"), as a voter sends it to switch: code.
+        in_names = {w for c in election.candidates for w in c.name.upper().split()}
         self.language_words = {
             word.upper(): code
             for code in election.languages
             if len(election.languages) > 1
             for word in (LANGUAGES[code].name, LANGUAGES[code].english)
+            if word == LANGUAGES[code].name or word.upper() not in in_names
         }
         self.identity = Identification(redis, election, codes, clock, spend, alerts)
         #: Set once the election has opened with no rehearsal left unfinalised: from then
@@ -212,7 +214,9 @@ class Conversation:
             new_state.turn = 0
         elif new_state != before:
             new_state.turn = state.turn + 1
-            replies = [self.buttons.attach(new_state, r) for r in replies]
+            # In the language the step ends in (it may have just changed).
+            with speaking(new_state.language or current()):
+                replies = [self.buttons.attach(new_state, r) for r in replies]
         if new_state.step in CHOOSING:
             replies = [replace(r, private=True) if r.is_reply else r for r in replies]
         if from_button and replies and (replies[0].private or state.step not in CHOOSING):

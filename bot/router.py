@@ -19,6 +19,7 @@ from bot import texts
 from bot.alerts import Alerts, ChannelHealth
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
+from bot.i18n import speaking
 from bot.lease import POLL, Lease
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
@@ -296,7 +297,10 @@ class Router:
                 later.append(m)
                 continue
             if not await self._send(m) and m.kind == "code":
-                replies.append(OutboundMessage(texts.code_not_delivered()))
+                # In the code's own language (the step's), and sent as it was to be.
+                with speaking(m.language):
+                    text = texts.code_not_delivered()
+                replies.append(OutboundMessage(text, language=m.language, faithful=m.faithful))
         return replies, later
 
     async def _send(self, m: OutboundMessage) -> bool:

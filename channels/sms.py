@@ -330,7 +330,9 @@ class SmsWebhook:
         if sender is None:
             return  # kept with the delivery: Twilio's retry gets them
         for part in sms_parts(replies):
-            result = await sender.send(address, OutboundMessage(part.text))
+            # The part is already as SMS carries it: sent faithful, it goes as it is
+            # (folding it again would strip a faithful language's letters).
+            result = await sender.send(address, OutboundMessage(part.text, faithful=True))
             if not result.ok:
                 log.warning("a late reply was not delivered: %s %s", result.status, result.detail)
             elif part.private and self.copies is not None and result.platform_id:

@@ -35,7 +35,7 @@ from bot import texts
 from bot.context import Context
 from bot.i18n import speaking
 from bot.messages import OutboundMessage
-from bot.reminders.text import render
+from bot.reminders.text import language_of, render
 from channels.gsm import encoding, segments
 from channels.sms import sms_parts
 
@@ -188,7 +188,9 @@ def estimate(
     by_language = mix.sms_by_language or {first: mix.sms_only}
     costs = []
     for code in election.languages:
-        text = render(message, election, "Alexandra Example", election.opens, code)
+        # A language with no version of its own gets the first's, sent as that one goes.
+        written = language_of(message, election, code)
+        text = render(message, election, "Alexandra Example", election.opens, written)
         costs.append(
             LanguageCost(
                 language=code,
@@ -196,7 +198,7 @@ def estimate(
                 sms_voters=round(by_language.get(code, 0) * turnout),
                 per_vote_one_message=vote_segments(election, step_by_step=False, language=code),
                 per_vote_step_by_step=vote_segments(election, step_by_step=True, language=code),
-                reminder=_billed(OutboundMessage(text, faithful=election.sms_faithful(code))),
+                reminder=_billed(OutboundMessage(text, faithful=election.sms_faithful(written))),
             )
         )
     one, step = costs[0].per_vote_one_message, costs[0].per_vote_step_by_step

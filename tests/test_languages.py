@@ -7,6 +7,7 @@ import io
 import json
 import math
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from bot import texts
 from bot.context import Context
 from bot.i18n import FSI, LOCALE, PDI, speaking
 from bot.reminders import Reminders, Worker, plan, render, template_problems
+from bot.reminders.text import versions
 from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
@@ -33,7 +35,7 @@ from tests.factories import EXAMPLES, Outbox, sample_election, settings, stored_
 from tests.reminders_support import clock as reminder_clock
 from tests.reminders_support import fast_limiter
 from tests.sms_support import ANN, CARYS, sms_stack
-from tests.standins.telegram_api import TelegramUser
+from tests.standins.telegram_api import TelegramUser, button_labels
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,8 +316,12 @@ async def test_reminders_go_in_each_supporter_s_language_priced_per_language(
     assert sent["+447700900201"].startswith("Hi Ann, vote by 1 Dec 2027")
     assert sent["+447700900202"].startswith("Hi Ben, ")  # no language on the roll: the first
     assert sent["+447700900203"].startswith("Helo Carys, ") and "ŵyr" in sent["+447700900203"]
-    assert sent["+447700900205"] == "Usman، 1 دسمبر 2027 17:00 UTC تک ووٹ دیں۔"
-    assert tg.sent[0][1].text.startswith("Zara، ")
+    # In Urdu the name and the date keep their own direction (isolates).
+    assert (
+        sent["+447700900205"]
+        == f"{isolated('Usman')}، {isolated('1 دسمبر 2027 17:00 UTC')} تک ووٹ دیں۔"
+    )
+    assert tg.sent[0][1].text.startswith(f"{isolated('Zara')}، ")
     faithful = {address: m.faithful for address, m in sms.sent}
     assert [faithful[f"+44770090020{i}"] for i in (1, 2, 3, 4, 5)] == [0, 0, 1, 1, 1]
     # Folded instead (the default for Welsh): GSM-7, one segment each.
@@ -365,6 +371,14 @@ async def test_the_cost_estimate_counts_each_language_at_its_own_price(redis: Re
     with speaking("ur"):
         answers = vote_texts(election, step_by_step=True)
     assert sum(segments(a) for a in answers) == by["ur"]["per_vote_step_by_step"]
+    # A reminder with no Urdu version goes to Urdu speakers in English, priced as English.
+    out.seek(0), out.truncate()
+    english_only = "Hi {name}, polls close {closes}. Dw i'n siŵr: vote!"
+    argv = ["cost", "--election", election.id, "--json", "--message", english_only]
+    args = build_parser(argv).parse_args(argv)
+    assert await args.handler(args, ctx) == 0
+    by = {c["language"]: c for c in json.loads(out.getvalue())["languages"]}
+    assert by["ur"]["reminder"] == by["en"]["reminder"] == 1
 
 
 def test_the_demo_chats_in_welsh(tmp_path: Path) -> None:
@@ -418,3 +432,37 @@ async def test_telegram_s_own_answers_follow_the_app_s_language(redis: Redis) ->
         # German is not offered: English, the election's first.
         await world.deliver(world.updates.group_text(hans, -100777, "/start"))
         assert world.api.last_message(-100777)["text"].startswith("Voting is private")
+
+
+async def test_a_switch_mid_ranking_changes_the_buttons_too(redis: Redis) -> None:
+    async with telegram_world(redis, election_changes={"languages": ("en", "cy")}) as world:
+        await world.say(BILAL, "/start")
+        prompt = await world.say(BILAL, await world.voting_code("S1002"))
+        assert button_labels(prompt)[-3:] == ["Done", "Undo", "Start again"]
+        welsh = await world.say(BILAL, "CYMRAEG")
+        assert welsh["text"].startswith("Eich dewis 1af?")
+        assert button_labels(welsh)[-3:] == ["Gorffen", "Dadwneud", "Dechrau eto"]
+
+
+async def test_a_candidate_named_like_a_language_is_a_candidate(redis: Redis) -> None:
+    """ "WELSH" switches to Welsh, unless a candidate is called Welsh: then it ranks them
+    (CYMRAEG, Welsh's own name, still switches)."""
+    election = await sample_election(redis, languages=("en", "cy"))
+    candidates = (replace(election.candidates[0], name="Carol Welsh"), *election.candidates[1:])
+    async with sms_stack(redis, languages=("en", "cy"), candidates=candidates) as stack:
+        ann = stack.phone(ANN)
+        code = (await ann.text("hi"))[0].split()[0]
+        await ann.text(code)
+        ranked = (await ann.text("welsh"))[0]
+        assert ranked.startswith("So far: Carol Welsh.")
+        assert (await ann.text("cymraeg"))[0].startswith("O hyn ymlaen: Cymraeg.")
+
+
+def test_a_reminder_s_language_lines_may_be_written_in_capitals_or_with_a_region() -> None:
+    election = parse_election(
+        SAMPLE.replace("[[candidates]]", 'languages = ["en", "cy"]\n\n[[candidates]]', 1), "e"
+    )
+    assert versions("Hi\n[CY]\nHelo", election) == {"en": "Hi", "cy": "Helo"}
+    assert versions("Hi\n[cy-GB]\nHelo", election) == {"en": "Hi", "cy": "Helo"}
+    # A bracketed word that is not a language line stays text.
+    assert versions("Hi [cy] there\n[see below]", election) == {"en": "Hi [cy] there\n[see below]"}

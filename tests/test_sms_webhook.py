@@ -18,7 +18,7 @@ from bot.metrics import REGISTRY
 from channels.appkeys import TELEGRAM_WEBHOOK
 from channels.gsm import is_gsm, segments
 from channels.server import make_app
-from channels.sms import SmsWebhook, sms_bodies, to_e164
+from channels.sms import SmsWebhook, sms_bodies, sms_text, to_e164
 from tests.factories import Outbox, settings
 from tests.sms_support import ANN, PUBLIC_URL, STRANGER, SmsStack, sms_stack, start_app
 from tests.standins.twilio_phone import TwilioPhone, inbound_form, message_sid, sign
@@ -237,6 +237,33 @@ async def test_a_slow_reply_is_texted_when_ready() -> None:
     finally:
         await runner.cleanup()
     assert [(a, m.text) for a, m in outbox.sent] == [(ANN, "Done - at last")]
+
+
+async def test_a_slow_reply_in_a_faithful_language_keeps_its_letters() -> None:
+    """A reply texted late goes as the TwiML answer would have: Urdu stays Urdu."""
+    release = asyncio.Event()
+    outbox = Outbox("sms")
+    urdu = "ووٹ ڈال دیا گیا، شکریہ!"
+
+    async def slow_route(msg: InboundMessage) -> list[OutboundMessage]:
+        await release.wait()
+        return [OutboundMessage(urdu, faithful=True, language="ur")]
+
+    webhook = SmsWebhook(
+        public_url=PUBLIC_URL, auth_token="t", route=slow_route, sender=outbox, reply_within=0.01
+    )
+    app = web.Application()
+    app.router.add_post("/sms/twilio", webhook.handle)
+    runner, url = await start_app(app)
+    try:
+        async with ClientSession() as session:
+            phone = TwilioPhone(session, url, public_url=PUBLIC_URL, auth_token="t", number=ANN)
+            assert await phone.text("Hi") == []
+        release.set()
+        await webhook.aclose()
+    finally:
+        await runner.cleanup()
+    assert [(a, sms_text(m)) for a, m in outbox.sent] == [(ANN, urdu)]
 
 
 async def test_a_slow_reply_without_an_sms_sender_is_left_for_twilios_retry() -> None:

@@ -27,11 +27,11 @@ from datetime import datetime
 from ballots.election import Election
 from ballots.languages import best
 from bot import texts
-from bot.i18n import _, speaking
+from bot.i18n import _, isolate, speaking
 from bot.reminders.common import FIELDS
 
-#: A line that starts a language's version of a reminder: ``[cy]``.
-_SECTION = re.compile(r"^\[([a-z]{2,3})\]$")
+#: A line that starts a language's version of a reminder: ``[cy]`` (``[CY]``, ``[cy-GB]``).
+_SECTION = re.compile(r"^\[([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{2,8})*\]$")
 
 
 def versions(template: str, election: Election) -> dict[str, str]:
@@ -47,7 +47,7 @@ def _versions(template: str, first: str) -> tuple[tuple[str, str], ...]:
     for line in template.split("\n"):
         section = _SECTION.match(line.strip())
         if section is not None:
-            current = section.group(1)
+            current = section.group(1).lower()
             found.setdefault(current, [])
         else:
             found[current].append(line)
@@ -134,7 +134,7 @@ def render(
     code = language_of(template, election, language)
     with speaking(code):
         return versions(template, election)[code].format(
-            name=name.strip() or _("supporter"),
+            name=isolate(name.strip()) or _("supporter"),
             days_left=days_left(election, now),
-            closes=texts.when(election.closes),
+            closes=isolate(texts.when(election.closes)),
         )
