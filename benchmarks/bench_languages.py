@@ -27,16 +27,16 @@ from ballots.clock import ManualClock
 from ballots.election import save_election
 from ballots.languages import SHIPPED
 from ballots.roll import Supporter
-from benchmarks.bench_sms import PUBLIC_URL, TOKEN, phone, voter
+from benchmarks.bench_sms import TOKEN, phone, twilio_settings, voter
 from benchmarks.harness import run_load
 from bot.parse import words_in
 from channels.server import make_app
 from openprimary.app import build_core
-from tests.factories import NOW, sample_election, settings
+from tests.factories import NOW, sample_election
 from tests.redis_server import redis_url
 from tests.sms_support import start_app as serve
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
+from tests.standins.twilio_phone import ACCOUNT_SID
 
 #: GSM-7 budgets: segments a vote, step by step and with the ranking in one message.
 BUDGET_STEP, BUDGET_ONE = 8, 5
@@ -93,13 +93,7 @@ async def one_case(url: str, case: Case, voters: int) -> tuple[Bills, Bills]:
             redis,
             replace(election, languages=(case.language,), sms_text={case.language: case.sms_text}),
         )
-        config = settings(
-            public_url=PUBLIC_URL,
-            twilio_auth_token=TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_from=OUR_NUMBER,
-            twilio_api_base=await twilio.start(),
-        )
+        config = twilio_settings(await twilio.start())
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         runner, stack = await serve(make_app(core))
         yes = yes_word(case.language)

@@ -39,6 +39,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from benchmarks.harness import Job, Load, LoadResult, bench_election, run_load
+from bot.settings import Settings
 from channels.gsm import encoding, segments
 from channels.server import make_app
 from channels.sms import twiml
@@ -195,18 +196,23 @@ def summary(name: str, bills: list[int]) -> str:
     )
 
 
+def twilio_settings(api_base: str) -> Settings:
+    """The settings of a benchmark's server: SMS through the stand-in Twilio at ``api_base``."""
+    return settings(
+        public_url=PUBLIC_URL,
+        twilio_auth_token=TOKEN,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_from=OUR_NUMBER,
+        twilio_api_base=api_base,
+    )
+
+
 async def bench(url: str, voters: int, concurrency: int) -> None:
     redis, trips = counting_client(url, pool_size=max(concurrency * 2, 10))
     try:
         election = await bench_election(redis, "bench-sms", 3 * voters)
         twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
-        config = settings(
-            public_url=PUBLIC_URL,
-            twilio_auth_token=TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_from=OUR_NUMBER,
-            twilio_api_base=await twilio.start(),
-        )
+        config = twilio_settings(await twilio.start())
         core = await build_core(config, redis, ManualClock(NOW), election.id)
         stack_runner, stack_url = await serve(make_app(core))
         floor_runner, floor_url = await serve(floor_app(redis))

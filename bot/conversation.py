@@ -22,12 +22,12 @@ from ballots.clock import Clock
 from ballots.codes import Codes
 from ballots.connection import Batch
 from ballots.election import Election
-from ballots.languages import best
+from ballots.languages import SHIPPED, best
 from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
 from bot import rehearsal, texts
 from bot.alerts import Alerts
 from bot.buttons import Buttons, Refused
-from bot.i18n import LANGUAGES, current, speaking
+from bot.i18n import current, speaking
 from bot.identify import HasVoted, Identification, Identified, Outcome
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import BALLOTS_CAST
@@ -92,8 +92,8 @@ class Conversation:
             word.upper(): code
             for code in election.languages
             if len(election.languages) > 1
-            for word in (LANGUAGES[code].name, LANGUAGES[code].english)
-            if word == LANGUAGES[code].name or word.upper() not in in_names
+            for word in (SHIPPED[code].name, SHIPPED[code].english)
+            if word == SHIPPED[code].name or word.upper() not in in_names
         }
         self.identity = Identification(redis, election, codes, clock, spend, alerts)
         #: Set once the election has opened with no rehearsal left unfinalised: from then

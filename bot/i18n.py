@@ -21,15 +21,11 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
-from ballots.languages import SHIPPED, Language
+from ballots.languages import SHIPPED
 
 LOCALE = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 DEFAULT = "en"
-
-
-#: The languages shipped, by code.
-LANGUAGES: dict[str, Language] = SHIPPED
 
 _current: ContextVar[str] = ContextVar("openprimary_language", default=DEFAULT)
 
@@ -62,7 +58,7 @@ def _(msgid: str) -> str:
 @contextmanager
 def speaking(code: str) -> Iterator[None]:
     """Answer in ``code`` (a shipped language; anything else falls back to English)."""
-    token = _current.set(code if code in LANGUAGES else DEFAULT)
+    token = _current.set(code if code in SHIPPED else DEFAULT)
     try:
         yield
     finally:
@@ -103,6 +99,6 @@ def isolate(text: str) -> str:
     would otherwise be reordered with its neighbours.  Left-to-right
     languages get the text as it is (and SMS in GSM-7 pays nothing for it).
     """
-    if not text or not LANGUAGES.get(_current.get(), LANGUAGES[DEFAULT]).right_to_left:
+    if not text or not SHIPPED[_current.get()].right_to_left:
         return text
     return f"{FSI}{text}{PDI}"

@@ -63,7 +63,7 @@ _OWN = {
     "cy": _words(
         opt_out="STOPIO|STOP POB UN|DAD-DANYSGRIFIO",
         opt_in="DECHRAU",
-        help="CYMORTH|HELP",
+        help="CYMORTH",
         restart="ETO|AILDDECHRAU|DECHRAU ETO",
         yes="IE|YDW|OES|DO|IAWN|CADARNHAU|BWRW",
         change="NA|NAGE|NAC YDW|NEWID",

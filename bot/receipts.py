@@ -72,8 +72,11 @@ class HeldReceipts:
                 )
                 return
             # The task runs in the context it was started in: the chat's language.
-            faithful = self.election.sms_faithful(current())
-            message = OutboundMessage(texts.cast(receipt), kind="receipt", faithful=faithful)
+            language = current()
+            faithful = self.election.sms_faithful(language)
+            message = OutboundMessage(
+                texts.cast(receipt), kind="receipt", faithful=faithful, language=language
+            )
             result = await sender.send(address, message)
             if not result.ok:
                 log.warning("a confirmed receipt was not delivered: %s", result.status)

@@ -90,8 +90,12 @@ def to_gsm(text: str) -> str:
     if dropped:
         # "Thanks 👍 see you" must not become "Thanks  see you".
         plain = re.sub(r" {2,}", " ", plain)
-    lines = plain.split("\n")
-    return "\n".join(line.rstrip(" ") for line in lines).strip("\n")
+    return _trimmed(plain)
+
+
+def _trimmed(text: str) -> str:
+    """``text`` without spaces at the ends of its lines or blank lines at its ends."""
+    return "\n".join(line.rstrip(" ") for line in text.split("\n")).strip("\n")
 
 
 def faithful(text: str) -> str:
@@ -99,8 +103,7 @@ def faithful(text: str) -> str:
     dashes) is all it takes, otherwise as written, to go as UCS-2 (Welsh ŵ, Urdu)."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
     plain = "".join(_REPLACE.get(ch, ch) for ch in text)
-    kept = plain if is_gsm(plain) else text
-    return "\n".join(line.rstrip(" ") for line in kept.split("\n")).strip("\n")
+    return _trimmed(plain if is_gsm(plain) else text)
 
 
 def to_sms(text: str, keep_letters: bool = False) -> str:

@@ -206,48 +206,15 @@ def test_replies_share_an_sms_when_that_costs_no_more() -> None:
     assert sms_bodies([OutboundMessage("\U0001f44d")]) == []
 
 
-async def test_a_slow_reply_is_texted_when_ready() -> None:
-    """Twilio waits 15 s at most: past the limit the webhook answers empty and the
-    replies go by the REST API once they are ready."""
-    import asyncio
-
+async def texted_late(replies: list[OutboundMessage]) -> list[tuple[str, OutboundMessage]]:
+    """What the webhook texts Ann when her message's ``replies`` take longer than it waits:
+    it answers Twilio with nothing, then sends them through its SMS sender."""
     release = asyncio.Event()
     outbox = Outbox("sms")
 
     async def slow_route(msg: InboundMessage) -> list[OutboundMessage]:
         await release.wait()
-        return [OutboundMessage("Done \u2014 at last")]
-
-    webhook = SmsWebhook(
-        public_url=PUBLIC_URL,
-        auth_token="t",
-        route=slow_route,
-        sender=outbox,
-        reply_within=0.01,
-    )
-    app = web.Application()
-    app.router.add_post("/sms/twilio", webhook.handle)
-    runner, url = await start_app(app)
-    try:
-        async with ClientSession() as session:
-            phone = TwilioPhone(session, url, public_url=PUBLIC_URL, auth_token="t", number=ANN)
-            assert await phone.text("Hi") == []
-        release.set()
-        await webhook.aclose()
-    finally:
-        await runner.cleanup()
-    assert [(a, m.text) for a, m in outbox.sent] == [(ANN, "Done - at last")]
-
-
-async def test_a_slow_reply_in_a_faithful_language_keeps_its_letters() -> None:
-    """A reply texted late goes as the TwiML answer would have: Urdu stays Urdu."""
-    release = asyncio.Event()
-    outbox = Outbox("sms")
-    urdu = "ووٹ ڈال دیا گیا، شکریہ!"
-
-    async def slow_route(msg: InboundMessage) -> list[OutboundMessage]:
-        await release.wait()
-        return [OutboundMessage(urdu, faithful=True, language="ur")]
+        return replies
 
     webhook = SmsWebhook(
         public_url=PUBLIC_URL, auth_token="t", route=slow_route, sender=outbox, reply_within=0.01
@@ -263,7 +230,21 @@ async def test_a_slow_reply_in_a_faithful_language_keeps_its_letters() -> None:
         await webhook.aclose()
     finally:
         await runner.cleanup()
-    assert [(a, sms_text(m)) for a, m in outbox.sent] == [(ANN, urdu)]
+    return outbox.sent
+
+
+async def test_a_slow_reply_is_texted_when_ready() -> None:
+    """Twilio waits 15 s at most: past the limit the webhook answers empty and the
+    replies go by the REST API once they are ready."""
+    sent = await texted_late([OutboundMessage("Done \u2014 at last")])
+    assert [(a, m.text) for a, m in sent] == [(ANN, "Done - at last")]
+
+
+async def test_a_slow_reply_in_a_faithful_language_keeps_its_letters() -> None:
+    """A reply texted late goes as the TwiML answer would have: Urdu stays Urdu."""
+    urdu = "ووٹ ڈال دیا گیا، شکریہ!"
+    sent = await texted_late([OutboundMessage(urdu, faithful=True, language="ur")])
+    assert [(a, sms_text(m)) for a, m in sent] == [(ANN, urdu)]
 
 
 async def test_a_slow_reply_without_an_sms_sender_is_left_for_twilios_retry() -> None:

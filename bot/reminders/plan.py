@@ -17,7 +17,7 @@ from bot.messages import Channel
 from bot.ports import TextRules
 from bot.reach import Reach
 from bot.reminders.common import BATCH, CHANNELS, MAX_SMS_SEGMENTS, ReminderError
-from bot.reminders.text import language_of, marked, render, template_problems
+from bot.reminders.text import marked, render, rendered, template_problems
 
 # --- who gets it -------------------------------------------------------------------
 
@@ -188,20 +188,16 @@ async def _plan_batch(
         if result.channel not in ("all", ch):
             result.skipped["other_channel"] += 1
             continue
-        language = language_of(result.template, election, wanted)
-        faithful = election.sms_faithful(language)
-        text = render(result.template, election, name or "", now, language)
-        problem = rules[ch].problem(text, max_segments, faithful)
-        if problem:
-            too_long[ch].append(f"{problem} (supporter {sid})")
+        one = rendered(result.template, election, name or "", wanted, now, rules[ch], max_segments)
+        if one.problem:
+            too_long[ch].append(f"{one.problem} (supporter {sid})")
         counts = result.languages.setdefault(
-            language, {Channel.SMS: 0, Channel.TELEGRAM: 0, "sms_segments": 0}
+            one.language, {Channel.SMS: 0, Channel.TELEGRAM: 0, "sms_segments": 0}
         )
         counts[ch] += 1
         if ch == Channel.SMS:
-            n = rules[ch].parts(text, faithful)
-            result.sms_segments += n
-            counts["sms_segments"] += n
-            result.max_sms_segments = max(result.max_sms_segments, n)
-        result.sample.setdefault(ch, rules[ch].body(text, faithful))
+            result.sms_segments += one.parts
+            counts["sms_segments"] += one.parts
+            result.max_sms_segments = max(result.max_sms_segments, one.parts)
+        result.sample.setdefault(ch, one.body)
         result.recipients[ch].append(sid)

@@ -22,12 +22,14 @@ import functools
 import math
 import re
 import string
+from dataclasses import dataclass
 from datetime import datetime
 
 from ballots.election import Election
 from ballots.languages import best
 from bot import texts
 from bot.i18n import _, isolate, speaking
+from bot.ports import TextRules
 from bot.reminders.common import FIELDS
 
 #: A line that starts a language's version of a reminder: ``[cy]`` (``[CY]``, ``[cy-GB]``).
@@ -138,3 +140,39 @@ def render(
             days_left=days_left(election, now),
             closes=isolate(texts.when(election.closes)),
         )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One supporter's reminder as its channel carries it, and what that costs."""
+
+    body: str
+    language: str
+    faithful: bool
+    parts: int
+    problem: str | None
+
+
+def rendered(
+    template: str,
+    election: Election,
+    name: str,
+    wanted: str | None,
+    now: datetime,
+    rules: TextRules,
+    max_parts: int,
+) -> Rendered:
+    """The reminder for a supporter whose roll language is ``wanted``, on the channel whose
+    ``rules`` are given: in their language, faithful or folded as it says, with its cost and
+    why it cannot go (``problem``), if it cannot."""
+    language = language_of(template, election, wanted)
+    faithful = election.sms_faithful(language)
+    text = render(template, election, name, now, language)
+    body = rules.body(text, faithful)
+    return Rendered(
+        body,
+        language,
+        faithful,
+        rules.parts(body, faithful),
+        rules.problem(text, max_parts, faithful),
+    )

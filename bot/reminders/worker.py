@@ -37,7 +37,7 @@ from bot.reminders.common import (
 )
 from bot.reminders.jobs import JobStatus, Reminders, record_finished
 from bot.reminders.scripts import BEAT, BEGIN, CLAIM, FINISH, RECOVER, job_keys
-from bot.reminders.text import language_of, render
+from bot.reminders.text import Rendered, rendered
 from bot.spend import SmsSpend
 
 log = logging.getLogger(__name__)
@@ -337,15 +337,10 @@ class Worker:
         skip, name, address, wanted = await self._recipient(election, claim)
         if skip is not None:
             return skip
-        language = language_of(template, election, wanted)
-        faithful = election.sms_faithful(language)
-        text = render(template, election, name, self.clock.now(), language)
-        rules = self.rules[claim.channel]
-        problem = rules.problem(text, self.max_segments, faithful)
-        if problem:
-            log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, problem)
+        one = self._rendered(template, election, name, wanted, claim.channel)
+        if one.problem:
+            log.warning("job %s: reminder to %s not sent: %s", job, claim.supporter_id, one.problem)
             return Outcome.FAILED
-        text = rules.body(text, faithful)
 
         sender = self.senders[claim.channel]
         if not sender.paces_itself:
@@ -355,22 +350,12 @@ class Worker:
             skip, *_ = await self._recipient(election, claim)
             if skip is not None:
                 return skip
-        if claim.channel == Channel.SMS and not await self._budgeted(
-            job, rules.parts(text, faithful)
-        ):
+        if claim.channel == Channel.SMS and not await self._budgeted(job, one.parts):
             return None  # paused: the claim goes back
         began = await self._began(keys_, claim)
         if began != "ok":
             return None
-        message = OutboundMessage(
-            text,
-            channel=claim.channel,
-            address=address,
-            kind="reminder",
-            faithful=faithful,
-            language=language,
-        )
-        result = await self._send(job, sender, address, message)
+        result = await self._send(job, sender, address, _message(one, claim.channel, address))
         if claim.channel == Channel.TELEGRAM and result.status == "unreachable":
             # Blocked the bot, or left Telegram: their phone may still take it.
             return await self._by_sms(job, election, template, claim)
@@ -425,28 +410,29 @@ class Worker:
         skip, name, phone, wanted = await self._recipient(election, by_sms)
         if skip is not None:
             return skip
-        language = language_of(template, election, wanted)
-        faithful = election.sms_faithful(language)
-        text = render(template, election, name, self.clock.now(), language)
-        rules = self.rules[Channel.SMS]
-        if rules.problem(text, self.max_segments, faithful):
+        one = self._rendered(template, election, name, wanted, Channel.SMS)
+        if one.problem:
             return Outcome.UNREACHABLE
         if not sms.paces_itself:
             await self.limiter.wait_turn(Channel.SMS, phone)
-        body = rules.body(text, faithful)
-        if not await self._budgeted(job, rules.parts(body, faithful)):
+        if not await self._budgeted(job, one.parts):
             return Outcome.FAILED  # the budget is spent: the job is paused
-        message = OutboundMessage(
-            body,
-            channel=Channel.SMS,
-            address=phone,
-            kind="reminder",
-            faithful=faithful,
-            language=language,
-        )
-        result = await self._send(job, sms, phone, message)
+        result = await self._send(job, sms, phone, _message(one, Channel.SMS, phone))
         outcome = self._outcome(Channel.SMS, result)
         return Outcome.SENT_BY_SMS if outcome is Outcome.SENT else outcome
+
+    def _rendered(
+        self, template: str, election: Election, name: str, wanted: str, channel: str
+    ) -> Rendered:
+        return rendered(
+            template,
+            election,
+            name,
+            wanted,
+            self.clock.now(),
+            self.rules[channel],
+            self.max_segments,
+        )
 
     async def _recipient(
         self, election: Election, claim: Claim
@@ -478,3 +464,15 @@ class Worker:
         elif outcome is Outcome.FAILED:
             log.warning("a %s reminder was not delivered: %s", channel, result.detail)
         return outcome
+
+
+def _message(one: Rendered, channel: str, address: str) -> OutboundMessage:
+    """A rendered reminder as a message to send."""
+    return OutboundMessage(
+        one.body,
+        channel=channel,
+        address=address,
+        kind="reminder",
+        faithful=one.faithful,
+        language=one.language,
+    )
