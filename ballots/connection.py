@@ -122,7 +122,7 @@ def client_from_url(
 
 
 def _sentinel_client(target: RedisTarget, options: dict[str, Any]) -> Redis:
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         list(target.nodes),
         sentinel_kwargs={
             "socket_timeout": CONNECT_TIMEOUT,

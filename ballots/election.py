@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.errors import ConfigError, ElectionLocked, FileProblems, Problem, UnknownElection
 from ballots.languages import FAITHFUL, FOLDED, SHIPPED
+from ballots.program import program
 
 METHODS = ("irv", "sv", "stv")
 IDENTITY_METHODS = ("code", "sms-otp")
@@ -503,7 +504,7 @@ async def get_election(redis: Redis, election_id: str) -> Election:
     stored = await redis.hget(keys.election(election_id), "definition")
     if stored is None:
         raise UnknownElection(
-            f"no election {election_id!r} is loaded; run 'openprimary election load FILE.toml'"
+            f"no election {election_id!r} is loaded; run '{program()} election load FILE.toml'"
         )
     return Election.from_json(str(stored))
 

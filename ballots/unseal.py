@@ -39,6 +39,7 @@ from ballots.clock import Clock
 from ballots.connection import is_cluster
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
+from ballots.program import program
 from ballots.seal import InvalidBallot, decode_ranking, open_sealed, private_key_from_seed
 from ballots.trustees import load_count_key
 
@@ -123,8 +124,8 @@ def _sync_client(connection: dict[str, Any]) -> Any:
     sentinels = connection.pop("sentinels", None)
     if sentinels is not None:
         service = connection.pop("service")
-        watchers = Sentinel(sentinels)  # type: ignore[no-untyped-call]
-        return watchers.master_for(service, **connection)  # type: ignore[no-untyped-call]
+        watchers = Sentinel(sentinels)
+        return watchers.master_for(service, **connection)
     return sync_redis.Redis(**connection)
 
 
@@ -428,10 +429,10 @@ async def require_unsealed(redis: Redis, election: Election, what: str) -> None:
     if (await load_count_key(redis, election.id)) is None:
         raise UnsealRefused(
             f"cannot {what} election {election.id}: it has no count key and so no ballots "
-            f"(run 'openprimary trustees init --election {election.id} ...' before it opens)"
+            f"(run '{program()} trustees init --election {election.id} ...' before it opens)"
         )
     raise UnsealRefused(
         f"cannot {what} election {election.id}: its ballots are sealed until the trustees "
         f"unseal them after the close ({election.closes:%Y-%m-%d %H:%M} UTC) with "
-        f"'openprimary unseal --election {election.id} --share FILE --share FILE ...'"
+        f"'{program()} unseal --election {election.id} --share FILE --share FILE ...'"
     )

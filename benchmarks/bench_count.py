@@ -165,7 +165,8 @@ def main() -> None:
             parser.exit(
                 2,
                 f"bench_count: the peers {', '.join(missing)} are not installed; run "
-                "\".venv/bin/pip install -e '.[bench]'\" first, or pass --no-peers\n",
+                "./check first (it installs the development lock, peers included), or pass "
+                "--no-peers\n",
             )
 
     start = time.perf_counter()

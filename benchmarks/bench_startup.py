@@ -1,8 +1,8 @@
 """How fast commands start: ``openprimary --help``, and counting a 1,000,000-ballot BLT file
 as a whole process, against votelib reading and counting the same file.
 
-Run: ``.venv/bin/python -m benchmarks.bench_startup`` (votelib comes with the ``bench`` extra:
-``.venv/bin/pip install -e '.[bench]'``; without it, its row is left out).
+Run: ``.venv/bin/python -m benchmarks.bench_startup`` (votelib is in the development lock that
+``./check`` installs; without it, its row is left out).
 
 Each time is the best of several runs of a new process, interpreter start included.
 """

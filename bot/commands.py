@@ -18,6 +18,7 @@ from ballots.election import (
     save_election,
 )
 from ballots.errors import OpenPrimaryError
+from ballots.program import program
 from ballots.roll import get_supporter, import_roll, read_roll_file
 from ballots.turnout import turnout
 from bot import rehearsal
@@ -92,7 +93,7 @@ async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
     if await rehearsal.state(ctx.redis, election.id) is not None:
         raise OpenPrimaryError(
             f"election {election.id} is being rehearsed: finalise the rehearsal first "
-            f"(openprimary election finalise --election {election.id}), or the testers' "
+            f"({program()} election finalise --election {election.id}), or the testers' "
             "records it puts back would undo this import"
         )
     supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
@@ -134,7 +135,7 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
     if await rehearsal.state(ctx.redis, election.id) is not None:
         raise OpenPrimaryError(
             f"election {election.id} is being rehearsed: issue codes before the rehearsal or "
-            f"after 'openprimary election finalise --election {election.id}' (the finalise "
+            f"after '{program()} election finalise --election {election.id}' (the finalise "
             "puts the testers' codes back, so codes issued now could stop working)"
         )
     ctx.settings.require("secret_key")
@@ -192,7 +193,7 @@ async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
     if testing is not None:
         ctx.out.write(
             f"REHEARSAL {testing.upper()}: these are test ballots, wiped by "
-            f"'openprimary election finalise --election {election.id}'\n"
+            f"'{program()} election finalise --election {election.id}'\n"
         )
     ctx.out.write(
         f"eligible  {report.eligible}\nvoted     {report.voted}  ({report.percent:.1f}%)\n"

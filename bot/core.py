@@ -13,6 +13,7 @@ from ballots.clock import Clock, SystemClock
 from ballots.codes import CodePolicy, Codes
 from ballots.election import Election, bind_secret_key, get_election, list_elections
 from ballots.errors import ConfigError
+from ballots.program import program
 from bot.alerts import Alerts, ChannelHealth
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
@@ -59,7 +60,7 @@ async def pick_election(redis: Redis, wanted: str | None) -> Election:
     if len(loaded) == 1:
         return await get_election(redis, loaded[0])
     if not loaded:
-        raise ConfigError("no election is loaded; run 'openprimary election load FILE.toml'")
+        raise ConfigError(f"no election is loaded; run '{program()} election load FILE.toml'")
     raise ConfigError(
         f"{len(loaded)} elections are loaded ({', '.join(loaded)}); choose one with "
         "--election or OPENPRIMARY_ELECTION"

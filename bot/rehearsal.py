@@ -51,6 +51,7 @@ from ballots.clock import Clock
 from ballots.connection import Batch
 from ballots.election import Election, has_ballots
 from ballots.errors import FileProblems, OpenPrimaryError, Problem
+from ballots.program import program
 from ballots.roll import get_supporter
 from bot import texts
 from bot.alerts import KINDS as ALERT_KINDS
@@ -166,7 +167,7 @@ async def rehearse(
     if current is not None:
         raise RehearsalError(
             f"election {eid} already has a rehearsal {current}: finalise it first "
-            f"(openprimary election finalise --election {eid})"
+            f"({program()} election finalise --election {eid})"
         )
     if await has_ballots(redis, election):
         raise RehearsalError(f"election {eid} already has ballots: it cannot be rehearsed")
@@ -176,7 +177,7 @@ async def rehearse(
         if status.status in ("preparing", "running", "paused"):
             raise RehearsalError(
                 f"reminder job {job} is {status.status}: a rehearsal would change whom it "
-                f"reaches; let it finish or cancel it first (openprimary remind --election "
+                f"reaches; let it finish or cancel it first ({program()} remind --election "
                 f"{eid} --cancel {job})"
             )
     unknown = [sid for sid in testers if not await get_supporter(redis, election, sid)]

@@ -9,6 +9,7 @@ from pathlib import Path
 from ballots import audit
 from ballots.election import get_election, has_ballots
 from ballots.errors import OpenPrimaryError
+from ballots.program import program
 from ballots.receipts import all_receipts
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import UnsealRefused, require_closed, unseal, unsealed_at
@@ -98,7 +99,7 @@ async def unseal_command(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.write(
         f"unsealed {election.id}: {report.sealed:,} sealed ballots, {report.opened:,} opened, "
         f"{report.invalid} invalid; {report.rankings:,} different rankings.\n"
-        f"Count them: openprimary count --election {election.id}\n"
+        f"Count them: {program()} count --election {election.id}\n"
     )
     return 0
 

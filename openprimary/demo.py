@@ -20,6 +20,7 @@ from ballots.count.report import render_text
 from ballots.election import Election, get_election, read_election_file, save_election
 from ballots.errors import OpenPrimaryError
 from ballots.languages import SHIPPED
+from ballots.program import program
 from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
@@ -61,7 +62,7 @@ async def demo_count(ctx: Context, election_id: str) -> int:
         ctx.out.write(f"Closed the sample election {election.id} now, for the count.\n")
     stored = await load_count_key(ctx.redis, election.id)
     if stored is None:
-        ctx.out.write("The sample election has no ballots yet: run 'openprimary demo' first.\n")
+        ctx.out.write(f"The sample election has no ballots yet: run '{program()} demo' first.\n")
         return 1
     shares = [
         read_share(_trustees_dir(ctx) / f"share-{i}.key") for i in range(1, DEMO_THRESHOLD + 1)
@@ -124,7 +125,7 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         return await demo_count(ctx, election.id)
     if await unsealed_at(ctx.redis, election) is not None:
         ctx.out.write(
-            "The sample election has been counted. Run 'openprimary demo --reset' to start "
+            f"The sample election has been counted. Run '{program()} demo --reset' to start "
             "afresh.\n"
         )
         return 0
@@ -151,9 +152,9 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
             break
     if voter is None:
         ctx.out.write(
-            "Every sample supporter has voted. Run 'openprimary demo --reset' to start "
+            f"Every sample supporter has voted. Run '{program()} demo --reset' to start "
             "afresh, or see the result with "
-            f"'openprimary turnout --election {election.id}'.\n"
+            f"'{program()} turnout --election {election.id}'.\n"
         )
         return 0
     rows = await core.codes.issue_voting_codes(election, [voter.supporter_id])
@@ -174,8 +175,8 @@ async def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         await core.conversation.aclose()
     ctx.out.write(
-        f"\nSee the turnout: openprimary turnout --election {election.id}\n"
-        "Close the sample election and count it: openprimary demo --count\n"
+        f"\nSee the turnout: {program()} turnout --election {election.id}\n"
+        f"Close the sample election and count it: {program()} demo --count\n"
     )
     return 0
 

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ballots.election import Election, bind_secret_key, get_election
 from ballots.languages import SHIPPED
+from ballots.program import program
 from ballots.quiet import describe, local, quiet_until, sending_finishes
 from bot.alerts import Alerts, ChannelHealth
 from bot.context import Context
@@ -234,7 +235,7 @@ async def remind(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.flush()
     with contextlib.suppress(asyncio.CancelledError):
         return await _work(job, args, ctx)
-    ctx.err.write(f"openprimary: interrupted; continue with: openprimary remind --resume {job}\n")
+    ctx.err.write(f"openprimary: interrupted; continue with: {program()} remind --resume {job}\n")
     return 130
 
 

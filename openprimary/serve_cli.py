@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from ballots.connection import fewest_replicas
 from ballots.errors import ConfigError
+from ballots.program import program
 from bot.context import Context
 from channels.server import check_settings, make_app, run_app
 from channels.sms_channel import sms_installers, sms_outbound
@@ -51,7 +52,7 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
         log.warning("election %s has no count key; no ballot can be cast yet", eid)
         ctx.err.write(
             f"openprimary: warning: election {eid} has no count key, so voters are told voting "
-            f"has not opened; run 'openprimary trustees init --election {eid} ...'\n"
+            f"has not opened; run '{program()} trustees init --election {eid} ...'\n"
         )
     if not sms_outbound(settings) and "sms-otp" in core.election.identity:
         log.warning(

@@ -24,7 +24,7 @@ from ballots.errors import FileProblems, OpenPrimaryError
 from bot import commands
 from bot.context import Context
 from openprimary.cli import build_parser
-from tests.demo_support import running, server_pid, start_demo
+from tests.demo_support import demo_env, running, server_pid, start_demo
 from tests.factories import EXAMPLES, NOW, sample_election, settings
 
 
@@ -278,3 +278,52 @@ async def test_demo_reset_never_touches_a_configured_redis_or_an_election_it_did
     run = await demo_reset(env, tmp_path)
     assert run.returncode == 1
     assert "was not made by the demo" in run.stderr
+
+
+def test_the_demo_s_hints_work_as_printed_without_an_activated_venv(tmp_path: Path) -> None:
+    """The commands the demo prints at the end run, copied as printed, from the same folder."""
+    script = Path(sys.executable).parent / "openprimary"
+    assert script.exists(), "the console script is installed beside this Python"
+    env = demo_env()
+    # As for someone who made the venv and never activated it.
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != script.parent
+    )
+    demo = subprocess.Popen(
+        [str(script), "demo"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert demo.stdout is not None
+    greeting = ""
+    while "/quit to leave" not in greeting:
+        line = demo.stdout.readline()
+        assert line, f"the demo ended before its chat began: {greeting}"
+        greeting += line
+    code = greeting.split("voting code: ")[1].split()[0]
+    # A vote, so that the count hint has a ballot to count.
+    said, _ = demo.communicate(f"hello\n{code}\n1 2 3 4\nYES\n/quit\n", timeout=60)
+    assert demo.returncode == 0, said
+    assert "Vote cast" in said
+    hints = dict(
+        line.split(": ", 1)
+        for line in said.splitlines()
+        if line.startswith(("See the turnout: ", "Close the sample election and count it: "))
+    )
+    assert set(hints) == {"See the turnout", "Close the sample election and count it"}
+    for hint in hints.values():
+        assert hint.startswith(str(script)), hint  # not a bare name the shell cannot find
+        done = subprocess.run(
+            ["bash", "-c", hint],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"{hint}: {done.stderr}"
