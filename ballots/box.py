@@ -14,14 +14,13 @@ sealed sets into the grouped ballot box the count reads (``ballots.unseal``).
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
 from redis.asyncio import Redis
 
-from ballots import keys
+from ballots import keys, receipts
 from ballots.clock import Clock
 from ballots.codes import Codes
 from ballots.connection import on_one_connection
@@ -57,6 +56,9 @@ if redis.call('HGET', v, 'voted') then return 'already_voted' end
 local grant = redis.call('HGET', v, 'grant')
 local grant_exp = tonumber(redis.call('HGET', v, 'grant_exp') or '0')
 if not grant or not ct_equal(grant, ARGV[1]) or now >= grant_exp then return 'no_grant' end
+-- A receipt the shard has given already: the caller draws another (receipts never repeat,
+-- so the receipts set always holds one per ballot).
+if redis.call('ZSCORE', KEYS[4], ARGV[4]) then return 'receipt_taken' end
 -- The receipt stays with the voter so it can always be given again: it carries no vote.
 redis.call('HSET', v, 'voted', ARGV[5], 'receipt', ARGV[4], 'voted_on', ARGV[6])
 if ARGV[8] == '1' then redis.call('HSET', v, 'unconfirmed', '1') end
@@ -75,6 +77,10 @@ return 'cast'
 """
 )
 
+
+#: Receipts drawn for one cast before giving up: with 60-bit receipts a second draw is
+#: already a one-in-a-billion event, so running out means the generator is broken.
+RECEIPT_DRAWS = 8
 
 #: How long a cast waits for the replicas (OPENPRIMARY_DURABLE_REPLICAS) before the
 #: voter is told the ballot is being recorded.
@@ -136,9 +142,17 @@ class BallotBox:
     """Casts ballots for the elections in one Redis."""
 
     def __init__(
-        self, redis: Redis, codes: Codes, clock: Clock, *, durable_replicas: int = 0
+        self,
+        redis: Redis,
+        codes: Codes,
+        clock: Clock,
+        *,
+        durable_replicas: int = 0,
+        new_receipt: Callable[[], str] = receipts.new_receipt,
     ) -> None:
         self.redis = redis
+        #: Draws a receipt id (tests force a clash through it).
+        self.new_receipt = new_receipt
         self.codes = codes
         self.clock = clock
         #: Replicas that must hold a ballot before its receipt is given (0: the primary's
@@ -172,7 +186,6 @@ class BallotBox:
         now = self.clock.now()
         shard = keys.shard_of(supporter_id, election.shards)
         eid = election.id
-        receipt = secrets.token_hex(5).upper()
         voter = keys.voter(eid, shard, supporter_id)
         cast_keys = [
             voter,
@@ -185,38 +198,53 @@ class BallotBox:
             self.codes.digest(eid, "grant", grant),
             int(now.timestamp()),
             seal(key.public, encode_ranking(election.candidate_ids, ballot)),
-            receipt,
+            "",
             channel,
             now.date().isoformat(),
             key.id,
             "1" if self.durable_replicas else "0",
             now.astimezone(UTC).strftime("%Y-%m-%dT%H"),
         ]
-        if not self.durable_replicas:
-            status = str(await self._cast(keys=cast_keys, args=cast_args))
+        status, receipt = "receipt_taken", ""
+        for _ in range(RECEIPT_DRAWS):
+            receipt = self.new_receipt()
+            cast_args[3] = receipt
+            status = await self._cast_once(voter, cast_keys, cast_args)
+            if status != "receipt_taken":
+                break
         else:
-            # WAIT counts the replicas holding this connection's writes: the cast and the
-            # WAIT go down one connection, in one round trip.
-            raw, held = await on_one_connection(
-                self.redis,
-                voter,
-                ("EVAL", _CAST, len(cast_keys), *cast_keys, *cast_args),
-                ("WAIT", self.durable_replicas, DURABLE_WAIT_MS),
+            raise OpenPrimaryError(
+                f"{RECEIPT_DRAWS} receipts in a row were taken in {eid}: the receipt generator "
+                "is broken; nothing was cast"
             )
-            status = str(raw)
-            if status == "cast" and int(held) < self.durable_replicas:
-                log.warning(
-                    "a ballot is on the primary but %d of %d replicas hold it; receipt held back",
-                    int(held),
-                    self.durable_replicas,
-                )
-                status = "recording"
-            elif status == "cast":
-                await self.redis.hdel(voter, "unconfirmed")
         if status == "no_key":
             # Replaced before the opening (trustees init --replace): read it again next time.
             self._keys.pop(eid, None)
         return CastResult(status, receipt if status in ("cast", "recording") else None)
+
+    async def _cast_once(self, voter: str, cast_keys: list[str], cast_args: list[str | int]) -> str:
+        """Run the cast script once (with the replicas' WAIT when asked); its outcome."""
+        if not self.durable_replicas:
+            return str(await self._cast(keys=cast_keys, args=cast_args))
+        # WAIT counts the replicas holding this connection's writes: the cast and the
+        # WAIT go down one connection, in one round trip.
+        raw, held = await on_one_connection(
+            self.redis,
+            voter,
+            ("EVAL", _CAST, len(cast_keys), *cast_keys, *cast_args),
+            ("WAIT", self.durable_replicas, DURABLE_WAIT_MS),
+        )
+        status = str(raw)
+        if status == "cast" and int(held) < self.durable_replicas:
+            log.warning(
+                "a ballot is on the primary but %d of %d replicas hold it; receipt held back",
+                int(held),
+                self.durable_replicas,
+            )
+            return "recording"
+        if status == "cast":
+            await self.redis.hdel(voter, "unconfirmed")
+        return status
 
     async def confirm(self, election: Election, supporter_id: str) -> bool:
         """Whether the replicas now hold the supporter's cast ballot (then it is confirmed).

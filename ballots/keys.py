@@ -164,6 +164,20 @@ def unsealed_part(election_id: str, shard: int) -> str:
     return f"{PREFIX}:{_tag(election_id, shard)}:unsealing"
 
 
+def roll_stage(election_id: str, shard: int) -> str:
+    """List: a roll import's records for this shard, staged until the import switches them in.
+
+    Deleted by the switch, or when the import is refused (see ``ballots.roll``).
+    """
+    return f"{PREFIX}:{_tag(election_id, shard)}:roll-stage"
+
+
+def stage_of(key: str) -> str:
+    """List: a roll import's staged changes to an election-wide hash (the phone or Telegram
+    index), in the same hash slot as ``key`` (its whole name is the hash tag)."""
+    return f"{{{key}}}:roll-stage"
+
+
 def ballots(election_id: str, shard: int) -> str:
     """Sorted set: ranking (candidate ids joined by ',') scored by its number of ballots.
 

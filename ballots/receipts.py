@@ -6,6 +6,8 @@ was counted for them, as the published list holds every receipt once.
 
 from __future__ import annotations
 
+import secrets
+
 from redis.asyncio import Redis
 
 from ballots import keys
@@ -13,6 +15,18 @@ from ballots.election import Election
 
 #: Members asked for per ZSCAN call.
 SCAN_PAGE = 5_000
+#: Crockford's base 32: no I, L, O or U, so a receipt read aloud or copied by hand is not
+#: mistaken for another.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: 12 characters of 5 bits: 60 random bits.  The cast refuses a receipt its shard already
+#: holds (and draws another), so receipts within a shard never repeat; across shards two
+#: equal receipts among 1,000,000 voters have a chance of about 1 in 2,300,000.
+LENGTH = 12
+
+
+def new_receipt() -> str:
+    """A fresh random receipt id."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
 
 
 async def all_receipts(redis: Redis, election: Election) -> list[str]:

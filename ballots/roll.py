@@ -185,6 +185,99 @@ def _chunks(items: list[Supporter], size: int = _BATCH) -> Iterator[list[Support
         yield items[i : i + size]
 
 
+#: Separates a staged record's fields: never in a name (printable text), id, phone or code.
+_SEP = "\x1f"
+
+_SWITCH = """
+-- Apply staged records KEYS[1][ARGV[3]..ARGV[4]] to KEYS[2].
+-- ARGV[1] 'voters': records are id, name, phone, telegram id, language: the roll entry
+--   (ARGV[2] .. id) gets them, and KEYS[2] (the shard's members) the id; its other fields
+--   (codes, counters, voted) stay as they are.
+-- ARGV[1] 'index': records are field, value: KEYS[2] (a hash) gets it, or loses it if empty.
+local items = redis.call('LRANGE', KEYS[1], ARGV[3], ARGV[4])
+for _, item in ipairs(items) do
+  local f = {}
+  for part in string.gmatch(item .. '\\31', '([^\\31]*)\\31') do f[#f + 1] = part end
+  if ARGV[1] == 'voters' then
+    redis.call('HSET', ARGV[2] .. f[1], 'name', f[2], 'phone', f[3], 'telegram_id', f[4],
+      'language', f[5])
+    redis.call('SADD', KEYS[2], f[1])
+  elseif f[2] == '' then
+    redis.call('HDEL', KEYS[2], f[1])
+  else
+    redis.call('HSET', KEYS[2], f[1], f[2])
+  end
+end
+return #items
+"""
+#: Staged records applied by one call of the switch script (each call is short, so Redis
+#: never reports a long-running script while the switch's transaction runs).
+_SWITCH_CHUNK = 1_000
+#: The switch writes about this many bytes for each staged byte (measured: a new roll entry
+#: is a hash with its own key, larger than its staged line); it is refused beforehand if
+#: Redis's maxmemory leaves less room than that.
+_SWITCH_GROWTH = 3
+
+
+class _Staging:
+    """A roll import's changes, written in bounded batches to staging lists before any of
+    them is seen: one list per shard (the roll entries) and one per index."""
+
+    def __init__(self, redis: Redis, election: Election) -> None:
+        self.redis = redis
+        self.election = election
+        eid = election.id
+        self.lists: list[tuple[str, str, str, str]] = [
+            (keys.roll_stage(eid, s), keys.members(eid, s), "voters", keys.voter(eid, s, ""))
+            for s in range(election.shards)
+        ]
+        for index in (keys.phone_index(eid), keys.telegram_index(eid)):
+            self.lists.append((keys.stage_of(index), index, "index", ""))
+        self.lengths = dict.fromkeys((stage for stage, *_ in self.lists), 0)
+        self.bytes = 0
+
+    async def discard(self) -> None:
+        """Forget what was staged (DEL is taken even by a Redis out of memory)."""
+        for stage, *_ in self.lists:
+            await self.redis.delete(stage)
+
+    async def push(self, records: dict[str, list[str]]) -> None:
+        """Stage a batch of records, list by list, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stage, lines in records.items():
+                if lines:
+                    pipe.rpush(stage, *lines)
+                    self.lengths[stage] += len(lines)
+                    self.bytes += sum(len(line) for line in lines)
+            await pipe.execute()
+
+    async def room_for_switch(self) -> None:
+        """Refuse, before the switch, a switch that Redis's maxmemory has no room for."""
+        if is_cluster(self.redis):
+            return  # each node is asked by its own writes; a slot is imported whole or not
+        memory = await self.redis.info("memory")
+        limit, used = int(memory.get("maxmemory", 0)), int(memory.get("used_memory", 0))
+        needed = self.bytes * _SWITCH_GROWTH
+        if limit and used + needed > limit:
+            raise RollImportRefused(
+                f"Redis has {max(limit - used, 0) // 1024:,} KiB left under its maxmemory and "
+                f"the import needs about {needed // 1024:,} KiB; nothing was changed, the roll "
+                "is as it was (raise maxmemory, or import the roll in parts)"
+            )
+
+    async def switch(self) -> None:
+        """Apply everything staged, in one transaction (one per hash slot on a Cluster)."""
+        writes = _Transactions(self.redis)
+        for stage, target, kind, prefix in self.lists:
+            pipe = writes.on(stage)
+            for first in range(0, self.lengths[stage], _SWITCH_CHUNK):
+                # EVAL, not EVALSHA: a Cluster's transaction does not load scripts first.
+                last = first + _SWITCH_CHUNK - 1
+                pipe.eval(_SWITCH, 2, stage, target, kind, prefix, first, last)
+            pipe.delete(stage)
+        await writes.execute()
+
+
 async def import_roll(
     redis: Redis, election: Election, supporters: list[Supporter]
 ) -> ImportSummary:
@@ -192,10 +285,14 @@ async def import_roll(
 
     Codes, failure counters and the voted flag of existing supporters are
     kept; a changed phone or Telegram id moves their index entries.  The
-    current records are read first, in batches; then every write goes in one
-    MULTI/EXEC transaction, so a Redis that refuses a write (out of memory, a
-    read-only replica) leaves the roll as it was, never half imported (on a
-    Cluster, one transaction per hash slot: see :func:`_apply`).
+    current records are read first, in batches; the changes are then staged
+    in batches in lists nobody reads, and switched in by one MULTI/EXEC
+    transaction of short scripts that read the staged lists inside Redis.
+    So the client holds one batch at a time, whatever the roll's size, and
+    a Redis that refuses a write (out of memory, a read-only replica) while
+    staging leaves the roll as it was, never half imported: the staged lists
+    are deleted.  On a Cluster the switch is one transaction per hash slot
+    (see :class:`_Transactions`).
     """
     eid = election.id
     added = updated = 0
@@ -215,42 +312,59 @@ async def import_roll(
         current = await redis.hmget(keys.phone_index(eid), chunk)
         shared.update({p: str(v) for p, v in zip(chunk, current, strict=True) if v})
     touched = set(shared)
-    writes = _Transactions(redis)
-    for s, (old_phone, old_tg) in zip(supporters, olds, strict=True):
-        shard = keys.shard_of(s.supporter_id, election.shards)
-        vkey = keys.voter(eid, shard, s.supporter_id)
-        if old_phone is None and old_tg is None:
-            added += 1
-        else:
-            updated += 1
-        if old_phone and old_phone != s.phone:
-            _phone_remove(shared, old_phone, s.supporter_id)
-            touched.add(old_phone)
-        _phone_add(shared, s.phone, s.supporter_id)
-        touched.add(s.phone)
-        tg_index = keys.telegram_index(eid)
-        if old_tg and old_tg != s.telegram_id:
-            writes.on(tg_index).hdel(tg_index, old_tg)
-        if s.telegram_id:
-            writes.on(tg_index).hset(tg_index, s.telegram_id, s.supporter_id)
-        writes.on(vkey).hset(
-            vkey,
-            mapping={
-                "name": s.name,
-                "phone": s.phone,
-                "telegram_id": s.telegram_id,
-                "language": s.language,
-            },
-        )
-        members = keys.members(eid, shard)
-        writes.on(members).sadd(members, s.supporter_id)
-    phone_index = keys.phone_index(eid)
-    for phone in sorted(touched):
-        if shared.get(phone):
-            writes.on(phone_index).hset(phone_index, phone, shared[phone])
-        else:
-            writes.on(phone_index).hdel(phone_index, phone)
-    await writes.execute()
+    staging = _Staging(redis, election)
+    phone_stage = keys.stage_of(keys.phone_index(eid))
+    telegram_stage = keys.stage_of(keys.telegram_index(eid))
+    try:
+        await staging.discard()  # what a crashed import may have left
+        for start in range(0, len(supporters), _BATCH):
+            records: dict[str, list[str]] = {telegram_stage: []}
+            part = zip(
+                supporters[start : start + _BATCH],
+                olds[start : start + _BATCH],
+                strict=True,
+            )
+            for s, (old_phone, old_tg) in part:
+                if old_phone is None and old_tg is None:
+                    added += 1
+                else:
+                    updated += 1
+                if old_phone and old_phone != s.phone:
+                    _phone_remove(shared, old_phone, s.supporter_id)
+                    touched.add(old_phone)
+                _phone_add(shared, s.phone, s.supporter_id)
+                touched.add(s.phone)
+                if old_tg and old_tg != s.telegram_id:
+                    records[telegram_stage].append(f"{old_tg}{_SEP}")
+                if s.telegram_id:
+                    records[telegram_stage].append(f"{s.telegram_id}{_SEP}{s.supporter_id}")
+                stage = keys.roll_stage(eid, keys.shard_of(s.supporter_id, election.shards))
+                records.setdefault(stage, []).append(
+                    _SEP.join((s.supporter_id, s.name, s.phone, s.telegram_id, s.language))
+                )
+            await staging.push(records)
+        ordered = sorted(touched)
+        for start in range(0, len(ordered), _BATCH):
+            await staging.push(
+                {
+                    phone_stage: [
+                        f"{phone}{_SEP}{shared.get(phone, '')}"
+                        for phone in ordered[start : start + _BATCH]
+                    ]
+                }
+            )
+        await staging.room_for_switch()
+    except (ResponseError, RollImportRefused) as err:
+        await staging.discard()
+        if isinstance(err, RollImportRefused):
+            raise
+        raise RollImportRefused(
+            f"Redis refused the import ({err}); nothing was changed, the roll is as it was"
+        ) from err
+    try:
+        await staging.switch()
+    finally:
+        await staging.discard()
     total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
     return ImportSummary(added=added, updated=updated, total=total)
 

@@ -66,6 +66,9 @@ class UnsealReport:
     invalid: int
     rankings: int
     already: bool = False
+    #: Receipts given to two voters each (a clash from before receipts were checked at the
+    #: cast): the ballots are all there, but those voters cannot tell their receipts apart.
+    shared_receipts: int = 0
 
 
 @dataclass(frozen=True)
@@ -216,14 +219,19 @@ def _slices(election: Election, sizes: Sequence[int], size_of_slice: int) -> Ite
             yield _Slice(shard, key, start, min(start + size_of_slice, size))
 
 
-async def _freeze_and_reconcile(redis: Redis, election: Election, now: datetime) -> list[int]:
+async def _freeze_and_reconcile(
+    redis: Redis, election: Election, now: datetime
+) -> tuple[list[int], int]:
     """Stop every shard taking ballots, then check its sealed ballots against its voters.
 
     Freezing first means no cast (on a server whose clock is behind) can slip
     in while the sets are read.  Then each shard must hold exactly as many
     sealed ballots as voters it marked as voted and receipts it gave: a
     ballot added by someone with write access to Redis, or one lost, stops
-    the unseal here.  Returns the number of sealed ballots in each shard.
+    the unseal here.  A shard with fewer receipts is not tampered with if its
+    voters' own records explain the gap: two voters were given the same
+    receipt (possible before receipts were checked at the cast).  Returns the
+    number of sealed ballots in each shard, and how many receipts were shared.
     """
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hsetnx(keys.unsealing(election.id), "started", now.isoformat(timespec="seconds"))
@@ -238,21 +246,60 @@ async def _freeze_and_reconcile(redis: Redis, election: Election, now: datetime)
         counts = await pipe.execute()
     sizes = []
     problems = []
+    shared = 0
     for shard in range(election.shards):
         sealed, voted, receipts = (int(n or 0) for n in counts[3 * shard : 3 * shard + 3])
-        if not sealed == voted == receipts:
-            problems.append(
-                f"shard {shard}: {sealed} sealed ballots, {voted} voters marked as voted, "
-                f"{receipts} receipts"
-            )
         sizes.append(sealed)
+        if sealed == voted == receipts:
+            continue
+        if sealed == voted and receipts < sealed:
+            given, distinct = await _receipts_given(redis, election, shard)
+            if given == voted and distinct == receipts:
+                shared += given - distinct
+                continue
+        problems.append(
+            f"shard {shard}: {sealed} sealed ballots, {voted} voters marked as voted, "
+            f"{receipts} receipts"
+        )
     if problems:
         raise UnsealRefused(
             f"the sealed ballots of {election.id} do not match its voters, so the box has been "
             "altered outside OpenPrimary; nothing was unsealed. Keep the Redis data for "
             "investigation. " + "; ".join(problems)
         )
-    return sizes
+    if shared:
+        log.warning(
+            "election %s: %d receipts were given to two voters each (a clash, not tampering)",
+            election.id,
+            shared,
+        )
+    return sizes, shared
+
+
+async def _receipts_given(redis: Redis, election: Election, shard: int) -> tuple[int, int]:
+    """How many of a shard's voters hold a receipt, and how many different receipts they hold."""
+    given = 0
+    distinct: set[str] = set()
+    page: list[str] = []
+
+    async def read(ids: list[str]) -> None:
+        nonlocal given
+        async with redis.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                pipe.hget(keys.voter(election.id, shard, sid), "receipt")
+            for receipt in await pipe.execute():
+                if receipt:
+                    given += 1
+                    distinct.add(str(receipt))
+
+    async for sid in redis.sscan_iter(keys.members(election.id, shard), count=WRITE_BATCH):
+        page.append(str(sid))
+        if len(page) >= WRITE_BATCH:
+            await read(page)
+            page = []
+    if page:
+        await read(page)
+    return given, len(distinct)
 
 
 def require_closed(election: Election, now: datetime) -> None:
@@ -302,8 +349,9 @@ async def unseal(
             int(progress["invalid"]),
             int(progress["rankings"]),
             already=True,
+            shared_receipts=int(progress.get("shared_receipts", 0)),
         )
-    sizes = await _freeze_and_reconcile(redis, election, now)
+    sizes, shared = await _freeze_and_reconcile(redis, election, now)
     opener = _Opener(
         stored.public,
         bytes(private),
@@ -385,6 +433,7 @@ async def unseal(
             "opened": opened_total,
             "invalid": 0,
             "rankings": rankings,
+            "shared_receipts": shared,
         },
     )
     await audit.record(
@@ -396,10 +445,11 @@ async def unseal(
         sealed=sealed_total,
         opened=opened_total,
         invalid=0,
+        shared_receipts=shared,
         shares=",".join(str(i) for i in shares_used),
         key_id=stored.id,
     )
-    return UnsealReport(sealed_total, opened_total, 0, rankings)
+    return UnsealReport(sealed_total, opened_total, 0, rankings, shared_receipts=shared)
 
 
 async def _write_shard(redis: Redis, election: Election, shard: int, groups: Counter[str]) -> None:

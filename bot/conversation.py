@@ -358,7 +358,15 @@ class Conversation:
         return state, [say(texts.confirm_expected())]
 
     async def _done(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        """Voted already: say so, with the receipt."""
+        """Voted already: say so, with the receipt; a voting code starts that code's vote.
+
+        A phone or a Telegram account can be shared in a household: after one
+        supporter has cast from it, another one's voting code identifies them (their own
+        code again finds them voted, a wrong one counts as any wrong code does).
+        """
+        if self.identity.looks_like_voting_code(turn.text):
+            fresh = State(election=self.election.id, turn=state.turn, language=state.language)
+            return await self._settle(await self.identity.identify(fresh, turn))
         return await self._voted(state.supporter)
 
     async def _voted(self, sid: str | None) -> tuple[State, Replies]:

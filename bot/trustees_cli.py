@@ -101,6 +101,12 @@ async def unseal_command(args: argparse.Namespace, ctx: Context) -> int:
         f"{report.invalid} invalid; {report.rankings:,} different rankings.\n"
         f"Count them: {program()} count --election {election.id}\n"
     )
+    if report.shared_receipts:
+        ctx.err.write(
+            f"note: {report.shared_receipts:,} receipts were each given to two voters (a clash "
+            "from before receipts were checked at the cast, not tampering: every voter's "
+            "ballot is there); those voters find their receipt in the published list once.\n"
+        )
     return 0
 
 

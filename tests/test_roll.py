@@ -145,3 +145,45 @@ async def test_an_import_redis_refuses_changes_nothing() -> None:
     finally:
         await redis.aclose()
         server.close()
+
+
+async def test_an_import_refused_part_way_through_staging_changes_nothing() -> None:
+    """The roll is staged in batches; Redis filling up after some of them leaves the roll as
+    it was and no staged batch behind, and a switch Redis has no room for is refused before
+    it starts."""
+    from ballots.connection import client_from_url
+    from ballots.roll import RollImportRefused, Supporter
+    from tests.faults.support import RedisProcess
+
+    server = RedisProcess()
+    server.start()
+    redis = client_from_url(server.url)
+    try:
+        election = await sample_election(redis)
+        before = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
+        roll = [
+            Supporter(f"N{i:05d}", f"New supporter {i}", f"+4477009{i % 1000:05d}")
+            for i in range(20_000)
+        ]
+        used = int((await redis.info("memory"))["used_memory"])
+        # Room for a few staged batches of 2,000, not for all ten.
+        await redis.config_set("maxmemory", str(used + 400_000))
+        with pytest.raises(RollImportRefused, match="Redis refused the import.*used memory > 'maxmemory'"):
+            await import_roll(redis, election, roll)
+        after = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
+        assert after == before
+
+        # Room for the whole staging, not for the switch: refused before it, saying why.
+        await redis.config_set("maxmemory", str(used + 2_500_000))
+        with pytest.raises(RollImportRefused, match="KiB left under its maxmemory"):
+            await import_roll(redis, election, roll)
+        after = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
+        assert after == before
+
+        await redis.config_set("maxmemory", "0")
+        summary = await import_roll(redis, election, roll)
+        assert summary.added == 20_000 and await roll_size(redis, election) == 20_006
+        assert await redis.keys("*roll-stage*") == []
+    finally:
+        await redis.aclose()
+        server.close()

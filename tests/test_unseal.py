@@ -15,7 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots import audit, keys
+from ballots.receipts import new_receipt
 from ballots.seal import encode_ranking, seal
+from ballots.errors import OpenPrimaryError
 from ballots.trustees import ShareError, load_count_key
 from ballots.unseal import UnsealRefused, unseal
 from bot.context import Context
@@ -407,3 +409,62 @@ def test_the_demo_is_two_commands_and_counts(tmp_path: Path) -> None:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     # Each command stopped the embedded Redis it started.
     assert server_stopped(data)
+
+
+async def test_a_receipt_drawn_twice_is_drawn_again_so_receipts_never_repeat(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)  # one shard: every voter's receipts meet
+    # The first voter draws CLASHCLASH00; the second draws it twice more, then another.
+    draws = iter(["CLASHCLASH00", "CLASHCLASH00", "CLASHCLASH00", "FRESHRECEIPT"])
+    h.core.box.new_receipt = lambda: next(draws, None) or new_receipt()
+    receipts = await cast_all(h)
+    assert receipts[:2] == ["CLASHCLASH00", "FRESHRECEIPT"]
+    assert await redis.zcard(keys.receipts(h.core.election.id, 0)) == len(receipts) == len(CAST)
+    h.clock.set(h.core.election.closes)
+    status, out = await run(h, *await unseal_args(h, tmp_path))
+    assert status == 0 and "5 sealed ballots, 5 opened" in out
+
+
+async def test_a_generator_that_only_repeats_casts_nothing(redis: Redis, tmp_path: Path) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    election = h.core.election
+    await cast_all(h)
+    given = str((await redis.zrange(keys.receipts(election.id, 0), 0, 0))[0])
+    h.core.box.new_receipt = lambda: given
+    code = (await h.core.codes.issue_voting_codes(election, ["S1006"]))[0][3]
+    check = await h.core.codes.check_voting_code(election, code, "console", "S1006")
+    assert check.grant
+    with pytest.raises(OpenPrimaryError, match="receipts in a row were taken"):
+        await h.core.box.cast(election, "S1006", check.grant, ["green"], "console")
+    assert not await h.core.box.has_voted(election, "S1006")
+    assert await redis.zcard(keys.sealed(election.id, 0)) == len(CAST)
+
+
+async def test_unseal_tells_a_receipt_clash_from_tampering(redis: Redis, tmp_path: Path) -> None:
+    """Receipts given before the cast checked them could clash: two voters, one receipt, one
+    member of the receipts set.  Their own records explain it, so the unseal goes on; a
+    receipt taken out of the set with no voter sharing it is tampering."""
+    h = await election_with_trustees(redis, tmp_path)
+    election = h.core.election
+    receipts = await cast_all(h)
+    h.clock.set(election.closes)
+    # What a clash left: S1002 holds S1001's receipt, and the set holds it once.
+    ann, bilal = receipts[0], receipts[1]
+    await redis.hset(keys.voter(election.id, 0, "S1002"), "receipt", ann)
+    await redis.zrem(keys.receipts(election.id, 0), bilal)
+    # Tampering first: another receipt also gone, with nobody sharing it.
+    await redis.zrem(keys.receipts(election.id, 0), receipts[2])
+    with pytest.raises(UnsealRefused, match="altered outside OpenPrimary"):
+        await run(h, *await unseal_args(h, tmp_path))
+    await redis.zadd(keys.receipts(election.id, 0), {receipts[2]: 0})
+
+    ctx = ctx_for(h)
+    args = PARSER.parse_args(await unseal_args(h, tmp_path))
+    assert await args.handler(args, ctx) == 0
+    assert isinstance(ctx.out, io.StringIO) and isinstance(ctx.err, io.StringIO)
+    assert "5 sealed ballots, 5 opened, 0 invalid" in ctx.out.getvalue()
+    assert "1 receipts were each given to two voters" in ctx.err.getvalue()
+    assert await box(redis, h) == dict(Counter(",".join(r) for r in CAST.values()))
+    trail = [e for e in await audit.read(redis, election.id) if e.action == "ballots unsealed"]
+    assert trail[-1].details["shared_receipts"] == 1
