@@ -18,10 +18,12 @@ SCAN_PAGE = 5_000
 #: Crockford's base 32: no I, L, O or U, so a receipt read aloud or copied by hand is not
 #: mistaken for another.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: 12 characters of 5 bits: 60 random bits.  The cast refuses a receipt its shard already
-#: holds (and draws another), so receipts within a shard never repeat; across shards two
-#: equal receipts among 1,000,000 voters have a chance of about 1 in 2,300,000.
-LENGTH = 12
+#: 10 characters of 5 bits: 50 random bits, as long as an SMS receipt line allows (an Urdu
+#: receipt fills one UCS-2 segment).  The cast refuses a receipt its shard has given already
+#: (and draws another), so receipts within a shard never repeat: with one shard (the
+#: default) no two voters ever share one.  Across shards two equal receipts among 1,000,000
+#: voters have a chance of about 1 in 2,250; both ballots are counted all the same.
+LENGTH = 10
 
 
 def new_receipt() -> str:

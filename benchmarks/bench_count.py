@@ -40,6 +40,13 @@ APPEAL = (30, 24, 16, 10, 7, 5, 3, 2, 2, 1)
 LENGTHS = (30, 25, 20, 10, 6, 4, 2, 1, 1, 1)
 
 
+def assert_same_count(result: Result, generated: Ballots) -> None:
+    """The count from the system under test has the rounds of counting ``generated``."""
+    expected = count(generated, "irv")
+    assert result.winners == expected.winners
+    assert [r.tallies for r in result.rounds] == [r.tallies for r in expected.rounds]
+
+
 def generate(n: int, candidates: int, seed: int) -> Ballots:
     """``n`` seeded ballots over ``candidates`` candidates, grouped."""
     rnd = random.Random(seed)

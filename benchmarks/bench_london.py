@@ -14,7 +14,7 @@ on 2 cores at the defaults).
 3. The close: the trustees' key is rebuilt from two of three shares, ``unseal`` reconciles
    every shard (sealed ballots = voters marked = receipts) and opens the ballots, and the
    unsealed box is counted by instant-runoff; the count must equal counting the generated
-   rankings directly, and every receipt must be different.
+   rankings directly, and no receipt may repeat within a shard.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from ballots.roll import import_roll, parse_roll
 from ballots.seal import public_key_from_seed
 from ballots.trustees import combine, new_seed, split_seed, store_count_key
 from ballots.unseal import unseal
-from benchmarks.bench_count import generate
+from benchmarks.bench_count import assert_same_count, generate
 from tests.redis_server import redis_url
 
 SECRET = "bench-london-secret-key-0123456789abcdef"
@@ -190,17 +190,18 @@ async def bench(redis: Redis, url: str, n: int, shards: int, concurrency: int, s
     result = count(await read_ballots(redis, election), "irv")
     counted = time.perf_counter()
     receipts = await all_receipts(redis, election)
+    # Each shard's receipts are all different (the unseal checked its set holds one per
+    # ballot); equal receipts in two shards are possible, and counted here.
     assert report.opened == n and report.invalid == 0 and report.shared_receipts == 0, report
-    assert len(receipts) == len(set(receipts)) == n
-    expected = count(generated, "irv")
-    assert result.winners == expected.winners
-    assert [r.tallies for r in result.rounds] == [r.tallies for r in expected.rounds]
+    assert len(receipts) == n
+    across = n - len(set(receipts))
+    assert_same_count(result, generated)
     print(
         f"unseal {report.sealed:,} ballots ({shards} shards reconciled: ballots = voters = "
         f"receipts): {unsealed - started:.1f} s; count (IRV): {counted - unsealed:.1f} s; "
         f"elected {', '.join(result.winners)}\n"
-        f"  {len(receipts):,} receipts, all different; the same rounds as counting the "
-        "generated ballots directly"
+        f"  {len(receipts):,} receipts, none repeated within a shard, {across} repeated "
+        "across shards; the same rounds as counting the generated ballots directly"
     )
 
 

@@ -32,7 +32,7 @@ from ballots.election import Candidate, Election, save_election
 from ballots.seal import encode_ranking, public_key_from_seed, seal
 from ballots.trustees import combine, new_seed, split_seed, store_count_key
 from ballots.unseal import unseal
-from benchmarks.bench_count import generate
+from benchmarks.bench_count import assert_same_count, generate
 from tests.factories import put_sealed
 from tests.redis_server import redis_url
 
@@ -107,9 +107,7 @@ async def bench(redis: Redis, n: int, shards: int, workers: int, seed: int) -> N
     result = count(ballots, "irv")
     counted = time.perf_counter()
     assert report.opened == n and report.invalid == 0, report
-    expected = count(generated, "irv")
-    assert result.winners == expected.winners
-    assert [r.tallies for r in result.rounds] == [r.tallies for r in expected.rounds]
+    assert_same_count(result, generated)
     print(
         f"unseal {report.sealed:,} ballots with {workers} worker process(es): "
         f"{unsealed - started:.1f} s ({report.rankings:,} different rankings)\n"

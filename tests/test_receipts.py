@@ -13,7 +13,7 @@ ANN_PHONE = "+447700900101"  # S1001, the only supporter with this phone
 
 
 def receipt_in(text: str) -> str:
-    found = re.search(r"Receipt:? ([0-9A-HJKMNP-TV-Z]{12})\b", text)
+    found = re.search(r"Receipt:? ([0-9A-HJKMNP-TV-Z]{10})\b", text)
     assert found, text
     return found.group(1)
 

@@ -15,9 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots import audit, keys
+from ballots.errors import OpenPrimaryError
 from ballots.receipts import new_receipt
 from ballots.seal import encode_ranking, seal
-from ballots.errors import OpenPrimaryError
 from ballots.trustees import ShareError, load_count_key
 from ballots.unseal import UnsealRefused, unseal
 from bot.context import Context
@@ -415,11 +415,11 @@ async def test_a_receipt_drawn_twice_is_drawn_again_so_receipts_never_repeat(
     redis: Redis, tmp_path: Path
 ) -> None:
     h = await election_with_trustees(redis, tmp_path)  # one shard: every voter's receipts meet
-    # The first voter draws CLASHCLASH00; the second draws it twice more, then another.
-    draws = iter(["CLASHCLASH00", "CLASHCLASH00", "CLASHCLASH00", "FRESHRECEIPT"])
+    # The first voter draws CLASHCLASH; the second draws it twice more, then another.
+    draws = iter(["CLASHCLASH", "CLASHCLASH", "CLASHCLASH", "FRESHRCPT0"])
     h.core.box.new_receipt = lambda: next(draws, None) or new_receipt()
     receipts = await cast_all(h)
-    assert receipts[:2] == ["CLASHCLASH00", "FRESHRECEIPT"]
+    assert receipts[:2] == ["CLASHCLASH", "FRESHRCPT0"]
     assert await redis.zcard(keys.receipts(h.core.election.id, 0)) == len(receipts) == len(CAST)
     h.clock.set(h.core.election.closes)
     status, out = await run(h, *await unseal_args(h, tmp_path))
