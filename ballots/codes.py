@@ -60,6 +60,10 @@ class CodePolicy:
     grant_ttl: int = 3600
     #: Code SMS the whole election may send in an hour; past it none go until the next.
     code_sms_per_hour: int = 2000
+    #: The share of that ceiling that codes asked for by a typed supporter number may take
+    #: (anyone can type anyone's number); the rest is kept for supporters asking from their
+    #: own phone or Telegram account.
+    typed_share: float = 0.5
     #: Wrong voting codes the whole election tolerates in an hour; past it every chat
     #: address may try only once per ``slowed_interval`` seconds until the hour is out.
     guess_budget_per_hour: int = 200
@@ -314,23 +318,37 @@ class Codes:
 
     # --- codes sent by SMS ---------------------------------------------------
 
-    async def as_if_requested(self, election: Election) -> None:
+    async def as_if_requested(
+        self, election: Election, *, spent_key: str | None = None
+    ) -> SmsBudget:
         """The round trip of asking for a code, for a supporter who is not on the roll.
 
-        After a typed supporter number the answer must take as long whether or
-        not the number is on the roll: this runs the request script (on a key
-        that does not exist: it changes nothing) and reads the hourly ceiling,
-        in one round trip, as :meth:`ask_for_code` does.
+        After a typed supporter number the answer must take as long, and read the
+        same, whether or not the number is on the roll: this runs the request script
+        (on a key that does not exist: it changes nothing) and reads the hourly
+        ceilings, in one round trip, as :meth:`ask_for_code` does.  Returns whether a
+        code asked for by a typed number could go now (``allowed``), and the election's
+        SMS segments when ``spent_key`` is given, so the reply can say what a supporter
+        on the roll would be told.
         """
         nobody = "\x00nobody"
-        key = keys.code_sms_hour(election.id, self._now() // 3600)
+        hour = self._now() // 3600
 
         def fill(batch: Batch) -> None:
             self._queue_request(batch, election, nobody, "", "\x00", "", "000000")
-            batch.pipe.get(key)
-            batch.pipe.ttl(key)
+            batch.pipe.get(keys.code_sms_hour(election.id, hour))
+            batch.pipe.get(keys.code_sms_hour_typed(election.id, hour))
+            if spent_key is not None:
+                batch.pipe.get(spent_key)
 
-        await in_one_round_trip(self.redis, fill)
+        results = await in_one_round_trip(self.redis, fill)
+        spent = int(results.pop() or 0) if spent_key is not None else 0
+        total, typed = int(results[-2] or 0), int(results[-1] or 0)
+        allowed = total < self.policy.code_sms_per_hour and typed < self._typed_ceiling()
+        return SmsBudget(allowed, segments_spent=spent)
+
+    def _typed_ceiling(self) -> int:
+        return int(self.policy.code_sms_per_hour * self.policy.typed_share)
 
     async def locks(
         self, election: Election
@@ -400,6 +418,7 @@ class Codes:
         charge: tuple[str, str] | None = None,
         texted: bool = True,
         spent_key: str | None = None,
+        typed: bool = False,
     ) -> tuple[OtpRequest, SmsBudget]:
         """:meth:`request_otp` and the rest of asking for a code, in one round trip.
 
@@ -411,9 +430,14 @@ class Codes:
         then the ceiling counts it, which can only refuse a code early, never
         let one more through.  ``spent_key``: a counter read in the same round
         trip (the election's SMS segments: ``SmsBudget.segments_spent``).
+        ``typed``: asked for by a typed supporter number, which may take only
+        ``typed_share`` of the hourly ceiling.
         """
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
-        budget_key = keys.code_sms_hour(election.id, self._now() // 3600)
+        hour = self._now() // 3600
+        budget_key = keys.code_sms_hour(election.id, hour)
+        typed_key = keys.code_sms_hour_typed(election.id, hour)
+        counted = [budget_key, typed_key] if typed else [budget_key]
 
         def fill(batch: Batch) -> None:
             if charge is not None:
@@ -421,8 +445,9 @@ class Codes:
                 batch.script(self._address_fail, [fail_key], [self.policy.address_window])
             self._queue_request(batch, election, supporter_id, delivery, asker, sms_from, code)
             if texted:
-                batch.pipe.incr(budget_key)
-                batch.pipe.expire(budget_key, 7200)
+                for key in counted:
+                    batch.pipe.incr(key)
+                    batch.pipe.expire(key, 7200)
             if spent_key is not None:
                 batch.pipe.get(spent_key)
 
@@ -433,16 +458,30 @@ class Codes:
         if not texted:
             return request, SmsBudget(True)
         if request.status != "sent":
-            refund = asyncio.create_task(self._give_back(budget_key))
-            self._refunds.add(refund)
-            refund.add_done_callback(self._refunds.discard)
+            self._give_back(counted)
             return request, SmsBudget(True, segments_spent=spent)
-        n, ceiling = int(results[-2]), self.policy.code_sms_per_hour
+        ceiling = self.policy.code_sms_per_hour
+        if typed:
+            n, t = int(results[-4]), int(results[-2])
+            if t > self._typed_ceiling():
+                # Nothing goes: the supporters' own requests keep the rest of the hour.
+                self._give_back(counted)
+                return request, SmsBudget(False, t == self._typed_ceiling() + 1, spent)
+        else:
+            n = int(results[-2])
         return request, SmsBudget(n <= ceiling, n == ceiling + 1, spent)
 
-    async def _give_back(self, budget_key: str) -> None:
+    def _give_back(self, counted: list[str]) -> None:
+        """Give a code SMS that was not sent back to the hourly ceilings, off the reply's
+        path (so the answer takes as long whatever the request's outcome)."""
+        refund = asyncio.create_task(self._refund(counted))
+        self._refunds.add(refund)
+        refund.add_done_callback(self._refunds.discard)
+
+    async def _refund(self, counted: list[str]) -> None:
         try:
-            await self.redis.decr(budget_key)
+            for key in counted:
+                await self.redis.decr(key)
         except RedisError as err:  # the ceiling counts one SMS too many this hour: safe
             log.warning("could not give a code SMS back to the hourly ceiling: %s", err)
 

@@ -7,7 +7,8 @@ import hmac
 import json
 import re
 import tomllib
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,6 +38,57 @@ def one_line(name: str) -> bool:
     """Whether a name is one line of printable text (no newline, tab or control character)."""
     text = name.strip()
     return bool(text) and text.isprintable()
+
+
+#: Letters and symbols that show as a blank: the Hangul fillers and the empty Braille
+#: cell.  (Format characters such as zero-width spaces are not printable: refused already.)
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+#: The bidirectional classes of a right-to-left script's letters (Hebrew R; Arabic, Urdu AL).
+_RIGHT_TO_LEFT = frozenset({"R", "AL"})
+
+
+def right_to_left(text: str) -> bool:
+    """Whether ``text`` holds a letter of a right-to-left script (Hebrew, Arabic, Urdu...)."""
+    return any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in text)
+
+
+def name_problem(name: str, folded: Mapping[str, str]) -> str | None:
+    """Why a candidate's name cannot go on the ballot, or None if it can.
+
+    The name must show: not blank once the characters that show nothing are
+    left out, and none of those inside it (a name with a filler for a space
+    looks like another).  It must be in one direction: SMS has no way to keep a
+    right-to-left run in order among left-to-right letters.  And a
+    right-to-left name needs every language that SMS folds to GSM-7
+    (``folded``: code -> English name) to go faithful instead: folding would
+    drop its every letter.
+    """
+    if not one_line(name):
+        return "the name must be one line of printable text"
+    if not any(unicodedata.category(ch)[0] in "LNPS" and ch not in _BLANKS for ch in name):
+        return "the name shows nothing: without its invisible characters it is blank"
+    hidden = next((ch for ch in name if ch in _BLANKS), None)
+    if hidden is not None:
+        return (
+            f"the name holds an invisible character (U+{ord(hidden):04X} "
+            f"{unicodedata.name(hidden)}) that shows as a blank; use ordinary spaces"
+        )
+    if not right_to_left(name):
+        return None
+    if any(unicodedata.bidirectional(ch) == "L" for ch in name):
+        return (
+            "the name mixes right-to-left and left-to-right writing, which SMS cannot show "
+            "in order; give it in one script"
+        )
+    if folded:
+        languages = " and ".join(folded.values())
+        faithful = ", ".join(f'{code} = "faithful"' for code in folded)
+        return (
+            f"the name is written right-to-left, which SMS in {languages} cannot carry "
+            "(folded to GSM-7, it would lose every letter); give the name in Latin letters, "
+            f"or send {languages} faithful: sms_text = {{ {faithful} }}"
+        )
+    return None
 
 
 #: An organiser: a phone number in E.164 form, or a Telegram user id (ASCII digits only).
@@ -101,9 +153,7 @@ class Election:
     def sms_faithful(self, language: str) -> bool:
         """Whether SMS in ``language`` keeps its own letters (UCS-2 when one is outside
         GSM-7) rather than folding them to GSM-7."""
-        shipped = SHIPPED.get(language)
-        default = shipped.sms if shipped is not None else FOLDED
-        return self.sms_text.get(language, default) == FAITHFUL
+        return _faithful(language, self.sms_text)
 
     def is_open(self, now: datetime) -> bool:
         return self.opens <= now < self.closes
@@ -153,6 +203,13 @@ class Election:
             sms_text=dict(d.get("sms_text", {})),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
         )
+
+
+def _faithful(language: str, sms_text: Mapping[str, str]) -> bool:
+    """Whether SMS keeps ``language``'s letters: as the file's ``sms_text`` says, or as shipped."""
+    shipped = SHIPPED.get(language)
+    default = shipped.sms if shipped is not None else FOLDED
+    return sms_text.get(language, default) == FAITHFUL
 
 
 def _line_of(lines: list[str], pattern: str, start: int = 0) -> int:
@@ -273,6 +330,28 @@ def parse_election(text: str, path: str) -> Election:
         bad("shards", "'shards' must be a whole number from 1 to 16384")
         shards = DEFAULT_SHARDS
 
+    languages_raw = data.get("languages", ["en"])
+    languages: tuple[str, ...] = ("en",)
+    if (
+        not isinstance(languages_raw, list)
+        or not languages_raw
+        or not all(isinstance(code, str) for code in languages_raw)
+    ):
+        bad("languages", '\'languages\' must be a list of language codes, such as ["en", "cy"]')
+    else:
+        unknown = [code for code in languages_raw if code not in SHIPPED]
+        if unknown:
+            bad(
+                "languages",
+                f"no messages in {', '.join(map(repr, unknown))}; OpenPrimary speaks "
+                + ", ".join(f"{code} ({lang.english})" for code, lang in SHIPPED.items()),
+            )
+        else:
+            languages = tuple(dict.fromkeys(languages_raw))
+    sms_text = _sms_text(data.get("sms_text", {}), languages, bad)
+    # The languages SMS folds to GSM-7, which a candidate's name must survive.
+    folded = {code: SHIPPED[code].english for code in languages if not _faithful(code, sms_text)}
+
     candidates: list[Candidate] = []
     raw_candidates = data.get("candidates")
     if not isinstance(raw_candidates, list) or not raw_candidates:
@@ -300,14 +379,9 @@ def parse_election(text: str, path: str) -> Election:
         if not isinstance(name, str) or not name.strip():
             problems.append(Problem(path, where, f"candidate {cid!r} needs a name"))
             continue
-        if not one_line(name):
-            problems.append(
-                Problem(
-                    path,
-                    where,
-                    f"candidate {cid!r}: the name must be one line of printable text",
-                )
-            )
+        unfit = name_problem(name.strip(), folded)
+        if unfit is not None:
+            problems.append(Problem(path, where, f"candidate {cid!r}: {unfit}"))
             continue
         seen.add(cid)
         candidates.append(Candidate(cid, name.strip()))
@@ -348,26 +422,6 @@ def parse_election(text: str, path: str) -> Election:
     if not isinstance(abstain, bool):
         bad("abstain", "'abstain' must be true or false")
         abstain = False
-
-    languages_raw = data.get("languages", ["en"])
-    languages: tuple[str, ...] = ("en",)
-    if (
-        not isinstance(languages_raw, list)
-        or not languages_raw
-        or not all(isinstance(code, str) for code in languages_raw)
-    ):
-        bad("languages", '\'languages\' must be a list of language codes, such as ["en", "cy"]')
-    else:
-        unknown = [code for code in languages_raw if code not in SHIPPED]
-        if unknown:
-            bad(
-                "languages",
-                f"no messages in {', '.join(map(repr, unknown))}; OpenPrimary speaks "
-                + ", ".join(f"{code} ({lang.english})" for code, lang in SHIPPED.items()),
-            )
-        else:
-            languages = tuple(dict.fromkeys(languages_raw))
-    sms_text = _sms_text(data.get("sms_text", {}), languages, bad)
 
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))

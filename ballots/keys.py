@@ -40,6 +40,12 @@ def phone_index(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:phones"
 
 
+def telegram_bot(bot_id: str) -> str:
+    """String with a TTL: the election a Telegram bot's servers serve (see
+    ``channels.telegram.claim``)."""
+    return f"{PREFIX}:tg-bot:{bot_id}:election"
+
+
 def telegram_index(election_id: str) -> str:
     """Hash: Telegram user id -> supporter id."""
     return f"{PREFIX}:e:{election_id}:telegram"
@@ -55,6 +61,22 @@ def sms_segments(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:sms-segments"
 
 
+def _outsiders_tag(election_id: str) -> str:
+    return f"{{{PREFIX}:e:{election_id}:outsiders}}"
+
+
+def sms_segments_outsiders(election_id: str) -> str:
+    """Counter: the part of ``sms_segments`` spent on replies to senders the roll does not
+    know (``bot.outsiders``)."""
+    return f"{_outsiders_tag(election_id)}:segments"
+
+
+def outsider_replies(election_id: str, address: str, hour: int) -> str:
+    """Counter with a TTL: replies sent in one hour to one SMS sender the roll does not know
+    (in the slot of ``sms_segments_outsiders``, so one script counts both)."""
+    return f"{_outsiders_tag(election_id)}:replies:{address}:{hour}"
+
+
 def alert(election_id: str, kind: str) -> str:
     """String with a TTL: an alert of this kind was raised lately (one per period)."""
     return f"{PREFIX}:e:{election_id}:alert:{kind}"
@@ -63,6 +85,11 @@ def alert(election_id: str, kind: str) -> str:
 def code_sms_hour(election_id: str, hour: int) -> str:
     """Counter with a TTL: code SMS sent in one hour (hours since the epoch)."""
     return f"{PREFIX}:e:{election_id}:code-sms:{hour}"
+
+
+def code_sms_hour_typed(election_id: str, hour: int) -> str:
+    """Counter with a TTL: the part of ``code_sms_hour`` asked for by typed supporter numbers."""
+    return f"{PREFIX}:e:{election_id}:code-sms:typed:{hour}"
 
 
 def code_guesses_hour(election_id: str, hour: int) -> str:
@@ -107,10 +134,22 @@ def console_code(election_id: str, actor: str) -> str:
     return f"{PREFIX}:e:{election_id}:console:code:{actor}"
 
 
+def console_guard(election_id: str, actor: str) -> str:
+    """Hash: an organiser's wrong console sign-in codes since their last sign-in (``wrong``)
+    and, once too many, when they were locked out (``locked``)."""
+    return f"{PREFIX}:e:{election_id}:console:guard:{actor}"
+
+
 def console_limit(election_id: str, who: str, hour: int) -> str:
     """Counter with a TTL: console sign-in requests in one hour from one organiser
     (``actor:<actor>``) or one browser's address (``ip:<address>``)."""
     return f"{PREFIX}:e:{election_id}:console:limit:{who}:{hour}"
+
+
+def console_sessions(election_id: str) -> str:
+    """Hash: session id -> organiser, for every console session of the election (an entry
+    outlives its session until the next listing drops it)."""
+    return f"{PREFIX}:e:{election_id}:console:sessions"
 
 
 def console_session(session_id: str) -> str:
@@ -126,6 +165,11 @@ def published(election_id: str) -> str:
 def unsealing(election_id: str) -> str:
     """Hash: the unseal's progress (``shard:<n>`` -> counts when done) and its summary."""
     return f"{PREFIX}:e:{election_id}:unseal"
+
+
+def alerts(election_id: str) -> str:
+    """Stream: the election's alerts only (also in the audit trail), newest kept."""
+    return f"{PREFIX}:e:{election_id}:alerts"
 
 
 def audit(election_id: str) -> str:

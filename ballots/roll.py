@@ -11,8 +11,6 @@ from pathlib import Path
 
 import phonenumbers
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from ballots import keys
@@ -27,6 +25,19 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _TELEGRAM_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _BATCH = 2_000
 _OFCOM_DRAMA = re.compile(r"^\+447700900\d{3}$")
+#: Kinds of number that are no one's own phone, as a refusal names them.  Texts to them
+#: reach no supporter, and some earn whoever holds them money for every code and
+#: reminder sent (SMS pumping), so a roll must not hold them.
+_NOT_A_SUPPORTER = {
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "a freephone number",
+    phonenumbers.PhoneNumberType.UAN: "an organisation's non-geographic number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail access number",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "a personal (forwarding) number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager number",
+}
+_WHAT_IS_WANTED = "a supporter's phone must be a mobile or a landline"
 
 
 class RollImportRefused(OpenPrimaryError):
@@ -49,7 +60,11 @@ class PhoneError(ValueError):
 
 
 def normalise_phone(raw: str, region: str = "GB") -> str:
-    """A phone number in E.164 form, or PhoneError saying what is wrong."""
+    """A phone number in E.164 form, or PhoneError saying what is wrong.
+
+    A number of an international network (+882, +883, satellite phones) or one
+    that is no one's own phone (premium-rate, freephone...) is refused too.
+    """
     text = raw.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
@@ -62,6 +77,14 @@ def normalise_phone(raw: str, region: str = "GB") -> str:
     # subscriber, so the examples and tests can use them safely.
     if not phonenumbers.is_valid_number(number) and not _OFCOM_DRAMA.match(e164):
         raise PhoneError(f"phone {raw!r} is not a valid number for region {region}")
+    if number.country_code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        raise PhoneError(
+            f"phone {raw!r} belongs to an international network (+{number.country_code}), "
+            f"not to a country; {_WHAT_IS_WANTED}"
+        )
+    kind = _NOT_A_SUPPORTER.get(phonenumbers.number_type(number))
+    if kind is not None:
+        raise PhoneError(f"phone {raw!r} is {kind}; {_WHAT_IS_WANTED}")
     return e164
 
 
@@ -210,9 +233,10 @@ for _, item in ipairs(items) do
 end
 return #items
 """
-#: Staged records applied by one call of the switch script (each call is short, so Redis
-#: never reports a long-running script while the switch's transaction runs).
+#: Staged records applied by one call of the switch script (a few milliseconds of Redis),
+#: and by one round trip of such calls.
 _SWITCH_CHUNK = 1_000
+_SWITCH_STEP = 20_000
 #: The switch writes about this many bytes for each staged byte (measured: a new roll entry
 #: is a hash with its own key, larger than its staged line); it is refused beforehand if
 #: Redis's maxmemory leaves less room than that.
@@ -266,16 +290,25 @@ class _Staging:
             )
 
     async def switch(self) -> None:
-        """Apply everything staged, in one transaction (one per hash slot on a Cluster)."""
-        writes = _Transactions(self.redis)
+        """Apply everything staged, :data:`_SWITCH_STEP` records a round trip, then drop the
+        staged lists.  Each script is short, so Redis keeps answering everyone else."""
         for stage, target, kind, prefix in self.lists:
-            pipe = writes.on(stage)
-            for first in range(0, self.lengths[stage], _SWITCH_CHUNK):
-                # EVAL, not EVALSHA: a Cluster's transaction does not load scripts first.
-                last = first + _SWITCH_CHUNK - 1
-                pipe.eval(_SWITCH, 2, stage, target, kind, prefix, first, last)
-            pipe.delete(stage)
-        await writes.execute()
+            length = self.lengths[stage]
+            for first in range(0, length, _SWITCH_STEP):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    last = min(first + _SWITCH_STEP, length)
+                    for start in range(first, last, _SWITCH_CHUNK):
+                        # EVAL, not EVALSHA: a Cluster's pipeline does not load scripts first.
+                        end = min(start + _SWITCH_CHUNK, last) - 1
+                        pipe.eval(_SWITCH, 2, stage, target, kind, prefix, start, end)
+                    try:
+                        await pipe.execute()
+                    except ResponseError as err:
+                        raise RollImportRefused(
+                            f"Redis refused part of the import's switch ({err}): some of the "
+                            "roll is in, some not; run the same import again to finish it"
+                        ) from err
+            await self.redis.delete(stage)
 
 
 async def import_roll(
@@ -286,13 +319,15 @@ async def import_roll(
     Codes, failure counters and the voted flag of existing supporters are
     kept; a changed phone or Telegram id moves their index entries.  The
     current records are read first, in batches; the changes are then staged
-    in batches in lists nobody reads, and switched in by one MULTI/EXEC
-    transaction of short scripts that read the staged lists inside Redis.
-    So the client holds one batch at a time, whatever the roll's size, and
-    a Redis that refuses a write (out of memory, a read-only replica) while
-    staging leaves the roll as it was, never half imported: the staged lists
-    are deleted.  On a Cluster the switch is one transaction per hash slot
-    (see :class:`_Transactions`).
+    in batches in lists nobody reads, and switched in by short scripts that
+    read the staged lists inside Redis.  So the client holds one batch at a
+    time, whatever the roll's size, and Redis is never held for more than a
+    few milliseconds.  A Redis that refuses a write while staging (out of
+    memory, a read-only replica) leaves the roll as it was: the staged lists
+    are deleted.  The switch is refused beforehand if Redis's maxmemory has
+    no room for it; a failover in its few seconds leaves part of the roll
+    switched in, and running the same import again finishes it (an import
+    is idempotent).
     """
     eid = election.id
     added = updated = 0
@@ -367,47 +402,6 @@ async def import_roll(
         await staging.discard()
     total = sum([await redis.scard(keys.members(eid, shard)) for shard in range(election.shards)])
     return ImportSummary(added=added, updated=updated, total=total)
-
-
-class _Transactions:
-    """The import's writes: one MULTI/EXEC in all; on a Cluster, one per hash slot.
-
-    A Cluster cannot run one transaction across slots: there each slot's
-    writes are all or nothing, and a refusal part-way leaves the slots before
-    it imported.  The import is idempotent, so running it again finishes it.
-    """
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.cluster = is_cluster(redis)
-        self.pipes: dict[int, Pipeline] = {}
-
-    def on(self, key: str) -> Pipeline:
-        """The transaction that writes ``key``."""
-        slot = key_slot(key.encode()) if self.cluster else 0
-        pipe = self.pipes.get(slot)
-        if pipe is None:
-            pipe = self.pipes[slot] = self.redis.pipeline(transaction=True)
-        return pipe
-
-    async def execute(self) -> None:
-        try:
-            for done, pipe in enumerate(self.pipes.values()):
-                try:
-                    await pipe.execute()
-                except ResponseError as err:
-                    if done:
-                        raise RollImportRefused(
-                            f"Redis refused part of the import ({err}); on a Cluster each hash "
-                            "slot is imported whole: run the same import again to finish it"
-                        ) from err
-                    raise RollImportRefused(
-                        f"Redis refused the import ({err}); nothing was changed, the roll is as "
-                        "it was"
-                    ) from err
-        finally:
-            for pipe in self.pipes.values():
-                await pipe.reset()  # type: ignore[no-untyped-call]
 
 
 def _phone_add(index: dict[str, str], phone: str, sid: str) -> None:

@@ -32,6 +32,7 @@ KINDS = (
     "sms_budget_near",
     "sms_budget_spent",
     "code_guessing",
+    "console_guessing",
     "redis_unavailable",
     *(f"channel_failing_{ch}" for ch in (Channel.SMS, Channel.TELEGRAM)),
 )
@@ -87,10 +88,9 @@ class Alerts:
         ALERTS.labels(kind).inc()
         log.warning("election %s: alert (%s): %s", self.election.id, kind, text)
         if first is not None:
-            await audit.record(
-                self.redis, self.clock, self.election.id, "openprimary", f"alert: {kind}",
-                message=text, **details,
-            )  # fmt: skip
+            await audit.record_alert(
+                self.redis, self.clock, self.election.id, kind, message=text, **details
+            )
         telegram = self.senders.get(Channel.TELEGRAM)
         if telegram is None:
             return True

@@ -88,6 +88,9 @@ class Conversation:
         #: Each offered language's own name (and its English one, unless a candidate's
         #: name has it: "Carol Welsh"), as a voter sends it to switch: code.
         in_names = {w for c in election.candidates for w in c.name.upper().split()}
+        #: Every word of a candidate's name: while ranking, a keyword that is one of them
+        #: ranks the candidate ("Jo English", "Sam Blank") rather than being obeyed.
+        self.name_words = frozenset(in_names)
         self.language_words = {
             word.upper(): code
             for code in election.languages
@@ -231,6 +234,11 @@ class Conversation:
 
     async def _dispatch(self, state: State, turn: Turn) -> tuple[State, Replies]:
         word = turn.word
+        if self._names_candidate(state, turn):
+            if state.step is Step.CONFIRM:
+                state.step = Step.RANK
+                state.ranking = []
+            return await self._rank(state, turn, name=True)
         chosen = self.language_words.get(word) if turn.msg.contact is None else None
         if chosen is not None:
             state.language = chosen
@@ -308,9 +316,20 @@ class Conversation:
             return await self._voted(outcome.supporter)
         return outcome
 
-    async def _rank(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        """Add one or more preferences, undo one, or finish."""
-        word, said = turn.word, words()
+    def _names_candidate(self, state: State, turn: Turn) -> bool:
+        """Whether, while ranking, a typed keyword is also (part of) a candidate's name that
+        ranks them: then it ranks them, whatever else the word means."""
+        if state.step not in (Step.RANK, Step.CONFIRM) or turn.from_button:
+            return False
+        if not turn.word or turn.word.isdigit() or turn.word not in self.name_words:
+            return False
+        parsed = parse_ranking(turn.text, self.election.candidates)
+        return bool(parsed.ids) and not parsed.error
+
+    async def _rank(self, state: State, turn: Turn, *, name: bool = False) -> tuple[State, Replies]:
+        """Add one or more preferences, undo one, or finish (``name``: the text names a
+        candidate, so no keyword is read in it)."""
+        word, said = ("" if name else turn.word), words()
         if word in said.abstain:
             return self._abstain(state)
         if word in said.undo:

@@ -18,6 +18,7 @@ from bot.alerts import Alerts, ChannelHealth
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.organiser import OrganiserCommands
+from bot.outsiders import Outsiders
 from bot.ports import Sender, TextRules
 from bot.receipts import HeldReceipts
 from bot.router import Router
@@ -44,6 +45,8 @@ class Core:
     copies: PlatformCopies | None = None
     #: The organisers' commands: the chat's, and the web console's reminders and rules.
     organisers: OrganiserCommands | None = None
+    #: Raises the election's alerts to organisers.
+    alerts: Alerts | None = None
 
     async def stop_background(self) -> None:
         """Stop the chat's reminder workers and wait for the codes texted after their
@@ -121,6 +124,7 @@ async def build_core(
         rules=rules,
         alerts=alerts,
         health=health,
+        outsiders=Outsiders(redis, election.id, clock, settings.sms_budget_segments),
     )
     return Core(
         settings,
@@ -134,4 +138,5 @@ async def build_core(
         senders,
         copies,
         organisers,
+        alerts,
     )

@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
+from ballots.election import right_to_left
 from ballots.languages import SHIPPED
 
 LOCALE = Path(__file__).resolve().parent / "locale"
@@ -93,12 +94,18 @@ FSI, PDI = "\u2068", "\u2069"
 
 
 def isolate(text: str) -> str:
-    """``text`` kept in its own direction inside a right-to-left language's sentence.
+    """``text`` kept in its own direction inside a sentence.
 
     A name such as "Alex Green" inside Urdu text, or a number with a dash,
-    would otherwise be reordered with its neighbours.  Left-to-right
-    languages get the text as it is (and SMS in GSM-7 pays nothing for it).
+    would otherwise be reordered with its neighbours; so would an Urdu or
+    Hebrew name inside English, and a line that starts with one ("2 <name>")
+    would be laid out right to left (a line takes its direction from its
+    first letter, outside isolates).  Left-to-right text in a left-to-right
+    language is given as it is: it needs nothing (and SMS in GSM-7 pays
+    nothing for it).
     """
-    if not text or not SHIPPED[_current.get()].right_to_left:
+    if not text:
         return text
-    return f"{FSI}{text}{PDI}"
+    if SHIPPED[_current.get()].right_to_left or right_to_left(text):
+        return f"{FSI}{text}{PDI}"
+    return text

@@ -152,8 +152,12 @@ class Identification:
                     return await self._send_otp(
                         state, sid, msg, quiet=True, typed=number, charged=True
                     )
-            # The Redis work of asking for a code, so this answer takes as long as that one.
-            await self.codes.as_if_requested(self.election)
+            # The Redis work of asking for a code, so this answer takes as long as that one,
+            # and says what it would say for a number on the roll (no code could go now).
+            budget = await self.codes.as_if_requested(self.election, spent_key=self._spent_key())
+            refused = self._typed_refusal(state, budget)
+            if refused is not None:
+                return refused
             state.step = Step.SMS_CODE
             state.supporter = None
             state.quiet = True
@@ -230,21 +234,25 @@ class Identification:
             asker=self.codes.asker(self.election, msg.channel, msg.address),
             sms_from=sms_from(msg),
             charge=None if charged else (msg.channel, msg.address),
-            spent_key=self.spend.key if self.spend is not None and self.spend.ceiling else None,
+            spent_key=self._spent_key(),
+            typed=quiet,
         )
         phone = request.phone
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = quiet
         if request.status == "sent" and request.code is not None:
+            # A reply never says a code is on its way when none is sent; after a typed
+            # number it says what a number not on the roll is told now too.
+            refused = self._typed_refusal(state, budget) if quiet else None
+            if refused is not None:
+                if not budget.allowed:
+                    await self._sms_budget(budget)  # the hour's first refusal is audited
+                return refused
             if self.spend is not None and self.spend.exhausted(budget.segments_spent):
-                if quiet:
-                    return state, [say(texts.supporter_number_sent(typed))]
                 fresh = State(election=self.election.id, turn=state.turn)
                 return fresh, [say(texts.sms_budget_spent(self.election))]
             if not await self._sms_budget(budget):
-                if quiet:
-                    return state, [say(texts.supporter_number_sent(typed))]
                 # Start afresh: the voter's next message asks again.
                 fresh = State(election=self.election.id, turn=state.turn)
                 return fresh, [say(texts.code_sms_paused())]
@@ -274,6 +282,21 @@ class Identification:
         if request.status == "too_many":
             return state, [say(texts.too_many_codes(request.wait))]
         return state, [say(texts.locked())]
+
+    def _spent_key(self) -> str | None:
+        """The SMS budget's counter, read with a code request when there is a budget."""
+        return self.spend.key if self.spend is not None and self.spend.ceiling else None
+
+    def _typed_refusal(self, state: State, budget: SmsBudget) -> tuple[State, Replies] | None:
+        """After a typed supporter number: the reply when no code can go now (the SMS
+        budget spent, or the hour's share for typed numbers or the hour's ceiling reached),
+        the same whether or not the number is on the roll; None when one can."""
+        fresh = State(election=self.election.id, turn=state.turn, language=state.language)
+        if self.spend is not None and self.spend.exhausted(budget.segments_spent):
+            return fresh, [say(texts.sms_budget_spent(self.election))]
+        if not budget.allowed:
+            return fresh, [say(texts.code_sms_paused())]
+        return None
 
     def _after_check(
         self, state: State, result: CodeCheck, turn: Turn, *, voting_code: bool

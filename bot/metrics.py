@@ -44,6 +44,18 @@ CODE_GUESSING = Counter(
     "Hours in which wrong voting codes passed the election's budget, slowing every chat",
     registry=REGISTRY,
 )
+CONSOLE_REFUSALS = Counter(
+    "openprimary_console_code_refusals",
+    "Console sign-in codes refused or not sent (hourly limit, wrong code, locked)",
+    ["why"],
+    registry=REGISTRY,
+)
+OUTSIDERS_SILENCED = Counter(
+    "openprimary_outsider_replies_withheld",
+    "SMS replies not sent to senders the roll does not know (hourly limit, or their reserve)",
+    ["why"],
+    registry=REGISTRY,
+)
 ALERTS = Counter(
     "openprimary_alerts",
     "Alerts raised to organisers (at most one of a kind per election a period)",

@@ -23,6 +23,7 @@ from bot.i18n import speaking
 from bot.lease import POLL, Lease
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
+from bot.outsiders import Outsiders
 from bot.ports import Sender, TextRules
 from bot.spend import SmsSpend
 from bot.state import CHOOSING, State, StateStore, Step
@@ -75,8 +76,11 @@ class Router:
         rules: Mapping[str, TextRules] | None = None,
         alerts: Alerts | None = None,
         health: ChannelHealth | None = None,
+        outsiders: Outsiders | None = None,
     ) -> None:
         self.redis = redis
+        #: Limits SMS replies to senders the roll does not know.
+        self.outsiders = outsiders
         #: Tells organisers when Redis refuses writes; ``health`` when a channel fails.
         self.alerts = alerts
         self.health = health
@@ -128,6 +132,7 @@ class Router:
             try:
                 after, out = await self.conversation.step(before, msg, known)
                 replies, later = await self._deliver(msg, out)
+                replies = self._to_outsider(msg, known, after, replies)
                 lease.stop()
                 await self._commit(msg, lease, known, before, after, replies)
             except BaseException:
@@ -154,8 +159,14 @@ class Router:
         flags: list[str | int] = [lease.token, lease.ms, "1" if done_key else "0"]
         reads: list[Callable[[Sequence[Any]], Known]] = []
 
+        outsiders = self.outsiders if msg.channel == Channel.SMS else None
+        taken = 0
+
         def fill(batch: Batch) -> None:
+            nonlocal taken
             batch.script(self._begin_script, chat, flags)
+            if outsiders is not None:
+                taken = outsiders.prefetch(batch, msg.address)
             reads.append(self.conversation.prefetch(batch, msg))
 
         loop = asyncio.get_running_loop()
@@ -167,7 +178,10 @@ class Router:
                 return value, State(), Known()
             if outcome == "taken":
                 state = self.store.open(msg.channel, msg.address, value) if value else State()
-                return None, state, reads[-1](results[1:])
+                known = reads[-1](results[1 + taken :])
+                if outsiders is not None:
+                    known = replace(known, outsider=outsiders.standing(results[1 : 1 + taken]))
+                return None, state, known
             if loop.time() + POLL > deadline:
                 return None
             await asyncio.sleep(POLL)
@@ -227,6 +241,29 @@ class Router:
             # The vote and the replies matter more; the copy stays on the platform.
             ERRORS.labels("copies").inc()
             log.warning("could not queue a %s message for removal: %s", msg.channel, errors[0])
+
+    def _to_outsider(
+        self, msg: InboundMessage, known: Known, after: State, replies: list[OutboundMessage]
+    ) -> list[OutboundMessage]:
+        """The replies for an SMS sender the roll does not know (not on it, and not
+        identified): none past their hour's share or the outsiders' reserve; the ones sent
+        are counted with the commit."""
+        if (
+            self.outsiders is None
+            or known.outsider is None
+            or known.phone_ids
+            # Proved who they are (a supporter typed after a number is not: the same limit
+            # for every number typed, so silence tells nothing about the roll).
+            or after.step in (Step.RANK, Step.CONFIRM, Step.DONE)
+            or not replies
+        ):
+            return replies
+        segments = self._segments(msg.channel, replies)
+        if not self.outsiders.allows(known.outsider, segments):
+            return []
+        outsiders, address = self.outsiders, msg.address
+        known.writes.append(lambda batch: outsiders.bill(batch, address, segments))
+        return replies
 
     def _segments(self, channel: str, messages: list[OutboundMessage]) -> int:
         """What ``messages`` cost by SMS (0 on other channels): one reply at a time, so a

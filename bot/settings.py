@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,6 +49,9 @@ class Settings:
     durable_replicas: int = 0
     #: The most SMS segments the election may send (0: no ceiling); see ``bot.spend``.
     sms_budget_segments: int = 0
+    #: The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none
+    #: by default, so a client cannot name its own address.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
     copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
     env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -176,6 +180,9 @@ class Settings:
             delete_copies=delete_raw in ("on", "1", "yes", "true"),
             durable_replicas=count("OPENPRIMARY_DURABLE_REPLICAS", 0, least=0),
             sms_budget_segments=count("OPENPRIMARY_SMS_BUDGET_SEGMENTS", 0, least=0),
+            trusted_proxies=_networks(
+                "OPENPRIMARY_TRUSTED_PROXIES", get("OPENPRIMARY_TRUSTED_PROXIES")
+            ),
         )
 
     def require(self, *names: str) -> None:
@@ -238,3 +245,16 @@ def _local_secret(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def _networks(name: str, raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or CIDR networks, separated by commas or spaces."""
+    found = []
+    for item in (raw or "").replace(",", " ").split():
+        try:
+            found.append(ip_network(item, strict=False))
+        except ValueError as err:
+            raise ConfigError(
+                f"{name}: {item!r} is not an address or a network such as 10.0.0.0/8 ({err})"
+            ) from None
+    return tuple(found)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ballots.connection import Batch
 from bot.messages import Channel, InboundMessage, OutboundMessage
+from bot.outsiders import Standing
 
 Replies = list[OutboundMessage]
 
@@ -26,6 +27,8 @@ class Known:
     voting_code: tuple[Any, ...] | None = None
     #: ``running`` or ``finalising`` while a rehearsal is under way (bot/rehearsal.py).
     rehearsal: str | None = None
+    #: An SMS sender's replies this hour and all outsiders' segments (bot/outsiders.py).
+    outsider: Standing | None = None
     #: Writes the step leaves to go with the chat's new state, in the same round trip.
     writes: list[Callable[[Batch], None]] = field(default_factory=list)
 

@@ -5,6 +5,11 @@ callbacks for replies that showed a voter's choices), ``POST /telegram``,
 ``GET /healthz`` (503 when Redis cannot take a write) and ``GET /metrics``
 (Prometheus text).
 
+A connection must send a request's headers within :data:`HEADER_TIMEOUT`
+seconds (of opening, or of the first byte of its next request) or is closed,
+so a client trickling half-sent requests (a slowloris) holds no connection
+for long.
+
 The app keeps nothing in process memory that another ``serve`` process would
 need: every state lives in Redis, so any number of them can run side by side
 behind one load balancer.
@@ -23,7 +28,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 TELEGRAM_PATH = "/telegram"
 #: How long /healthz waits for Redis before calling it down.
 HEALTH_TIMEOUT = 0.9
+#: Seconds a connection has to send a request's headers: from its opening, or, kept alive
+#: after a request, from the first byte of the next (an idle one waits as aiohttp lets it).
+HEADER_TIMEOUT = 10.0
 #: This process, as its health-check key names it.
 _PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -185,13 +193,15 @@ async def run_app(
     stop: asyncio.Event,
     out: TextIO | None = None,
     reuse_port: bool = False,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly.
 
     ``reuse_port``: several processes listen on the one port (SO_REUSEPORT), and
     the kernel shares the connections out among them (``serve --workers``).
+    ``header_timeout``: see :data:`HEADER_TIMEOUT`.
     """
-    runner = web.AppRunner(app)
+    runner = _Runner(app, header_timeout=header_timeout)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
@@ -203,3 +213,94 @@ async def run_app(
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+# --- closing connections whose headers are late ------------------------------------
+# aiohttp (3.14) has no timeout for a request's headers, only keepalive_timeout for an
+# idle connection (an hour by default, and shorter would race a load balancer reusing it).
+
+
+class _Runner(web.AppRunner):
+    """aiohttp's runner, whose server closes a connection that is slow to send headers."""
+
+    __slots__ = ("_header_timeout",)
+
+    def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._header_timeout = header_timeout
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()  # the app started, its server's settings chosen
+        return _Server(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            header_timeout=self._header_timeout,
+            **made._kwargs,
+        )
+
+
+class _Server(web.Server):
+    """aiohttp's server, handing each connection to a :class:`_HeaderDeadline`."""
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+
+    def __call__(self) -> web.RequestHandler:
+        return _HeaderDeadline(
+            self, loop=self._loop, header_timeout=self.header_timeout, **self._kwargs
+        )
+
+
+class _HeaderDeadline(web.RequestHandler):
+    """aiohttp's handler of one connection, closing it if a request's headers are late.
+
+    The clock starts when the connection opens, and again at the first byte of each later
+    request; it stops once the headers are in (the body, if any, is the handler's to read).
+    """
+
+    __slots__ = ("_header_timeout", "_header_timer")
+
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._start_clock()
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._request_count
+        super().data_received(data)
+        if self._request_count > requests:  # a request's headers are in (or were refused)
+            self._stop_clock()
+        elif data and self._header_timer is None and self._waiting():
+            self._start_clock()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._stop_clock()
+        super().connection_lost(exc)
+
+    def _waiting(self) -> bool:
+        """Whether no request is in hand: the connection waits for the next one's headers."""
+        return self._waiter is not None and not self._waiter.done()
+
+    def _start_clock(self) -> None:
+        self._header_timer = self._loop.call_later(self._header_timeout, self._late)
+
+    def _stop_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _late(self) -> None:
+        self._header_timer = None
+        if self._waiting() and self.transport is not None:
+            log.info(
+                "closed a connection from %s: no request headers within %ss",
+                self.peername,
+                self._header_timeout,
+            )
+            self.force_close()

@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "estimate the poll's SMS segments (codes, conversations, reminders) and their cost",
     ),
     "telegram": ("channels.telegram_cli", "set up the Telegram bot's webhook"),
+    "console": (
+        "openprimary.console_cli",
+        "the organisers' console: sessions, and sign-ins locked by wrong codes",
+    ),
 }
 
 

@@ -168,7 +168,9 @@ async def test_an_import_refused_part_way_through_staging_changes_nothing() -> N
         used = int((await redis.info("memory"))["used_memory"])
         # Room for a few staged batches of 2,000, not for all ten.
         await redis.config_set("maxmemory", str(used + 400_000))
-        with pytest.raises(RollImportRefused, match="Redis refused the import.*used memory > 'maxmemory'"):
+        with pytest.raises(
+            RollImportRefused, match=r"Redis refused the import.*used memory > 'maxmemory'"
+        ):
             await import_roll(redis, election, roll)
         after = {str(k): await redis.dump(k) for k in sorted(await redis.keys("*"))}
         assert after == before

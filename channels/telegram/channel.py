@@ -2,7 +2,10 @@
 
 ``POST /telegram`` checks Telegram's secret token in constant time, stores
 the update in Redis (:mod:`channels.telegram.inbox`) and answers 200 once it
-is stored, 503 if it could not be.  The inbox hands each update to the
+is stored, 503 if it could not be.  A body that is not an update the bot can
+read (see :func:`malformed`) gets 400 and is not stored; a well-formed update
+of a kind the bot does not handle gets 200 and is not stored either, so
+Telegram does not send it again.  The inbox hands each update to the
 Application's handlers: concurrently, but one chat's updates one at a time
 and in the order they came, across every ``serve`` process.  With
 ``polling`` the Application's Updater fetches updates instead, for
@@ -14,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +38,7 @@ from bot.copies import Remover
 from bot.core import Core
 from bot.settings import Settings
 from channels.appkeys import CORE, TELEGRAM_WEBHOOK, Installer
+from channels.telegram import claim
 from channels.telegram.handlers import Handlers
 from channels.telegram.inbox import Inbox
 from channels.telegram.sending import (
@@ -160,13 +165,17 @@ class TelegramChannel:
             return web.Response(status=403, text="forbidden\n")
         try:
             data = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             return web.Response(status=400, text="not JSON\n")
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        problem = malformed(data)
+        if problem is not None:
+            log.warning("telegram webhook: refused a malformed update: %s", problem)
             return web.Response(status=400, text="not a Telegram update\n")
+        if not any(kind in data for kind in ALLOWED_UPDATES):
+            return web.Response(text="ok\n")  # nothing the bot does anything with
         try:
             update = Update.de_json(data, self.bot)
-        except (TypeError, ValueError, KeyError, AttributeError):
+        except Exception:  # PTB checks no types: junk raises whatever it first meets
             log.warning("telegram webhook: an update PTB could not read", exc_info=True)
             return web.Response(status=400, text="not a Telegram update\n")
         try:
@@ -198,6 +207,140 @@ class TelegramChannel:
                     await asyncio.sleep(1.0)
 
 
+# --- what an update must look like -------------------------------------------------
+
+#: Telegram's ids and counts fit in 64 bits (its ids in 52); nothing bigger is taken.
+_BIGGEST = 2**63 - 1
+#: Dates as seconds since 1970, up to the last second of the year 9999.
+_LAST_DATE = 253_402_300_799
+#: How deeply an update's JSON may nest (Telegram's go about ten levels down).
+_DEPTH = 32
+
+#: The parts of an update the bot reads, as field -> (type, required).  A type is a
+#: Python type (exactly: JSON's true is no int), "date", a nested shape (an object), or a
+#: one-item list (a list of them).  Other fields are left to PTB.
+_Shape = Mapping[str, tuple[Any, bool]]
+_USER: _Shape = {
+    "id": (int, True),
+    "is_bot": (bool, True),
+    "first_name": (str, True),
+    "last_name": (str, False),
+    "username": (str, False),
+    "language_code": (str, False),
+}
+_CHAT: _Shape = {
+    "id": (int, True),
+    "type": (str, True),
+    "title": (str, False),
+    "username": (str, False),
+    "first_name": (str, False),
+    "last_name": (str, False),
+}
+_ENTITY: _Shape = {
+    "type": (str, True),
+    "offset": (int, True),
+    "length": (int, True),
+    "url": (str, False),
+    "user": (_USER, False),
+}
+_CONTACT: _Shape = {
+    "phone_number": (str, True),
+    "first_name": (str, True),
+    "last_name": (str, False),
+    "user_id": (int, False),
+}
+_MESSAGE: dict[str, tuple[Any, bool]] = {
+    "message_id": (int, True),
+    "date": ("date", True),
+    "chat": (_CHAT, True),
+    "from": (_USER, False),
+    "sender_chat": (_CHAT, False),
+    "edit_date": ("date", False),
+    "text": (str, False),
+    "caption": (str, False),
+    "entities": ([_ENTITY], False),
+    "caption_entities": ([_ENTITY], False),
+    "contact": (_CONTACT, False),
+    "new_chat_members": ([_USER], False),
+}
+_MESSAGE["reply_to_message"] = (_MESSAGE, False)
+_QUERY: _Shape = {
+    "id": (str, True),
+    "from": (_USER, True),
+    "chat_instance": (str, True),
+    "message": (_MESSAGE, False),
+    "data": (str, False),
+}
+_UPDATE: _Shape = {
+    "update_id": (int, True),
+    "message": (_MESSAGE, False),
+    "callback_query": (_QUERY, False),
+}
+
+
+def malformed(data: object) -> str | None:
+    """Why a webhook's JSON is not an update the bot can take in, or None if it is.
+
+    Telegram sends nothing else, but anyone with the secret token could: an id that is
+    not a whole number, text that is not Unicode (a lone surrogate), a date no calendar
+    holds would otherwise fail later, in the background, or with a 500.
+    """
+    if not isinstance(data, dict):
+        return "not an object"
+    return _unreadable(data) or _unlike(data, _UPDATE, "update")
+
+
+def _unreadable(data: object) -> str | None:
+    """Why some value anywhere in the JSON cannot be taken in, or None."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _DEPTH:
+            return f"nested more than {_DEPTH} deep"
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in [*value, *value.values()])
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return "text that is not Unicode"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "a number that is not finite"
+        elif isinstance(value, int) and not -_BIGGEST <= value <= _BIGGEST:
+            return "a number beyond 64 bits"
+    return None
+
+
+def _unlike(value: object, shape: Any, where: str) -> str | None:
+    """Why ``value`` does not have ``shape`` (see :data:`_Shape`), or None."""
+    if isinstance(shape, Mapping):
+        if not isinstance(value, dict):
+            return f"{where} is not an object"
+        for name, (inner, required) in shape.items():
+            if name not in value:
+                if required:
+                    return f"{where}.{name} is missing"
+                continue
+            problem = _unlike(value[name], inner, f"{where}.{name}")
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not a list"
+        for i, item in enumerate(value):
+            problem = _unlike(item, shape[0], f"{where}[{i}]")
+            if problem is not None:
+                return problem
+        return None
+    if shape == "date":
+        ok = type(value) is int and 0 <= value <= _LAST_DATE
+        return None if ok else f"{where} is not a date"
+    return None if type(value) is shape else f"{where} is not {shape.__name__}"
+
+
 def _chat_of(update: Update) -> int:
     """The chat an update belongs to, which keeps its place in that chat's order."""
     if update.effective_chat is not None:
@@ -224,6 +367,9 @@ def installer(*, polling: bool = False) -> Installer:
     """Plugs Telegram into ``channels.server.make_app``: ``make_app(core, [installer()])``."""
 
     def install(app: web.Application) -> None:
+        token = app[CORE].settings.telegram_bot_token or ""
+        # One bot, one election: claimed before the channel starts taking its updates.
+        claim.installer(token.split(":", 1)[0])(app)
         channel = TelegramChannel(app[CORE], polling=polling)
         app[TELEGRAM_CHANNEL] = channel
         app[TELEGRAM_WEBHOOK] = channel.webhook

@@ -322,10 +322,16 @@ class Inbox:
                 log.warning("telegram inbox: cannot read updates: %s", err)
                 await asyncio.sleep(0.5)
                 continue
-            for key, entries in reply or []:
-                shard = int(str(key).rsplit(":", 1)[1])
-                for entry_id, fields in entries:
-                    self._dispatch(shard, entry_id, fields, replay=False)
+            try:
+                for key, entries in reply or []:
+                    shard = int(str(key).rsplit(":", 1)[1])
+                    for entry_id, fields in entries:
+                        self._dispatch(shard, entry_id, fields, replay=False)
+            except Exception:
+                # A bug, not an outage: reading goes on, or this process's shards would stall
+                # while it holds them.  What was read and not dispatched stays pending, for
+                # the next holder of its shard.
+                log.exception("telegram inbox: updates read could not be dispatched")
 
     def _dispatch(self, shard: int, entry_id: str, fields: dict[str, str], *, replay: bool) -> None:
         try:

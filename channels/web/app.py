@@ -35,6 +35,7 @@ def install(app: web.Application) -> None:
         core.settings.secret_key,
         core.senders,
         region=core.settings.default_region,
+        alerts=core.alerts,
     )
     # On the main app, so the public results page renders too (the console finds it there).
     aiohttp_jinja2.setup(
@@ -63,6 +64,7 @@ def install(app: web.Application) -> None:
     r.add_get("/audit", audit_views.audit_page)
     r.add_get("/results", results_views.results_page)
     r.add_post("/results/publish", results_views.publish)
+    r.add_post("/results/unpublish", results_views.unpublish)
     r.add_static("/static/", HERE / "static")
     app.add_subapp(PREFIX, console)
     app[CONSOLE_APP] = console

@@ -15,8 +15,6 @@ from channels.web.render import core_of, page, poll_state
 
 #: How many recent alerts the page lists.
 ALERTS_SHOWN = 10
-#: How far back in the audit trail the page looks for them.
-RECENT = 500
 
 
 async def _figures(request: web.Request) -> dict[str, Any]:
@@ -38,9 +36,7 @@ async def election_page(request: web.Request) -> web.StreamResponse:
     """GET /organisers/: the election at a glance."""
     core = core_of(request)
     figures = await _figures(request)
-    # The newest entries only: alerts that matter are recent, and the trail can be long.
-    recent = await audit.latest(core.redis, core.election.id, RECENT)
-    alerts = [e for e in recent if e.action.startswith("alert:")][:ALERTS_SHOWN]
+    alerts = await audit.latest_alerts(core.redis, core.election.id, ALERTS_SHOWN)
     return page(
         request,
         "election.html",

@@ -3,12 +3,16 @@
 Everything under ``/organisers/`` needs a session, except the sign-in pages
 and the static files; a request without one is sent to sign in (303).  Every
 POST must carry the CSRF token of its session (before sign-in: of the
-browser's sign-in cookie) or gets 403, and changes nothing.
+browser's sign-in cookie) or gets 403, and changes nothing; so does a POST
+whose session cookie this server did not sign (forged, or signed with a key
+since changed), and the answer deletes that cookie.  Every answer, an error
+too, carries the console's headers (CSP, nosniff, no-store).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import TypeVar
 
@@ -17,6 +21,8 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from bot.signin import IDLE, Session, SignIn
 from channels.appkeys import CORE
 from channels.appkeys import WebHandler as Handler
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/organisers"
 SESSION_COOKIE = "op_console"
@@ -72,7 +78,7 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, cooki
 def signin_csrf(request: web.Request, response: web.StreamResponse | None = None) -> str:
     """The CSRF token of a browser that has not signed in (its cookie, made if need be)."""
     token = request.cookies.get(CSRF_COOKIE)
-    if not token:
+    if not token or not token.isascii():  # ours are ASCII: another could never match
         token = request.get(NEW_CSRF) or secrets.token_urlsafe(24)
         request[NEW_CSRF] = token
     if response is not None and request.cookies.get(CSRF_COOKIE) != token:
@@ -89,48 +95,92 @@ def signin_csrf(request: web.Request, response: web.StreamResponse | None = None
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    path = request.path
+    """Let a request in with a live session (or to a public page) and, if a POST, its token."""
     signin = request.config_dict[SIGNIN]
-    session = None
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        session_id = signin.session_id(cookie)
-        if session_id is not None:
-            # A page polling for its figures is not the organiser at work: no renewal.
-            session = await signin.session(session_id, touch=not path.endswith(".json"))
+    session_id = signin.session_id(cookie) if cookie else None
+    if not cookie or session_id is not None:
+        return await _admit(request, handler, session_id)
+    # A session cookie this server did not sign (forged, or signed with a key since
+    # changed): the browser is told to drop it, so that it can sign in anew.
+    try:
+        if request.method == "POST":
+            raise _forbidden()
+        response = await _admit(request, handler, None)
+    except web.HTTPException as exc:
+        exc.del_cookie(SESSION_COOKIE, path=PREFIX)
+        raise
+    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+async def _admit(
+    request: web.Request, handler: Handler, session_id: str | None
+) -> web.StreamResponse:
+    """Hand the request on if its session (or the page being public) and its CSRF token let it."""
+    path = request.path
+    session = None
+    if session_id is not None:
+        # A page polling for its figures is not the organiser at work: no renewal.
+        session = await request.config_dict[SIGNIN].session(
+            session_id, touch=not path.endswith(".json")
+        )
     public = path in PUBLIC or path.startswith(f"{PREFIX}/static/")
     if session is None and not public:
         raise web.HTTPSeeOther(f"{PREFIX}/sign-in")
     if request.method == "POST":
         expected = session.csrf if session is not None else request.cookies.get(CSRF_COOKIE)
         given = await _posted_csrf(request)
-        if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
-            raise web.HTTPForbidden(text="This form has expired or did not come from this site.")
+        if not _same_token(given, expected):
+            raise _forbidden()
     request[SESSION] = session
-    response = await handler(request)
-    return response
+    return await handler(request)
+
+
+def _forbidden() -> web.HTTPForbidden:
+    """The answer to a form that is forged, or from a page too old to trust: nothing done."""
+    return web.HTTPForbidden(text="This form has expired or did not come from this site.")
+
+
+def _same_token(given: object, expected: str | None) -> bool:
+    """Whether a form's CSRF token is the one expected, compared in constant time.
+
+    Tokens are ASCII (``secrets.token_urlsafe``); anything else, which a forged form or
+    cookie may hold, is refused before comparing (``compare_digest`` takes ASCII text only).
+    """
+    if not expected or not isinstance(given, str) or not (given.isascii() and expected.isascii()):
+        return False
+    return hmac.compare_digest(given, expected)
 
 
 async def _posted_csrf(request: web.Request) -> object:
     """The CSRF token a form sent.  A file upload (multipart) must send it first: the rest
     is left unread for the handler (``request[MULTIPART]``), to stream with its own limit."""
-    if request.content_type != "multipart/form-data":
-        return (await request.post()).get("csrf")
-    reader = await request.multipart()
-    part = await reader.next()
-    request[MULTIPART] = reader
-    if isinstance(part, BodyPartReader) and part.name == "csrf":
-        return await part.text()
+    try:
+        if request.content_type != "multipart/form-data":
+            return (await request.post()).get("csrf")
+        reader = await request.multipart()
+        part = await reader.next()
+        request[MULTIPART] = reader
+        if isinstance(part, BodyPartReader) and part.name == "csrf":
+            return await part.text()
+    except ValueError:  # a body that is not UTF-8, or not the multipart it says: no token
+        return None
     return None
 
 
 @web.middleware
 async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The console's headers on every answer: a page, a redirect, a refusal, a failure."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         _headers(exc, CONSOLE_CSP)
         raise
+    except Exception:
+        # Answered here rather than by aiohttp, so that a failure's page has the headers too.
+        log.exception("console: %s %s failed", request.method, request.path)
+        response = web.Response(status=500, text="Something went wrong here. Please try again.")
     _headers(response, CONSOLE_CSP)
     return response
 

@@ -2,7 +2,10 @@
 
 Until an organiser publishes, nobody outside the console can see a result:
 ``/results/ID`` answers 404.  Publishing stores the count as it was (its JSON
-report and its pictures) with who published it, and audits it.
+report and its pictures) with who published it and when, and audits it.  It
+happens once: publishing again is refused (and audited), so the first
+publication's time and publisher stand, until an organiser unpublishes
+(audited too), after which ``/results/ID`` answers 404 again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ from channels.web.render import audited, core_of, page, when
 #: The downloads the public page offers, and how each is made.
 DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
 
+#: Store the published results unless some are already: one step, so two organisers
+#: publishing at once cannot overwrite each other.  Returns nothing once stored, else
+#: when and by whom the results standing were published.
+_PUBLISH_ONCE = """
+-- KEYS[1] the published results; ARGV: field, value, field, value ...
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HMGET', KEYS[1], 'at', 'by')
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return {}
+"""
+
 
 async def _count(request: web.Request) -> Result | None:
     """The count of the unsealed ballots (None before the unseal)."""
@@ -50,13 +65,20 @@ async def _published(request: web.Request) -> dict[str, str] | None:
 
 
 async def results_page(request: web.Request) -> web.StreamResponse:
-    """GET /organisers/results: the count once unsealed, and the publish button."""
+    """GET /organisers/results: the count once unsealed, and the publish (or unpublish) button."""
+    return await _results_page(request)
+
+
+async def _results_page(
+    request: web.Request, *, status: int = 200, problems: list[str] | None = None
+) -> web.StreamResponse:
     core = core_of(request)
     closed = core.clock.now() >= core.election.closes
     result = await _count(request) if closed else None
     return page(
         request,
         "results.html",
+        status=status,
         nav="results",
         closed=closed,
         result=result,
@@ -64,33 +86,65 @@ async def results_page(request: web.Request) -> web.StreamResponse:
         sankey=sankey(result) if result else "",
         bars=bars(result) if result else "",
         published=await _published(request),
+        problems=problems or [],
     )
 
 
 async def publish(request: web.Request) -> web.StreamResponse:
-    """POST /organisers/results/publish: make the count public, as it stands now."""
+    """POST /organisers/results/publish: make the count public, as it stands now, unless it
+    is already."""
     core = core_of(request)
     result = await _count(request)
     if result is None:
         raise web.HTTPConflict(text="There is nothing to publish until the trustees unseal.")
     session = session_of(request)
     now = core.clock.now()
-    await core.redis.hset(
-        keys.published(core.election.id),
-        mapping={
-            "at": now.isoformat(timespec="seconds"),
-            "by": session.actor,
-            "report": json.dumps(to_json(result)),
-            "sankey": sankey(result),
-            "bars": bars(result),
-        },
+    fields = {
+        "at": now.isoformat(timespec="seconds"),
+        "by": session.actor,
+        "report": json.dumps(to_json(result)),
+        "sankey": sankey(result),
+        "bars": bars(result),
+    }
+    publish_once = core.redis.register_script(_PUBLISH_ONCE)
+    standing = await publish_once(
+        keys=[keys.published(core.election.id)],
+        args=[item for pair in fields.items() for item in pair],
     )
+    if standing:
+        at, by = standing
+        await audited(
+            request,
+            "results publish refused",
+            why="already published",
+            published_at=at,
+            published_by=by,
+        )
+        problem = (
+            f"The results were already published, {at} by {by}: that publication stands. "
+            "To publish the count again, unpublish it first."
+        )
+        return await _results_page(request, status=409, problems=[problem])
     await audited(
         request,
         "results published",
         winners=list(result.winners),
         ballots=result.ballots,
     )
+    raise web.HTTPSeeOther(f"{PREFIX}/results")
+
+
+async def unpublish(request: web.Request) -> web.StreamResponse:
+    """Take the published results down: ``/results/ID`` and its downloads answer 404 again."""
+    core = core_of(request)
+    async with core.redis.pipeline(transaction=True) as pipe:
+        pipe.hmget(keys.published(core.election.id), ["at", "by"])
+        pipe.delete(keys.published(core.election.id))
+        (at, by), removed = await pipe.execute()
+    if not removed:
+        problem = "The results are not published, so there is nothing to unpublish."
+        return await _results_page(request, status=409, problems=[problem])
+    await audited(request, "results unpublished", published_at=at, published_by=by)
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 
 

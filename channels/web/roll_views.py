@@ -3,21 +3,24 @@ download a new codes file.  Each change is in the audit trail, with the factor."
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from aiohttp import BodyPartReader, web
 
 from ballots.codes_file import write_codes_csv
-from ballots.errors import FileProblems
-from ballots.roll import get_supporter, import_roll, parse_roll
+from ballots.errors import FileProblems, Problem
+from ballots.program import program
+from ballots.roll import Supporter, get_supporter, import_roll, parse_roll
 from bot import rehearsal
 from bot.messages import Channel
 from bot.reach import Reach
 from channels.web.guard import MULTIPART
 from channels.web.render import audited, core_of, page
 
-#: The largest roll file the console takes (a national roll is ~40 MB; use the CLI above it).
-MAX_ROLL_BYTES = 64 * 1024 * 1024
+#: The largest roll file the console takes: about 600,000 rows (a 550,000-strong national
+#: roll is ~18 MB).  A larger file is refused as it arrives; import it with the command line.
+MAX_ROLL_BYTES = 20 * 1024 * 1024
 
 
 async def roll_page(request: web.Request) -> web.StreamResponse:
@@ -54,16 +57,14 @@ async def upload(request: web.Request) -> web.StreamResponse:
             ]
             return page(request, "roll.html", nav="roll", problems=problems, status=400)
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        problems = [f"{name}:{line}: not UTF-8 text; save the file as CSV UTF-8"]
-        return page(request, "roll.html", nav="roll", problems=problems, status=400)
-    try:
-        supporters = parse_roll(text, name, core.settings.default_region)
+        # Checking every row of a large roll takes seconds of CPU: in a thread, so this
+        # server goes on answering voters' webhooks meanwhile.
+        supporters = await asyncio.to_thread(_read, bytes(raw), name, core.settings.default_region)
     except FileProblems as err:
         problems = [str(p) for p in err.problems]
         return page(request, "roll.html", nav="roll", problems=problems, status=400)
+    finally:
+        del raw
     refused = await _not_rehearsing(request, "import the roll")
     if refused:
         return page(request, "roll.html", nav="roll", problems=refused, status=409)
@@ -77,6 +78,18 @@ async def upload(request: web.Request) -> web.StreamResponse:
         total=summary.total,
     )
     return page(request, "roll.html", nav="roll", imported=summary, file=name)
+
+
+def _read(raw: bytes, name: str, region: str) -> list[Supporter]:
+    """The supporters of an uploaded roll, or FileProblems naming each bad row."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise FileProblems(
+            [Problem(name, line, "not UTF-8 text; save the file as CSV UTF-8")]
+        ) from err
+    return parse_roll(text, name, region)
 
 
 async def lookup(request: web.Request) -> web.StreamResponse:
@@ -129,6 +142,14 @@ async def codes_file(request: web.Request) -> web.StreamResponse:
         problems.append('This election does not take voting codes (identity has no "code").')
     if form.get("confirm") != "yes":
         problems.append("Tick the box to confirm: every earlier code stops working.")
+    if core.clock.now() >= core.election.opens:
+        # Once voting has opened, new codes for everyone would stop every posted code and
+        # put a working code for every supporter yet to vote in one browser's download.
+        problems.append(
+            "Voting has opened: codes can no longer be issued for everyone from the console. "
+            "To replace one supporter's lost code, use the command line "
+            f"({program()} codes issue --election {core.election.id} --supporter ID --out FILE)."
+        )
     problems += await _not_rehearsing(request, "issue codes")
     if problems:
         return page(request, "roll.html", nav="roll", problems=problems, status=400)

@@ -6,23 +6,40 @@ import ipaddress
 
 from aiohttp import web
 
+from channels.appkeys import CORE
 from channels.web.guard import PREFIX, SIGNIN, session_of, set_session_cookie
 from channels.web.render import page
 
 
 def _client(request: web.Request) -> str:
-    """The browser's address.  Behind a reverse proxy on this machine or the private
-    network (as README's deployment has it), the address the proxy appended last to
-    X-Forwarded-For; otherwise the connection's own (a client cannot spoof that)."""
-    remote = request.remote or "unknown"
+    """Who the browser is, for the sign-in's limits: its address, or its /64 for IPv6 (one
+    subscriber holds a whole /64).  Only from a proxy listed in OPENPRIMARY_TRUSTED_PROXIES
+    is X-Forwarded-For believed: then the address that proxy appended (the last one);
+    otherwise the connection's own, which a client cannot choose."""
+    address = request.remote or "unknown"
+    trusted = request.config_dict[CORE].settings.trusted_proxies
     forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and _within(address, trusted):
+        address = forwarded.rsplit(",", 1)[-1].strip() or address
     try:
-        behind_proxy = ipaddress.ip_address(remote).is_private
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        behind_proxy = False
-    if behind_proxy and forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip() or remote
-    return remote
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 async def sign_in_form(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,11 @@ its name as written in the file (runs of spaces read as one).  A malformed file 
   ``candidates seats``; optionally a line of withdrawn candidates as negative
   numbers; one line per ballot group ``count pref pref ... 0`` (``-`` is a
   skipped position, ``2=3`` two candidates at one position); a line ``0``;
-  each candidate's name in double quotes; the title in double quotes.
+  each candidate's name in double quotes; the title in double quotes.  A BLT
+  name cannot hold a double quote, so one in a name or the title is written
+  as ``＂`` (U+FF02 FULLWIDTH QUOTATION MARK): other readers show it as a
+  quote, and ours reads it back as ``"``.  (So a name that holds ``＂``
+  itself cannot be written as BLT.)
 - **PrefLib** (the 2022 format): ``# KEY: value`` header lines, with
   ``# ALTERNATIVE NAME i: name``, then ``count: 1,2,3`` lines; in ``.toi``
   files ``{2,3}`` is a position shared by candidates 2 and 3.
@@ -29,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from ballots.count.formats.blt import parse_blt, write_blt
+from ballots.count.formats.blt import BLT_QUOTE, parse_blt, write_blt
 from ballots.count.formats.common import MAX_CANDIDATES, clean_name
 from ballots.count.formats.csv_ballots import parse_csv, raw_cells, write_csv
 from ballots.count.formats.preflib import parse_preflib, write_preflib
@@ -89,7 +93,11 @@ def read_ballots(path: Path, max_ranks: int | None = None) -> Ballots:
     return parse_csv(text, str(path), max_ranks)
 
 
-_CANNOT_HOLD = {"blt": ('"', "a double quote"), "csv": ("=", "'='"), "preflib": ("", "")}
+_CANNOT_HOLD = {
+    "blt": (BLT_QUOTE, f"{BLT_QUOTE!r} (U+FF02, which BLT files here write for '\"')"),
+    "csv": ("=", "'='"),
+    "preflib": ("", ""),
+}
 
 
 def check_writable(ballots: Ballots, fmt: str) -> None:

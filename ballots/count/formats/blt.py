@@ -19,6 +19,10 @@ from ballots.errors import FileProblems, Problem
 
 # --- BLT ------------------------------------------------------------------
 
+#: What a double quote in a name or the title is written as (BLT quotes names and has no
+#: escape): FULLWIDTH QUOTATION MARK, which other readers show as a quote.
+BLT_QUOTE = "\uff02"
+
 
 def _uncomment(raw: str) -> str:
     """A BLT line without its comment: '#' starts one, except inside a quoted name."""
@@ -36,7 +40,7 @@ def _unquote(line: str) -> str:
     line = line.strip()
     if len(line) >= 2 and line[0] == line[-1] == '"':
         line = line[1:-1]
-    return clean_name(line)
+    return clean_name(line).replace(BLT_QUOTE, '"')
 
 
 def parse_blt(text: str, path: str = "<blt>", max_ranks: int | None = None) -> Ballots:
@@ -148,4 +152,4 @@ def write_blt(ballots: Ballots, out: TextIO, seats: int | None = None) -> None:
 
 
 def _safe(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")
+    return text.replace('"', BLT_QUOTE).replace("\n", " ")
