@@ -109,9 +109,7 @@ async def test_unpublishing_takes_the_public_page_down_and_is_audited(redis: Red
         assert (await browser.get(f"/results/{eid}")).status == 200
         first = await published(world)
         # A forged unpublish changes nothing.
-        forged = await browser.session.post(
-            world.url + UNPUBLISH, data={"csrf": "forged"}
-        )
+        forged = await browser.session.post(world.url + UNPUBLISH, data={"csrf": "forged"})
         assert forged.status == 403 and await published(world) == first
         page = await browser.get("/organisers/results")
         assert "Unpublish the results" in page.text and "Publish the results" not in page.text
