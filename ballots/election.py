@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import json
@@ -205,6 +206,24 @@ class Election:
         )
 
 
+#: Every key an election file may have, and a candidate's table.
+FILE_KEYS = frozenset(
+    {
+        "id", "title", "method", "seats", "opens", "closes", "identity", "help",
+        "organisers", "shards", "languages", "sms_text", "candidates", "max_ranks",
+        "timezone", "quiet_hours", "abstain",
+    }
+)  # fmt: skip
+CANDIDATE_KEYS = frozenset({"id", "name"})
+
+
+def _did_you_mean(key: str, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return (
+        f" (did you mean {close[0]!r}?)" if close else f"; the keys are {', '.join(sorted(known))}"
+    )
+
+
 def _faithful(language: str, sms_text: Mapping[str, str]) -> bool:
     """Whether SMS keeps ``language``'s letters: as the file's ``sms_text`` says, or as shipped."""
     shipped = SHIPPED.get(language)
@@ -240,6 +259,21 @@ def parse_election(text: str, path: str) -> Election:
 
     def bad(key: str, reason: str, start: int = 0) -> None:
         problems.append(Problem(path, _key_line(lines, key, start), reason))
+
+    # A misspelt key would be ignored, and its setting silently left at its default.
+    for key in data:
+        if key not in FILE_KEYS:
+            bad(key, f"unknown key {key!r}" + _did_you_mean(key, FILE_KEYS))
+    table_line = 0
+    for raw in data.get("candidates") or []:
+        table_line = _line_of(lines, r"^\s*\[\[\s*candidates\s*\]\]", table_line)
+        for key in raw if isinstance(raw, dict) else ():
+            if key not in CANDIDATE_KEYS:
+                bad(
+                    key,
+                    f"unknown key {key!r} in a candidate" + _did_you_mean(key, CANDIDATE_KEYS),
+                    table_line,
+                )
 
     def text_field(key: str, required: bool = True) -> str:
         value = data.get(key)

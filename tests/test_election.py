@@ -114,3 +114,15 @@ def test_a_candidate_name_must_be_one_line_of_printable_text() -> None:
     text = GOOD.replace(old, 'name = "Sam Patel\\n1000: 2,1"')
     (only,) = problems(text)
     assert only == f"e.toml:{line}: candidate 'patel': the name must be one line of printable text"
+
+
+def test_a_misspelt_key_is_refused_with_the_key_it_may_mean() -> None:
+    """A typo'd key would otherwise be ignored: max_rank = 3 gave voters no cap at all."""
+    text = "max_rank = 3\n" + GOOD.replace('name = "Sam Patel"', 'name = "Sam Patel"\nnmae = "x"')
+    line = text.splitlines().index('nmae = "x"') + 1
+    assert problems(text) == [
+        "e.toml:1: unknown key 'max_rank' (did you mean 'max_ranks'?)",
+        f"e.toml:{line}: unknown key 'nmae' in a candidate (did you mean 'name'?)",
+    ]
+    (only,) = problems("colour = 'red'\n" + GOOD)
+    assert only.startswith("e.toml:1: unknown key 'colour'; the keys are abstain, candidates,")
