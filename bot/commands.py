@@ -11,6 +11,7 @@ from ballots.codes import Codes
 from ballots.codes_file import PrivateFile, write_codes_csv
 from ballots.election import (
     MIN_SHARD_SIZE,
+    Election,
     bind_secret_key,
     get_election,
     list_elections,
@@ -19,7 +20,8 @@ from ballots.election import (
 )
 from ballots.errors import OpenPrimaryError
 from ballots.program import program
-from ballots.roll import get_supporter, import_roll, read_roll_file
+from ballots.roll import get_supporter, import_roll, read_roll_file, roll_size
+from ballots.trustees import load_count_key
 from ballots.turnout import turnout
 from bot import rehearsal
 from bot.context import Context
@@ -68,7 +70,7 @@ async def election_rehearse(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.write(
         f"rehearsal of {election.id} started for {len(testers)} testers: they can vote now, by "
         "SMS and Telegram, and every message they get starts 'TEST: '. Everyone else is told "
-        f"voting opens {election.opens:%Y-%m-%d %H:%M} UTC. When you are done: openprimary "
+        f"voting opens {election.opens:%Y-%m-%d %H:%M} UTC. When you are done: {program()} "
         f"election finalise --election {election.id}\n"
     )
     return 0
@@ -81,10 +83,26 @@ async def election_finalise(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.write(
         f"rehearsal of {election.id} finalised: wiped {done.ballots} ballots, the records of "
         f"{done.testers} testers, {done.chats} chats and {done.jobs} reminder jobs. It sent "
-        f"{done.sms_segments} SMS segments, which no longer count against the SMS budget. "
-        f"The election is ready to open {election.opens:%Y-%m-%d %H:%M} UTC.\n"
+        f"{done.sms_segments} SMS segments, which no longer count against the SMS budget.\n"
+        + await _readiness(ctx, election)
     )
     return 0
+
+
+async def _readiness(ctx: Context, election: Election) -> str:
+    """Whether voting can really open at its time, and if not, what is missing."""
+    missing = []
+    if await load_count_key(ctx.redis, election.id) is None:
+        missing.append(
+            f"no count key ({program()} trustees init --election {election.id} --shares N "
+            "--threshold K --out DIR)"
+        )
+    if not await roll_size(ctx.redis, election):
+        missing.append(f"no roll ({program()} roll import FILE --election {election.id})")
+    when = f"{election.opens:%Y-%m-%d %H:%M} UTC"
+    if missing:
+        return f"The election is NOT ready to open at {when}: " + "; ".join(missing) + ".\n"
+    return f"The election is ready to open {when}.\n"
 
 
 async def roll_import(args: argparse.Namespace, ctx: Context) -> int:

@@ -53,6 +53,7 @@ from ballots.election import Election, has_ballots
 from ballots.errors import FileProblems, OpenPrimaryError, Problem
 from ballots.program import program
 from ballots.roll import get_supporter
+from ballots.trustees import load_count_key
 from bot import texts
 from bot.alerts import KINDS as ALERT_KINDS
 from bot.messages import Channel
@@ -162,6 +163,12 @@ async def rehearse(
         raise RehearsalError(
             f"election {eid} opened at {election.opens:%Y-%m-%d %H:%M} UTC: a rehearsal "
             "must come before real voting"
+        )
+    if await load_count_key(redis, eid) is None:
+        raise RehearsalError(
+            f"election {eid} has no count key yet, so no ballot could be cast, not even a "
+            f"tester's: the trustees make it first ({program()} trustees init --election "
+            f"{eid} --shares N --threshold K --out DIR)"
         )
     current = await state(redis, eid)
     if current is not None:

@@ -334,3 +334,27 @@ async def test_an_unfinished_reminder_or_new_codes_would_spoil_it(
             clock, redis, "codes", "issue", "--election", election.id, "--out", str(tmp_path / "c")
         )
     assert not (tmp_path / "c").exists()
+
+
+async def test_without_a_count_key_it_is_refused_and_finalise_says_what_is_missing(
+    redis: Redis, tmp_path: Path
+) -> None:
+    election = await sample_election(redis, opens=OPENS)
+    testers = tmp_path / "t.txt"
+    testers.write_text("S1001\n")
+    clock = ManualClock(NOW)
+    stored = await redis.hmget(keys.election(election.id), ["count_key", "count_key_id"])
+    await redis.hdel(keys.election(election.id), "count_key", "count_key_id")
+    keys_before = await redis.dbsize()
+    with pytest.raises(RehearsalError, match=r"has no count key yet.*trustees init --election"):
+        await rehearse(clock, redis, election.id, testers)
+    assert await redis.dbsize() == keys_before
+    # With the key, it starts; finalised, the election is ready only while the key is there.
+    await redis.hset(
+        keys.election(election.id), mapping={"count_key": stored[0], "count_key_id": stored[1]}
+    )
+    await rehearse(clock, redis, election.id, testers)
+    await redis.hdel(keys.election(election.id), "count_key", "count_key_id")
+    _, out = await cli(clock, redis, "election", "finalise", "--election", election.id)
+    assert "The election is NOT ready to open" in out and "no count key (" in out
+    assert "is ready to open" not in out
