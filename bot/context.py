@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,14 +26,19 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
-    actor: str = field(default_factory=lambda: f"cli:{_user()}")
+    actor: str = field(default_factory=lambda: f"cli:{_user()}@{_host()}")
 
 
 def _user() -> str:
+    """Who runs the command, as the audit trail names them (with :func:`_host`)."""
     try:
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"
+
+
+def _host() -> str:
+    return socket.gethostname() or "unknown"
 
 
 #: A subcommand's body: returns the process exit status.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import io
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,10 @@ async def test_the_trail_records_organiser_actions_without_codes_or_rankings(
         await audit.record(redis, h.clock, eid, "cli:alice", "oops", code="123456")
     with pytest.raises(ValueError, match="ranking"):
         await audit.record(redis, h.clock, eid, "cli:alice", "oops", ranking="a,b")
+
+
+def test_a_command_s_actor_names_the_user_and_the_host(redis: Redis) -> None:
+    """Several organisers run commands as root on different machines: the trail tells them
+    apart by user and host, not just "cli:root"."""
+    ctx = Context(settings=settings(), redis=redis)
+    assert ctx.actor == f"cli:{getpass.getuser()}@{socket.gethostname()}"
