@@ -566,6 +566,8 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hset(keys.election(election.id), mapping={"definition": election.to_json()})
+        # Running servers read the version every second and follow a change (bot/live.py).
+        pipe.hincrby(keys.election(election.id), "version", 1)
         pipe.sadd(keys.ELECTIONS, election.id)
         for shard in range(election.shards):
             pipe.hset(
@@ -577,6 +579,11 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
         await pipe.execute()
     return election
+
+
+async def election_version(redis: Redis, election_id: str) -> int:
+    """How many times the election has been saved: a change makes running servers follow."""
+    return int(await redis.hget(keys.election(election_id), "version") or 0)
 
 
 async def has_ballots(redis: Redis, election: Election) -> bool:

@@ -18,20 +18,24 @@ from ballots.election import (
     read_election_file,
     save_election,
 )
-from ballots.errors import OpenPrimaryError
+from ballots.errors import OpenPrimaryError, UnknownElection
 from ballots.program import program
 from ballots.roll import get_supporter, import_roll, read_roll_file, roll_size
 from ballots.trustees import load_count_key
 from ballots.turnout import turnout
-from bot import rehearsal
+from bot import rehearsal, window
 from bot.context import Context
 
 SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 async def election_load(args: argparse.Namespace, ctx: Context) -> int:
-    """Read an election file and store it."""
+    """Read an election file and store it; the audit entry says what changed."""
     election = read_election_file(Path(args.file))
+    try:
+        before: Election | None = await get_election(ctx.redis, election.id)
+    except UnknownElection:
+        before = None
     election = await save_election(ctx.redis, election)
     await audit.record(
         ctx.redis,
@@ -42,11 +46,40 @@ async def election_load(args: argparse.Namespace, ctx: Context) -> int:
         file=str(args.file),
         method=election.method,
         candidates=len(election.candidates),
+        changes=window.changes(before, election) if before is not None else ["first load"],
     )
     ctx.out.write(
         f"loaded election {election.id}: {election.title} ({election.method}, "
         f"{len(election.candidates)} candidates, {election.opens:%Y-%m-%d %H:%M} to "
         f"{election.closes:%Y-%m-%d %H:%M} UTC)\n"
+    )
+    return 0
+
+
+async def election_close(args: argparse.Namespace, ctx: Context) -> int:
+    """Close the poll now, or at a time before its current close."""
+    election = await get_election(ctx.redis, args.election)
+    at = window.parse_time(args.at, election, ctx.clock) if args.at else None
+    closed = await window.close(ctx.redis, election, ctx.clock, ctx.actor, at)
+    ctx.out.write(
+        f"{closed.id} closes {window.when(closed, closed.closes)} (it closed "
+        f"{window.when(election, election.closes)} before); every running server follows "
+        "within a few seconds, and no ballot is taken after it.\n"
+    )
+    return 0
+
+
+async def election_extend(args: argparse.Namespace, ctx: Context) -> int:
+    """Move the poll's close later (reopening it with --reopen)."""
+    election = await get_election(ctx.redis, args.election)
+    closes = window.parse_time(args.closes, election, ctx.clock)
+    moved = await window.extend(
+        ctx.redis, election, closes, ctx.clock, ctx.actor, reopen=args.reopen
+    )
+    ctx.out.write(
+        f"{moved.id} now closes {window.when(moved, moved.closes)} (it was "
+        f"{window.when(election, election.closes)}); every running server follows within a "
+        "few seconds.\n"
     )
     return 0
 
@@ -300,11 +333,34 @@ async def codes_unlock(args: argparse.Namespace, ctx: Context) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the organiser subcommands."""
-    p = sub.add_parser("election", help="load or show elections; rehearse one before it opens")
+    p = sub.add_parser(
+        "election", help="load, show, close or extend elections; rehearse one before it opens"
+    )
     esub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = esub.add_parser("load", help="read an election TOML file and store it")
     q.add_argument("file", help="the election file (TOML)")
     q.set_defaults(handler=election_load)
+    q = esub.add_parser("close", help="close the poll now, or earlier than planned")
+    q.add_argument("--election", required=True, help="the election id")
+    q.add_argument(
+        "--at",
+        metavar="TIME",
+        help="when, before the current close: 2026-12-13T21:00 in the election's zone, or "
+        "with a zone (default: now)",
+    )
+    q.set_defaults(handler=election_close)
+    q = esub.add_parser("extend", help="move the poll's close later (after an outage, say)")
+    q.add_argument("--election", required=True, help="the election id")
+    q.add_argument(
+        "--closes",
+        required=True,
+        metavar="TIME",
+        help="the new close: 2026-12-13T22:00 in the election's zone, or with a zone",
+    )
+    q.add_argument(
+        "--reopen", action="store_true", help="the poll has closed: open it again until TIME"
+    )
+    q.set_defaults(handler=election_extend)
     q = esub.add_parser("show", help="list loaded elections, or show one")
     q.add_argument("election", nargs="?", help="an election id")
     q.set_defaults(handler=election_show)

@@ -80,10 +80,27 @@ class Conversation:
         self.extensions = list(extensions)
         #: Sends receipts held back until the replicas hold the ballot (durable casts).
         self.held = held
-        self.election = election
         self.codes = codes
         self.box = box
         self.clock = clock
+        self.identity = Identification(redis, election, codes, clock, spend, alerts)
+        self.follow(election)
+        self._handlers: dict[Step, Callable[[State, Turn], Awaitable[tuple[State, Replies]]]] = {
+            Step.START: self._start,
+            Step.IDENTIFY: self._identify,
+            Step.SMS_CODE: self._sms_code,
+            Step.RANK: self._rank,
+            Step.CONFIRM: self._confirm,
+            Step.DONE: self._done,
+        }
+
+    def follow(self, election: Election) -> None:
+        """Serve the election as it now stands: closed, extended, its texts changed."""
+        self.election = election
+        self.identity.election = election
+        self.identity.by_sms = "sms-otp" in election.identity
+        if self.held is not None:
+            self.held.election = election
         self.buttons = Buttons(election)
         #: Each offered language's own name (and its English one, unless a candidate's
         #: name has it: "Carol Welsh"), as a voter sends it to switch: code.
@@ -98,18 +115,9 @@ class Conversation:
             for word in (SHIPPED[code].name, SHIPPED[code].english)
             if word == SHIPPED[code].name or word.upper() not in in_names
         }
-        self.identity = Identification(redis, election, codes, clock, spend, alerts)
         #: Set once the election has opened with no rehearsal left unfinalised: from then
-        #: on none can start, so messages stop reading for one.
+        #: on none can start, so messages stop reading for one (a moved opening asks again).
         self._rehearsal_over = False
-        self._handlers: dict[Step, Callable[[State, Turn], Awaitable[tuple[State, Replies]]]] = {
-            Step.START: self._start,
-            Step.IDENTIFY: self._identify,
-            Step.SMS_CODE: self._sms_code,
-            Step.RANK: self._rank,
-            Step.CONFIRM: self._confirm,
-            Step.DONE: self._done,
-        }
 
     async def aclose(self) -> None:
         """Stop the background work: reminder workers started from the chat, held receipts."""

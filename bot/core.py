@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -47,6 +47,22 @@ class Core:
     organisers: OrganiserCommands | None = None
     #: Raises the election's alerts to organisers.
     alerts: Alerts | None = None
+    #: Called with the election whenever the server follows a change to it (the channels'
+    #: parts that keep a copy register here: the console's sign-in).
+    followers: list[Callable[[Election], None]] = field(default_factory=list)
+
+    def follow(self, election: Election) -> None:
+        """Serve the election as it now stands (closed, extended, retitled...), from the
+        next message on: every part of the core that holds it is given the new one."""
+        self.election = election
+        self.conversation.follow(election)
+        self.router.store.padding = state_padding(election)
+        if self.organisers is not None:
+            self.organisers.election = election
+        if self.alerts is not None:
+            self.alerts.election = election
+        for follower in self.followers:
+            follower(election)
 
     async def stop_background(self) -> None:
         """Stop the chat's reminder workers and wait for the codes texted after their

@@ -24,6 +24,7 @@ Plugging in a channel: its installer (``channels.sms_channel.installer``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -36,6 +37,7 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, Respon
 
 from ballots import keys
 from ballots.errors import ConfigError
+from bot import live
 from bot.core import Core
 from bot.metrics import REGISTRY
 from bot.settings import Settings
@@ -92,6 +94,7 @@ def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.A
     app = web.Application()
     app[CORE] = core
     app.cleanup_ctx.append(_extensions)
+    app.cleanup_ctx.append(_following)
     for install in sms_installers(core.settings) if installers is None else installers:
         install(app)
     app.router.add_post(SMS_PATH, sms_webhook)
@@ -101,6 +104,17 @@ def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.A
     app.router.add_get("/metrics", metrics)
     web_console.install(app)
     return app
+
+
+async def _following(app: web.Application) -> AsyncIterator[None]:
+    """While the app runs, follow the election as organisers change it (``bot.live``)."""
+    task = asyncio.create_task(live.follow(app[CORE]))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _extensions(app: web.Application) -> AsyncIterator[None]:

@@ -27,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "openprimary.demo",
         "try a vote in the terminal with the sample election (embedded Redis)",
     ),
-    "election": ("bot.commands", "load or show elections; rehearse one before it opens"),
+    "election": (
+        "bot.commands",
+        "load, show, close or extend elections; rehearse one before it opens",
+    ),
     "roll": ("bot.commands", "manage the voter roll"),
     "codes": ("bot.commands", "pre-issued voting codes, and locks from failed codes"),
     "turnout": ("bot.commands", "eligible supporters, ballots cast, by channel and day"),

@@ -343,7 +343,7 @@ async def test_without_a_count_key_it_is_refused_and_finalise_says_what_is_missi
     testers = tmp_path / "t.txt"
     testers.write_text("S1001\n")
     clock = ManualClock(NOW)
-    stored = await redis.hmget(keys.election(election.id), ["count_key", "count_key_id"])
+    key, key_id = await redis.hmget(keys.election(election.id), ["count_key", "count_key_id"])
     await redis.hdel(keys.election(election.id), "count_key", "count_key_id")
     keys_before = await redis.dbsize()
     with pytest.raises(RehearsalError, match=r"has no count key yet.*trustees init --election"):
@@ -351,7 +351,7 @@ async def test_without_a_count_key_it_is_refused_and_finalise_says_what_is_missi
     assert await redis.dbsize() == keys_before
     # With the key, it starts; finalised, the election is ready only while the key is there.
     await redis.hset(
-        keys.election(election.id), mapping={"count_key": stored[0], "count_key_id": stored[1]}
+        keys.election(election.id), mapping={"count_key": str(key), "count_key_id": str(key_id)}
     )
     await rehearse(clock, redis, election.id, testers)
     await redis.hdel(keys.election(election.id), "count_key", "count_key_id")

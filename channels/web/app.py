@@ -37,6 +37,8 @@ def install(app: web.Application) -> None:
         region=core.settings.default_region,
         alerts=core.alerts,
     )
+    signin = console[SIGNIN]
+    core.followers.append(lambda election: setattr(signin, "election", election))
     # On the main app, so the public results page renders too (the console finds it there).
     aiohttp_jinja2.setup(
         app,
