@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "estimate the poll's SMS segments (codes, conversations, reminders) and their cost",
     ),
     "telegram": ("channels.telegram_cli", "set up the Telegram bot's webhook"),
+    "results": (
+        "openprimary.results_cli",
+        "after the unseal: publish the results page, or take it down",
+    ),
     "console": (
         "openprimary.console_cli",
         "the organisers' console: sessions, and sign-ins locked by wrong codes",

@@ -21,6 +21,7 @@ from ballots.seal import encode_ranking, seal
 from ballots.trustees import ShareError, load_count_key
 from ballots.unseal import UnsealRefused, unseal
 from bot.context import Context
+from bot.results import NothingToPublish, ResultsRefused
 from bot.state import Step
 from openprimary.cli import build_parser
 from openprimary.count_cli import count_command, export_command
@@ -468,3 +469,29 @@ async def test_unseal_tells_a_receipt_clash_from_tampering(redis: Redis, tmp_pat
     assert await box(redis, h) == dict(Counter(",".join(r) for r in CAST.values()))
     trail = [e for e in await audit.read(redis, election.id) if e.action == "ballots unsealed"]
     assert trail[-1].details["shared_receipts"] == 1
+
+
+async def test_results_are_published_and_taken_down_from_the_command_line(
+    redis: Redis, tmp_path: Path
+) -> None:
+    h = await election_with_trustees(redis, tmp_path)
+    await cast_all(h)
+    eid = h.core.election.id
+    h.clock.set(h.core.election.closes)
+    with pytest.raises(NothingToPublish, match="until the trustees unseal"):
+        await run(h, "results", "publish", "--election", eid)
+    await run(h, *await unseal_args(h, tmp_path))
+    status, out = await run(h, "results", "publish", "--election", eid)
+    assert status == 0 and f"published the results of {eid} (elected: " in out
+    by = ctx_for(h).actor  # the user and host running the command
+    assert await redis.hget(keys.published(eid), "by") == by
+    with pytest.raises(ResultsRefused, match=f"already published, .* by {by}"):
+        await run(h, "results", "publish", "--election", eid)
+    status, out = await run(h, "results", "unpublish", "--election", eid)
+    assert status == 0 and "answers 404 again" in out
+    assert not await redis.exists(keys.published(eid))
+    with pytest.raises(ResultsRefused, match="not published"):
+        await run(h, "results", "unpublish", "--election", eid)
+    trail = [e.action for e in await audit.read(redis, eid)]
+    assert trail.count("results published") == 1 and "results unpublished" in trail
+    assert "results publish refused" in trail

@@ -10,7 +10,6 @@ publication's time and publisher stand, until an organiser unpublishes
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from datetime import datetime
@@ -20,42 +19,25 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ballots import keys
-from ballots.count import count
 from ballots.count.formats import check_writable, write_ballots
 from ballots.count.model import CountError
 from ballots.count.redis_source import read_ballots
-from ballots.count.report import render_text, to_json
+from ballots.count.report import render_text
 from ballots.count.result import Result
 from ballots.count.svg import bars, colours, sankey
 from ballots.receipts import all_receipts
-from ballots.unseal import unsealed_at
+from bot import results
 from channels.web.guard import PREFIX, results_headers, session_of
-from channels.web.render import audited, core_of, page, when
+from channels.web.render import core_of, page, when
 
 #: The downloads the public page offers, and how each is made.
 DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
-
-#: Store the published results unless some are already: one step, so two organisers
-#: publishing at once cannot overwrite each other.  Returns nothing once stored, else
-#: when and by whom the results standing were published.
-_PUBLISH_ONCE = """
--- KEYS[1] the published results; ARGV: field, value, field, value ...
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HMGET', KEYS[1], 'at', 'by')
-end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return {}
-"""
 
 
 async def _count(request: web.Request) -> Result | None:
     """The count of the unsealed ballots (None before the unseal)."""
     core = core_of(request)
-    election = core.election
-    if await unsealed_at(core.redis, election) is None:
-        return None
-    ballots = await read_ballots(core.redis, election)
-    return await asyncio.to_thread(count, ballots, election.method, seats=election.seats)
+    return await results.counted(core.redis, core.election)
 
 
 async def _published(request: web.Request) -> dict[str, str] | None:
@@ -94,57 +76,29 @@ async def publish(request: web.Request) -> web.StreamResponse:
     """POST /organisers/results/publish: make the count public, as it stands now, unless it
     is already."""
     core = core_of(request)
-    result = await _count(request)
-    if result is None:
-        raise web.HTTPConflict(text="There is nothing to publish until the trustees unseal.")
     session = session_of(request)
-    now = core.clock.now()
-    fields = {
-        "at": now.isoformat(timespec="seconds"),
-        "by": session.actor,
-        "report": json.dumps(to_json(result)),
-        "sankey": sankey(result),
-        "bars": bars(result),
-    }
-    publish_once = core.redis.register_script(_PUBLISH_ONCE)
-    standing = await publish_once(
-        keys=[keys.published(core.election.id)],
-        args=[item for pair in fields.items() for item in pair],
-    )
-    if standing:
-        at, by = standing
-        await audited(
-            request,
-            "results publish refused",
-            why="already published",
-            published_at=at,
-            published_by=by,
+    try:
+        await results.publish(
+            core.redis, core.election, core.clock, session.actor, factor=session.factor
         )
-        problem = (
-            f"The results were already published, {at} by {by}: that publication stands. "
-            "To publish the count again, unpublish it first."
-        )
-        return await _results_page(request, status=409, problems=[problem])
-    await audited(
-        request,
-        "results published",
-        winners=list(result.winners),
-        ballots=result.ballots,
-    )
+    except results.NothingToPublish as err:
+        raise web.HTTPConflict(text=_sentence(err)) from err
+    except results.ResultsRefused as err:
+        return await _results_page(request, status=409, problems=[_sentence(err)])
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 
 
 async def unpublish(request: web.Request) -> web.StreamResponse:
-    """Take the published results down: ``/results/ID`` and its downloads answer 404 again."""
+    """POST /organisers/results/unpublish: take the published results down: ``/results/ID``
+    and its downloads answer 404 again."""
     core = core_of(request)
-    async with core.redis.pipeline(transaction=True) as pipe:
-        pipe.hmget(keys.published(core.election.id), ["at", "by"])
-        pipe.delete(keys.published(core.election.id))
-        (at, by), removed = await pipe.execute()
-    if not removed:
-        problem = "The results are not published, so there is nothing to unpublish."
-        return await _results_page(request, status=409, problems=[problem])
-    await audited(request, "results unpublished", published_at=at, published_by=by)
+    session = session_of(request)
+    try:
+        await results.unpublish(
+            core.redis, core.election, core.clock, session.actor, factor=session.factor
+        )
+    except results.ResultsRefused as err:
+        return await _results_page(request, status=409, problems=[_sentence(err)])
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 
 
@@ -218,3 +172,9 @@ async def download(request: web.Request) -> web.StreamResponse:
         headers={"Content-Disposition": f'attachment; filename="{core.election.id}-{name}"'},
     )
     return results_headers(response)
+
+
+def _sentence(err: Exception) -> str:
+    """A refusal as the page says it: a sentence."""
+    text = str(err)
+    return text[:1].upper() + text[1:] + "."
