@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ballots.election import Election, bind_secret_key, get_election
 from ballots.languages import SHIPPED
 from ballots.program import program
-from ballots.quiet import describe, local, quiet_until, sending_finishes
+from ballots.quiet import describe, local, quiet_until
 from bot.alerts import Alerts, ChannelHealth
 from bot.context import Context
 from bot.ratelimit import limiter_for
@@ -26,7 +26,9 @@ from bot.reminders import (
     Plan,
     Reminders,
     Worker,
+    after_the_close,
     default_concurrency,
+    finishes,
     plan,
 )
 from bot.settings import Settings
@@ -36,11 +38,9 @@ from channels.senders import opened_senders
 
 
 def _finishes(p: Plan, election: Election, settings: Settings, now: datetime) -> datetime:
-    """When the plan's messages would all be out, sent from ``now`` at the set rates and held
-    in the quiet hours (each channel goes at its own rate, side by side)."""
+    """When the plan's messages would all be out, at the set rates (``bot.reminders.plan``)."""
     rates = {"sms": settings.sms_rate, "telegram": settings.telegram_rate}
-    ends = [sending_finishes(election, now, p.count(ch), rates[ch]) for ch in CHANNELS]
-    return max(ends, default=now)
+    return finishes(p, election, rates, now)
 
 
 def _describe_plan(
@@ -69,6 +69,9 @@ def _describe_plan(
         + (f"; it would wait for them to end, {local(election, held)}" if held else "")
         + ")\n"
     )
+    late = after_the_close(p, election, finish)
+    if late:
+        out.write(f"  WARNING: {late}\n")
     skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in p.skipped.items() if n)
     if skipped:
         out.write(f"  skipped: {skipped}\n")

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from channels.web.roll_views import MAX_ROLL_BYTES
+from tests.factories import NOW
 from tests.test_console import console
 
 ROWS = 150_000
@@ -72,3 +73,22 @@ async def test_codes_for_everyone_only_before_voting_opens(redis: Redis) -> None
         ) as resp:
             assert resp.status == 200 and resp.content_type == "text/csv"
             assert (await resp.text()).startswith("supporter_id,name,phone,code")
+
+
+async def test_the_reminder_dry_run_gives_its_finish_and_warns_past_the_close(
+    redis: Redis,
+) -> None:
+    # 12:00 is in these quiet hours: nothing would go before 13:00, after the 12:30 close.
+    closes = NOW + timedelta(minutes=30)
+    async with console(redis, quiet_hours=("11:00", "13:00"), closes=closes) as (_, browser):
+        await browser.sign_in()
+        await browser.get("/organisers/reminders")
+        dry = await browser.post(
+            "/organisers/reminders/dry-run", {"template": "Vote, {name}!", "channel": "sms"}
+        )
+        assert dry.status == 200, dry.text
+        assert '<dd data-plan="finish">Fri 20 Nov 13:00 GMT</dd>' in dry.text
+        assert (
+            "Warning: at these rates it would finish Fri 20 Nov 13:00 GMT, after voting closes "
+            "Fri 20 Nov 12:30 GMT"
+        ) in dry.text

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
+from ballots import audit
 from ballots.clock import ManualClock
 from ballots.election import Election, get_election, parse_election, save_election
 from ballots.errors import FileProblems
@@ -147,3 +148,45 @@ async def test_a_voters_own_conversation_is_never_held(redis: Redis) -> None:
     assert "1st choice" in await h.said(
         replies[0].text.split()[0], channel="sms", address="+447700900103"
     )
+
+
+async def test_a_dry_run_warns_when_the_job_would_finish_after_the_close(redis: Redis) -> None:
+    election = await election_with_roll(redis, 30)
+    # Closing at 06:53 in the quiet hours: the messages held until 09:00 would be too late.
+    await save_election(
+        redis, replace(quiet(election), closes=datetime(2026, 11, 21, 6, 53, tzinfo=UTC))
+    )
+    clock = ManualClock(datetime(2026, 11, 20, 20, 59, 50, tzinfo=UTC))
+    out = io.StringIO()
+    ctx = Context(
+        settings=settings(sms_rate=1.0), redis=redis, clock=clock, out=out, err=io.StringIO()
+    )
+    argv = ["remind", "--election", election.id, "--message", "Vote, {name}!", "--dry-run"]
+    assert await remind(build_parser().parse_args(argv), ctx) == 0
+    assert (
+        "WARNING: at these rates it would finish Sat 21 Nov 09:00 GMT, after voting closes "
+        "Sat 21 Nov 06:53 GMT: whoever is not reached by then is not reminded"
+    ) in out.getvalue()
+
+
+async def test_a_running_job_stops_at_the_close(redis: Redis) -> None:
+    """Closed while it runs (the command line's close, or the planned time passing), a job
+    reminds nobody more: it is cancelled, saying why."""
+    election = await election_with_roll(redis, 40)
+    clock = ManualClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    job = await Reminders(redis, clock).create(
+        election, await plan(redis, election, "Vote, {name}!", rules=TEXT_RULES, clock=clock), "t"
+    )
+    sms = Outbox("sms")
+
+    async def hook(n: int) -> None:
+        if n == 9:  # the poll closes with the tenth message
+            clock.set(election.closes)
+
+    sms.hook = hook
+    worker = Worker(redis, {"sms": sms}, fast_limiter(redis), TEXT_RULES, clock=clock)
+    final = await asyncio.wait_for(worker.run(job), 30)
+    assert final.status == "cancelled"
+    assert 10 <= len(sms.sent) < 40
+    entries = [e for e in await audit.read(redis, election.id) if e.action == "reminder cancelled"]
+    assert entries[-1].details.get("factor") == "the poll closed"

@@ -35,7 +35,7 @@ from bot.reminders.common import (
     ReminderError,
 )
 from bot.reminders.jobs import JobStatus, Reminders, new_job_id, record_finished
-from bot.reminders.plan import Plan, plan
+from bot.reminders.plan import Plan, after_the_close, finishes, plan
 from bot.reminders.scripts import JOB_RETENTION
 from bot.reminders.text import days_left, render, template_problems
 from bot.reminders.worker import Claim, Worker, default_concurrency
@@ -56,8 +56,10 @@ __all__ = [
     "ReminderError",
     "Reminders",
     "Worker",
+    "after_the_close",
     "days_left",
     "default_concurrency",
+    "finishes",
     "new_job_id",
     "plan",
     "record_finished",

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election
+from ballots.quiet import local, sending_finishes
 from bot import texts
 from bot.messages import Channel
 from bot.ports import TextRules
@@ -201,3 +202,22 @@ async def _plan_batch(
             result.max_sms_segments = max(result.max_sms_segments, one.parts)
         result.sample.setdefault(ch, one.body)
         result.recipients[ch].append(sid)
+
+
+def finishes(p: Plan, election: Election, rates: Mapping[str, float], now: datetime) -> datetime:
+    """When the plan's messages would all be out, sent from ``now`` at ``rates`` (messages a
+    second, by channel, side by side) and held in the quiet hours."""
+    ends = [sending_finishes(election, now, p.count(ch), rates[ch]) for ch in CHANNELS]
+    return max(ends, default=now)
+
+
+def after_the_close(p: Plan, election: Election, finish: datetime) -> str | None:
+    """A warning when the messages would not all be out before voting closes: the job stops
+    at the close, and those not reached by then are not reminded."""
+    if p.total and finish > election.closes:
+        return (
+            f"at these rates it would finish {local(election, finish)}, after voting closes "
+            f"{local(election, election.closes)}: whoever is not reached by then is not "
+            "reminded (the job stops at the close)"
+        )
+    return None

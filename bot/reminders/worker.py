@@ -19,7 +19,7 @@ from ballots import keys
 from ballots.box import DURABLE_WAIT_MS
 from ballots.clock import Clock, SystemClock
 from ballots.connection import on_one_connection
-from ballots.election import Election, get_election
+from ballots.election import Election, election_version, get_election
 from ballots.errors import StoreUnavailable, unavailable
 from ballots.quiet import describe, local, quiet_until
 from bot.alerts import ChannelHealth
@@ -133,6 +133,10 @@ class Worker:
         #: Alerts organisers when every send on a channel has failed for a while.
         self.health = health
         self.reminders = Reminders(redis, self.clock)
+        #: The election as last read, its version, and when (loop time): see _election_now.
+        self._election: Election | None = None
+        self._version = -1
+        self._version_read = -math.inf
         self._claim = redis.register_script(CLAIM)
         self._begin = redis.register_script(BEGIN)
         self._finish = redis.register_script(FINISH)
@@ -312,6 +316,10 @@ class Worker:
         """Claim and send, one message at a time, until nothing is left to claim."""
         keys_ = job_keys(job)
         while True:
+            election = await self._election_now(election)
+            if self.clock.now() >= election.closes:
+                await self._closed(job, election)
+                return
             if quiet_until(election, self.clock.now()) is not None:
                 return  # nothing goes in the quiet hours: _run waits for their end
             reply = await self._claim(keys=keys_, args=[channel, self.id])
@@ -329,6 +337,29 @@ class Worker:
                 self.on_progress()
             if str(done) == "finished":
                 await self._finished(job, election.id)
+
+    async def _election_now(self, election: Election) -> Election:
+        """The election as stored, read again at most once a second (its version first):
+        a poll closed or extended while the job runs is seen by the next message."""
+        now = asyncio.get_running_loop().time()
+        if now - self._version_read < 1.0:
+            return self._election or election
+        self._version_read = now
+        version = await election_version(self.redis, election.id)
+        if self._election is None or version != self._version:
+            self._election = await get_election(self.redis, election.id)
+            self._version = version
+        return self._election
+
+    async def _closed(self, job: str, election: Election) -> None:
+        """The poll has closed: nobody left is reminded (the job is cancelled, audited)."""
+        with contextlib.suppress(ReminderError):  # another worker stopped it first
+            await self.reminders.cancel(job, "openprimary", factor="the poll closed")
+            log.info(
+                "job %s: the poll closed %s: nobody left is reminded",
+                job,
+                local(election, election.closes),
+            )
 
     async def _deliver(
         self, job: str, election: Election, template: str, claim: Claim, keys_: list[str]

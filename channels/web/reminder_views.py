@@ -13,8 +13,17 @@ from aiohttp import web
 
 from ballots import keys
 from ballots.languages import SHIPPED
+from ballots.quiet import local
 from bot.organiser import OrganiserCommands
-from bot.reminders import CHANNELS, FIELDS, ReminderError, Reminders, plan
+from bot.reminders import (
+    CHANNELS,
+    FIELDS,
+    ReminderError,
+    Reminders,
+    after_the_close,
+    finishes,
+    plan,
+)
 from channels.web.guard import PREFIX, session_of
 from channels.web.render import core_of, page
 
@@ -93,12 +102,20 @@ async def dry_run(request: web.Request) -> web.StreamResponse:
             clock=core.clock,
         )
         problems = list(ready.problems)
+    finish = late = None
+    if ready is not None:
+        settings = core.settings
+        rates = {"sms": settings.sms_rate, "telegram": settings.telegram_rate}
+        at = finishes(ready, core.election, rates, core.clock.now())
+        finish, late = local(core.election, at), after_the_close(ready, core.election, at)
     return await _page(
         request,
         template=template,
         channel=channel,
         price=price,
         plan=ready,
+        finish=finish,
+        late=late,
         cost=f"{(ready.sms_segments if ready else 0) * price:,.2f}",
         problems=problems,
         status=400 if problems else 200,
