@@ -32,6 +32,7 @@ FLOWS = [
     "tests/test_receipts.py",
     "tests/test_telegram_inbox.py",
     "tests/test_rehearsal.py",
+    "tests/test_live_election.py",
 ]
 
 
@@ -68,7 +69,8 @@ def test_the_flows_through_sentinel() -> None:
     try:
         with sentinels(primary) as watchers:
             summary = run_flows(
-                sentinel_url(watchers), ["tests/test_sms_vote.py", "tests/test_unseal.py"]
+                sentinel_url(watchers),
+                ["tests/test_sms_vote.py", "tests/test_unseal.py", "tests/test_live_election.py"],
             )
         assert "passed" in summary
     finally:
