@@ -84,9 +84,15 @@ async def _unsealing(redis: Redis, election: Election) -> bool:
 
 
 async def close(
-    redis: Redis, election: Election, clock: Clock, actor: str, at: datetime | None = None
+    redis: Redis,
+    election: Election,
+    clock: Clock,
+    actor: str,
+    at: datetime | None = None,
+    **details: object,
 ) -> Election:
-    """Close the poll now, or at ``at`` (before the current close); the new election."""
+    """Close the poll now, or at ``at`` (before the current close); the new election.
+    ``details`` go to the audit entry (the console's factor)."""
     now = clock.now()
     at = now if at is None or now - GRACE <= at <= now else at
     eid = election.id
@@ -108,7 +114,8 @@ async def close(
             f"election {eid} opens {when(election, election.opens)}: it cannot close before "
             "it opens"
         )
-    return await _save(redis, election, replace(election, closes=at), clock, actor, "closed")
+    after = replace(election, closes=at)
+    return await _save(redis, election, after, clock, actor, "closed", details)
 
 
 async def extend(
@@ -119,6 +126,7 @@ async def extend(
     actor: str,
     *,
     reopen: bool = False,
+    **details: object,
 ) -> Election:
     """Move the close later; once closed only with ``reopen``, and never once the unseal has
     begun (its ballots are being counted)."""
@@ -142,14 +150,21 @@ async def extend(
             "voting, so say so (--reopen)"
         )
     what = "reopened" if closed else "extended"
-    return await _save(redis, election, replace(election, closes=closes), clock, actor, what)
+    after = replace(election, closes=closes)
+    return await _save(redis, election, after, clock, actor, what, details)
 
 
 async def _save(
-    redis: Redis, before: Election, after: Election, clock: Clock, actor: str, what: str
+    redis: Redis,
+    before: Election,
+    after: Election,
+    clock: Clock,
+    actor: str,
+    what: str,
+    details: dict[str, object],
 ) -> Election:
     saved = await save_election(redis, after)
     await audit.record(
-        redis, clock, saved.id, actor, f"election {what}", changes=changes(before, saved)
+        redis, clock, saved.id, actor, f"election {what}", changes=changes(before, saved), **details
     )
     return saved

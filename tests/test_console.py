@@ -266,7 +266,7 @@ async def test_results_stay_private_until_published(redis: Redis) -> None:
         counted = await browser.get("/organisers/results")
         assert '<p class="winners">Sam Patel</p>' in counted.text
         assert (await browser.get(f"/results/{election.id}")).status == 404  # not yet
-        done = await browser.post("/organisers/results/publish", {})
+        done = await browser.post("/organisers/results/publish", {"confirm": "yes"})
         assert "Published" in done.text
         outsider = Organiser(world)
         try:

@@ -167,7 +167,12 @@ async def test_unseal_count_publish_and_the_public_page(redis: Redis) -> None:
         await sign_in(world, page)
         await page.get_by_role("link", name="Results").click()
         await expect(page.locator("p.winners")).to_have_text("Alex Green")
-        await page.get_by_role("button", name="Publish the results").click()
+        await page.get_by_role("link", name="Publish the results").click()
+        # A page says what publishing does before anything is published.
+        await expect(page.get_by_role("heading", name="What will happen")).to_be_visible()
+        missing = await outsider.goto(f"{world.url}/results/{election.id}")
+        assert missing is not None and missing.status == 404
+        await page.get_by_role("button", name="Publish the results now").click()
         await expect(page.get_by_role("status")).to_contain_text("Published")
         await outsider.goto(f"{world.url}/results/{election.id}")
         await expect(outsider.locator("p.winners")).to_contain_text("Alex Green")

@@ -31,6 +31,8 @@ from tests.faults.support import free_port
 from tests.sms_support import ANN, AUTH_TOKEN, BILAL, PUBLIC_URL, serve_env
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
+from tests.telegram_support import ANN as ANN_TG
+from tests.test_console import console
 
 ROOT = Path(__file__).resolve().parent.parent
 #: How long a change may take to reach every running server (the servers read the election's
@@ -197,3 +199,38 @@ async def test_loading_the_file_again_audits_what_changed(redis: Redis, tmp_path
         "(Chris Byrne) -> green (Alex Green), patel (Samira Patel), okafor (Jo Okafor), "
         "byrne (Chris Byrne)",
     ]
+
+
+async def test_the_console_closes_and_reopens_behind_a_page_that_says_what_happens(
+    redis: Redis,
+) -> None:
+    async with console(redis) as (world, browser):
+        eid = world.core.election.id
+        await browser.sign_in()
+        confirm = await browser.get("/organisers/close")
+        assert confirm.status == 200 and "What will happen" in confirm.text
+        # A POST that did not come through the page changes nothing.
+        unconfirmed = await browser.session.post(
+            world.url + "/organisers/close", data={"csrf": browser.csrf}
+        )
+        assert unconfirmed.status == 409
+        assert (await get_election(redis, eid)).closes == world.core.election.closes
+        closed = await browser.post("/organisers/close", {"confirm": "yes", "at": ""})
+        assert closed.url.endswith("/organisers/") and "Voting is <strong" in closed.text
+        assert 'data-field="state">closed<' in closed.text
+        assert "closed" in (await world.say(ANN_TG, "/start"))["text"]
+        reopen_page = await browser.get("/organisers/extend")
+        assert "reopen it until then" in reopen_page.text
+        tomorrow = (NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+        refused = await browser.post("/organisers/extend", {"confirm": "yes", "closes": tomorrow})
+        assert refused.status == 409 and "--reopen" in refused.text
+        reopened = await browser.post(
+            "/organisers/extend", {"confirm": "yes", "closes": tomorrow, "reopen": "yes"}
+        )
+        assert 'data-field="state">open<' in reopened.text
+        assert "voting code" in (await world.say(ANN_TG, "/start"))["text"]
+        entries = [e for e in await audit.read(redis, eid) if e.action.startswith("election ")]
+        assert [(e.action, e.details.get("factor")) for e in entries] == [
+            ("election closed", "console code by telegram"),
+            ("election reopened", "console code by telegram"),
+        ]

@@ -70,7 +70,7 @@ async def actions(world: TelegramWorld) -> list[tuple[str, dict[str, object]]]:
 async def test_a_name_with_a_double_quote_has_a_public_blt_that_reads_back(redis: Redis) -> None:
     async with counted(redis, QUOTED) as (world, browser):
         eid = world.core.election.id
-        assert (await browser.post(PUBLISH, {})).status == 200
+        assert (await browser.post(PUBLISH, {"confirm": "yes"})).status == 200
         outsider = Organiser(world)
         try:
             blt = await outsider.get(f"/results/{eid}/ballots.blt")
@@ -105,7 +105,7 @@ def test_blt_round_trips_a_quote_and_refuses_its_stand_in() -> None:
 async def test_unpublishing_takes_the_public_page_down_and_is_audited(redis: Redis) -> None:
     async with counted(redis) as (world, browser):
         eid = world.core.election.id
-        await browser.post(PUBLISH, {})
+        await browser.post(PUBLISH, {"confirm": "yes"})
         assert (await browser.get(f"/results/{eid}")).status == 200
         first = await published(world)
         # A forged unpublish changes nothing.
@@ -140,10 +140,10 @@ async def test_unpublishing_takes_the_public_page_down_and_is_audited(redis: Red
 async def test_publishing_again_keeps_the_first_time_and_publisher(redis: Redis) -> None:
     async with counted(redis) as (world, browser):
         eid = world.core.election.id
-        await browser.post(PUBLISH, {})
+        await browser.post(PUBLISH, {"confirm": "yes"})
         first = await published(world)
         world.clock.advance(30 * 60)
-        refused = await browser.post(PUBLISH, {})
+        refused = await browser.post(PUBLISH, {"confirm": "yes"})
         assert refused.status == 409
         assert f"already published, {first['at']} by {first['by']}" in refused.text
         assert await published(world) == first
@@ -154,7 +154,9 @@ async def test_publishing_again_keeps_the_first_time_and_publisher(redis: Redis)
         assert trail[1][1]["published_at"] == first["at"]
         # Two organisers publishing at once: one publication, one refusal.
         await browser.post(UNPUBLISH, {})
-        statuses = await asyncio.gather(*(browser.post(PUBLISH, {}) for _ in range(2)))
+        statuses = await asyncio.gather(
+            *(browser.post(PUBLISH, {"confirm": "yes"}) for _ in range(2))
+        )
         assert sorted(p.status for p in statuses) == [200, 409]
         assert [a for a, _ in await actions(world)].count("results published") == 2
         # After an unpublish, publishing is at the new time.

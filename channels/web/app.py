@@ -18,6 +18,7 @@ from channels.web import (
     results_views,
     roll_views,
     signin_views,
+    window_views,
 )
 from channels.web.guard import CONSOLE_APP, PREFIX, SIGNIN, guard, headers
 
@@ -65,6 +66,11 @@ def install(app: web.Application) -> None:
     r.add_post("/codes", roll_views.codes_file)
     r.add_get("/audit", audit_views.audit_page)
     r.add_get("/results", results_views.results_page)
+    r.add_get("/close", window_views.close_page)
+    r.add_post("/close", window_views.close)
+    r.add_get("/extend", window_views.extend_page)
+    r.add_post("/extend", window_views.extend)
+    r.add_get("/results/publish", window_views.publish_page)
     r.add_post("/results/publish", results_views.publish)
     r.add_post("/results/unpublish", results_views.unpublish)
     r.add_static("/static/", HERE / "static")

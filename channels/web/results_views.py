@@ -77,6 +77,8 @@ async def publish(request: web.Request) -> web.StreamResponse:
     is already."""
     core = core_of(request)
     session = session_of(request)
+    if (await request.post()).get("confirm") != "yes":
+        raise web.HTTPSeeOther(f"{PREFIX}/results/publish")  # the page that says what it does
     try:
         await results.publish(
             core.redis, core.election, core.clock, session.actor, factor=session.factor
