@@ -20,6 +20,7 @@ from ballots.election import (
 )
 from ballots.errors import OpenPrimaryError, UnknownElection
 from ballots.program import program
+from ballots.quiet import local
 from ballots.roll import get_supporter, import_roll, read_roll_file, roll_size
 from ballots.trustees import load_count_key
 from ballots.turnout import turnout
@@ -50,8 +51,8 @@ async def election_load(args: argparse.Namespace, ctx: Context) -> int:
     )
     ctx.out.write(
         f"loaded election {election.id}: {election.title} ({election.method}, "
-        f"{len(election.candidates)} candidates, {election.opens:%Y-%m-%d %H:%M} to "
-        f"{election.closes:%Y-%m-%d %H:%M} UTC)\n"
+        f"{len(election.candidates)} candidates, {local(election, election.opens, year=True)} "
+        f"to {local(election, election.closes, year=True)})\n"
     )
     return 0
 
@@ -103,8 +104,8 @@ async def election_rehearse(args: argparse.Namespace, ctx: Context) -> int:
     ctx.out.write(
         f"rehearsal of {election.id} started for {len(testers)} testers: they can vote now, by "
         "SMS and Telegram, and every message they get starts 'TEST: '. Everyone else is told "
-        f"voting opens {election.opens:%Y-%m-%d %H:%M} UTC. When you are done: {program()} "
-        f"election finalise --election {election.id}\n"
+        f"voting opens {local(election, election.opens, year=True)}. When you are done: "
+        f"{program()} election finalise --election {election.id}\n"
     )
     return 0
 
@@ -132,7 +133,7 @@ async def _readiness(ctx: Context, election: Election) -> str:
         )
     if not await roll_size(ctx.redis, election):
         missing.append(f"no roll ({program()} roll import FILE --election {election.id})")
-    when = f"{election.opens:%Y-%m-%d %H:%M} UTC"
+    when = local(election, election.opens, year=True)
     if missing:
         return f"The election is NOT ready to open at {when}: " + "; ".join(missing) + ".\n"
     return f"The election is ready to open {when}.\n"

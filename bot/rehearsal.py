@@ -52,6 +52,7 @@ from ballots.connection import Batch
 from ballots.election import Election, has_ballots
 from ballots.errors import FileProblems, OpenPrimaryError, Problem
 from ballots.program import program
+from ballots.quiet import local
 from ballots.roll import get_supporter
 from ballots.trustees import load_count_key
 from bot import texts
@@ -161,7 +162,7 @@ async def rehearse(
     now = clock.now()
     if now >= election.opens:
         raise RehearsalError(
-            f"election {eid} opened at {election.opens:%Y-%m-%d %H:%M} UTC: a rehearsal "
+            f"election {eid} opened {local(election, election.opens, year=True)}: a rehearsal "
             "must come before real voting"
         )
     if await load_count_key(redis, eid) is None:

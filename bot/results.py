@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -23,6 +24,7 @@ from ballots.count.result import Result
 from ballots.count.svg import bars, sankey
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
+from ballots.quiet import local
 from ballots.unseal import unsealed_at
 
 #: Store the published results unless some are already: one step, so two organisers
@@ -94,7 +96,8 @@ async def publish(
             why="already published", published_at=was_at, published_by=was_by, **details,
         )  # fmt: skip
         raise ResultsRefused(
-            f"the results of {election.id} were already published, {was_at} by {was_by}: that "
+            f"the results of {election.id} were already published, "
+            f"{local(election, datetime.fromisoformat(was_at), year=True)} by {was_by}: that "
             "publication stands; to publish the count again, unpublish it first"
         )
     await audit.record(

@@ -8,7 +8,8 @@ output is the msgid itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 
@@ -18,12 +19,15 @@ from ballots.languages import SHIPPED
 from bot.i18n import _, current, isolate, ordinal
 
 
-def when(moment: datetime) -> str:
-    """A moment as voters read it: "1 Dec 2027 17:00 UTC", month in the language in use."""
+def when(election: Election, moment: datetime) -> str:
+    """A moment as voters read it, in the election's zone with its abbreviation: "1 Dec 2027
+    17:00 GMT" (BST in summer), the month in the language in use."""
+    at = moment.astimezone(ZoneInfo(election.timezone))
+    zone = at.strftime("%Z")
     code = current()
     if code == "en":
-        return moment.strftime("%d %b %Y %H:%M UTC").lstrip("0")
-    return format_datetime(moment, "d MMM y HH:mm 'UTC'", tzinfo=UTC, locale=code)
+        return f"{at.day} {at:%b %Y %H:%M} {zone}"
+    return f"{format_datetime(at, 'd MMM y HH:mm', tzinfo=at.tzinfo, locale=code)} {zone}"
 
 
 def _ways(election: Election) -> str:
@@ -62,7 +66,7 @@ TEST_MARK = "TEST: "
 
 def not_open(election: Election) -> str:
     return _("Voting in {title} opens {when}.").format(
-        title=isolate(election.title), when=when(election.opens)
+        title=isolate(election.title), when=when(election, election.opens)
     )
 
 
@@ -75,7 +79,7 @@ def rehearsal_unfinished(election: Election) -> str:
 
 def closed(election: Election) -> str:
     return _("Voting in {title} closed {when}. Thank you.").format(
-        title=isolate(election.title), when=when(election.closes)
+        title=isolate(election.title), when=when(election, election.closes)
     )
 
 

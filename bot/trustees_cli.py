@@ -10,6 +10,7 @@ from ballots import audit
 from ballots.election import get_election, has_ballots
 from ballots.errors import OpenPrimaryError
 from ballots.program import program
+from ballots.quiet import local
 from ballots.receipts import all_receipts
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import UnsealRefused, require_closed, unseal, unsealed_at
@@ -34,7 +35,7 @@ async def trustees_init(args: argparse.Namespace, ctx: Context) -> int:
             )
         if ctx.clock.now() >= election.opens:
             raise OpenPrimaryError(
-                f"election {election.id} opened at {election.opens:%Y-%m-%d %H:%M} UTC; its "
+                f"election {election.id} opened {local(election, election.opens, year=True)}; its "
                 "count key cannot be replaced once voting has opened"
             )
     key, paths = await make_count_key(
@@ -92,7 +93,7 @@ async def unseal_command(args: argparse.Namespace, ctx: Context) -> int:
         when = await unsealed_at(ctx.redis, election)
         ctx.out.write(
             f"{election.id} was already unsealed"
-            + (f" at {when:%Y-%m-%d %H:%M} UTC" if when else "")
+            + (f" {local(election, when, year=True)}" if when else "")
             + f": {report.opened:,} ballots; nothing changed.\n"
         )
         return 0
@@ -115,8 +116,8 @@ async def receipts_command(args: argparse.Namespace, ctx: Context) -> int:
     election = await get_election(ctx.redis, args.election)
     if ctx.clock.now() < election.closes:
         raise OpenPrimaryError(
-            f"election {election.id} closes at {election.closes:%Y-%m-%d %H:%M} UTC; receipts "
-            "are published after the close"
+            f"election {election.id} closes {local(election, election.closes, year=True)}; "
+            "receipts are published after the close"
         )
     receipts = await all_receipts(ctx.redis, election)
     text = "".join(f"{r}\n" for r in receipts)

@@ -301,7 +301,7 @@ async def test_reminders_go_in_each_supporter_s_language_priced_per_language(
     ready = await plan(redis, election, MULTILINGUAL, rules=TEXT_RULES, clock=reminder_clock())
     assert ready.problems == []
     welsh = render(MULTILINGUAL, election, "Carys", reminder_clock().now(), "cy")
-    assert welsh.startswith("Helo Carys, pleidleisiwch erbyn 1 Rhag 2027 17:00 UTC.")
+    assert welsh.startswith("Helo Carys, pleidleisiwch erbyn 1 Rhag 2027 17:00 GMT.")
     urdu = render(MULTILINGUAL, election, "Usman", reminder_clock().now(), "ur")
     assert ready.languages == {
         "en": {"sms": 2, "telegram": 0, "sms_segments": 2},
@@ -319,7 +319,7 @@ async def test_reminders_go_in_each_supporter_s_language_priced_per_language(
     # In Urdu the name and the date keep their own direction (isolates).
     assert (
         sent["+447700900205"]
-        == f"{isolated('Usman')}، {isolated('1 دسمبر 2027 17:00 UTC')} تک ووٹ دیں۔"
+        == f"{isolated('Usman')}، {isolated('1 دسمبر 2027 17:00 GMT')} تک ووٹ دیں۔"
     )
     assert tg.sent[0][1].text.startswith(f"{isolated('Zara')}، ")
     faithful = {address: m.faithful for address, m in sms.sent}

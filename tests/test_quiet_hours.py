@@ -18,7 +18,9 @@ from ballots.clock import ManualClock
 from ballots.election import Election, get_election, parse_election, save_election
 from ballots.errors import FileProblems
 from ballots.quiet import quiet_until, sending_finishes
+from bot import texts
 from bot.context import Context
+from bot.i18n import speaking
 from bot.reminders import Reminders, Worker, plan
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
@@ -190,3 +192,18 @@ async def test_a_running_job_stops_at_the_close(redis: Redis) -> None:
     assert 10 <= len(sms.sent) < 40
     entries = [e for e in await audit.read(redis, election.id) if e.action == "reminder cancelled"]
     assert entries[-1].details.get("factor") == "the poll closed"
+
+
+def test_times_voters_read_are_in_the_election_s_zone_with_its_abbreviation() -> None:
+    """Not "UTC": the zone the election is held in, GMT in winter and BST in summer, in the
+    voter's language."""
+    election = parse_election((EXAMPLES / "election.toml").read_text(), "e.toml")
+    winter = datetime(2027, 12, 1, 17, 0, tzinfo=UTC)
+    summer = datetime(2027, 6, 1, 17, 0, tzinfo=UTC)
+    assert texts.when(election, winter) == "1 Dec 2027 17:00 GMT"
+    assert texts.when(election, summer) == "1 Jun 2027 18:00 BST"
+    with speaking("cy"):
+        assert texts.when(election, summer) == "1 Meh 2027 18:00 BST"
+    karachi = replace(election, timezone="Asia/Karachi")
+    assert texts.when(karachi, winter) == "1 Dec 2027 22:00 PKT"
+    assert "closed 1 Dec 2027 17:00 GMT" in texts.closed(replace(election, closes=winter))

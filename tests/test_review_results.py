@@ -145,7 +145,9 @@ async def test_publishing_again_keeps_the_first_time_and_publisher(redis: Redis)
         world.clock.advance(30 * 60)
         refused = await browser.post(PUBLISH, {"confirm": "yes"})
         assert refused.status == 409
-        assert f"already published, {first['at']} by {first['by']}" in refused.text
+        # When, as organisers read it (in the election's zone), and by whom.
+        assert f"already published, Wed 1 Dec 2027 17:01 GMT by {first['by']}" in refused.text
+        assert first["at"] == "2027-12-01T17:01:00+00:00"
         assert await published(world) == first
         public = await browser.get(f"/results/{eid}")
         assert public.status == 200

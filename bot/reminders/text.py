@@ -138,7 +138,7 @@ def render(
         return versions(template, election)[code].format(
             name=isolate(name.strip()) or _("supporter"),
             days_left=days_left(election, now),
-            closes=isolate(texts.when(election.closes)),
+            closes=isolate(texts.when(election, election.closes)),
         )
 
 

@@ -68,6 +68,7 @@ async def _results_page(
         sankey=sankey(result) if result else "",
         bars=bars(result) if result else "",
         published=await _published(request),
+        parse_time=datetime.fromisoformat,
         problems=problems or [],
     )
 
