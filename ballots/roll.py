@@ -40,6 +40,11 @@ _NOT_A_SUPPORTER = {
 _WHAT_IS_WANTED = "a supporter's phone must be a mobile or a landline"
 
 
+#: A roll entry's field for a language the voter chose in the chat: it wins over the roll's
+#: ``language`` (which an import sets) for their replies and reminders.
+CHOSEN_LANGUAGE = "chosen_language"
+
+
 class RollImportRefused(OpenPrimaryError):
     """Redis refused the import's writes; nothing was changed."""
 

@@ -23,7 +23,12 @@ from ballots.codes import Codes
 from ballots.connection import Batch
 from ballots.election import Election
 from ballots.languages import SHIPPED, best
-from ballots.roll import get_supporter, supporter_for_telegram, supporters_for_phone
+from ballots.roll import (
+    CHOSEN_LANGUAGE,
+    get_supporter,
+    supporter_for_telegram,
+    supporters_for_phone,
+)
 from bot import rehearsal, texts
 from bot.alerts import Alerts
 from bot.buttons import Buttons, Refused
@@ -185,6 +190,11 @@ class Conversation:
     async def _step(self, state: State, msg: InboundMessage, known: Known) -> tuple[State, Replies]:
         if state.election != self.election.id:
             state = State(election=self.election.id)
+        own = None if state.language else await self._roll_language(msg, known)
+        if own is not None:
+            # Texting from their own phone on the roll: answered in the roll entry's language
+            # from the first reply (which goes only to that phone).
+            state = replace(state, language=own)
         language = (
             state.language
             or best(msg.language, self.election.languages)
@@ -250,6 +260,8 @@ class Conversation:
         chosen = self.language_words.get(word) if turn.msg.contact is None else None
         if chosen is not None:
             state.language = chosen
+            if state.supporter and state.step in (Step.RANK, Step.CONFIRM, Step.DONE):
+                self._remember_language(turn, state.supporter, chosen)
             with speaking(chosen):
                 return state, [say(texts.language_set()), *await self._where_now(state, turn)]
         said = words()
@@ -299,26 +311,56 @@ class Conversation:
     # --- states --------------------------------------------------------------
 
     async def _start(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        return await self._settle(await self.identity.start(state, turn))
+        return await self._settle(await self.identity.start(state, turn), turn)
 
     async def _identify(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        return await self._settle(await self.identity.identify(state, turn))
+        return await self._settle(await self.identity.identify(state, turn), turn)
 
     async def _sms_code(self, state: State, turn: Turn) -> tuple[State, Replies]:
-        return await self._settle(await self.identity.sms_code(state, turn))
+        return await self._settle(await self.identity.sms_code(state, turn), turn)
 
-    async def _settle(self, outcome: Outcome) -> tuple[State, Replies]:
+    async def _roll_language(self, msg: InboundMessage, known: Known) -> str | None:
+        """The language of the roll entries of the SMS sender's phone, when they agree (one
+        round trip, in an election of several languages only)."""
+        ids = known.phone_ids
+        if msg.channel != Channel.SMS or not ids or len(self.election.languages) < 2:
+            return None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid in ids:
+                shard = keys.shard_of(sid, self.election.shards)
+                pipe.hmget(keys.voter(self.election.id, shard, sid), [CHOSEN_LANGUAGE, "language"])
+            records = await pipe.execute()
+        wanted = {best(chosen or language, self.election.languages) for chosen, language in records}
+        return wanted.pop() if len(wanted) == 1 else None
+
+    def _remember_language(self, turn: Turn, supporter: str, code: str) -> None:
+        """A language a proved voter chose in the chat is theirs for reminders too."""
+        voter = keys.voter(
+            self.election.id, keys.shard_of(supporter, self.election.shards), supporter
+        )
+
+        def remember(batch: Batch) -> None:
+            batch.pipe.hset(voter, CHOSEN_LANGUAGE, code)
+
+        turn.known.writes.append(remember)
+
+    async def _settle(self, outcome: Outcome, turn: Turn) -> tuple[State, Replies]:
         """Where identification leaves the chat: ranking, voted already, or its replies."""
         if isinstance(outcome, Identified):
             state = outcome.state
-            if state.language is None and len(self.election.languages) > 1 and state.supporter:
-                # A chat that has not chosen a language gets the one on the voter's roll entry.
+            if len(self.election.languages) > 1 and state.supporter:
                 record = await get_supporter(self.redis, self.election, state.supporter)
-                wanted = best(record.get("language"), self.election.languages)
-                if wanted is not None:
-                    state.language = wanted
-                    with speaking(wanted):
+                own = best(
+                    record.get(CHOSEN_LANGUAGE) or record.get("language"), self.election.languages
+                )
+                if state.language is None and own is not None:
+                    # A chat that has not chosen a language gets the voter's own.
+                    state.language = own
+                    with speaking(own):
                         return state, [self._rank_prompt(state)]
+                if state.language is not None and state.language != own:
+                    # Chosen in the chat before they proved who they are: theirs from now on.
+                    self._remember_language(turn, state.supporter, state.language)
             return state, [self._rank_prompt(state)]
         if isinstance(outcome, HasVoted):
             return await self._voted(outcome.supporter)
@@ -393,7 +435,7 @@ class Conversation:
         """
         if self.identity.looks_like_voting_code(turn.text):
             fresh = State(election=self.election.id, turn=state.turn, language=state.language)
-            return await self._settle(await self.identity.identify(fresh, turn))
+            return await self._settle(await self.identity.identify(fresh, turn), turn)
         return await self._voted(state.supporter)
 
     async def _voted(self, sid: str | None) -> tuple[State, Replies]:

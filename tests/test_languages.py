@@ -31,7 +31,14 @@ from openprimary.cli import build_parser
 from openprimary.cost_cli import vote_texts
 from openprimary.remind_cli import remind
 from tests.demo_support import start_demo
-from tests.factories import EXAMPLES, Outbox, sample_election, settings, stored_ballots
+from tests.factories import (
+    EXAMPLES,
+    Outbox,
+    harness,
+    sample_election,
+    settings,
+    stored_ballots,
+)
 from tests.reminders_support import clock as reminder_clock
 from tests.reminders_support import fast_limiter
 from tests.sms_support import ANN, CARYS, sms_stack
@@ -466,3 +473,29 @@ def test_a_reminder_s_language_lines_may_be_written_in_capitals_or_with_a_region
     assert versions("Hi\n[cy-GB]\nHelo", election) == {"en": "Hi", "cy": "Helo"}
     # A bracketed word that is not a language line stays text.
     assert versions("Hi [cy] there\n[see below]", election) == {"en": "Hi [cy] there\n[see below]"}
+
+
+async def test_a_welsh_supporter_texting_from_their_own_phone_gets_their_code_in_welsh(
+    redis: Redis,
+) -> None:
+    """Carys is Welsh on the roll: the first reply to her own phone is already in Welsh (it
+    goes only to that phone), before she has proved who she is."""
+    async with sms_stack(redis, languages=("en", "cy")) as stack:
+        first = "\n".join(await stack.phone(CARYS).text("hi"))
+        assert "yw eich cod i bleidleisio" in first, first
+        # Ann, English on the roll, is answered in English.
+        assert "is your code to vote" in "\n".join(await stack.phone(ANN).text("hi"))
+
+
+async def test_a_language_chosen_in_the_chat_is_the_voter_s_for_reminders(redis: Redis) -> None:
+    h = await harness(redis, languages=("en", "cy"))
+    code = (await h.core.codes.issue_voting_codes(h.core.election, ["S1001"]))[0][3]
+    await h.said(code)
+    assert (await h.state()).language == "en"  # Ann, English on the roll
+    await h.said("CYMRAEG")
+    template = "Hi {name}, vote now.\n[cy]\nHelo {name}, pleidleisiwch nawr."
+    ready = await plan(redis, h.core.election, template, rules=TEXT_RULES, clock=reminder_clock())
+    # Ann now gets the Welsh version; the roll's own language is left as the party wrote it.
+    assert ready.languages["cy"]["sms"] == 2  # Carys (roll) and Ann (chosen)
+    record = await redis.hgetall(keys.voter(h.core.election.id, 0, "S1001"))
+    assert record["language"] == "en" and record["chosen_language"] == "cy"

@@ -13,6 +13,7 @@ from ballots import keys
 from ballots.clock import Clock, SystemClock
 from ballots.election import Election
 from ballots.quiet import local, sending_finishes
+from ballots.roll import CHOSEN_LANGUAGE
 from bot import texts
 from bot.messages import Channel
 from bot.ports import TextRules
@@ -160,9 +161,10 @@ async def _plan_batch(
         for sid in sids:
             pipe.hmget(
                 keys.voter(election.id, shard, sid),
-                ["name", "phone", "telegram_id", "voted", "language"],
+                ["name", "phone", "telegram_id", "voted", "language", CHOSEN_LANGUAGE],
             )
-        records = await pipe.execute()
+        # A language the voter chose in the chat wins over the roll's.
+        records = [(*r[:4], r[5] or r[4]) for r in await pipe.execute()]
     phones = [r[1] or "" for r in records]
     chats = [r[2] or "" for r in records]
     async with redis.pipeline(transaction=False) as pipe:

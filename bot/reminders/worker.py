@@ -22,6 +22,7 @@ from ballots.connection import on_one_connection
 from ballots.election import Election, election_version, get_election
 from ballots.errors import StoreUnavailable, unavailable
 from ballots.quiet import describe, local, quiet_until
+from ballots.roll import CHOSEN_LANGUAGE
 from bot.alerts import ChannelHealth
 from bot.messages import Channel, OutboundMessage
 from bot.metrics import MESSAGES_OUT
@@ -471,9 +472,9 @@ class Worker:
         """(why to skip, or None; name; address; roll language) for a claimed recipient,
         as of now."""
         shard = keys.shard_of(claim.supporter_id, election.shards)
-        name, phone, chat, voted, language = await self.redis.hmget(
+        name, phone, chat, voted, language, chosen = await self.redis.hmget(
             keys.voter(election.id, shard, claim.supporter_id),
-            ["name", "phone", "telegram_id", "voted", "language"],
+            ["name", "phone", "telegram_id", "voted", "language", CHOSEN_LANGUAGE],
         )
         if voted:
             return Outcome.VOTED, "", "", ""
@@ -485,7 +486,8 @@ class Worker:
             return Outcome.OPTED_OUT, "", "", ""
         if unreachable:
             return Outcome.UNREACHABLE, "", "", ""
-        return None, str(name or ""), address, str(language or "")
+        # A language the voter chose in the chat wins over the roll's.
+        return None, str(name or ""), address, str(chosen or language or "")
 
     @staticmethod
     def _outcome(channel: str, result: SendResult) -> Outcome:
