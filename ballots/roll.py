@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import phonenumbers
+from babel import Locale
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -17,6 +19,7 @@ from ballots import keys
 from ballots.connection import is_cluster
 from ballots.election import Election
 from ballots.errors import FileProblems, OpenPrimaryError, Problem
+from ballots.languages import best
 
 REQUIRED_COLUMNS = ("supporter_id", "name", "phone")
 OPTIONAL_COLUMNS = ("telegram_id", "language")
@@ -43,6 +46,18 @@ _WHAT_IS_WANTED = "a supporter's phone must be a mobile or a landline"
 #: A roll entry's field for a language the voter chose in the chat: it wins over the roll's
 #: ``language`` (which an import sets) for their replies and reminders.
 CHOSEN_LANGUAGE = "chosen_language"
+
+
+#: The languages a roll may name (ISO 639, as CLDR knows them: 'cy', 'gd', 'sco' ...).
+_KNOWN_LANGUAGES = frozenset(Locale("en").languages)
+
+
+def unoffered_languages(supporters: Sequence[Supporter], offered: Sequence[str]) -> Counter[str]:
+    """The roll's languages that the election does not offer, with how many supporters each:
+    those supporters are answered in the election's first language."""
+    return Counter(
+        s.language for s in supporters if s.language and best(s.language, offered) is None
+    )
 
 
 class RollImportRefused(OpenPrimaryError):
@@ -176,6 +191,11 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
             language = cell("language").lower()
             if language and not _LANGUAGE.match(language):
                 reasons.append(f"language {language!r} must be a code such as 'en' or 'cy'")
+            elif language and language.split("-")[0] not in _KNOWN_LANGUAGES:
+                reasons.append(
+                    f"language {language!r} is not a language code (BCP 47, such as 'en', 'cy' "
+                    "or 'cy-GB')"
+                )
             if reasons:
                 problems.extend(Problem(path, line, r) for r in reasons)
                 continue

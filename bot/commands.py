@@ -19,9 +19,16 @@ from ballots.election import (
     save_election,
 )
 from ballots.errors import OpenPrimaryError, UnknownElection
+from ballots.languages import SHIPPED
 from ballots.program import program
 from ballots.quiet import local
-from ballots.roll import get_supporter, import_roll, read_roll_file, roll_size
+from ballots.roll import (
+    get_supporter,
+    import_roll,
+    read_roll_file,
+    roll_size,
+    unoffered_languages,
+)
 from ballots.trustees import load_count_key
 from ballots.turnout import turnout
 from bot import rehearsal, window
@@ -149,6 +156,12 @@ async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
             "records it puts back would undo this import"
         )
     supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
+    for language, n in sorted(unoffered_languages(supporters, election.languages).items()):
+        ctx.err.write(
+            f"{args.file}: {n} supporter(s) with language {language!r}, which {election.id} does "
+            f"not offer ({', '.join(election.languages)}): they are answered in "
+            f"{SHIPPED[election.languages[0]].english}\n"
+        )
     summary = await import_roll(ctx.redis, election, supporters)
     await audit.record(
         ctx.redis,

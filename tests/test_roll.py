@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import io
+
 import pytest
 from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.errors import FileProblems
 from ballots.roll import get_supporter, import_roll, parse_roll, roll_size, supporters_for_phone
-from tests.factories import sample_election
+from bot import commands
+from bot.context import Context
+from tests.factories import EXAMPLES, sample_election, settings
 
 HEADER = "supporter_id,name,phone,telegram_id,language\n"
 
@@ -189,3 +194,31 @@ async def test_an_import_refused_part_way_through_staging_changes_nothing() -> N
     finally:
         await redis.aclose()
         server.close()
+
+
+def test_a_roll_language_must_be_a_language() -> None:
+    text = (
+        "supporter_id,name,phone,telegram_id,language\n"
+        "A1,Ann,07700 900101,,cy-GB\n"
+        "A2,Ben,07700 900102,,xx\n"
+        "A3,Cat,07700 900103,,sco\n"
+    )
+    with pytest.raises(FileProblems) as info:
+        parse_roll(text, "r.csv")
+    assert [str(p) for p in info.value.problems] == [
+        "r.csv:3: language 'xx' is not a language code (BCP 47, such as 'en', 'cy' or 'cy-GB')"
+    ]
+
+
+async def test_a_roll_language_the_election_does_not_offer_is_said(redis: Redis) -> None:
+    """The sample election speaks English only; Carys is Welsh on the sample roll: she is
+    imported, and the organiser is told she will be answered in English."""
+    election = await sample_election(redis)
+    err = io.StringIO()
+    ctx = Context(settings=settings(), redis=redis, out=io.StringIO(), err=err)
+    args = argparse.Namespace(file=str(EXAMPLES / "roll.csv"), election=election.id, region=None)
+    assert await commands.roll_import(args, ctx) == 0
+    assert (
+        f"{EXAMPLES / 'roll.csv'}: 1 supporter(s) with language 'cy', which riverside-2027 "
+        "does not offer (en): they are answered in English"
+    ) in err.getvalue()

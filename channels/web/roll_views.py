@@ -10,8 +10,15 @@ from aiohttp import BodyPartReader, web
 
 from ballots.codes_file import write_codes_csv
 from ballots.errors import FileProblems, Problem
+from ballots.languages import SHIPPED
 from ballots.program import program
-from ballots.roll import Supporter, get_supporter, import_roll, parse_roll
+from ballots.roll import (
+    Supporter,
+    get_supporter,
+    import_roll,
+    parse_roll,
+    unoffered_languages,
+)
 from bot import rehearsal
 from bot.messages import Channel
 from bot.reach import Reach
@@ -77,7 +84,14 @@ async def upload(request: web.Request) -> web.StreamResponse:
         updated=summary.updated,
         total=summary.total,
     )
-    return page(request, "roll.html", nav="roll", imported=summary, file=name)
+    election = core.election
+    unoffered = unoffered_languages(supporters, election.languages)
+    note = "; ".join(
+        f"{n} supporter(s) with language {language!r}, which this election does not offer: "
+        f"they are answered in {SHIPPED[election.languages[0]].english}"
+        for language, n in sorted(unoffered.items())
+    )
+    return page(request, "roll.html", nav="roll", imported=summary, file=name, note=note)
 
 
 def _read(raw: bytes, name: str, region: str) -> list[Supporter]:
