@@ -234,3 +234,21 @@ async def test_the_console_closes_and_reopens_behind_a_page_that_says_what_happe
             ("election closed", "console code by telegram"),
             ("election reopened", "console code by telegram"),
         ]
+
+
+async def test_the_console_s_audit_trail_reads_as_sentences(redis: Redis) -> None:
+    async with console(redis) as (world, browser):
+        await browser.sign_in()
+        await window.close(
+            redis,
+            world.core.election,
+            world.clock,
+            "cli:alice@hq",
+            NOW + timedelta(days=1),
+        )
+        page = await browser.get("/organisers/audit?q=closed")
+        assert (
+            "<td>cli:alice@hq</td><td>election closed</td><td>Changes: closes: Wed 1 Dec 2027 "
+            "17:00 GMT → Sat 21 Nov 2026 12:00 GMT.</td>"
+        ) in page.text
+        assert "{&#34;" not in page.text and '{"' not in page.text  # no JSON
