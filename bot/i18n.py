@@ -7,7 +7,7 @@ gettext ``.po`` files under ``bot/locale/<code>/LC_MESSAGES/messages.po``,
 read and compiled in memory by Babel the first time a language is used, so
 nothing compiled is kept in the repository.  English needs no catalogue.
 
-    pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot bot
+    pybabel extract --no-location --omit-header -k _ -k n_:1,2 -o bot/locale/messages.pot bot
     pybabel update -w 100 --no-fuzzy-matching -i bot/locale/messages.pot -d bot/locale
 """
 
@@ -54,6 +54,12 @@ def current() -> str:
 def _(msgid: str) -> str:
     """``msgid`` in the language being spoken."""
     return catalogue(_current.get()).gettext(msgid)
+
+
+def n_(singular: str, plural: str, n: int) -> str:
+    """The form of a text for a count ``n`` in the language being spoken (English has two,
+    Welsh six): "1 try left", "2 tries left"."""
+    return catalogue(_current.get()).ngettext(singular, plural, n)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from babel.dates import format_date, format_datetime
 from ballots.box import Receipt
 from ballots.election import Candidate, Election
 from ballots.languages import SHIPPED
-from bot.i18n import _, current, isolate, ordinal
+from bot.i18n import _, current, isolate, n_, ordinal
 
 
 def when(election: Election, moment: datetime) -> str:
@@ -140,9 +140,11 @@ def otp_cooldown(wait: int) -> str:
 
 def code_wrong(left: int) -> str:
     if left:
-        return _("That code is not right. {left} tries left. Check it and try again.").format(
-            left=left
-        )
+        return n_(
+            "That code is not right. {left} try left. Check it and try again.",
+            "That code is not right. {left} tries left. Check it and try again.",
+            left,
+        ).format(left=left)
     return _("That code is not right. Check it and try again.")
 
 
@@ -257,7 +259,13 @@ def _capped(election: Election) -> bool:
 def confirm(election: Election, ranking: Sequence[str]) -> str:
     lines = [_("Your ballot:")]
     if _capped(election) and len(ranking) == election.max_preferences:
-        lines = [_("That's your {count} choices. Your ballot:").format(count=len(ranking))]
+        lines = [
+            n_(
+                "That's your {count} choice. Your ballot:",
+                "That's your {count} choices. Your ballot:",
+                len(ranking),
+            ).format(count=len(ranking))
+        ]
     lines.extend(f"{i} {isolate(election.candidate(c).name)}" for i, c in enumerate(ranking, 1))
     lines.append(_("Reply YES to cast it (final) or CHANGE"))
     return "\n".join(lines)

@@ -40,7 +40,7 @@ from channels.gsm import encoding, segments
 from channels.sms import sms_parts
 
 #: A stand-in reminder, when none is given: the length of a usual one.
-DEFAULT_REMINDER = "Hi {name}, {days_left} days left to vote. Polls close {closes}."
+DEFAULT_REMINDER = "Hi {name}, {time_left} to vote. Polls close {closes}."
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ async def cost_command(args: argparse.Namespace, ctx: Context) -> int:
     except (KeyError, IndexError, ValueError) as err:
         ctx.err.write(
             f"openprimary: --message: {err} is not a placeholder a reminder can use "
-            "({name}, {days_left}, {closes})\n"
+            "({name}, {days_left}, {time_left}, {closes})\n"
         )
         return 2
     if args.json:

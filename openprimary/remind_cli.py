@@ -250,7 +250,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Send a reminder to every supporter who has not voted, has not opted out and "
             "can be reached: on Telegram where linked, otherwise by SMS. The message may use "
-            "{name}, {days_left} and {closes}. The job lives in Redis: any number of "
+            "{name}, {days_left}, {time_left} and {closes}. The job lives in Redis: any number of "
             "'remind --resume JOB' processes can drain it together, at the rates set by "
             "OPENPRIMARY_SMS_RATE and OPENPRIMARY_TELEGRAM_RATE (all processes together)."
         ),
@@ -265,8 +265,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--message",
         metavar="TEXT",
         help=(
-            "the reminder; may use {name} {days_left} {closes}. For each other language, a "
-            "line [cy] then its version: each supporter gets their roll language's"
+            "the reminder; may use {name} {days_left} {time_left} {closes}. For each other "
+            "language, a line [cy] then its version: each supporter gets their roll language's"
         ),
     )
     p.add_argument(

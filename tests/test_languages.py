@@ -8,6 +8,7 @@ import json
 import math
 import string
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from bot import texts
 from bot.context import Context
 from bot.i18n import FSI, LOCALE, PDI, speaking
 from bot.reminders import Reminders, Worker, plan, render, template_problems
-from bot.reminders.text import versions
+from bot.reminders.text import time_left, versions
 from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
@@ -46,13 +47,15 @@ from tests.standins.telegram_api import TelegramUser, button_labels
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRACT = "pybabel extract --no-location --omit-header -k _ -o bot/locale/messages.pot bot"
+EXTRACT = (
+    "pybabel extract --no-location --omit-header -k _ -k n_:1,2 -o bot/locale/messages.pot bot"
+)
 
 
 def msgids_in_code() -> set[str]:
     """Every msgid the bot's code looks up with _(), as `pybabel extract ... bot` finds them."""
     found = extract_from_dir(
-        str(ROOT / "bot"), method_map=[("**.py", "python")], keywords={"_": None}
+        str(ROOT / "bot"), method_map=[("**.py", "python")], keywords={"_": None, "n_": (1, 2)}
     )
     return {str(message) for _file, _line, message, _comments, _context in found}
 
@@ -71,16 +74,28 @@ def test_the_template_holds_every_text_the_code_says() -> None:
 def test_every_shipped_catalogue_translates_every_text_with_its_placeholders(code: str) -> None:
     with (LOCALE / code / "LC_MESSAGES" / "messages.po").open("rb") as po:
         catalogue = read_po(po, locale=code)
-    translated = {str(m.id): str(m.string) for m in catalogue if m.id}
+    # A text with plural forms (n_) has one translation a form, each with its placeholders.
+    translated = {
+        str(m.id): (m.string if isinstance(m.string, tuple) else (m.string,))
+        for m in catalogue
+        if m.id
+    }
+    firsts = {str(m.id): str(m.id[0] if isinstance(m.id, tuple) else m.id) for m in catalogue}
     wanted = msgids_in_code()
-    missing = sorted(m for m in wanted if not translated.get(m))
+    missing = sorted(m for m in wanted if not all(translated.get(m, ("",))))
     assert not missing, f"{code}: no translation for {missing}"
-    wrong = [(m, translated[m]) for m in wanted if placeholders(m) != placeholders(translated[m])]
+    wrong = [
+        (m, form)
+        for m in wanted
+        for form in translated[m]
+        if placeholders(firsts[m]) != placeholders(str(form))
+    ]
     assert not wrong, f"{code}: placeholders differ from the msgid: {wrong}"
     assert "MACHINE-DRAFTED" in (catalogue.header_comment or "")
 
 
 SAMPLE = (EXAMPLES / "election.toml").read_text()
+ONE_HOUR = timedelta(hours=1)
 
 
 def test_the_election_file_names_languages_and_says_what_is_wrong() -> None:
@@ -349,7 +364,7 @@ def test_a_reminder_s_versions_are_checked_against_the_election_s_languages() ->
         "[fr] is not one of the election's languages (en, cy)"
     ]
     assert template_problems("Hi\n[cy]\nHelo {enw}", election) == [
-        "[cy]: unknown placeholder {enw}; use {name}, {days_left}, {closes}"
+        "[cy]: unknown placeholder {enw}; use {name}, {days_left}, {time_left}, {closes}"
     ]
     assert template_problems("[cy]\nHelo", election) == [
         "the message has no version in en, the election's first language: write it before "
@@ -499,3 +514,22 @@ async def test_a_language_chosen_in_the_chat_is_the_voter_s_for_reminders(redis:
     assert ready.languages["cy"]["sms"] == 2  # Carys (roll) and Ann (chosen)
     record = await redis.hgetall(keys.voter(h.core.election.id, 0, "S1001"))
     assert record["language"] == "en" and record["chosen_language"] == "cy"
+
+
+def test_counts_take_each_language_s_plural_forms() -> None:
+    """Not "1 days left" or "1 tries left": the catalogues' plural forms (Welsh has six)."""
+    assert [time_left(n) for n in (1, 3)] == ["1 day left", "3 days left"]
+    assert texts.code_wrong(1).startswith("That code is not right. 1 try left.")
+    assert texts.code_wrong(4).startswith("That code is not right. 4 tries left.")
+    with speaking("cy"):
+        assert [time_left(n) for n in (1, 2, 5)] == [
+            "1 diwrnod ar ôl",
+            "2 ddiwrnod ar ôl",
+            "5 diwrnod ar ôl",
+        ]
+    with speaking("ur"):
+        assert "1 کوشش باقی ہے" in texts.code_wrong(1)
+        assert "3 کوششیں باقی ہیں" in texts.code_wrong(3)
+    election = parse_election(SAMPLE, "e.toml")
+    one_day = render("Hi {name}, {time_left} to vote.", election, "Ann", election.closes - ONE_HOUR)
+    assert one_day == "Hi Ann, 1 day left to vote."

@@ -12,7 +12,7 @@ CHANNELS: tuple[str, ...] = (Channel.SMS, Channel.TELEGRAM)
 #: A reminder longer than this many SMS segments is refused (each one is billed).
 MAX_SMS_SEGMENTS = 4
 #: Placeholders a reminder may use.
-FIELDS = ("name", "days_left", "closes")
+FIELDS = ("name", "days_left", "time_left", "closes")
 #: What the actor is called in audit entries the job writes by itself.
 SYSTEM_ACTOR = "openprimary"
 #: Seconds a worker's claims outlive its last heartbeat.

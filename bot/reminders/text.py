@@ -4,12 +4,13 @@ A template may hold one version per language: the text before any line
 that is a language code in brackets (``[cy]``) is the election's first
 language's; each such line starts another language's version::
 
-    Hi {name}, {days_left} days left to vote.
+    Hi {name}, {time_left} to vote.
     [cy]
-    Helo {name}, {days_left} diwrnod ar ol i bleidleisio.
+    Helo {name}, {time_left} i bleidleisio.
 
 Each supporter gets the version in their roll entry's language, or the
-first version if theirs has none; ``{closes}`` is written in that language.
+first version if theirs has none; ``{closes}`` and ``{time_left}`` are written in that
+language.
 
 What a channel can carry, and what it costs, is the channel's own business:
 each provides :class:`bot.ports.TextRules` (``channels.gsm.SmsRules``,
@@ -28,7 +29,7 @@ from datetime import datetime
 from ballots.election import Election
 from ballots.languages import best
 from bot import texts
-from bot.i18n import _, isolate, speaking
+from bot.i18n import _, isolate, n_, speaking
 from bot.ports import TextRules
 from bot.reminders.common import FIELDS
 
@@ -122,6 +123,12 @@ def days_left(election: Election, now: datetime) -> int:
     return max(0, math.ceil(seconds / 86400))
 
 
+def time_left(days: int) -> str:
+    """``{time_left}``: the days left as words in the language being spoken, in the right
+    form for the number ("1 day left", "3 days left"; Welsh "2 ddiwrnod ar ôl")."""
+    return n_("{n} day left", "{n} days left", days).format(n=days)
+
+
 def language_of(template: str, election: Election, wanted: str | None) -> str:
     """The language a supporter whose roll entry says ``wanted`` gets the reminder in."""
     parts = versions(template, election)
@@ -138,6 +145,7 @@ def render(
         return versions(template, election)[code].format(
             name=isolate(name.strip()) or _("supporter"),
             days_left=days_left(election, now),
+            time_left=time_left(days_left(election, now)),
             closes=isolate(texts.when(election, election.closes)),
         )
 
