@@ -129,15 +129,20 @@ def rehearsal_keys(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:rehearsal:keys"
 
 
+def _console_tag(election_id: str, actor: str) -> str:
+    return f"{{console/{election_id}/{actor}}}"
+
+
 def console_code(election_id: str, actor: str) -> str:
-    """Hash with a TTL: an organiser's console sign-in code (keyed hash) and wrong tries."""
-    return f"{PREFIX}:e:{election_id}:console:code:{actor}"
+    """Hash with a TTL: an organiser's console sign-in code (keyed hash) and wrong tries
+    (in the slot of :func:`console_guard`: one script checks both)."""
+    return f"{PREFIX}:{_console_tag(election_id, actor)}:code"
 
 
 def console_guard(election_id: str, actor: str) -> str:
     """Hash: an organiser's wrong console sign-in codes since their last sign-in (``wrong``)
     and, once too many, when they were locked out (``locked``)."""
-    return f"{PREFIX}:e:{election_id}:console:guard:{actor}"
+    return f"{PREFIX}:{_console_tag(election_id, actor)}:guard"
 
 
 def console_limit(election_id: str, who: str, hour: int) -> str:

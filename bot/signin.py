@@ -282,7 +282,10 @@ class SignIn:
             factor=factor,
         )
         name = keys.console_session(session.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # Two hash slots (the session, the election's index of them): one round trip, not
+        # one transaction, so that it works on a Cluster; the index is written first, and an
+        # entry whose session is gone is dropped when listed.
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(keys.console_sessions(eid), session.id, actor)
             pipe.hset(
                 name,
@@ -413,7 +416,7 @@ class SignIn:
         return ended
 
     async def _end(self, session_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:  # two slots: see sign_in
             pipe.delete(keys.console_session(session_id))
             pipe.hdel(keys.console_sessions(self.election.id), session_id)
             await pipe.execute()
