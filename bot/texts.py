@@ -379,7 +379,8 @@ def contact_unknown() -> str:
 # --- organisers -------------------------------------------------------------------
 
 ORGANISER_USAGE = (
-    "REMIND <message> (may use {name} {days_left} {closes}), STATUS, TURNOUT, PAUSE, RESUME"
+    "REMIND <message> (may use {name} {time_left} {days_left} {closes}), STATUS, TURNOUT, "
+    "PAUSE, RESUME"
 )
 
 
