@@ -457,10 +457,14 @@ class Codes:
         request = self._requested(election, supporter_id, asker, code, reply)
         if not texted:
             return request, SmsBudget(True)
+        ceiling = self.policy.code_sms_per_hour
         if request.status != "sent":
             self._give_back(counted)
-            return request, SmsBudget(True, segments_spent=spent)
-        ceiling = self.policy.code_sms_per_hour
+            # Whether one could have gone (what :meth:`as_if_requested` says for a number
+            # not on the roll), so a typed number's answer is the same either way.
+            before = [int(results[i]) - 1 for i in range(-2 * len(counted), 0, 2)]
+            could = before[0] < ceiling and (not typed or before[1] < self._typed_ceiling())
+            return request, SmsBudget(could, segments_spent=spent)
         if typed:
             n, t = int(results[-4]), int(results[-2])
             if t > self._typed_ceiling():

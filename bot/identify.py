@@ -241,14 +241,14 @@ class Identification:
         state.step = Step.SMS_CODE
         state.supporter = sid
         state.quiet = quiet
+        # After a typed number, when no code could go now, the answer is the one a number not
+        # on the roll gets, whatever this request came to: it never says a code is on its way.
+        refused = self._typed_refusal(state, budget) if quiet else None
+        if refused is not None:
+            if request.status == "sent" and not budget.allowed:
+                await self._sms_budget(budget)  # the hour's first refusal is audited
+            return refused
         if request.status == "sent" and request.code is not None:
-            # A reply never says a code is on its way when none is sent; after a typed
-            # number it says what a number not on the roll is told now too.
-            refused = self._typed_refusal(state, budget) if quiet else None
-            if refused is not None:
-                if not budget.allowed:
-                    await self._sms_budget(budget)  # the hour's first refusal is audited
-                return refused
             if self.spend is not None and self.spend.exhausted(budget.segments_spent):
                 fresh = State(election=self.election.id, turn=state.turn)
                 return fresh, [say(texts.sms_budget_spent(self.election))]
