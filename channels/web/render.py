@@ -76,3 +76,9 @@ def poll_state(core: Core, now: datetime, rehearsal: str | None) -> str:
     if now >= election.closes:
         return "closed"
     return "open"
+
+
+def refusal(err: Exception) -> str:
+    """A refusal from the core, as a console page says it: a sentence."""
+    text = str(err)
+    return text[:1].upper() + text[1:] + "."

@@ -28,7 +28,7 @@ from ballots.count.svg import bars, colours, sankey
 from ballots.receipts import all_receipts
 from bot import results
 from channels.web.guard import PREFIX, results_headers, session_of
-from channels.web.render import core_of, page, when
+from channels.web.render import core_of, page, refusal, when
 
 #: The downloads the public page offers, and how each is made.
 DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
@@ -85,9 +85,9 @@ async def publish(request: web.Request) -> web.StreamResponse:
             core.redis, core.election, core.clock, session.actor, factor=session.factor
         )
     except results.NothingToPublish as err:
-        raise web.HTTPConflict(text=_sentence(err)) from err
+        raise web.HTTPConflict(text=refusal(err)) from err
     except results.ResultsRefused as err:
-        return await _results_page(request, status=409, problems=[_sentence(err)])
+        return await _results_page(request, status=409, problems=[refusal(err)])
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 
 
@@ -101,7 +101,7 @@ async def unpublish(request: web.Request) -> web.StreamResponse:
             core.redis, core.election, core.clock, session.actor, factor=session.factor
         )
     except results.ResultsRefused as err:
-        return await _results_page(request, status=409, problems=[_sentence(err)])
+        return await _results_page(request, status=409, problems=[refusal(err)])
     raise web.HTTPSeeOther(f"{PREFIX}/results")
 
 
@@ -175,9 +175,3 @@ async def download(request: web.Request) -> web.StreamResponse:
         headers={"Content-Disposition": f'attachment; filename="{core.election.id}-{name}"'},
     )
     return results_headers(response)
-
-
-def _sentence(err: Exception) -> str:
-    """A refusal as the page says it: a sentence."""
-    text = str(err)
-    return text[:1].upper() + text[1:] + "."

@@ -13,7 +13,7 @@ from aiohttp import web
 from ballots.election import Election, get_election
 from bot import window
 from channels.web.guard import PREFIX, session_of
-from channels.web.render import core_of, page, when
+from channels.web.render import core_of, page, refusal, when
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ async def close(request: web.Request) -> web.StreamResponse:
             core.redis, core.election, core.clock, session.actor, at, factor=session.factor
         )
     except window.WindowRefused as err:
-        return await close_page(request, [_sentence(err)])
+        return await close_page(request, [refusal(err)])
     core.follow(await _stored(request))
     raise web.HTTPSeeOther(f"{PREFIX}/")
 
@@ -148,7 +148,7 @@ async def extend(request: web.Request) -> web.StreamResponse:
             factor=session.factor,
         )
     except window.WindowRefused as err:
-        return await extend_page(request, [_sentence(err)])
+        return await extend_page(request, [refusal(err)])
     core.follow(await _stored(request))
     raise web.HTTPSeeOther(f"{PREFIX}/")
 
@@ -178,8 +178,3 @@ async def _stored(request: web.Request) -> Election:
     second)."""
     core = core_of(request)
     return await get_election(core.redis, core.election.id)
-
-
-def _sentence(err: Exception) -> str:
-    text = str(err)
-    return text[:1].upper() + text[1:] + "."
