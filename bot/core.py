@@ -1,35 +1,37 @@
-"""The pieces of one running OpenPrimary, built once and passed in."""
+"""The pieces of one running OpenPrimary, built once (``openprimary.app``) and passed in.
+
+A :class:`Deployment` is what one ``serve`` runs: the parts every election shares (Redis,
+codes, the ballot box, the router and the lobby that hands each chat to its election, the
+channels' senders and text rules) and a :class:`Core` per election served.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from redis.asyncio import Redis
 
 from ballots.box import BallotBox
-from ballots.clock import Clock, SystemClock
-from ballots.codes import CodePolicy, Codes
-from ballots.election import Election, bind_secret_key, get_election, list_elections
-from ballots.errors import ConfigError
-from ballots.program import program
-from bot.alerts import Alerts, ChannelHealth
+from ballots.clock import Clock
+from ballots.codes import Codes
+from ballots.election import Election
+from bot.alerts import Alerts
 from bot.conversation import Conversation
 from bot.copies import PlatformCopies
+from bot.lobby import Lobby
 from bot.organiser import OrganiserCommands
-from bot.outsiders import Outsiders
 from bot.ports import Sender, TextRules
-from bot.receipts import HeldReceipts
+from bot.ratelimit import RateLimiter
 from bot.router import Router
 from bot.settings import Settings
 from bot.spend import SmsSpend
-from bot.state import StateStore, state_padding
+from bot.state import state_padding
 
 
 @dataclass
 class Core:
-    """Settings, Redis, the election and the services built on them."""
+    """One election's services, and the deployment's they share."""
 
     settings: Settings
     redis: Redis
@@ -50,13 +52,18 @@ class Core:
     #: Called with the election whenever the server follows a change to it (the channels'
     #: parts that keep a copy register here: the console's sign-in).
     followers: list[Callable[[Election], None]] = field(default_factory=list)
+    #: The election's SMS spend (None: no counting).
+    spend: SmsSpend | None = None
+    #: The deployment this election is served in (set when it is added to one).
+    deployment: Deployment | None = None
 
     def follow(self, election: Election) -> None:
         """Serve the election as it now stands (closed, extended, retitled...), from the
         next message on: every part of the core that holds it is given the new one."""
         self.election = election
         self.conversation.follow(election)
-        self.router.store.padding = state_padding(election)
+        if self.deployment is not None:
+            self.deployment.pad()
         if self.organisers is not None:
             self.organisers.election = election
         if self.alerts is not None:
@@ -71,88 +78,53 @@ class Core:
         await self.router.aclose()
 
 
-async def pick_election(redis: Redis, wanted: str | None) -> Election:
-    """The election to serve: the one named, or the only one loaded."""
-    if wanted:
-        return await get_election(redis, wanted)
-    loaded = await list_elections(redis)
-    if len(loaded) == 1:
-        return await get_election(redis, loaded[0])
-    if not loaded:
-        raise ConfigError(f"no election is loaded; run '{program()} election load FILE.toml'")
-    raise ConfigError(
-        f"{len(loaded)} elections are loaded ({', '.join(loaded)}); choose one with "
-        "--election or OPENPRIMARY_ELECTION"
-    )
+@dataclass
+class Deployment:
+    """Every election one ``serve`` serves, on one number and one bot."""
 
+    settings: Settings
+    redis: Redis
+    clock: Clock
+    codes: Codes
+    box: BallotBox
+    lobby: Lobby
+    router: Router
+    #: Per channel, built before the deployment and never changed after.
+    senders: Mapping[str, Sender]
+    rules: Mapping[str, TextRules]
+    copies: PlatformCopies | None = None
+    #: Each election's services, by election id.
+    cores: dict[str, Core] = field(default_factory=dict)
+    #: Builds an election's services (``openprimary.app``): used for an election loaded
+    #: while the deployment runs.
+    make_core: Callable[[Deployment, Election], Awaitable[Core]] | None = None
+    #: Restricts which elections are served (None: every one loaded and not long closed).
+    only: frozenset[str] | None = None
+    #: The process's one rate limiter (its senders' and its reminder workers').
+    limiter: RateLimiter | None = None
+    #: Elections loaded while running that could not be served (logged once).
+    refused: set[str] = field(default_factory=set)
 
-async def build_core(
-    settings: Settings,
-    redis: Redis,
-    clock: Clock | None = None,
-    election_id: str | None = None,
-    policy: CodePolicy | None = None,
-    *,
-    rules: Mapping[str, TextRules],
-    senders: Mapping[str, Sender] | None = None,
-) -> Core:
-    """Wire the election's services together; ``rules`` are the channels' text rules
-    and ``senders`` their senders (the composition root, ``openprimary.app``, passes
-    them)."""
-    clock = clock or SystemClock()
-    election = await pick_election(redis, election_id or settings.election)
-    settings.require("secret_key")
-    await bind_secret_key(redis, election, settings.secret_key)
-    policy = policy or CodePolicy(
-        code_sms_per_hour=settings.code_sms_per_hour,
-        guess_budget_per_hour=settings.code_guesses_per_hour,
-    )
-    codes = Codes(redis, settings.secret_key, clock, policy)
-    box = BallotBox(redis, codes, clock, durable_replicas=settings.durable_replicas)
-    senders = MappingProxyType(dict(senders or {}))
-    alerts = Alerts(redis, clock, election, senders)
-    health = ChannelHealth(alerts)
-    spend = SmsSpend(redis, election.id, settings.sms_budget_segments, alerts)
-    organisers = OrganiserCommands(
-        redis, election, clock, settings, senders, rules, spend=spend, health=health
-    )
-    held = HeldReceipts(box, election, senders) if settings.durable_replicas else None
-    conversation = Conversation(
-        redis,
-        election,
-        codes,
-        box,
-        clock,
-        extensions=[organisers],
-        held=held,
-        spend=spend,
-        alerts=alerts,
-    )
-    store = StateStore(redis, settings.secret_key, padding=state_padding(election))
-    copies = PlatformCopies(redis, delays=settings.copy_delays) if settings.delete_copies else None
-    router = Router(
-        redis,
-        conversation,
-        senders,
-        store,
-        copies,
-        spend=spend,
-        rules=rules,
-        alerts=alerts,
-        health=health,
-        outsiders=Outsiders(redis, election.id, clock, settings.sms_budget_segments),
-    )
-    return Core(
-        settings,
-        redis,
-        clock,
-        election,
-        codes,
-        box,
-        conversation,
-        router,
-        senders,
-        copies,
-        organisers,
-        alerts,
-    )
+    @property
+    def first(self) -> Core:
+        """The election the lobby offers first: what a one-election deployment serves."""
+        return self.cores[self.lobby.home.election.id]
+
+    def add(self, core: Core) -> None:
+        """Serve one more election from the next message on."""
+        core.deployment = self
+        self.cores[core.election.id] = core
+        self.lobby.add(core.conversation)
+        self.pad()
+
+    def pad(self) -> None:
+        """Every sealed chat state padded to one length, whatever the election."""
+        elections = [c.election for c in self.cores.values()]
+        others = [e.id for e in elections] if len(elections) > 1 else []
+        self.router.store.padding = max(state_padding(e, others) for e in elections)
+
+    async def stop_background(self) -> None:
+        """Every election's background work (see :meth:`Core.stop_background`)."""
+        for core in list(self.cores.values()):
+            await core.conversation.aclose()
+        await self.router.aclose()

@@ -1,4 +1,5 @@
-"""A running server follows its election as organisers change it, with no restart.
+"""A running server follows its elections as organisers change them, with no restart, and
+serves an election loaded while it runs.
 
 Every save of an election bumps its version (``ballots.election.save_election``).  Each
 server process reads the version once a second and, when it has moved, loads the election
@@ -16,8 +17,10 @@ import logging
 
 from redis.exceptions import RedisError
 
-from ballots.election import election_version, get_election
-from bot.core import Core
+from ballots.election import election_version, get_election, list_elections
+from ballots.errors import ConfigError, UnknownElection
+from bot.conversation import DONE_KEPT
+from bot.core import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +28,50 @@ log = logging.getLogger(__name__)
 EVERY = 1.0
 
 
-async def follow(core: Core, every: float = EVERY) -> None:
-    """Keep ``core`` on the election as stored, until cancelled."""
-    eid = core.election.id
-    seen = await election_version(core.redis, eid)
+async def follow(deployment: Deployment, every: float = EVERY) -> None:
+    """Keep ``deployment`` on its elections as stored, and serve the ones loaded while it
+    runs (unless it serves only the ones named), until cancelled."""
+    seen = {eid: await election_version(deployment.redis, eid) for eid in deployment.cores}
     while True:
         await asyncio.sleep(every)
         try:
-            version = await election_version(core.redis, eid)
-            if version == seen:
-                continue
-            core.follow(await get_election(core.redis, eid))
-            seen = version
-            log.info("election %s changed (version %d): following it", eid, version)
+            await _catch_up(deployment, seen)
         except RedisError as err:  # Redis away for a moment: the next read tries again
-            log.warning("could not read election %s's version: %s", eid, err)
+            log.warning("could not read the elections' versions: %s", err)
+
+
+async def _catch_up(deployment: Deployment, seen: dict[str, int]) -> None:
+    """One look: each served election's version, and the elections loaded."""
+    redis = deployment.redis
+    for eid, core in list(deployment.cores.items()):
+        version = await election_version(redis, eid)
+        if version == seen.get(eid):
+            continue
+        try:
+            election = await get_election(redis, eid)
+        except UnknownElection:  # deleted under it: served as it was until the restart
+            if seen.get(eid) != -1:
+                log.error("election %s is no longer loaded; serving it as it was", eid)
+            seen[eid] = -1
+            continue
+        core.follow(election)
+        seen[eid] = version
+        log.info("election %s changed (version %d): following it", eid, version)
+    if deployment.only is not None or deployment.make_core is None:
+        return
+    for eid in await list_elections(redis):
+        if eid in deployment.cores or eid in deployment.refused:
+            continue
+        election = await get_election(redis, eid)
+        if election.closes + DONE_KEPT <= deployment.clock.now():
+            continue
+        try:
+            core = await deployment.make_core(deployment, election)
+        except ConfigError as err:  # (a secret key that is not the election's)
+            log.error("cannot serve election %s, loaded while running: %s", eid, err)
+            seen[eid] = -1
+            deployment.refused.add(eid)
+            continue
+        deployment.add(core)
+        seen[eid] = await election_version(redis, eid)
+        log.info("election %s was loaded: serving it too", eid)

@@ -23,7 +23,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
@@ -36,14 +36,12 @@ from bot.alerts import ChannelHealth
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.parse import normalise
 from bot.ports import Sender, TextRules
-from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
     Plan,
     ReminderError,
     Reminders,
     Worker,
-    default_concurrency,
     plan,
 )
 from bot.settings import Settings
@@ -78,8 +76,11 @@ class OrganiserCommands:
         confirm_within: int = CONFIRM_WITHIN,
         spend: SmsSpend | None = None,
         health: ChannelHealth | None = None,
+        worker: Callable[[], Worker] | None = None,
     ) -> None:
         self.redis = redis
+        #: Makes a reminder worker for a job started here (``openprimary.app``).
+        self.worker = worker
         self.health = health
         #: The election's SMS budget, which reminders started here keep to.
         self.spend = spend
@@ -90,7 +91,6 @@ class OrganiserCommands:
         self.rules = rules
         self.confirm_within = confirm_within
         self.reminders = Reminders(redis, clock)
-        self.limiter = limiter_for(settings, redis)
         self._workers: set[asyncio.Task[object]] = set()
 
     def organiser(self, msg: InboundMessage) -> str | None:
@@ -226,18 +226,10 @@ class OrganiserCommands:
 
     def run_in_background(self, job: str) -> None:
         """Send a job's messages from this process until it finishes, is paused or cancelled."""
-        rates = {Channel.SMS: self.settings.sms_rate, Channel.TELEGRAM: self.settings.telegram_rate}
-        worker = Worker(
-            self.redis,
-            self.senders,
-            self.limiter,
-            self.rules,
-            clock=self.clock,
-            concurrency={ch: default_concurrency(rate) for ch, rate in rates.items()},
-            durable_replicas=self.settings.durable_replicas,
-            spend=self.spend,
-            health=self.health,
-        )
+        if self.worker is None:
+            log.error("no reminder worker in this process: job %s waits for 'remind --resume'", job)
+            return
+        worker = self.worker()
         task: asyncio.Task[object] = asyncio.create_task(worker.run(job))
         self._workers.add(task)
         task.add_done_callback(self._worker_done)

@@ -17,10 +17,10 @@ from ballots.connection import Batch, in_one_round_trip
 from ballots.errors import StoreUnavailable, unavailable
 from bot import texts
 from bot.alerts import Alerts, ChannelHealth
-from bot.conversation import Conversation
 from bot.copies import PlatformCopies
 from bot.i18n import speaking
 from bot.lease import POLL, Lease
+from bot.lobby import Lobby
 from bot.messages import Channel, InboundMessage, OutboundMessage
 from bot.metrics import DUPLICATES, ERRORS, MESSAGES_OUT, for_channel
 from bot.outsiders import Outsiders
@@ -67,12 +67,12 @@ class Router:
     def __init__(
         self,
         redis: Redis,
-        conversation: Conversation,
+        lobby: Lobby,
         senders: Mapping[str, Sender],
         store: StateStore,
         copies: PlatformCopies | None = None,
         *,
-        spend: SmsSpend | None = None,
+        spends: dict[str, SmsSpend] | None = None,
         rules: Mapping[str, TextRules] | None = None,
         alerts: Alerts | None = None,
         health: ChannelHealth | None = None,
@@ -84,10 +84,12 @@ class Router:
         #: Tells organisers when Redis refuses writes; ``health`` when a channel fails.
         self.alerts = alerts
         self.health = health
-        #: Counts the SMS segments sent (replies in the commit, codes to other phones).
-        self.spend = spend
+        #: Each election's SMS spend, by election id: the segments sent for its chats
+        #: (replies in the commit, codes to other phones) are counted in its own.
+        self.spends: dict[str, SmsSpend] = spends if spends is not None else {}
         self.rules = rules or {}
-        self.conversation = conversation
+        #: Hands each chat to its election's conversation.
+        self.lobby = lobby
         self.senders = senders
         self.store = store
         self.copies = copies
@@ -130,8 +132,9 @@ class Router:
             # Under the chat's lock: its next message, in any process, comes after.
             lease.keep()
             try:
-                after, out = await self.conversation.step(before, msg, known)
-                replies, later = await self._deliver(msg, out)
+                after, out = await self.lobby.step(before, msg, known)
+                spend = self.spends.get(after.election or before.election)
+                replies, later = await self._deliver(msg, out, spend)
                 replies = self._to_outsider(msg, known, after, replies)
                 lease.stop()
                 await self._commit(msg, lease, known, before, after, replies)
@@ -139,7 +142,7 @@ class Router:
                 lease.stop()
                 await _let_go(lease)
                 raise
-            self._send_later(later)
+            self._send_later(later, spend)
         except Exception as err:
             return self._failed(msg, err)
         finally:
@@ -167,7 +170,7 @@ class Router:
             batch.script(self._begin_script, chat, flags)
             if outsiders is not None:
                 taken = outsiders.prefetch(batch, msg.address)
-            reads.append(self.conversation.prefetch(batch, msg))
+            reads.append(self.lobby.prefetch(batch, msg))
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOCK_WAIT
@@ -208,11 +211,12 @@ class Router:
         removal from the platform if it showed choices."""
         chat, done_key = _chat_keys(msg, lease)
         text, expiry, when = self.store.stored(
-            msg.channel, msg.address, after, until=self.conversation.forget_at(after)
+            msg.channel, msg.address, after, until=self.lobby.forget_at(after)
         )
         sealed = self.store.seal_replies(msg.channel, msg.address, replies) if done_key else ""
         copies = self.copies if before.step in CHOOSING else None
-        spend = self.spend
+        # Replies are counted against the election the chat is in (an outsider's, the first).
+        spend = self.spends.get(after.election or before.election or self.lobby.home.election.id)
         billed = self._segments(msg.channel, replies) if spend is not None else 0
 
         def fill(batch: Batch) -> None:
@@ -286,10 +290,10 @@ class Router:
         self._alerting.add(task)
         task.add_done_callback(self._alerting.discard)
 
-    def _send_later(self, messages: list[OutboundMessage]) -> None:
+    def _send_later(self, messages: list[OutboundMessage], spend: SmsSpend | None) -> None:
         """Send the detached messages now that the replies are stored, off their path."""
         for m in messages:
-            task = asyncio.create_task(self._send(m))
+            task = asyncio.create_task(self._send(m, spend))
             self._later.add(task)
             task.add_done_callback(self._later.discard)
 
@@ -317,7 +321,7 @@ class Router:
         await self.drain()
 
     async def _deliver(
-        self, msg: InboundMessage, out: list[OutboundMessage]
+        self, msg: InboundMessage, out: list[OutboundMessage], spend: SmsSpend | None
     ) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
         """Split replies from messages for elsewhere; send those now, bar the detached ones.
 
@@ -333,15 +337,16 @@ class Router:
             if m.detached:
                 later.append(m)
                 continue
-            if not await self._send(m) and m.kind == "code":
+            if not await self._send(m, spend) and m.kind == "code":
                 # In the code's own language (the step's), and sent as it was to be.
                 with speaking(m.language):
                     text = texts.code_not_delivered()
                 replies.append(OutboundMessage(text, language=m.language, faithful=m.faithful))
         return replies, later
 
-    async def _send(self, m: OutboundMessage) -> bool:
-        """Send a message for another address through its channel; whether it went."""
+    async def _send(self, m: OutboundMessage, spend: SmsSpend | None) -> bool:
+        """Send a message for another address through its channel; whether it went (the
+        segments counted in ``spend``, its election's)."""
         assert m.channel is not None and m.address is not None
         sender = self.senders.get(m.channel)
         if sender is None:
@@ -358,8 +363,8 @@ class Router:
             await self.health.outcome(m.channel, result.status, result.detail)
         if result.ok:
             MESSAGES_OUT.labels(m.channel, m.kind).inc()
-            if self.spend is not None:
-                await self.spend.count(self._segments(m.channel, [m]))
+            if spend is not None:
+                await spend.count(self._segments(m.channel, [m]))
             return True
         log.warning(
             "%s %s message not delivered: %s %s", m.channel, m.kind, result.status, result.detail

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -42,6 +43,8 @@ class Step(StrEnum):
     RANK = "rank"
     CONFIRM = "confirm"
     DONE = "done"
+    #: Many elections served: the chat is asked which one to vote in (``bot.lobby``).
+    CHOOSE = "choose"
 
 
 #: The steps in which the voter's messages, and ours, carry their choices.
@@ -63,14 +66,19 @@ class State:
     quiet: bool = False
     #: The language the chat is answered in (None: the election's first).
     language: str | None = None
+    #: The elections the chat was last offered, in the order it was shown them (bot/lobby.py).
+    offers: list[str] = field(default_factory=list)
+    #: A supporter number typed before the chat said which election it is for.
+    typed: str | None = None
 
     def to_json(self) -> str:
         """The whole state as JSON, in the clear: for comparing states in memory only."""
         return json.dumps(asdict(self), separators=(",", ":"))
 
 
-def state_padding(election: Election) -> int:
-    """The one length every sealed chat state of this election is padded to."""
+def state_padding(election: Election, others: Sequence[str] = ()) -> int:
+    """The one length every sealed chat state of this election is padded to (``others``:
+    the other elections served with it, which a chat may be offered)."""
     longest = _private(
         State(
             step=Step.IDENTIFY,
@@ -81,6 +89,8 @@ def state_padding(election: Election) -> int:
             ranking=list(election.candidate_ids),
             quiet=True,
             language="xx-Xxxx",
+            offers=[election.id, *others] if others else [],
+            typed="x" * _MAX_SUPPORTER if others else None,
         )
     )
     return -(-len(longest) // 64) * 64
@@ -89,7 +99,10 @@ def state_padding(election: Election) -> int:
 def _private(state: State) -> bytes:
     """The sealed part, compact: a JSON list in a fixed order."""
     fields = [state.step.value, state.turn, int(state.quiet), state.supporter, state.grant]
-    return json.dumps([*fields, state.ranking, state.language], separators=(",", ":")).encode()
+    more: list[object] = [state.ranking, state.language]
+    if state.offers or state.typed:
+        more += [state.offers, state.typed]
+    return json.dumps([*fields, *more], separators=(",", ":")).encode()
 
 
 class StateStore:
@@ -124,6 +137,7 @@ class StateStore:
             private = self._aead.decrypt(sealed, aad=_aad(channel, address, election))
             step, turn, quiet, supporter, grant, ranking, *more = json.loads(private)
             language = more[0] if more else None  # (states sealed before languages had none)
+            offers, typed = more[1:3] if len(more) >= 3 else ([], None)
             return State(
                 step=Step(step),
                 turn=int(turn),
@@ -133,6 +147,8 @@ class StateStore:
                 ranking=[str(c) for c in ranking],
                 quiet=bool(quiet),
                 language=language if isinstance(language, str) else None,
+                offers=[str(e) for e in offers] if isinstance(offers, list) else [],
+                typed=typed if isinstance(typed, str) else None,
             )
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()

@@ -497,3 +497,44 @@ def button_refused() -> str:
 
 def private_only() -> str:
     return _("Voting is private, so I only take votes in a private chat.")
+
+
+# --- many elections on one number or bot (bot/lobby.py) ------------------------------
+
+
+def choose_selection(listed: str, n: int) -> str:
+    return n_(
+        "You can vote in {n} selection: {listed}. Reply with its number.",
+        "You can vote in {n} selections: {listed}. Reply with the number of the one to "
+        "vote in now.",
+        n,
+    ).format(n=n, listed=listed)
+
+
+def also_vote(listed: str, n: int) -> str:
+    return n_(
+        "You can also vote in {n} more selection: {listed}. Reply with its number.",
+        "You can also vote in {n} more selections: {listed}. Reply with the number of the "
+        "one to vote in next.",
+        n,
+    ).format(n=n, listed=listed)
+
+
+def selections_here(listed: str, n: int) -> str:
+    return n_(
+        "Voting here is open to {n} selection: {listed}. Reply with its number, or with "
+        "your voting code.",
+        "Voting here is open to {n} selections: {listed}. Reply with the number of yours, "
+        "or with your voting code.",
+        n,
+    ).format(n=n, listed=listed)
+
+
+def which_selection_for_number(listed: str) -> str:
+    return _(
+        "Which selection is that number for? {listed}. Reply with the selection's number."
+    ).format(listed=listed)
+
+
+def in_selection(title: str, text: str) -> str:
+    return _("{title}: {text}").format(title=isolate(title), text=text)

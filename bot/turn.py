@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ class Known:
     outsider: Standing | None = None
     #: Writes the step leaves to go with the chat's new state, in the same round trip.
     writes: list[Callable[[Batch], None]] = field(default_factory=list)
+    #: Many elections served: what was read for each, by election id (``bot.lobby``).
+    each: Mapping[str, Known] | None = None
 
     def queue_writes(self, batch: Batch) -> None:
         for write in self.writes:

@@ -38,11 +38,11 @@ from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, Respon
 from ballots import keys
 from ballots.errors import ConfigError
 from bot import live
-from bot.core import Core
+from bot.core import Core, Deployment
 from bot.metrics import REGISTRY
 from bot.settings import Settings
 from channels import web as web_console
-from channels.appkeys import CORE, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
+from channels.appkeys import CORE, DEPLOYMENT, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
 from channels.sms import PATH as SMS_PATH
 from channels.sms import STATUS_PATH as SMS_STATUS_PATH
 from channels.sms_channel import sms_inbound, sms_installers
@@ -82,8 +82,11 @@ def check_settings(settings: Settings) -> None:
 # --- the app -------------------------------------------------------------------
 
 
-def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.Application:
-    """The aiohttp app for one election, with the channels ``installers`` plug in.
+def make_app(
+    served: Core | Deployment, installers: Iterable[Installer] | None = None
+) -> web.Application:
+    """The aiohttp app for the elections served (a deployment, or the one a core is in),
+    with the channels ``installers`` plug in.
 
     Redis belongs to ``core`` (its owner opens and closes it); each channel
     opens and closes what it needs (the Twilio REST client, the Telegram bot)
@@ -91,7 +94,11 @@ def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.A
     in: SMS, as ``channels.sms_channel`` does it (Telegram is added by
     ``serve``, or by a test, with ``channels.telegram.installer``).
     """
+    deployment = served if isinstance(served, Deployment) else served.deployment
+    assert deployment is not None, "build the core with openprimary.app"
+    core = deployment.first
     app = web.Application()
+    app[DEPLOYMENT] = deployment
     app[CORE] = core
     app.cleanup_ctx.append(_extensions)
     app.cleanup_ctx.append(_following)
@@ -107,8 +114,9 @@ def make_app(core: Core, installers: Iterable[Installer] | None = None) -> web.A
 
 
 async def _following(app: web.Application) -> AsyncIterator[None]:
-    """While the app runs, follow the election as organisers change it (``bot.live``)."""
-    task = asyncio.create_task(live.follow(app[CORE]))
+    """While the app runs, follow the elections as organisers change and load them
+    (``bot.live``)."""
+    task = asyncio.create_task(live.follow(app[DEPLOYMENT]))
     try:
         yield
     finally:
@@ -126,7 +134,7 @@ async def _extensions(app: web.Application) -> AsyncIterator[None]:
     --resume``, carries on.
     """
     yield
-    await app[CORE].stop_background()
+    await app[DEPLOYMENT].stop_background()
 
 
 async def sms_webhook(request: web.Request) -> web.StreamResponse:
@@ -159,16 +167,18 @@ async def healthz(request: web.Request) -> web.Response:
     A write, not a PING: a Redis that answers but refuses writes (out of
     memory, MISCONF after a failed save or append, a read-only replica)
     cannot take a ballot, and the load balancer should know.  One write to
-    each of the election's shards, in one round trip (on a Cluster, one to
+    each of every served election's shards, in one round trip (on a Cluster, one to
     every node that holds ballots).
     """
-    core = request.app[CORE]
-    election = core.election
+    deployment = request.app[DEPLOYMENT]
+    served = sorted(deployment.cores)
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
-            async with core.redis.pipeline(transaction=False) as pipe:
-                for shard in range(election.shards):
-                    pipe.set(keys.health(election.id, shard, _PROCESS), "1", px=10_000)
+            async with deployment.redis.pipeline(transaction=False) as pipe:
+                for core in deployment.cores.values():
+                    election = core.election
+                    for shard in range(election.shards):
+                        pipe.set(keys.health(election.id, shard, _PROCESS), "1", px=10_000)
                 await pipe.execute()
     except ResponseError as err:
         if isinstance(err, OutOfMemoryError):
@@ -185,7 +195,13 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check: Redis does not answer: %s", err)
         return web.json_response({"status": "unavailable", "redis": "down"}, status=503)
     return web.json_response(
-        {"status": "ok", "redis": "up", "election": core.election.id, "process": _PROCESS}
+        {
+            "status": "ok",
+            "redis": "up",
+            "election": served[0] if len(served) == 1 else None,
+            "elections": served,
+            "process": _PROCESS,
+        }
     )
 
 

@@ -27,7 +27,6 @@ from bot.reminders import (
     Reminders,
     Worker,
     after_the_close,
-    default_concurrency,
     finishes,
     plan,
 )
@@ -35,6 +34,7 @@ from bot.settings import Settings
 from bot.spend import SmsSpend
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
+from openprimary.app import reminder_worker
 
 
 def _finishes(p: Plan, election: Election, settings: Settings, now: datetime) -> datetime:
@@ -117,25 +117,22 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
     await bind_secret_key(ctx.redis, election, ctx.settings.secret_key)
     limiter = limiter_for(ctx.settings, ctx.redis)
     needed = {ch for ch in CHANNELS if status.totals[ch]}
-    rates = {"sms": ctx.settings.sms_rate, "telegram": ctx.settings.telegram_rate}
-    concurrency = {ch: args.concurrency or default_concurrency(rates[ch]) for ch in CHANNELS}
     # The worker takes each SMS's turn itself, then checks the recipient again.
     async with opened_senders(
         ctx.settings, ctx.redis, limiter, wanted=needed, connections=128, pace_sms=False
     ) as senders:
         alerts = Alerts(ctx.redis, ctx.clock, election, senders)
-        worker = Worker(
+        worker = reminder_worker(
+            ctx.settings,
             ctx.redis,
+            ctx.clock,
             senders,
             limiter,
-            TEXT_RULES,
-            clock=ctx.clock,
-            concurrency=concurrency,
-            heartbeat=args.heartbeat,
-            max_segments=args.max_segments,
-            durable_replicas=ctx.settings.durable_replicas,
             spend=SmsSpend(ctx.redis, election.id, ctx.settings.sms_budget_segments, alerts),
             health=ChannelHealth(alerts),
+            concurrency=args.concurrency,
+            heartbeat=args.heartbeat,
+            max_segments=args.max_segments,
         )
         if ctx.out.isatty():
             final = await _with_progress(worker, reminders, job, status.total)

@@ -17,7 +17,7 @@ from bot.context import Context
 from channels.server import check_settings, make_app, run_app
 from channels.sms_channel import sms_installers, sms_outbound
 from channels.telegram import serve_installers
-from openprimary.app import build_core
+from openprimary.app import build
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
         await ctx.redis.ping()
     except (RedisError, OSError) as err:
         raise ConfigError(f"cannot reach Redis (OPENPRIMARY_REDIS_URL): {err}") from err
-    core = await build_core(settings, ctx.redis, ctx.clock, args.election)
+    deployment = await build(settings, ctx.redis, ctx.clock, args.election)
     if settings.durable_replicas:
         have = await fewest_replicas(ctx.redis)
         if have < settings.durable_replicas:
@@ -47,20 +47,25 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
                 f"but the primary has {have} replica(s) connected: until enough are, voters are "
                 "told their vote is being recorded and get their receipt later\n"
             )
-    if await core.box.count_key(core.election) is None:
+    for core in deployment.cores.values():
+        if await core.box.count_key(core.election) is not None:
+            continue
         eid = core.election.id
         log.warning("election %s has no count key; no ballot can be cast yet", eid)
         ctx.err.write(
             f"openprimary: warning: election {eid} has no count key, so voters are told voting "
             f"has not opened; run '{program()} trustees init --election {eid} ...'\n"
         )
-    if not sms_outbound(settings) and "sms-otp" in core.election.identity:
+    by_sms = any("sms-otp" in c.election.identity for c in deployment.cores.values())
+    if not sms_outbound(settings) and by_sms:
         log.warning(
             "SMS sending is off (TWILIO_ACCOUNT_SID, TWILIO_FROM unset): voters on other "
             "channels cannot be texted a code"
         )
     polling = getattr(args, "telegram_polling", False)
-    app = make_app(core, [*sms_installers(settings), *serve_installers(settings, polling=polling)])
+    app = make_app(
+        deployment, [*sms_installers(settings), *serve_installers(settings, polling=polling)]
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,7 +73,8 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        ctx.out.write(f"serving election {core.election.id}\n")
+        served = sorted(deployment.cores)
+        ctx.out.write(f"serving election{'s' if len(served) > 1 else ''} {', '.join(served)}\n")
         await run_app(
             app,
             args.host,
@@ -162,7 +168,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--election",
         metavar="ID",
-        help="the election to serve (default: OPENPRIMARY_ELECTION, or the only one loaded)",
+        help="serve only these elections, ID or ID,ID,... (default: OPENPRIMARY_ELECTION, "
+        "or every one loaded that has not closed more than a day ago, and the ones loaded "
+        "while it runs)",
     )
     parser.add_argument(
         "--telegram-polling",

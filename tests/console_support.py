@@ -63,14 +63,16 @@ class Organiser:
 
     async def sign_in(self, address: str = f"tg:{ORGANISER_TG}") -> Page:
         """Sign in with the code the bot sends to the organiser's Telegram chat."""
-        await self.get("/organisers/sign-in")
+        await self.get("/organisers/riverside-2027/sign-in")
         code = await self.ask_for_code(address)
-        return await self.post("/organisers/sign-in/code", {"address": address, "code": code})
+        return await self.post(
+            "/organisers/riverside-2027/sign-in/code", {"address": address, "code": code}
+        )
 
     async def ask_for_code(self, address: str = f"tg:{ORGANISER_TG}") -> str:
         """Ask for a sign-in code; the one the bot then sends the organiser on Telegram."""
         before = len(self.world.api.messages(ORGANISER_TG))
-        asked = await self.post("/organisers/sign-in", {"address": address})
+        asked = await self.post("/organisers/riverside-2027/sign-in", {"address": address})
         assert asked.status == 200, asked.text
         await code_sent(self.world, before)
         return str(self.world.api.last_message(ORGANISER_TG)["text"].split()[0])

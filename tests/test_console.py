@@ -15,33 +15,33 @@ from redis.asyncio import Redis
 from ballots import audit, keys
 from ballots.unseal import unseal
 from bot.signin import CODE_TRIES
-from channels.web.guard import CONSOLE_APP, SIGNIN
+from channels.web.guard import CONSOLE_APP, SIGNINS
 from tests.console_support import ORGANISER_TG, Organiser
 from tests.factories import TEST_SEED
 from tests.telegram_support import ANN, TelegramWorld, telegram_world
 
 #: Every console URL a signed-out browser might ask for (GET and POST).
 CONSOLE_GETS = [
-    "/organisers/",
-    "/organisers/turnout.json",
-    "/organisers/reminders",
-    "/organisers/reminders/20261120-120000-abcdef",
-    "/organisers/reminders/20261120-120000-abcdef/progress.json",
-    "/organisers/roll",
-    "/organisers/audit",
-    "/organisers/results",
+    "/organisers/riverside-2027/",
+    "/organisers/riverside-2027/turnout.json",
+    "/organisers/riverside-2027/reminders",
+    "/organisers/riverside-2027/reminders/20261120-120000-abcdef",
+    "/organisers/riverside-2027/reminders/20261120-120000-abcdef/progress.json",
+    "/organisers/riverside-2027/roll",
+    "/organisers/riverside-2027/audit",
+    "/organisers/riverside-2027/results",
 ]
 CONSOLE_POSTS = [
-    "/organisers/sign-out",
-    "/organisers/reminders/dry-run",
-    "/organisers/reminders/send",
-    "/organisers/reminders/20261120-120000-abcdef/pause",
-    "/organisers/roll/upload",
-    "/organisers/roll/lookup",
-    "/organisers/roll/unlock",
-    "/organisers/codes",
-    "/organisers/results/publish",
-    "/organisers/results/unpublish",
+    "/organisers/riverside-2027/sign-out",
+    "/organisers/riverside-2027/reminders/dry-run",
+    "/organisers/riverside-2027/reminders/send",
+    "/organisers/riverside-2027/reminders/20261120-120000-abcdef/pause",
+    "/organisers/riverside-2027/roll/upload",
+    "/organisers/riverside-2027/roll/lookup",
+    "/organisers/riverside-2027/roll/unlock",
+    "/organisers/riverside-2027/codes",
+    "/organisers/riverside-2027/results/publish",
+    "/organisers/riverside-2027/results/unpublish",
 ]
 
 
@@ -61,12 +61,18 @@ async def test_signed_out_every_console_url_sends_you_to_sign_in(redis: Redis) -
     async with console(redis) as (_, browser):
         for path in CONSOLE_GETS:
             page = await browser.get(path, allow_redirects=False)
-            assert (page.status, page.headers["Location"]) == (303, "/organisers/sign-in"), path
+            assert (page.status, page.headers["Location"]) == (
+                303,
+                "/organisers/riverside-2027/sign-in",
+            ), path
             assert page.headers["Cache-Control"] == "no-store"
         for path in CONSOLE_POSTS:
             page = await browser.post(path, {}, allow_redirects=False)
-            assert (page.status, page.headers["Location"]) == (303, "/organisers/sign-in"), path
-        signin = await browser.get("/organisers/sign-in")
+            assert (page.status, page.headers["Location"]) == (
+                303,
+                "/organisers/riverside-2027/sign-in",
+            ), path
+        signin = await browser.get("/organisers/riverside-2027/sign-in")
         assert signin.status == 200 and "Organisers: sign in" in signin.text
         csp = signin.headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -75,25 +81,28 @@ async def test_signed_out_every_console_url_sends_you_to_sign_in(redis: Redis) -
 
 async def test_a_wrong_code_then_the_right_one(redis: Redis) -> None:
     async with console(redis) as (world, browser):
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         code = await browser.ask_for_code()
         assert len(code) == 6 and code.isdigit()
         wrong = "000000" if code != "000000" else "111111"
         refused = await browser.post(
-            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": wrong}
+            "/organisers/riverside-2027/sign-in/code",
+            {"address": f"tg:{ORGANISER_TG}", "code": wrong},
         )
         assert refused.status == 403 and "That code is not right" in refused.text
         page = await browser.post(
-            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+            "/organisers/riverside-2027/sign-in/code",
+            {"address": f"tg:{ORGANISER_TG}", "code": code},
         )
-        assert page.status == 200 and page.url.endswith("/organisers/")
+        assert page.status == 200 and page.url.endswith("/organisers/riverside-2027/")
         assert "Turnout" in page.text and f"tg:{ORGANISER_TG}" in page.text
         # The code is spent; the sign-in is in the audit trail with its factor.
         again = Organiser(world)
         try:
-            await again.get("/organisers/sign-in")
+            await again.get("/organisers/riverside-2027/sign-in")
             reused = await again.post(
-                "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+                "/organisers/riverside-2027/sign-in/code",
+                {"address": f"tg:{ORGANISER_TG}", "code": code},
             )
             assert reused.status == 403
         finally:
@@ -107,24 +116,26 @@ async def test_a_wrong_code_then_the_right_one(redis: Redis) -> None:
 
 async def test_someone_not_organising_is_told_the_same_and_sent_nothing(redis: Redis) -> None:
     async with console(redis) as (world, browser):
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         before = len(world.api.calls_to("sendMessage"))
-        asked = await browser.post("/organisers/sign-in", {"address": "tg:999999"})
+        asked = await browser.post("/organisers/riverside-2027/sign-in", {"address": "tg:999999"})
         assert asked.status == 200 and "a 6-digit code is on its way" in asked.text
         assert len(world.api.calls_to("sendMessage")) == before
 
 
 async def test_wrong_codes_use_the_code_up(redis: Redis) -> None:
     async with console(redis) as (_, browser):
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         code = await browser.ask_for_code()
         wrong = "000000" if code != "000000" else "111111"
         for _ in range(CODE_TRIES):
             await browser.post(
-                "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": wrong}
+                "/organisers/riverside-2027/sign-in/code",
+                {"address": f"tg:{ORGANISER_TG}", "code": wrong},
             )
         late = await browser.post(
-            "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": code}
+            "/organisers/riverside-2027/sign-in/code",
+            {"address": f"tg:{ORGANISER_TG}", "code": code},
         )
         assert late.status == 403  # after 5 wrong tries even the right code must be asked anew
 
@@ -134,21 +145,22 @@ async def test_a_forged_csrf_token_gets_403_and_changes_nothing(redis: Redis) ->
         await browser.sign_in()
         jobs = keys.reminder_jobs(world.core.election.id)
         forged = await browser.session.post(
-            world.url + "/organisers/reminders/send",
+            world.url + "/organisers/riverside-2027/reminders/send",
             data={"csrf": "forged", "template": "Vote now", "channel": "all"},
         )
         assert forged.status == 403
         assert await redis.zcard(jobs) == 0
         missing = await browser.session.post(
-            world.url + "/organisers/roll/unlock", data={"supporter": "S1001"}
+            world.url + "/organisers/riverside-2027/roll/unlock", data={"supporter": "S1001"}
         )
         assert missing.status == 403
         # Before sign-in too: the sign-in form's token is tied to the browser's cookie.
         other = Organiser(world)
         try:
-            await other.get("/organisers/sign-in")
+            await other.get("/organisers/riverside-2027/sign-in")
             sent = await other.session.post(
-                world.url + "/organisers/sign-in", data={"csrf": "x", "address": "tg:100001"}
+                world.url + "/organisers/riverside-2027/sign-in",
+                data={"csrf": "x", "address": "tg:100001"},
             )
             assert sent.status == 403
         finally:
@@ -158,7 +170,7 @@ async def test_a_forged_csrf_token_gets_403_and_changes_nothing(redis: Redis) ->
 async def test_a_roll_with_a_bad_row_is_reported_and_nothing_is_written(redis: Redis) -> None:
     async with console(redis) as (world, browser):
         await browser.sign_in()
-        await browser.get("/organisers/roll")
+        await browser.get("/organisers/riverside-2027/roll")
         before = await redis.dbsize()
         form = FormData()
         form.add_field("csrf", browser.csrf)
@@ -168,7 +180,7 @@ async def test_a_roll_with_a_bad_row_is_reported_and_nothing_is_written(redis: R
             filename="new-roll.csv",
             content_type="text/csv",
         )
-        page = await browser.post("/organisers/roll/upload", form)
+        page = await browser.post("/organisers/riverside-2027/roll/upload", form)
         assert page.status == 400
         assert "new-roll.csv:3: " in page.text and "not-a-phone" in page.text
         assert await redis.dbsize() == before
@@ -177,9 +189,9 @@ async def test_a_roll_with_a_bad_row_is_reported_and_nothing_is_written(redis: R
         good.add_field(
             "roll", b"supporter_id,name,phone\nN1,Nia,07700 900150\n", filename="new-roll.csv"
         )
-        page = await browser.post("/organisers/roll/upload", good)
+        page = await browser.post("/organisers/riverside-2027/roll/upload", good)
         assert page.status == 200 and "Imported new-roll.csv: 1 new" in page.text
-        looked = await browser.post("/organisers/roll/lookup", {"supporter": "N1"})
+        looked = await browser.post("/organisers/riverside-2027/roll/lookup", {"supporter": "N1"})
         assert 'data-lookup="N1"' in looked.text and "<dt>Voted</dt><dd>no</dd>" in looked.text
         actions = [e.action for e in await audit.read(redis, world.core.election.id)]
         assert "roll imported" in actions and "supporter looked up" in actions
@@ -188,9 +200,9 @@ async def test_a_roll_with_a_bad_row_is_reported_and_nothing_is_written(redis: R
 async def test_reminder_dry_run_send_pause_resume(redis: Redis) -> None:
     async with console(redis) as (world, browser):
         await browser.sign_in()
-        await browser.get("/organisers/reminders")
+        await browser.get("/organisers/riverside-2027/reminders")
         dry = await browser.post(
-            "/organisers/reminders/dry-run",
+            "/organisers/riverside-2027/reminders/dry-run",
             {"template": "Hi {name}, {days_left} days left to vote.", "channel": "telegram"},
         )
         assert dry.status == 200, dry.text
@@ -200,16 +212,18 @@ async def test_reminder_dry_run_send_pause_resume(redis: Redis) -> None:
         # running when Pause is pressed, however busy the machine is.
         world.api.fail("sendMessage", 429, retry_after=2)
         sent = await browser.post(
-            "/organisers/reminders/send",
+            "/organisers/riverside-2027/reminders/send",
             {"template": "Hi {name}, {days_left} days left to vote.", "channel": "telegram"},
         )
-        assert sent.status == 200 and "/organisers/reminders/" in sent.url
+        assert sent.status == 200 and "/organisers/riverside-2027/reminders/" in sent.url
         job = sent.url.rsplit("/", 1)[1]
-        paused = await browser.post(f"/organisers/reminders/{job}/pause", {})
+        paused = await browser.post(f"/organisers/riverside-2027/reminders/{job}/pause", {})
         assert paused.status == 200
-        status = (await browser.get(f"/organisers/reminders/{job}/progress.json")).text
+        status = (
+            await browser.get(f"/organisers/riverside-2027/reminders/{job}/progress.json")
+        ).text
         assert '"status": "paused"' in status or '"status": "finished"' in status
-        resumed = await browser.post(f"/organisers/reminders/{job}/resume", {})
+        resumed = await browser.post(f"/organisers/riverside-2027/reminders/{job}/resume", {})
         assert resumed.status == 200
         trail = [
             (e.action, e.details.get("factor"))
@@ -221,11 +235,11 @@ async def test_reminder_dry_run_send_pause_resume(redis: Redis) -> None:
 async def test_a_reminder_in_two_languages_is_priced_per_language(redis: Redis) -> None:
     async with console(redis, languages=("en", "cy"), sms_text={"cy": "faithful"}) as (_, browser):
         await browser.sign_in()
-        page = await browser.get("/organisers/reminders")
+        page = await browser.get("/organisers/riverside-2027/reminders")
         assert "then a line <code>[cy]</code> and its Welsh version" in page.text
         template = "Hi {name}, vote now.\n[cy]\nHelo {name}, pleidleisiwch nawr. Diolch yn fawr ŵ"
         dry = await browser.post(
-            "/organisers/reminders/dry-run", {"template": template, "channel": "sms"}
+            "/organisers/riverside-2027/reminders/dry-run", {"template": template, "channel": "sms"}
         )
         assert dry.status == 200, dry.text
         # Carys (Welsh on the roll) by SMS, faithful: one UCS-2 segment; the rest English.
@@ -237,7 +251,7 @@ async def test_a_reminder_in_two_languages_is_priced_per_language(redis: Redis) 
             dry.text
         )
         bad = await browser.post(
-            "/organisers/reminders/dry-run",
+            "/organisers/riverside-2027/reminders/dry-run",
             {"template": "Hi\n[ur]\nSalaam", "channel": "sms"},
         )
         assert bad.status == 400
@@ -254,19 +268,21 @@ async def test_results_stay_private_until_published(redis: Redis) -> None:
         await world.tap(ANN, "Done")
         await world.tap(ANN, "Cast my vote")
         await browser.sign_in()
-        waiting = await browser.get("/organisers/results")
+        waiting = await browser.get("/organisers/riverside-2027/results")
         assert "Voting closes" in waiting.text
         world.clock.set(election.closes + timedelta(minutes=1))
-        expired = await browser.get("/organisers/results")
-        assert expired.url.endswith("/organisers/sign-in")  # 12 hours is a session's longest
+        expired = await browser.get("/organisers/riverside-2027/results")
+        assert expired.url.endswith(
+            "/organisers/riverside-2027/sign-in"
+        )  # 12 hours is a session's longest
         await browser.sign_in()
-        closed = await browser.get("/organisers/results")
+        closed = await browser.get("/organisers/riverside-2027/results")
         assert "once the trustees have unsealed" in closed.text
         await unseal(redis, election, TEST_SEED, world.clock, actor="trustees")
-        counted = await browser.get("/organisers/results")
+        counted = await browser.get("/organisers/riverside-2027/results")
         assert '<p class="winners">Sam Patel</p>' in counted.text
         assert (await browser.get(f"/results/{election.id}")).status == 404  # not yet
-        done = await browser.post("/organisers/results/publish", {"confirm": "yes"})
+        done = await browser.post("/organisers/riverside-2027/results/publish", {"confirm": "yes"})
         assert "Published" in done.text
         outsider = Organiser(world)
         try:
@@ -287,9 +303,9 @@ async def test_results_stay_private_until_published(redis: Redis) -> None:
 
 async def test_guesses_at_once_get_no_more_tries_than_one_after_another(redis: Redis) -> None:
     async with console(redis) as (world, browser):
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         code = await browser.ask_for_code()
-        signin = world.app[CONSOLE_APP][SIGNIN]
+        signin = world.app[CONSOLE_APP][SIGNINS][world.core.election.id]
         wrong = [f"{(int(code) + n) % 10**6:06d}" for n in range(1, 41)]
         tried = await asyncio.gather(
             *(signin.sign_in(f"tg:{ORGANISER_TG}", w, f"10.9.0.{n}") for n, w in enumerate(wrong))
@@ -304,20 +320,20 @@ async def test_guesses_at_once_get_no_more_tries_than_one_after_another(redis: R
 
 async def test_the_answer_never_tells_who_organises(redis: Redis) -> None:
     async with console(redis) as (world, browser):
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         statuses = {}
         for address in (f"tg:{ORGANISER_TG}", "tg:999999"):
             seen = []
             for n in range(6):  # one more than an organiser's codes an hour
                 asked = await browser.post(
-                    "/organisers/sign-in",
+                    "/organisers/riverside-2027/sign-in",
                     {"address": address},
                     headers={"X-Forwarded-For": f"203.0.113.{n}"},
                 )
                 seen.append((asked.status, "a 6-digit code is on its way" in asked.text))
             statuses[address] = seen
         assert statuses[f"tg:{ORGANISER_TG}"] == statuses["tg:999999"] == [(200, True)] * 6
-        await world.app[CONSOLE_APP][SIGNIN].drain()
+        await world.app[CONSOLE_APP][SIGNINS][world.core.election.id].drain()
         codes = [m for m in world.api.messages(ORGANISER_TG) if "sign in" in m["text"]]
         assert len(codes) == 5  # the sixth was refused, silently
 
@@ -327,17 +343,19 @@ async def test_a_page_polling_does_not_keep_the_session_alive(redis: Redis) -> N
         await browser.sign_in()
         (name,) = [str(k) async for k in redis.scan_iter("op:console:session:*")]
         await redis.expire(name, 100)
-        await browser.get("/organisers/turnout.json")
+        await browser.get("/organisers/riverside-2027/turnout.json")
         assert 0 < await redis.ttl(name) <= 100
-        await browser.get("/organisers/")
+        await browser.get("/organisers/riverside-2027/")
         assert await redis.ttl(name) > 100
 
 
 async def test_an_upload_that_is_not_a_file_gets_a_clear_answer(redis: Redis) -> None:
     async with console(redis) as (_, browser):
         await browser.sign_in()
-        await browser.get("/organisers/roll")
-        page = await browser.post("/organisers/roll/upload", {"roll": "supporter_id,name"})
+        await browser.get("/organisers/riverside-2027/roll")
+        page = await browser.post(
+            "/organisers/riverside-2027/roll/upload", {"roll": "supporter_id,name"}
+        )
         assert page.status == 400 and "Choose a roll CSV file." in page.text
-        empty = await browser.post("/organisers/roll/lookup", {"supporter": " "})
+        empty = await browser.post("/organisers/riverside-2027/roll/lookup", {"supporter": " "})
         assert "Type a supporter number." in empty.text

@@ -62,7 +62,7 @@ async def served(
 
 
 async def sign_in(world: TelegramWorld, page: Page, *, wrong_first: bool = False) -> None:
-    await page.goto(world.url + "/organisers/")
+    await page.goto(world.url + "/organisers/riverside-2027/")
     await expect(page.get_by_role("heading", name="Organisers: sign in")).to_be_visible()
     await page.get_by_label("Your phone number or Telegram id").fill(f"tg:{ORGANISER_TG}")
     before = len(world.api.messages(ORGANISER_TG))
@@ -187,13 +187,13 @@ async def test_signed_out_pages_go_to_sign_in_and_a_forged_token_is_refused(
 ) -> None:
     async with served(redis) as (world, _, browser):
         page = await browser.new_page()
-        for path in ("/organisers/", "/organisers/reminders", "/organisers/roll",
-                     "/organisers/audit", "/organisers/results"):  # fmt: skip
+        for tail in ("/", "/reminders", "/roll", "/audit", "/results"):
+            path = "/organisers/riverside-2027" + tail
             await page.goto(world.url + path)
-            assert page.url == world.url + "/organisers/sign-in", path
+            assert page.url == world.url + "/organisers/riverside-2027/sign-in", path
         await sign_in(world, page)
         await page.get_by_role("link", name="Roll and codes").click()
-        form = page.locator("form[action='/organisers/roll/lookup']")
+        form = page.locator("form[action='/organisers/riverside-2027/roll/lookup']")
         await form.locator("input[name=csrf]").evaluate("input => { input.value = 'forged' }")
         await page.get_by_label("Supporter number").fill("S1001")
         await page.get_by_role("button", name="Look up").click()

@@ -33,7 +33,7 @@ async def test_while_a_large_roll_is_checked_the_server_answers_every_request(
         form = FormData()
         form.add_field("csrf", browser.csrf)
         form.add_field("roll", big_roll(ROWS), filename="big.csv", content_type="text/csv")
-        upload = asyncio.create_task(browser.post("/organisers/roll/upload", form))
+        upload = asyncio.create_task(browser.post("/organisers/riverside-2027/roll/upload", form))
         answered_before_the_upload = 0
         while not upload.done():
             async with browser.session.get(world.url + "/healthz") as resp:
@@ -54,7 +54,7 @@ async def test_a_roll_over_the_console_s_limit_is_refused_as_it_arrives(redis: R
         form = FormData()
         form.add_field("csrf", browser.csrf)
         form.add_field("roll", b"x" * (MAX_ROLL_BYTES + 1), filename="huge.csv")
-        page = await browser.post("/organisers/roll/upload", form)
+        page = await browser.post("/organisers/riverside-2027/roll/upload", form)
         assert page.status == 400 and "huge.csv: over 20 MB" in page.text
 
 
@@ -63,13 +63,14 @@ async def test_codes_for_everyone_only_before_voting_opens(redis: Redis) -> None
         eid = world.core.election.id
         await browser.sign_in()
         before = await redis.hgetall(keys.code_index(eid))
-        page = await browser.post("/organisers/codes", {"confirm": "yes"})
+        page = await browser.post("/organisers/riverside-2027/codes", {"confirm": "yes"})
         assert page.status == 400 and "Voting has opened" in page.text
         assert await redis.hgetall(keys.code_index(eid)) == before
         # Before the opening, the mail-merge file for everyone.
         world.clock.set(world.core.election.opens - timedelta(days=1))
         async with browser.session.post(
-            world.url + "/organisers/codes", data={"csrf": browser.csrf, "confirm": "yes"}
+            world.url + "/organisers/riverside-2027/codes",
+            data={"csrf": browser.csrf, "confirm": "yes"},
         ) as resp:
             assert resp.status == 200 and resp.content_type == "text/csv"
             assert (await resp.text()).startswith("supporter_id,name,phone,code")
@@ -82,9 +83,10 @@ async def test_the_reminder_dry_run_gives_its_finish_and_warns_past_the_close(
     closes = NOW + timedelta(minutes=30)
     async with console(redis, quiet_hours=("11:00", "13:00"), closes=closes) as (_, browser):
         await browser.sign_in()
-        await browser.get("/organisers/reminders")
+        await browser.get("/organisers/riverside-2027/reminders")
         dry = await browser.post(
-            "/organisers/reminders/dry-run", {"template": "Vote, {name}!", "channel": "sms"}
+            "/organisers/riverside-2027/reminders/dry-run",
+            {"template": "Vote, {name}!", "channel": "sms"},
         )
         assert dry.status == 200, dry.text
         assert '<dd data-plan="finish">Fri 20 Nov 13:00 GMT</dd>' in dry.text

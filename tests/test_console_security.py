@@ -18,7 +18,7 @@ from ballots.errors import ConfigError, OpenPrimaryError
 from bot.context import Context
 from bot.settings import Settings
 from bot.signin import CODE_TRIES, LOCK_AFTER, REQUESTS_PER_HOUR, SignIn
-from channels.web.guard import CONSOLE_APP, SIGNIN
+from channels.web.guard import CONSOLE_APP, SIGNINS
 from openprimary.cli import build_parser
 from tests.conftest import current_redis_url
 from tests.console_support import ORGANISER_PHONE, ORGANISER_TG, Organiser
@@ -36,16 +36,16 @@ TWO_ORGANISERS = {"organisers": (ORGANISER_PHONE, f"tg:{ORGANISER_TG}", f"tg:{SE
 
 async def sign_in_second(world: TelegramWorld, browser: Organiser) -> None:
     """Sign a browser in as the second Telegram organiser, with the code sent to them."""
-    await browser.get("/organisers/sign-in")
+    await browser.get("/organisers/riverside-2027/sign-in")
     before = len(world.api.messages(SECOND_TG))
-    await browser.post("/organisers/sign-in", {"address": f"tg:{SECOND_TG}"})
+    await browser.post("/organisers/riverside-2027/sign-in", {"address": f"tg:{SECOND_TG}"})
     async with asyncio.timeout(10):
         await world.api.wait_until(lambda: len(world.api.messages(SECOND_TG)) > before)
     code = str(world.api.last_message(SECOND_TG)["text"].split()[0])
     page = await browser.post(
-        "/organisers/sign-in/code", {"address": f"tg:{SECOND_TG}", "code": code}
+        "/organisers/riverside-2027/sign-in/code", {"address": f"tg:{SECOND_TG}", "code": code}
     )
-    assert page.url.endswith("/organisers/"), page.text
+    assert page.url.endswith("/organisers/riverside-2027/"), page.text
 
 
 async def cli(redis: Redis, *argv: str) -> tuple[int, str]:
@@ -98,21 +98,24 @@ async def test_too_many_wrong_codes_lock_the_organiser_until_the_command_line_li
 ) -> None:
     async with console(redis) as (world, browser):
         eid = world.core.election.id
-        await browser.get("/organisers/sign-in")
+        await browser.get("/organisers/riverside-2027/sign-in")
         wrong_typed = 0
         while wrong_typed < LOCK_AFTER:
             code = await browser.ask_for_code()
             wrong = "000000" if code != "000000" else "111111"
             for _ in range(CODE_TRIES):
                 await browser.post(
-                    "/organisers/sign-in/code", {"address": f"tg:{ORGANISER_TG}", "code": wrong}
+                    "/organisers/riverside-2027/sign-in/code",
+                    {"address": f"tg:{ORGANISER_TG}", "code": wrong},
                 )
                 wrong_typed += 1
         # Locked: no new code is sent, and no code signs in.
         before = len(world.api.messages(ORGANISER_TG))
-        asked = await browser.post("/organisers/sign-in", {"address": f"tg:{ORGANISER_TG}"})
+        asked = await browser.post(
+            "/organisers/riverside-2027/sign-in", {"address": f"tg:{ORGANISER_TG}"}
+        )
         assert asked.status == 200 and "a 6-digit code is on its way" in asked.text
-        await world.app[CONSOLE_APP][SIGNIN].drain()
+        await world.app[CONSOLE_APP][SIGNINS][world.core.election.id].drain()
         sent = world.api.messages(ORGANISER_TG)[before:]
         assert [m for m in sent if "is your code" in m["text"]] == []
         # The organisers on Telegram were alerted when the lock fell.
@@ -129,7 +132,7 @@ async def test_too_many_wrong_codes_lock_the_organiser_until_the_command_line_li
         assert status == 0 and "may sign in to the console again" in out
         world.clock.set(NOW.replace(hour=NOW.hour + 1))  # a new hour: codes may be sent again
         signed = await browser.sign_in()
-        assert signed.status == 200 and signed.url.endswith("/organisers/")
+        assert signed.status == 200 and signed.url.endswith("/organisers/riverside-2027/")
         trail = [e.action for e in await audit.read(redis, eid)]
         assert "console sign-in locked" in trail and "console sign-in unlocked" in trail
 
@@ -137,7 +140,7 @@ async def test_too_many_wrong_codes_lock_the_organiser_until_the_command_line_li
 async def test_outsiders_cannot_flood_the_audit_trail_or_hide_an_alert(redis: Redis) -> None:
     async with console(redis, **TWO_ORGANISERS) as (world, browser):
         eid = world.core.election.id
-        signin = world.app[CONSOLE_APP][SIGNIN]
+        signin = world.app[CONSOLE_APP][SIGNINS][world.core.election.id]
         await world.core.alerts.alert("code_guessing", "someone may be guessing codes")  # type: ignore[union-attr]
         before = await redis.xlen(keys.audit(eid))
         for i in range(300):
@@ -152,7 +155,7 @@ async def test_outsiders_cannot_flood_the_audit_trail_or_hide_an_alert(redis: Re
         assert added.count("console sign-in refused") <= 2  # wrong code; no code live
         assert len(added) <= 10
         await sign_in_second(world, browser)
-        page = await browser.get("/organisers/")
+        page = await browser.get("/organisers/riverside-2027/")
         assert "someone may be guessing codes" in page.text
 
 
@@ -172,8 +175,10 @@ async def test_a_removed_organiser_s_session_ends_and_sessions_can_be_revoked(
                 redis, "console", "sessions", "--election", eid, "--revoke", f"tg:{SECOND_TG}"
             )
             assert status == 0 and "ended 1 console session(s)" in out
-            assert (await other.get("/organisers/roll")).url.endswith("/organisers/sign-in")
-            assert (await browser.get("/organisers/roll")).status == 200
+            assert (await other.get("/organisers/riverside-2027/roll")).url.endswith(
+                "/organisers/riverside-2027/sign-in"
+            )
+            assert (await browser.get("/organisers/riverside-2027/roll")).status == 200
 
             # The election file drops the Telegram organiser; the server restarts with it.
             election = replace(
@@ -183,10 +188,10 @@ async def test_a_removed_organiser_s_session_ends_and_sessions_can_be_revoked(
                 ),
             )
             await save_election(redis, election)
-            signin = world.app[CONSOLE_APP][SIGNIN]
+            signin = world.app[CONSOLE_APP][SIGNINS][world.core.election.id]
             signin.election = election
-            page = await browser.get("/organisers/roll")
-            assert page.url.endswith("/organisers/sign-in")
+            page = await browser.get("/organisers/riverside-2027/roll")
+            assert page.url.endswith("/organisers/riverside-2027/sign-in")
             status, out = await cli(redis, "console", "sessions", "--election", eid)
             assert "no live console sessions" in out
             trail = [e.action for e in await audit.read(redis, eid)]
@@ -207,7 +212,9 @@ async def _asks_until_limited(browser: Organiser, forwarded: list[str]) -> list[
     statuses = []
     for address in forwarded:
         page = await browser.post(
-            "/organisers/sign-in", {"address": OUTSIDER}, headers={"X-Forwarded-For": address}
+            "/organisers/riverside-2027/sign-in",
+            {"address": OUTSIDER},
+            headers={"X-Forwarded-For": address},
         )
         statuses.append(page.status)
     return statuses
@@ -219,7 +226,7 @@ async def test_forwarded_addresses_are_believed_only_from_a_trusted_proxy(redis:
     async with telegram_world(redis) as world:
         browser = Organiser(world)
         try:
-            await browser.get("/organisers/sign-in")
+            await browser.get("/organisers/riverside-2027/sign-in")
             spoofed = [f"198.51.100.{i}" for i in range(REQUESTS_PER_HOUR + 1)]
             assert (await _asks_until_limited(browser, spoofed))[-1] == 429
         finally:
@@ -231,7 +238,7 @@ async def test_forwarded_addresses_are_believed_only_from_a_trusted_proxy(redis:
     async with telegram_world(redis, trusted_proxies=trusted) as world:
         browser = Organiser(world)
         try:
-            await browser.get("/organisers/sign-in")
+            await browser.get("/organisers/riverside-2027/sign-in")
             one = ["198.51.100.7"] * REQUESTS_PER_HOUR + ["203.0.113.9"]
             assert set(await _asks_until_limited(browser, one)) == {200}
             same_64 = [f"2001:db8:1:2::{i:x}" for i in range(REQUESTS_PER_HOUR + 1)]

@@ -207,25 +207,33 @@ async def test_the_console_closes_and_reopens_behind_a_page_that_says_what_happe
     async with console(redis) as (world, browser):
         eid = world.core.election.id
         await browser.sign_in()
-        confirm = await browser.get("/organisers/close")
+        confirm = await browser.get("/organisers/riverside-2027/close")
         assert confirm.status == 200 and "What will happen" in confirm.text
         # A POST that did not come through the page changes nothing.
         unconfirmed = await browser.session.post(
-            world.url + "/organisers/close", data={"csrf": browser.csrf}
+            world.url + "/organisers/riverside-2027/close", data={"csrf": browser.csrf}
         )
         assert unconfirmed.status == 409
         assert (await get_election(redis, eid)).closes == world.core.election.closes
-        closed = await browser.post("/organisers/close", {"confirm": "yes", "at": ""})
-        assert closed.url.endswith("/organisers/") and "Voting is <strong" in closed.text
+        closed = await browser.post(
+            "/organisers/riverside-2027/close", {"confirm": "yes", "at": ""}
+        )
+        assert (
+            closed.url.endswith("/organisers/riverside-2027/")
+            and "Voting is <strong" in closed.text
+        )
         assert 'data-field="state">closed<' in closed.text
         assert "closed" in (await world.say(ANN_TG, "/start"))["text"]
-        reopen_page = await browser.get("/organisers/extend")
+        reopen_page = await browser.get("/organisers/riverside-2027/extend")
         assert "reopen it until then" in reopen_page.text
         tomorrow = (NOW + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-        refused = await browser.post("/organisers/extend", {"confirm": "yes", "closes": tomorrow})
+        refused = await browser.post(
+            "/organisers/riverside-2027/extend", {"confirm": "yes", "closes": tomorrow}
+        )
         assert refused.status == 409 and "--reopen" in refused.text
         reopened = await browser.post(
-            "/organisers/extend", {"confirm": "yes", "closes": tomorrow, "reopen": "yes"}
+            "/organisers/riverside-2027/extend",
+            {"confirm": "yes", "closes": tomorrow, "reopen": "yes"},
         )
         assert 'data-field="state">open<' in reopened.text
         assert "voting code" in (await world.say(ANN_TG, "/start"))["text"]
@@ -246,7 +254,7 @@ async def test_the_console_s_audit_trail_reads_as_sentences(redis: Redis) -> Non
             "cli:alice@hq",
             NOW + timedelta(days=1),
         )
-        page = await browser.get("/organisers/audit?q=closed")
+        page = await browser.get("/organisers/riverside-2027/audit?q=closed")
         assert (
             "<td>cli:alice@hq</td><td>election closed</td><td>Changes: closes: Wed 1 Dec 2027 "
             "17:00 GMT → Sat 21 Nov 2026 12:00 GMT.</td>"

@@ -32,7 +32,8 @@ from yarl import URL
 
 from ballots.connection import client_from_url
 from channels.server import make_app, run_app
-from channels.web.guard import CONSOLE_APP, CSRF_COOKIE, PREFIX, SESSION_COOKIE, SIGNIN
+from channels.web.guard import CONSOLE_APP, CSRF_COOKIE, SIGNINS, session_cookie
+from channels.web.guard import PREFIX as CONSOLE
 from tests.conftest import current_redis_url
 from tests.console_support import Organiser
 from tests.factories import harness
@@ -41,7 +42,10 @@ from tests.telegram_support import ANN, TelegramWorld, telegram_world
 # --- row 10: the console's forms ---------------------------------------------------
 
 #: Values for the console's path parameters (a reminder job and its action; any other: x).
-PATH_VALUES = {"job": "20261120-120000-abcdef", "action": "pause"}
+PATH_VALUES = {"job": "20261120-120000-abcdef", "action": "pause", "election": "riverside-2027"}
+#: The sample election's console, and the cookie of a session of it.
+PREFIX = f"{CONSOLE}/riverside-2027"
+SESSION_COOKIE = session_cookie("riverside-2027")
 #: Tokens and cookies no page of ours ever gave out.
 NOT_ASCII = ["jeton-é", "☃" * 32]
 #: ... and bytes that are not even UTF-8, as a raw request can send them.
@@ -81,7 +85,7 @@ async def test_a_non_ascii_csrf_token_at_any_console_form_gets_403_with_headers(
         browser = Organiser(world)
         try:
             await browser.sign_in()
-            await browser.get("/organisers/")
+            await browser.get("/organisers/riverside-2027/")
             posts = console_posts(world)
             before = await snapshot(redis)
             for path in posts:
@@ -101,7 +105,7 @@ async def test_a_non_ascii_csrf_token_at_any_console_form_gets_403_with_headers(
                         assert_console_headers(resp.headers, path)
             assert await snapshot(redis) == before
             # The organiser's own forms still work.
-            assert (await browser.get("/organisers/roll")).status == 200
+            assert (await browser.get("/organisers/riverside-2027/roll")).status == 200
         finally:
             await browser.close()
 
@@ -162,10 +166,12 @@ async def test_a_browser_with_a_foreign_cookie_can_still_sign_in(redis: Redis) -
             cookies[SESSION_COOKIE] = "old-session.signed-with-another-key"
             cookies[CSRF_COOKIE] = "é"
             for morsel in cookies.values():
-                morsel["path"] = PREFIX
+                morsel["path"] = CONSOLE
             browser.session.cookie_jar.update_cookies(cookies, URL(world.url))
             page = await browser.sign_in()
-            assert page.status == 200 and page.url.endswith("/organisers/"), page.text
+            assert page.status == 200 and page.url.endswith("/organisers/riverside-2027/"), (
+                page.text
+            )
         finally:
             await browser.close()
 
@@ -181,8 +187,10 @@ async def test_an_unexpected_failure_in_the_console_is_a_500_with_the_headers(
             async def broken(*_: object, **__: object) -> None:
                 raise RuntimeError("a bug")
 
-            monkeypatch.setattr(world.app[CONSOLE_APP][SIGNIN], "session", broken)
-            page = await browser.get("/organisers/roll", allow_redirects=False)
+            monkeypatch.setattr(
+                world.app[CONSOLE_APP][SIGNINS][world.core.election.id], "session", broken
+            )
+            page = await browser.get("/organisers/riverside-2027/roll", allow_redirects=False)
             assert page.status == 500
             assert "a bug" not in page.text and "Traceback" not in page.text
             assert_console_headers(page.headers, "500")

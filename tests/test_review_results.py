@@ -28,8 +28,8 @@ from tests.factories import EXAMPLES, TEST_SEED
 from tests.telegram_support import ANN, TelegramWorld, telegram_world
 
 QUOTED = 'Sam "Sunny" Patel'
-PUBLISH = "/organisers/results/publish"
-UNPUBLISH = "/organisers/results/unpublish"
+PUBLISH = "/organisers/riverside-2027/results/publish"
+UNPUBLISH = "/organisers/riverside-2027/results/unpublish"
 
 
 @asynccontextmanager
@@ -51,7 +51,7 @@ async def counted(
         browser = Organiser(world)
         try:
             await browser.sign_in()
-            await browser.get("/organisers/results")
+            await browser.get("/organisers/riverside-2027/results")
             yield world, browser
         finally:
             await browser.close()
@@ -111,7 +111,7 @@ async def test_unpublishing_takes_the_public_page_down_and_is_audited(redis: Red
         # A forged unpublish changes nothing.
         forged = await browser.session.post(world.url + UNPUBLISH, data={"csrf": "forged"})
         assert forged.status == 403 and await published(world) == first
-        page = await browser.get("/organisers/results")
+        page = await browser.get("/organisers/riverside-2027/results")
         assert "Unpublish the results" in page.text and "Publish the results" not in page.text
         done = await browser.post(UNPUBLISH, {})
         assert done.status == 200 and "Publish the results" in done.text

@@ -180,8 +180,8 @@ class Handlers:
 
     def _language(self, hint: str | None) -> str:
         """The language to answer a chat in before the conversation has it: the Telegram
-        app's, if the election offers it, else the election's first."""
-        offered = self.router.conversation.election.languages
+        app's, if the (first) election offers it, else the election's first."""
+        offered = self.router.lobby.home.election.languages
         return best(hint, offered) or offered[0]
 
     async def on_error(self, update: object, context: Context) -> None:

@@ -1,7 +1,10 @@
 """Who may see the console, and the headers every page carries.
 
-Everything under ``/organisers/`` needs a session, except the sign-in pages
-and the static files; a request without one is sent to sign in (303).  Every
+Each election served has its own console under ``/organisers/ID/``, with its own sign-in
+and sessions: an organiser of one election has no session, and so sees nothing, in
+another's.  Everything under ``/organisers/ID/`` needs a session of that election, except
+its sign-in pages; a request without one is sent to sign in (303).  ``/organisers/``
+itself lists the elections the signed-in organiser organises.  Every
 POST must carry the CSRF token of its session (before sign-in: of the
 browser's sign-in cookie) or gets 403, and changes nothing; so does a POST
 whose session cookie this server did not sign (forged, or signed with a key
@@ -18,16 +21,20 @@ from typing import TypeVar
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
+from bot.core import Core
 from bot.signin import IDLE, Session, SignIn
-from channels.appkeys import CORE
+from channels.appkeys import CORE, DEPLOYMENT
 from channels.appkeys import WebHandler as Handler
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/organisers"
-SESSION_COOKIE = "op_console"
+STATIC = f"{PREFIX}/static"
 CSRF_COOKIE = "op_console_csrf"
-SIGNIN = web.AppKey("signin", SignIn)
+#: On the console's app: each election's sign-in, by election id (made when first needed).
+SIGNINS: web.AppKey[dict[str, SignIn]] = web.AppKey("signins")
+#: What the guard found for a request: the election whose console it is ...
+CURRENT: web.RequestKey[Core] = web.RequestKey("op_current")
 #: On the main app: the console's own sub-application.
 CONSOLE_APP = web.AppKey("console", web.Application)
 #: What the guard found for a request: the session (None on the sign-in pages) ...
@@ -36,7 +43,8 @@ SESSION: web.RequestKey[Session | None] = web.RequestKey("op_session")
 MULTIPART: web.RequestKey[MultipartReader] = web.RequestKey("op_multipart")
 #: ... and a sign-in token made for a browser that had none.
 NEW_CSRF: web.RequestKey[str] = web.RequestKey("op_new_csrf")
-PUBLIC = (f"{PREFIX}/sign-in", f"{PREFIX}/sign-in/code")
+#: An election's console pages open to anyone (within ``/organisers/ID``).
+PUBLIC = ("/sign-in", "/sign-in/code")
 
 #: Pages of the console: nothing from elsewhere, no inline script, never framed or cached.
 CONSOLE_CSP = (
@@ -57,6 +65,46 @@ def session_of(request: web.Request) -> Session:
     return session
 
 
+def session_cookie(election_id: str) -> str:
+    """The name of the cookie that holds a browser's session of one election's console."""
+    return f"op_console-{election_id}"
+
+
+def prefix_of(request: web.Request) -> str:
+    """Where the console of the request's election is: ``/organisers/ID``."""
+    return f"{PREFIX}/{request[CURRENT].election.id}"
+
+
+def signin_for(request: web.Request, core: Core) -> SignIn:
+    """The sign-in of an election's console (made the first time, and kept following the
+    election as organisers change it)."""
+    return make_signin(request.config_dict[SIGNINS], core)
+
+
+def make_signin(signins: dict[str, SignIn], core: Core) -> SignIn:
+    """The sign-in of an election's console in ``signins``, made if it is not there."""
+    signin = signins.get(core.election.id)
+    if signin is None:
+        signin = SignIn(
+            core.redis,
+            core.election,
+            core.clock,
+            core.settings.secret_key,
+            core.senders,
+            region=core.settings.default_region,
+            alerts=core.alerts,
+        )
+        made = signin
+        core.followers.append(lambda election: setattr(made, "election", election))
+        signins[core.election.id] = signin
+    return signin
+
+
+def signin_of(request: web.Request) -> SignIn:
+    """The sign-in of the request's election (the guard has found it)."""
+    return signin_for(request, request[CURRENT])
+
+
 def secure(request: web.Request) -> bool:
     """Whether cookies should be Secure: the request came over https, or the public URL is."""
     public = request.config_dict[CORE].settings.public_url or ""
@@ -65,7 +113,7 @@ def secure(request: web.Request) -> bool:
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, cookie: str) -> None:
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(request[CURRENT].election.id),
         cookie,
         path=PREFIX,
         httponly=True,
@@ -95,9 +143,19 @@ def signin_csrf(request: web.Request, response: web.StreamResponse | None = None
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Let a request in with a live session (or to a public page) and, if a POST, its token."""
-    signin = request.config_dict[SIGNIN]
-    cookie = request.cookies.get(SESSION_COOKIE)
+    """Let a request in with a live session of the election whose console it is (or to a
+    public page) and, if a POST, its token.  The list of elections, and the static files,
+    are the views' own."""
+    eid = request.match_info.get("election")
+    if eid is None:
+        return await handler(request)
+    core = request.config_dict[DEPLOYMENT].cores.get(eid)
+    if core is None:
+        raise web.HTTPNotFound(text="No such election is served here.")
+    request[CURRENT] = core
+    signin = signin_for(request, core)
+    name = session_cookie(eid)
+    cookie = request.cookies.get(name)
     session_id = signin.session_id(cookie) if cookie else None
     if not cookie or session_id is not None:
         return await _admit(request, handler, session_id)
@@ -108,9 +166,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise _forbidden()
         response = await _admit(request, handler, None)
     except web.HTTPException as exc:
-        exc.del_cookie(SESSION_COOKIE, path=PREFIX)
+        exc.del_cookie(name, path=PREFIX)
         raise
-    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    response.del_cookie(name, path=PREFIX)
     return response
 
 
@@ -118,16 +176,14 @@ async def _admit(
     request: web.Request, handler: Handler, session_id: str | None
 ) -> web.StreamResponse:
     """Hand the request on if its session (or the page being public) and its CSRF token let it."""
-    path = request.path
+    prefix = prefix_of(request)
+    path = request.path.removeprefix(prefix)
     session = None
     if session_id is not None:
         # A page polling for its figures is not the organiser at work: no renewal.
-        session = await request.config_dict[SIGNIN].session(
-            session_id, touch=not path.endswith(".json")
-        )
-    public = path in PUBLIC or path.startswith(f"{PREFIX}/static/")
-    if session is None and not public:
-        raise web.HTTPSeeOther(f"{PREFIX}/sign-in")
+        session = await signin_of(request).session(session_id, touch=not path.endswith(".json"))
+    if session is None and path not in PUBLIC:
+        raise web.HTTPSeeOther(f"{prefix}/sign-in")
     if request.method == "POST":
         expected = session.csrf if session is not None else request.cookies.get(CSRF_COOKIE)
         given = await _posted_csrf(request)

@@ -24,7 +24,7 @@ from bot.reminders import (
     finishes,
     plan,
 )
-from channels.web.guard import PREFIX, session_of
+from channels.web.guard import prefix_of, session_of
 from channels.web.render import core_of, page
 
 #: What one SMS segment is assumed to cost in the dry run, unless the organiser says.
@@ -134,7 +134,7 @@ async def send(request: web.Request) -> web.StreamResponse:
         except ReminderError as err:
             problems = [str(err)]
         else:
-            where = f"{PREFIX}/reminders/{job}"
+            where = f"{prefix_of(request)}/reminders/{job}"
             raise web.HTTPSeeOther(where + ("?elsewhere=" + ",".join(missing) if missing else ""))
     return await _page(
         request, template=template, channel=channel, price=price, problems=problems, status=400
@@ -206,4 +206,4 @@ async def job_action(request: web.Request) -> web.StreamResponse:
             nav="reminders",
             status=409,
         )
-    raise web.HTTPSeeOther(f"{PREFIX}/reminders/{status.job}")
+    raise web.HTTPSeeOther(f"{prefix_of(request)}/reminders/{status.job}")

@@ -12,12 +12,27 @@ from ballots import audit
 from ballots.election import Election
 from ballots.quiet import local
 from bot.core import Core
-from channels.appkeys import CORE
-from channels.web.guard import PREFIX, SESSION, session_of, signin_csrf
+from channels.appkeys import DEPLOYMENT
+from channels.web.guard import (
+    CURRENT,
+    PREFIX,
+    SESSION,
+    STATIC,
+    prefix_of,
+    session_of,
+    signin_csrf,
+)
 
 
 def core_of(request: web.Request) -> Core:
-    return request.config_dict[CORE]
+    """The election of a console page (the guard found it), or of a public results page
+    (404 if it is not served here)."""
+    if CURRENT in request:
+        return request[CURRENT]
+    found = request.config_dict[DEPLOYMENT].cores.get(request.match_info.get("election", ""))
+    if found is None:
+        raise web.HTTPNotFound(text="No such election.")
+    return found
 
 
 async def audited(request: web.Request, action: str, **details: object) -> None:
@@ -44,7 +59,9 @@ def page(request: web.Request, name: str, /, *, status: int = 200, **context: An
         name,
         request,
         {
-            "prefix": PREFIX,
+            "prefix": prefix_of(request),
+            "static": STATIC,
+            "console": PREFIX,
             "election": election,
             "session": session,
             "csrf": session.csrf if session is not None else signin_csrf(request),

@@ -27,7 +27,7 @@ from ballots.count.result import Result
 from ballots.count.svg import bars, colours, sankey
 from ballots.receipts import all_receipts
 from bot import results
-from channels.web.guard import PREFIX, results_headers, session_of
+from channels.web.guard import prefix_of, results_headers, session_of
 from channels.web.render import core_of, page, refusal, when
 
 #: The downloads the public page offers, and how each is made.
@@ -79,7 +79,9 @@ async def publish(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
     session = session_of(request)
     if (await request.post()).get("confirm") != "yes":
-        raise web.HTTPSeeOther(f"{PREFIX}/results/publish")  # the page that says what it does
+        raise web.HTTPSeeOther(
+            f"{prefix_of(request)}/results/publish"
+        )  # the page that says what it does
     try:
         await results.publish(
             core.redis, core.election, core.clock, session.actor, factor=session.factor
@@ -88,7 +90,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         raise web.HTTPConflict(text=refusal(err)) from err
     except results.ResultsRefused as err:
         return await _results_page(request, status=409, problems=[refusal(err)])
-    raise web.HTTPSeeOther(f"{PREFIX}/results")
+    raise web.HTTPSeeOther(f"{prefix_of(request)}/results")
 
 
 async def unpublish(request: web.Request) -> web.StreamResponse:
@@ -102,7 +104,7 @@ async def unpublish(request: web.Request) -> web.StreamResponse:
         )
     except results.ResultsRefused as err:
         return await _results_page(request, status=409, problems=[refusal(err)])
-    raise web.HTTPSeeOther(f"{PREFIX}/results")
+    raise web.HTTPSeeOther(f"{prefix_of(request)}/results")
 
 
 async def _public(request: web.Request) -> dict[str, str]:

@@ -7,7 +7,15 @@ import ipaddress
 from aiohttp import web
 
 from channels.appkeys import CORE
-from channels.web.guard import PREFIX, SIGNIN, session_of, set_session_cookie
+from channels.web.guard import (
+    CURRENT,
+    PREFIX,
+    prefix_of,
+    session_cookie,
+    session_of,
+    set_session_cookie,
+    signin_of,
+)
 from channels.web.render import page
 
 
@@ -53,7 +61,7 @@ async def ask_for_code(request: web.Request) -> web.StreamResponse:
     typed = str(form.get("address", "")).strip()
     if not typed:
         return page(request, "sign_in.html", problems=["Enter your phone number or Telegram id."])
-    asked = await request.config_dict[SIGNIN].request_code(typed, _client(request))
+    asked = await signin_of(request).request_code(typed, _client(request))
     if asked.status == "limited":
         return page(
             request,
@@ -70,7 +78,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     typed = str(form.get("address", ""))
     code = str(form.get("code", ""))
-    signin = request.config_dict[SIGNIN]
+    signin = signin_of(request)
     session = await signin.sign_in(typed, code, _client(request))
     if session is None:
         return page(
@@ -80,14 +88,14 @@ async def check_code(request: web.Request) -> web.StreamResponse:
             address=typed,
             problems=["That code is not right, or has expired. Check it, or ask for a new one."],
         )
-    response = web.HTTPSeeOther(f"{PREFIX}/")
+    response = web.HTTPSeeOther(f"{prefix_of(request)}/")
     set_session_cookie(request, response, signin.cookie(session.id))
     raise response
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     """POST /organisers/sign-out."""
-    await request.config_dict[SIGNIN].sign_out(session_of(request))
-    response = web.HTTPSeeOther(f"{PREFIX}/sign-in")
-    response.del_cookie("op_console", path=PREFIX)
+    await signin_of(request).sign_out(session_of(request))
+    response = web.HTTPSeeOther(f"{prefix_of(request)}/sign-in")
+    response.del_cookie(session_cookie(request[CURRENT].election.id), path=PREFIX)
     raise response

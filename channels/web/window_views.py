@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ballots.election import Election, get_election
 from bot import window
-from channels.web.guard import PREFIX, session_of
+from channels.web.guard import prefix_of, session_of
 from channels.web.render import core_of, page, refusal, when
 
 
@@ -85,7 +85,7 @@ async def close(request: web.Request) -> web.StreamResponse:
     except window.WindowRefused as err:
         return await close_page(request, [refusal(err)])
     core.follow(await _stored(request))
-    raise web.HTTPSeeOther(f"{PREFIX}/")
+    raise web.HTTPSeeOther(f"{prefix_of(request)}/")
 
 
 async def extend_page(request: web.Request, problems: list[str] | None = None) -> web.Response:
@@ -150,7 +150,7 @@ async def extend(request: web.Request) -> web.StreamResponse:
     except window.WindowRefused as err:
         return await extend_page(request, [refusal(err)])
     core.follow(await _stored(request))
-    raise web.HTTPSeeOther(f"{PREFIX}/")
+    raise web.HTTPSeeOther(f"{prefix_of(request)}/")
 
 
 async def publish_page(request: web.Request) -> web.Response:
