@@ -213,26 +213,38 @@ class Codes:
     async def _claim_codes(self, eid: str, ids: list[str]) -> dict[str, tuple[str, str]]:
         """New codes for these supporters, each claimed in the index with HSETNX.
 
-        A clash with a code already issued is astronomically rare at 12
-        digits, but it is handled: that supporter simply draws again.
+        A clash with a code already issued, in this election or another loaded one, is
+        astronomically rare at 16 digits, but it is handled: that supporter draws again.
         """
         fresh: dict[str, tuple[str, str]] = {}
         pending = list(ids)
+        # One number and bot may serve several elections, and a code says which: none is
+        # issued that another loaded election has issued.
+        others = [str(e) for e in await self.redis.smembers(keys.ELECTIONS) if str(e) != eid]
         while pending:
             drawn = []
             for sid in pending:
                 code = f"{secrets.randbelow(10**VOTING_CODE_DIGITS):0{VOTING_CODE_DIGITS}d}"
                 drawn.append((sid, code, self.digest(eid, "code", code)))
             async with self.redis.pipeline(transaction=False) as pipe:
-                for sid, _code, digest in drawn:
+                for sid, code, digest in drawn:
                     pipe.hsetnx(keys.code_index(eid), digest, sid)
-                claimed = await pipe.execute()
+                    for other in others:
+                        pipe.hexists(keys.code_index(other), self.digest(other, "code", code))
+                answers = await pipe.execute()
             pending = []
-            for (sid, code, digest), ok in zip(drawn, claimed, strict=True):
-                if ok:
+            clashes = []
+            width = 1 + len(others)
+            for n, (sid, code, digest) in enumerate(drawn):
+                ok, *elsewhere = answers[n * width : (n + 1) * width]
+                if ok and not any(elsewhere):
                     fresh[sid] = (code, digest)
-                else:
-                    pending.append(sid)
+                    continue
+                if ok:
+                    clashes.append(digest)  # ours now, but another election's too: let it go
+                pending.append(sid)
+            if clashes:
+                await self.redis.hdel(keys.code_index(eid), *clashes)
         return fresh
 
     def look_up_voting_code(

@@ -56,6 +56,10 @@ def code_index(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:codes"
 
 
+#: Counter: the SMS segments every election has sent together (the deployment's budget).
+SMS_SEGMENTS_TOTAL = f"{PREFIX}:sms-segments"
+
+
 def sms_segments(election_id: str) -> str:
     """Counter: the SMS segments the election has sent (replies, codes, reminders)."""
     return f"{PREFIX}:e:{election_id}:sms-segments"

@@ -102,6 +102,8 @@ class Deployment:
     only: frozenset[str] | None = None
     #: The process's one rate limiter (its senders' and its reminder workers').
     limiter: RateLimiter | None = None
+    #: Every election's SMS segments together, against OPENPRIMARY_SMS_BUDGET_TOTAL.
+    whole_spend: SmsSpend | None = None
     #: Elections loaded while running that could not be served (logged once).
     refused: set[str] = field(default_factory=set)
 

@@ -155,7 +155,7 @@ class Identification:
             # The Redis work of asking for a code, so this answer takes as long as that one,
             # and says what it would say for a number on the roll (no code could go now).
             budget = await self.codes.as_if_requested(self.election, spent_key=self._spent_key())
-            refused = self._typed_refusal(state, budget)
+            refused = await self._typed_refusal(state, budget)
             if refused is not None:
                 return refused
             state.step = Step.SMS_CODE
@@ -243,13 +243,13 @@ class Identification:
         state.quiet = quiet
         # After a typed number, when no code could go now, the answer is the one a number not
         # on the roll gets, whatever this request came to: it never says a code is on its way.
-        refused = self._typed_refusal(state, budget) if quiet else None
+        refused = await self._typed_refusal(state, budget) if quiet else None
         if refused is not None:
             if request.status == "sent" and not budget.allowed:
                 await self._sms_budget(budget)  # the hour's first refusal is audited
             return refused
         if request.status == "sent" and request.code is not None:
-            if self.spend is not None and self.spend.exhausted(budget.segments_spent):
+            if self.spend is not None and await self.spend.refused(budget.segments_spent):
                 fresh = State(election=self.election.id, turn=state.turn)
                 return fresh, [say(texts.sms_budget_spent(self.election))]
             if not await self._sms_budget(budget):
@@ -287,12 +287,12 @@ class Identification:
         """The SMS budget's counter, read with a code request when there is a budget."""
         return self.spend.key if self.spend is not None and self.spend.ceiling else None
 
-    def _typed_refusal(self, state: State, budget: SmsBudget) -> tuple[State, Replies] | None:
+    async def _typed_refusal(self, state: State, budget: SmsBudget) -> tuple[State, Replies] | None:
         """After a typed supporter number: the reply when no code can go now (the SMS
         budget spent, or the hour's share for typed numbers or the hour's ceiling reached),
         the same whether or not the number is on the roll; None when one can."""
         fresh = State(election=self.election.id, turn=state.turn, language=state.language)
-        if self.spend is not None and self.spend.exhausted(budget.segments_spent):
+        if self.spend is not None and await self.spend.refused(budget.segments_spent):
             return fresh, [say(texts.sms_budget_spent(self.election))]
         if not budget.allowed:
             return fresh, [say(texts.code_sms_paused())]

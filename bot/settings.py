@@ -49,6 +49,8 @@ class Settings:
     durable_replicas: int = 0
     #: The most SMS segments the election may send (0: no ceiling); see ``bot.spend``.
     sms_budget_segments: int = 0
+    #: The most SMS segments every election together may send (0: no ceiling).
+    sms_budget_total: int = 0
     #: The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none
     #: by default, so a client cannot name its own address.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -180,6 +182,7 @@ class Settings:
             delete_copies=delete_raw in ("on", "1", "yes", "true"),
             durable_replicas=count("OPENPRIMARY_DURABLE_REPLICAS", 0, least=0),
             sms_budget_segments=count("OPENPRIMARY_SMS_BUDGET_SEGMENTS", 0, least=0),
+            sms_budget_total=count("OPENPRIMARY_SMS_BUDGET_TOTAL", 0, least=0),
             trusted_proxies=_networks(
                 "OPENPRIMARY_TRUSTED_PROXIES", get("OPENPRIMARY_TRUSTED_PROXIES")
             ),

@@ -134,6 +134,14 @@ async def build(
     )
     for election in chosen:
         deployment.add(await _election_core(deployment, election))
+    if settings.sms_budget_total:
+        # Alerts about it go to the first election's organisers.
+        deployment.whole_spend = SmsSpend.deployment(
+            redis, settings.sms_budget_total, deployment.first.alerts
+        )
+        for core in deployment.cores.values():
+            if core.spend is not None:
+                core.spend.whole = deployment.whole_spend
     # What is no one election's (a sender the rolls do not know, Redis refusing writes, a
     # channel failing) is told to, and counted against, the first election's organisers.
     first = deployment.first
@@ -150,7 +158,9 @@ async def _election_core(deployment: Deployment, election: Election) -> Core:
     senders = deployment.senders
     alerts = Alerts(redis, clock, election, senders)
     health = ChannelHealth(alerts)
-    spend = SmsSpend(redis, election.id, settings.sms_budget_segments, alerts)
+    spend = SmsSpend(
+        redis, election.id, settings.sms_budget_segments, alerts, whole=deployment.whole_spend
+    )
     limiter = deployment.limiter
     assert limiter is not None, "made by build()"
 
@@ -196,6 +206,19 @@ async def _election_core(deployment: Deployment, election: Election) -> Core:
         alerts,
         spend=spend,
     )
+
+
+def sms_spend(
+    settings: Settings, redis: Redis, election: Election, alerts: Alerts | None
+) -> SmsSpend:
+    """An election's SMS spend, within the deployment's budget if there is one (for a
+    command that works on one election: ``remind``)."""
+    whole = (
+        SmsSpend.deployment(redis, settings.sms_budget_total, alerts)
+        if settings.sms_budget_total
+        else None
+    )
+    return SmsSpend(redis, election.id, settings.sms_budget_segments, alerts, whole=whole)
 
 
 def reminder_worker(

@@ -31,10 +31,9 @@ from bot.reminders import (
     plan,
 )
 from bot.settings import Settings
-from bot.spend import SmsSpend
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
-from openprimary.app import reminder_worker
+from openprimary.app import reminder_worker, sms_spend
 
 
 def _finishes(p: Plan, election: Election, settings: Settings, now: datetime) -> datetime:
@@ -128,7 +127,7 @@ async def _work(job: str, args: argparse.Namespace, ctx: Context) -> int:
             ctx.clock,
             senders,
             limiter,
-            spend=SmsSpend(ctx.redis, election.id, ctx.settings.sms_budget_segments, alerts),
+            spend=sms_spend(ctx.settings, ctx.redis, election, alerts),
             health=ChannelHealth(alerts),
             concurrency=args.concurrency,
             heartbeat=args.heartbeat,

@@ -61,25 +61,31 @@ class Organiser:
             self.csrf = csrf_of(page.text)
         return page
 
-    async def sign_in(self, address: str = f"tg:{ORGANISER_TG}") -> Page:
-        """Sign in with the code the bot sends to the organiser's Telegram chat."""
-        await self.get("/organisers/riverside-2027/sign-in")
-        code = await self.ask_for_code(address)
+    async def sign_in(
+        self, address: str = f"tg:{ORGANISER_TG}", election: str = "riverside-2027"
+    ) -> Page:
+        """Sign in to an election's console with the code the bot sends to the organiser's
+        Telegram chat."""
+        await self.get(f"/organisers/{election}/sign-in")
+        code = await self.ask_for_code(address, election)
         return await self.post(
-            "/organisers/riverside-2027/sign-in/code", {"address": address, "code": code}
+            f"/organisers/{election}/sign-in/code", {"address": address, "code": code}
         )
 
-    async def ask_for_code(self, address: str = f"tg:{ORGANISER_TG}") -> str:
+    async def ask_for_code(
+        self, address: str = f"tg:{ORGANISER_TG}", election: str = "riverside-2027"
+    ) -> str:
         """Ask for a sign-in code; the one the bot then sends the organiser on Telegram."""
-        before = len(self.world.api.messages(ORGANISER_TG))
-        asked = await self.post("/organisers/riverside-2027/sign-in", {"address": address})
+        chat = int(address[3:]) if address.startswith("tg:") else ORGANISER_TG
+        before = len(self.world.api.messages(chat))
+        asked = await self.post(f"/organisers/{election}/sign-in", {"address": address})
         assert asked.status == 200, asked.text
-        await code_sent(self.world, before)
-        return str(self.world.api.last_message(ORGANISER_TG)["text"].split()[0])
+        await code_sent(self.world, before, chat)
+        return str(self.world.api.last_message(chat)["text"].split()[0])
 
 
-async def code_sent(world: TelegramWorld, before: int) -> None:
+async def code_sent(world: TelegramWorld, before: int, chat: int = ORGANISER_TG) -> None:
     """Wait until the bot has sent the organiser one more message (a code goes off the
     request's path)."""
     async with asyncio.timeout(10):
-        await world.api.wait_until(lambda: len(world.api.messages(ORGANISER_TG)) > before)
+        await world.api.wait_until(lambda: len(world.api.messages(chat)) > before)

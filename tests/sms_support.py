@@ -19,7 +19,7 @@ from ballots.codes import CodePolicy
 from bot.core import Core
 from bot.settings import Settings
 from channels.server import make_app
-from openprimary.app import build_core
+from openprimary.app import build, build_core
 from tests.factories import NOW, SECRET, sample_election, settings
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
@@ -99,9 +99,11 @@ async def sms_stack(
     twilio_from: str = OUR_NUMBER,
     sms_rate: float = 10.0,
     config_changes: dict[str, Any] | None = None,
+    every_election: bool = False,
     **election_changes: Any,
 ) -> AsyncIterator[SmsStack]:
-    """The app for the sample election, served on loopback (``config_changes``: settings)."""
+    """The app for the sample election, served on loopback (``config_changes``: settings);
+    with ``every_election``, the app serves every election loaded, as ``serve`` does."""
     async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as own_twilio:
         twilio = twilio or own_twilio
         clock = ManualClock(NOW)
@@ -113,7 +115,11 @@ async def sms_stack(
             sms_rate=sms_rate,
             **(config_changes or {}),
         )
-        core = await build_core(config, redis, clock, election.id, policy=policy)
+        if every_election:
+            deployment = await build(config, redis, clock, None, policy=policy)
+            core = deployment.cores[election.id]
+        else:
+            core = await build_core(config, redis, clock, election.id, policy=policy)
         runner, url = await start_app(make_app(core))
         try:
             async with ClientSession() as session:

@@ -25,7 +25,7 @@ from channels.appkeys import Installer
 from channels.server import make_app
 from channels.sms_channel import sms_installers, sms_outbound
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
-from openprimary.app import build_core
+from openprimary.app import build, build_core
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
@@ -138,10 +138,12 @@ async def telegram_world(
     extra: Iterable[Installer] = (),
     polling: bool = False,
     election_changes: dict[str, Any] | None = None,
+    every_election: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[TelegramWorld]:
     """Start the stand-in Bot API, the sample election (with ``election_changes``) and
-    ``make_app`` with Telegram on it; ``overrides`` change the settings."""
+    ``make_app`` with Telegram on it; ``overrides`` change the settings, ``every_election``
+    serves every election loaded (load the others first)."""
     async with TelegramAPI() as api:
         config: Settings = replace(
             settings(
@@ -160,7 +162,11 @@ async def telegram_world(
         sms = Outbox("sms")
         # SMS settings given: the real Twilio sender texts the stand-in; else the recorder.
         recorder = {} if sms_outbound(config) else {"sms": sms}
-        core = await build_core(config, redis, clock, election.id, senders=recorder)
+        if every_election:  # as serve does: every election loaded
+            deployment = await build(config, redis, clock, None, senders=recorder)
+            core = deployment.cores[election.id]
+        else:
+            core = await build_core(config, redis, clock, election.id, senders=recorder)
         app = make_app(core, [*sms_installers(config), installer(polling=polling), *extra])
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()

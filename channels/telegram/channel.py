@@ -368,7 +368,7 @@ def installer(*, polling: bool = False) -> Installer:
 
     def install(app: web.Application) -> None:
         token = app[CORE].settings.telegram_bot_token or ""
-        # One bot, one election: claimed before the channel starts taking its updates.
+        # One bot, one set of elections: claimed before the channel takes its updates.
         claim.installer(token.split(":", 1)[0])(app)
         channel = TelegramChannel(app[CORE], polling=polling)
         app[TELEGRAM_CHANNEL] = channel
