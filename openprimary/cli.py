@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from ballots.errors import ConfigError, FileProblems, OpenPrimaryError
-from bot.context import Context, Handler
 from bot.settings import Settings
+from openprimary.context import Context, Handler
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -28,20 +28,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "try a vote in the terminal with the sample election (embedded Redis)",
     ),
     "election": (
-        "bot.commands",
+        "openprimary.commands",
         "load, show, close or extend elections; rehearse one before it opens",
     ),
-    "roll": ("bot.commands", "manage the voter roll"),
-    "codes": ("bot.commands", "pre-issued voting codes, and locks from failed codes"),
-    "turnout": ("bot.commands", "eligible supporters, ballots cast, by channel and day"),
-    "audit": ("bot.commands", "print the organisers' audit trail"),
+    "roll": ("openprimary.commands", "manage the voter roll"),
+    "codes": ("openprimary.commands", "pre-issued voting codes, and locks from failed codes"),
+    "turnout": ("openprimary.commands", "eligible supporters, ballots cast, by channel and day"),
+    "audit": ("openprimary.commands", "print the organisers' audit trail"),
     "remind": ("openprimary.remind_cli", "remind supporters who have not voted (SMS and Telegram)"),
-    "trustees": ("bot.trustees_cli", "the count key that seals ballots, held as shares"),
+    "trustees": ("openprimary.trustees_cli", "the count key that seals ballots, held as shares"),
     "unseal": (
-        "bot.trustees_cli",
+        "openprimary.trustees_cli",
         "after the close: open the sealed ballots with K trustees' shares",
     ),
-    "receipts": ("bot.trustees_cli", "after the close: every receipt id, sorted, for publication"),
+    "receipts": (
+        "openprimary.trustees_cli",
+        "after the close: every receipt id, sorted, for publication",
+    ),
     "count": (
         "openprimary.count_cli",
         "count an election's ballots, or a ballot file, round by round",
@@ -52,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "openprimary.cost_cli",
         "estimate the poll's SMS segments (codes, conversations, reminders) and their cost",
     ),
-    "telegram": ("channels.telegram_cli", "set up the Telegram bot's webhook"),
+    "telegram": ("openprimary.telegram_cli", "set up the Telegram bot's webhook"),
     "results": (
         "openprimary.results_cli",
         "after the unseal: publish the results page, or take it down",

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from ballots.election import get_election
 from ballots.errors import OpenPrimaryError
-from bot.context import Context
 from bot.signin import SignIn
+from openprimary.context import Context
 
 
 async def _signin(args: argparse.Namespace, ctx: Context) -> SignIn:

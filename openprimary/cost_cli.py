@@ -32,12 +32,12 @@ from ballots import keys
 from ballots.election import Election, get_election
 from ballots.languages import SHIPPED, best
 from bot import texts
-from bot.context import Context
 from bot.i18n import speaking
 from bot.messages import OutboundMessage
 from bot.reminders.text import language_of, render
 from channels.gsm import encoding, segments
 from channels.sms import sms_parts
+from openprimary.context import Context
 
 #: A stand-in reminder, when none is given: the length of a usual one.
 DEFAULT_REMINDER = "Hi {name}, {time_left} to vote. Polls close {closes}."

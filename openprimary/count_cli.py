@@ -16,7 +16,7 @@ from ballots.count.result import Result
 
 if TYPE_CHECKING:
     from ballots.election import Election
-    from bot.context import Context
+    from openprimary.context import Context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,10 +24,10 @@ from ballots.program import program
 from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
-from bot.context import Context
 from bot.messages import Channel
 from channels.console import ConsoleOutbox, chat
 from openprimary.app import build_core
+from openprimary.context import Context
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: Marks, in the election's hash, an election the demo made (and so may wipe).

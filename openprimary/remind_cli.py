@@ -16,7 +16,6 @@ from ballots.languages import SHIPPED
 from ballots.program import program
 from ballots.quiet import describe, local, quiet_until
 from bot.alerts import Alerts, ChannelHealth
-from bot.context import Context
 from bot.ratelimit import limiter_for
 from bot.reminders import (
     CHANNELS,
@@ -34,6 +33,7 @@ from bot.settings import Settings
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
 from openprimary.app import reminder_worker, sms_spend
+from openprimary.context import Context
 
 
 def _finishes(p: Plan, election: Election, settings: Settings, now: datetime) -> datetime:

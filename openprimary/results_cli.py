@@ -7,7 +7,7 @@ import argparse
 
 from ballots.election import get_election
 from bot import results
-from bot.context import Context
+from openprimary.context import Context
 
 
 async def publish_command(args: argparse.Namespace, ctx: Context) -> int:

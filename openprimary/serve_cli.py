@@ -13,11 +13,11 @@ from redis.exceptions import RedisError
 from ballots.connection import fewest_replicas
 from ballots.errors import ConfigError
 from ballots.program import program
-from bot.context import Context
 from channels.server import check_settings, make_app, run_app
 from channels.sms_channel import sms_installers, sms_outbound
 from channels.telegram import serve_installers
 from openprimary.app import build
+from openprimary.context import Context
 
 log = logging.getLogger(__name__)
 

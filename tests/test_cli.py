@@ -21,9 +21,9 @@ from redis.asyncio import Redis
 from ballots import audit, keys
 from ballots.clock import ManualClock
 from ballots.errors import FileProblems, OpenPrimaryError
-from bot import commands
-from bot.context import Context
+from openprimary import commands
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from tests.demo_support import demo_env, running, server_pid, start_demo
 from tests.factories import EXAMPLES, NOW, sample_election, settings
 

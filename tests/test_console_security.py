@@ -15,11 +15,11 @@ from ballots import audit, keys
 from ballots.clock import ManualClock
 from ballots.election import save_election
 from ballots.errors import ConfigError, OpenPrimaryError
-from bot.context import Context
 from bot.settings import Settings
 from bot.signin import CODE_TRIES, LOCK_AFTER, REQUESTS_PER_HOUR, SignIn
 from channels.web.guard import CONSOLE_APP, SIGNINS
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from tests.conftest import current_redis_url
 from tests.console_support import ORGANISER_PHONE, ORGANISER_TG, Organiser
 from tests.factories import NOW, harness, settings

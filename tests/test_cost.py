@@ -8,8 +8,8 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from bot.context import Context
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from tests.factories import settings
 from tests.sms_support import ANN, BILAL, sms_stack
 from tests.test_sms_vote import Voter, vote_step_by_step

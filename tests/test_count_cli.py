@@ -21,8 +21,8 @@ from ballots.election import Candidate, Election, save_election
 from ballots.errors import FileProblems, UnknownElection
 from ballots.seal import encode_ranking, seal
 from ballots.unseal import unseal
-from bot.context import Context
 from openprimary import count_cli as cli
+from openprimary.context import Context
 from tests.factories import TEST_PUBLIC, TEST_SEED, install_test_key, put_sealed, settings
 from tests.test_count_real import DATA, GLASGOW, GLASGOW_ELECTED
 

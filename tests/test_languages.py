@@ -22,13 +22,13 @@ from ballots.errors import FileProblems
 from ballots.languages import SHIPPED
 from ballots.roll import Supporter
 from bot import texts
-from bot.context import Context
 from bot.i18n import FSI, LOCALE, PDI, speaking
 from bot.reminders import Reminders, Worker, plan, render, template_problems
 from bot.reminders.text import time_left, versions
 from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from openprimary.cost_cli import vote_texts
 from openprimary.remind_cli import remind
 from tests.demo_support import start_demo

@@ -23,9 +23,9 @@ from ballots.clock import ManualClock, SystemClock
 from ballots.codes import Codes
 from ballots.election import get_election
 from bot import window
-from bot.context import Context
 from bot.window import WindowRefused
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from tests.factories import EXAMPLES, NOW, SECRET, sample_election, settings
 from tests.faults.support import free_port
 from tests.sms_support import ANN, AUTH_TOKEN, BILAL, PUBLIC_URL, serve_env

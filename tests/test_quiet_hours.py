@@ -19,11 +19,11 @@ from ballots.election import Election, get_election, parse_election, save_electi
 from ballots.errors import FileProblems
 from ballots.quiet import quiet_until, sending_finishes
 from bot import texts
-from bot.context import Context
 from bot.i18n import speaking
 from bot.reminders import Reminders, Worker, plan
 from channels.rules import TEXT_RULES
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from openprimary.remind_cli import remind
 from tests.factories import EXAMPLES, Outbox, harness, settings
 from tests.reminders_support import election_with_roll, fast_limiter, phone

@@ -19,13 +19,13 @@ from ballots.clock import ManualClock
 from ballots.errors import FileProblems, OpenPrimaryError
 from ballots.turnout import turnout
 from bot import texts
-from bot.context import Context
 from bot.ratelimit import limiter_for
 from bot.rehearsal import RehearsalError, read_testers
 from bot.reminders import Reminders, Worker, plan
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from tests.factories import NOW, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
 from tests.standins.telegram_api import TelegramUser

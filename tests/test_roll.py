@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.errors import FileProblems
 from ballots.roll import get_supporter, import_roll, parse_roll, roll_size, supporters_for_phone
-from bot import commands
-from bot.context import Context
+from openprimary import commands
+from openprimary.context import Context
 from tests.factories import EXAMPLES, sample_election, settings
 
 HEADER = "supporter_id,name,phone,telegram_id,language\n"

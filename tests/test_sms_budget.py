@@ -13,12 +13,12 @@ from ballots import audit, keys
 from ballots.election import save_election
 from bot import texts
 from bot.alerts import Alerts
-from bot.commands import turnout_report
-from bot.context import Context
 from bot.reminders import Reminders, Worker, plan
 from bot.spend import SmsSpend
 from channels.gsm import segments
 from channels.rules import TEXT_RULES
+from openprimary.commands import turnout_report
+from openprimary.context import Context
 from tests.factories import Harness, Outbox, harness, settings
 from tests.reminders_support import clock, election_with_roll, fast_limiter
 from tests.sms_support import AUTH_TOKEN, sms_stack

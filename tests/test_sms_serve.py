@@ -21,13 +21,13 @@ from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.connection import client_from_url
 from ballots.errors import ConfigError
-from bot.context import Context
 from bot.messages import InboundMessage
 from bot.settings import Settings
 from channels.server import check_settings, make_app
 from channels.sms_sender import TwilioSender
 from openprimary.app import build_core
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from openprimary.serve_cli import serve
 from tests.factories import NOW, SECRET, sample_election, settings
 from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings

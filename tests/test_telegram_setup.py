@@ -9,10 +9,10 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots.errors import ConfigError
-from bot.context import Context
 from channels.telegram import ALLOWED_UPDATES, serve_installers
-from channels.telegram_cli import register
+from openprimary.context import Context
 from openprimary.serve_cli import register as register_serve
+from openprimary.telegram_cli import register
 from tests.factories import settings
 from tests.standins.telegram_api import TelegramAPI
 from tests.telegram_support import ANN, WEBHOOK_SECRET, telegram_world

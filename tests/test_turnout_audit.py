@@ -15,12 +15,12 @@ from redis.asyncio import Redis
 from ballots import audit
 from ballots.clock import Clock
 from ballots.trustees import split_seed, write_shares
-from bot.commands import audit_show, codes_issue, election_load, roll_import, turnout_report
-from bot.context import Context
-from bot.trustees_cli import unseal_command
 from openprimary.cli import build_parser
+from openprimary.commands import audit_show, codes_issue, election_load, roll_import, turnout_report
+from openprimary.context import Context
 from openprimary.count_cli import count_command
 from openprimary.remind_cli import remind
+from openprimary.trustees_cli import unseal_command
 from tests.factories import EXAMPLES, TEST_PUBLIC, TEST_SEED, harness, settings
 
 

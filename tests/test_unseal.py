@@ -20,10 +20,10 @@ from ballots.receipts import new_receipt
 from ballots.seal import encode_ranking, seal
 from ballots.trustees import ShareError, load_count_key
 from ballots.unseal import UnsealRefused, unseal
-from bot.context import Context
 from bot.results import NothingToPublish, ResultsRefused
 from bot.state import Step
 from openprimary.cli import build_parser
+from openprimary.context import Context
 from openprimary.count_cli import count_command, export_command
 from tests.demo_support import demo_env, server_stopped, start_demo
 from tests.factories import NOW, Harness, harness, put_sealed, settings

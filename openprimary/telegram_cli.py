@@ -7,9 +7,9 @@ import logging
 
 from telegram.error import TelegramError
 
-from bot.context import Context
 from channels.telegram.channel import ALLOWED_UPDATES
 from channels.telegram.sending import build_bot, check_webhook_secret
+from openprimary.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from ballots.roll import (
 from ballots.trustees import load_count_key
 from ballots.turnout import turnout
 from bot import rehearsal, window
-from bot.context import Context
+from openprimary.context import Context
 
 SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

@@ -14,7 +14,7 @@ from ballots.quiet import local
 from ballots.receipts import all_receipts
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import UnsealRefused, require_closed, unseal, unsealed_at
-from bot.context import Context
+from openprimary.context import Context
 
 
 async def trustees_init(args: argparse.Namespace, ctx: Context) -> int:
