@@ -1,10 +1,13 @@
 """Benchmark the spine: conversation messages per second through the router, and roll memory.
 
 Run: .venv/bin/python -m benchmarks.bench_router [--voters N] [--concurrency C] [--roll N]
+     [--elections E]
 
 It starts a private redis-server (or uses REDIS_URL), and reports:
 - complete votes through the router (hi, code, whole ranking, YES: 4 messages each) at a stated
-  number of concurrent voters: messages per second and per-message latency p50/p99;
+  number of concurrent voters: messages per second and per-message latency p50/p99 (with
+  --elections E, one deployment serves E elections and the voters are on one roll: the
+  lobby's cost);
 - importing a generated roll of --import-rows rows (parse + write);
 - Redis bytes per supporter on a --roll roll, before and after voting codes are issued.
 """
@@ -26,7 +29,7 @@ from ballots.election import read_election_file, save_election
 from ballots.roll import import_roll, parse_roll
 from benchmarks.harness import roll_csv
 from bot.messages import InboundMessage
-from openprimary.app import build_core
+from openprimary.app import build, build_core
 from tests.factories import EXAMPLES, Outbox, install_test_key, settings
 from tests.redis_server import redis_url
 
@@ -38,14 +41,24 @@ async def used_memory(redis: Redis) -> int:
     return int(info["used_memory"])
 
 
-async def bench_router(redis: Redis, voters: int, concurrency: int) -> None:
+async def bench_router(redis: Redis, voters: int, concurrency: int, elections: int = 1) -> None:
     await redis.flushdb()
     election = replace(read_election_file(EXAMPLES / "election.toml"), id="bench")
     election = await save_election(redis, election)
     await install_test_key(redis, election)
     await import_roll(redis, election, parse_roll(roll_csv(voters), "bench.csv"))
+    for n in range(2, elections + 1):
+        other = replace(election, id=f"bench-{n}", title=f"Selection {n}")
+        other = await save_election(redis, other)
+        await install_test_key(redis, other)
+        await import_roll(redis, other, parse_roll(roll_csv(10), f"bench-{n}.csv"))
     clock = ManualClock(NOW)
-    core = await build_core(settings(), redis, clock, election.id, senders={"sms": Outbox("sms")})
+    outbox = {"sms": Outbox("sms")}
+    if elections > 1:
+        deployment = await build(settings(), redis, clock, None, senders=outbox)
+        core = deployment.cores[election.id]
+    else:
+        core = await build_core(settings(), redis, clock, election.id, senders=outbox)
     rows = await core.codes.issue_voting_codes(election)
     latencies: list[float] = []
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -72,7 +85,8 @@ async def bench_router(redis: Redis, voters: int, concurrency: int) -> None:
     latencies.sort()
     n = len(latencies)
     print(
-        f"router: {voters} complete votes ({n} messages) with {concurrency} voters at once: "
+        f"router, {elections} election{'s' if elections > 1 else ''} served: "
+        f"{voters} complete votes ({n} messages) with {concurrency} voters at once: "
         f"{n / elapsed:,.0f} messages/s, {voters / elapsed:,.0f} votes/s; "
         f"latency p50 {statistics.median(latencies) * 1000:.2f} ms, "
         f"p99 {latencies[int(n * 0.99)] * 1000:.2f} ms"
@@ -118,15 +132,20 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--import-rows", type=int, default=50_000)
     parser.add_argument("--roll", type=int, default=100_000)
+    parser.add_argument(
+        "--elections", type=int, default=1, help="elections one deployment serves (default 1)"
+    )
+    parser.add_argument("--router-only", action="store_true", help="skip the import and memory")
     args = parser.parse_args()
     with redis_url() as url:
         redis = client_from_url(url)
         try:
             version = (await redis.info("server"))["redis_version"]
             print(f"Redis {version} at {url}")
-            await bench_router(redis, args.voters, args.concurrency)
-            await bench_import(redis, args.import_rows)
-            await bench_memory(redis, args.roll)
+            await bench_router(redis, args.voters, args.concurrency, args.elections)
+            if not args.router_only:
+                await bench_import(redis, args.import_rows)
+                await bench_memory(redis, args.roll)
         finally:
             await redis.flushdb()
             await redis.aclose()

@@ -32,12 +32,18 @@ async def follow(deployment: Deployment, every: float = EVERY) -> None:
     """Keep ``deployment`` on its elections as stored, and serve the ones loaded while it
     runs (unless it serves only the ones named), until cancelled."""
     seen = {eid: await election_version(deployment.redis, eid) for eid in deployment.cores}
+    task = asyncio.current_task()
     while True:
         await asyncio.sleep(every)
         try:
             await _catch_up(deployment, seen)
         except RedisError as err:  # Redis away for a moment: the next read tries again
             log.warning("could not read the elections' versions: %s", err)
+        if task is not None and task.cancelling():
+            # Stopped during a read that did not raise the cancellation (redis-py can give
+            # a cancelled command back as a result or a connection error): stop now, or
+            # whoever stops the app waits for ever.
+            raise asyncio.CancelledError
 
 
 async def _catch_up(deployment: Deployment, seen: dict[str, int]) -> None:

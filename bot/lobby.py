@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: A tapped election in a menu: the payload's prefix, then the election's place in it.
 MENU = "menu"
+#: Marks a phone shared on Telegram (not typed) while the chat says which election it is
+#: for: a typed number has no space, so no typed number reads as a shared phone.
+SHARED = "shared "
 
 
 class Lobby:
@@ -167,7 +170,7 @@ class Lobby:
             if len(by_number) == 1:
                 return await self._into(by_number[0].election.id, fresh, msg, each)
             # Asked of every number alike: which rolls it is on stays unsaid.
-            fresh.typed = f"+{msg.contact}" if msg.contact else typed
+            fresh.typed = f"{SHARED}{msg.contact}" if msg.contact else typed
             return self._menu(fresh, [c.election for c in by_number], number=True)
         return self._menu(fresh, [c.election for c in self.ordered], greeting=True)
 
@@ -223,8 +226,8 @@ class Lobby:
         question, the phone this chat proved in another election, or from its greeting."""
         fresh = State(election=eid, language=state.language)
         if state.typed is not None:
-            if state.typed.startswith("+"):
-                entry = replace(msg, text="", choice=None, contact=state.typed[1:])
+            if state.typed.startswith(SHARED):
+                entry = replace(msg, text="", choice=None, contact=state.typed[len(SHARED) :])
             else:
                 entry = replace(msg, text=state.typed, choice=None, contact=None)
             return await self._into(eid, fresh, entry, each)

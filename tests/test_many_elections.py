@@ -372,3 +372,20 @@ async def test_the_deployment_s_sms_budget_counts_every_election_s_segments(
     refused = "\n".join(r.text for r in await h.say("AGAIN", channel="sms", address=CARYS))
     assert "budget" in refused.lower() or "cannot send" in refused.lower(), refused
     assert not re.search(r"\b\d{6}\b", refused)
+
+
+async def test_a_phone_number_typed_as_a_supporter_number_reveals_nothing(
+    redis: Redis,
+) -> None:
+    await load_the_others(redis)
+    async with telegram_world(redis, every_election=True) as world:
+        # Ann's phone, typed (not shared): asked which selection, then answered as any
+        # typed number is, never "a code went to your phone".
+        for user, typed in ((GUEST, ANN), (TelegramUser(300005, "Other"), "+447700900998")):
+            await world.say(user, typed)
+            await world.tap(user, "Hackney North selection")
+        said = [world.api.last_message(u.id)["text"] for u in (GUEST,)]
+        other = world.api.last_message(300005)["text"]
+        assert said[0].replace(ANN, "N") == other.replace("+447700900998", "N"), (said, other)
+        # (the answer to any typed number: not the one to a phone shared with the button)
+        assert f"If {ANN} is on the roll" in said[0], said
