@@ -389,3 +389,24 @@ async def test_a_phone_number_typed_as_a_supporter_number_reveals_nothing(
         assert said[0].replace(ANN, "N") == other.replace("+447700900998", "N"), (said, other)
         # (the answer to any typed number: not the one to a phone shared with the button)
         assert f"If {ANN} is on the roll" in said[0], said
+
+
+async def test_an_election_loaded_while_serving_is_served_within_seconds(redis: Redis) -> None:
+    import asyncio
+
+    async with telegram_world(redis, every_election=True) as world:
+        deployment = world.core.deployment
+        assert deployment is not None and set(deployment.cores) == {RIVERSIDE}
+        # One election: its own greeting, as ever.
+        assert "Riverside" in (await world.say(GUEST, "hi"))["text"]
+        await load_the_others(redis)
+        async with asyncio.timeout(10):
+            while len(deployment.cores) < 3:  # noqa: ASYNC110 (the follower polls; so do we)
+                await asyncio.sleep(0.1)
+        london = deployment.cores[LONDON]
+        rows = await london.codes.issue_voting_codes(london.election, ["L7"])
+        ranking = (await world.say(BILAL, rows[0][3]))["text"]
+        assert "Rushanara Ahmed" in ranking, ranking
+        # A chat with no election yet is now asked which.
+        other = TelegramUser(300009, "Other")
+        assert "3 selections" in (await world.say(other, "hi"))["text"]
