@@ -306,7 +306,9 @@ async def test_healthz_checks_redis(stack: SmsStack) -> None:
 
 async def test_healthz_is_503_when_redis_is_down(stack: SmsStack) -> None:
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    core, up = stack.core, stack.core.redis
+    core = stack.core.deployment
+    assert core is not None
+    up = core.redis
     try:
         core.redis = down
         async with stack.session.get(stack.url + "/healthz") as resp:
