@@ -4,14 +4,17 @@ manual clock."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientError, ClientSession, TCPConnector, web
 from redis.asyncio import Redis
 
 from ballots.clock import ManualClock
@@ -126,3 +129,35 @@ async def sms_stack(
                 yield SmsStack(core, clock, twilio, session, url)
         finally:
             await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_workers(env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, Any]]:
+    """``openprimary serve --workers 2 ARGS`` on a free port with ``env``, once /healthz
+    answers 200; its URL and that answer.  SIGTERM on the way out, as systemd stops it."""
+    from tests.faults.support import free_port  # (which imports this module)
+
+    port = free_port()
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "openprimary.cli", "serve", "--workers", "2",
+        "--port", str(port), *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    async with (
+                        ClientSession(connector=TCPConnector(force_close=True)) as session,
+                        session.get(url + "/healthz") as resp,
+                    ):
+                        if resp.status == 200:
+                            health = await resp.json()
+                            break
+                except ClientError:
+                    await asyncio.sleep(0.1)
+        yield url, health
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            await parent.wait()

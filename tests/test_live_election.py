@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientError, ClientSession, TCPConnector
+from aiohttp import ClientSession
 from redis.asyncio import Redis
 
 from ballots import audit, keys
@@ -27,8 +25,7 @@ from bot.window import WindowRefused
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from tests.factories import EXAMPLES, NOW, SECRET, sample_election, settings
-from tests.faults.support import free_port
-from tests.sms_support import ANN, AUTH_TOKEN, BILAL, PUBLIC_URL, serve_env
+from tests.sms_support import ANN, AUTH_TOKEN, BILAL, PUBLIC_URL, serve_env, serve_workers
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import ANN as ANN_TG
@@ -53,32 +50,14 @@ async def cli(redis: Redis, clock: ManualClock, *argv: str) -> str:
 @asynccontextmanager
 async def serving(redis_url: str, election_id: str) -> AsyncIterator[str]:
     """``openprimary serve --workers 2`` on a free port, with SMS through a stand-in."""
-    port = free_port()
-    async with TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio:
-        parent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "openprimary.cli", "serve", "--workers", "2",
-            "--port", str(port), "--election", election_id,
-            env=serve_env(redis_url, twilio.base_url), cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with asyncio.timeout(60):
-                while True:
-                    try:
-                        async with (
-                            ClientSession(connector=TCPConnector(force_close=True)) as session,
-                            session.get(url + "/healthz") as resp,
-                        ):
-                            if resp.status == 200:
-                                break
-                    except ClientError:
-                        await asyncio.sleep(0.1)
-            yield url
-        finally:
-            parent.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(60):
-                await parent.wait()
+    async with (
+        TwilioApiStandIn(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+        serve_workers(serve_env(redis_url, twilio.base_url), "--election", election_id) as (
+            url,
+            _,
+        ),
+    ):
+        yield url
 
 
 async def until(text: str, send: object, what: str) -> float:

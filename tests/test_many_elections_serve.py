@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiohttp import ClientError, ClientSession, TCPConnector
+from aiohttp import ClientSession, TCPConnector
 from redis.asyncio import Redis
 
 from ballots.clock import SystemClock
@@ -21,8 +19,7 @@ from ballots.election import Candidate
 from ballots.roll import Supporter
 from channels.telegram import SECRET_HEADER
 from tests.factories import SECRET, sample_election
-from tests.faults.support import free_port
-from tests.sms_support import serve_env
+from tests.sms_support import serve_env, serve_workers
 from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.twilio_phone import ACCOUNT_SID
@@ -66,7 +63,6 @@ async def three_open_elections(redis: Redis) -> list[str]:
 @asynccontextmanager
 async def serving(redis_url: str, api: TelegramAPI) -> AsyncIterator[str]:
     """``serve --workers 2`` with no --election: every election loaded, on one bot."""
-    port = free_port()
     async with TwilioApiStandIn(ACCOUNT_SID, "unused") as twilio:
         env = {
             **serve_env(redis_url, twilio.base_url),
@@ -76,34 +72,9 @@ async def serving(redis_url: str, api: TelegramAPI) -> AsyncIterator[str]:
             "OPENPRIMARY_TELEGRAM_CHAT_RATE": "1000",
             "OPENPRIMARY_TELEGRAM_RATE": "1000",
         }
-        parent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "openprimary.cli", "serve", "--workers", "2",
-            "--port", str(port), env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            async with asyncio.timeout(60):
-                while True:
-                    try:
-                        async with (
-                            ClientSession(connector=TCPConnector(force_close=True)) as session,
-                            session.get(url + "/healthz") as resp,
-                        ):
-                            if resp.status == 200:
-                                health = await resp.json()
-                                assert health["elections"] == [
-                                    "hackney-north",
-                                    "london-mayor",
-                                    "riverside-2027",
-                                ], health
-                                break
-                    except ClientError:
-                        await asyncio.sleep(0.1)
+        async with serve_workers(env) as (url, health):
+            assert health["elections"] == ["hackney-north", "london-mayor", "riverside-2027"]
             yield url
-        finally:
-            parent.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(60):
-                await parent.wait()
 
 
 async def test_two_processes_answer_every_update_once_in_its_own_election(
