@@ -33,6 +33,8 @@ MIN_SHARD_SIZE = 1000
 DEFAULT_TIMEZONE = "Europe/London"
 _QUIET = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
 _ID = re.compile(r"^[a-z0-9-]+$")
+#: Ids an election may not have: the console's own paths beside ``/organisers/ID/``.
+RESERVED_IDS = frozenset({"static"})
 
 
 def one_line(name: str) -> bool:
@@ -292,6 +294,8 @@ def parse_election(text: str, path: str) -> Election:
     eid = text_field("id")
     if eid and not _ID.match(eid):
         bad("id", f"election id {eid!r} may use only a-z, 0-9 and '-'")
+    elif eid in RESERVED_IDS:
+        bad("id", f"election id {eid!r} is a name the console keeps for itself; choose another")
     title = text_field("title")
     method = text_field("method")
     if method and method not in METHODS:

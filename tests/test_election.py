@@ -126,3 +126,11 @@ def test_a_misspelt_key_is_refused_with_the_key_it_may_mean() -> None:
     ]
     (only,) = problems("colour = 'red'\n" + GOOD)
     assert only.startswith("e.toml:1: unknown key 'colour'; the keys are abstain, candidates,")
+
+
+def test_an_election_may_not_take_a_name_the_console_keeps() -> None:
+    import re
+
+    text = re.sub(r'(?m)^id = ".*"$', 'id = "static"', GOOD, count=1)
+    (only,) = problems(text)
+    assert "e.toml:" in only and "'static' is a name the console keeps" in only
