@@ -29,15 +29,17 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.box import BallotBox
-from ballots.connection import Batch, in_one_round_trip
+from ballots.connection import Batch
 from ballots.election import Election
 from ballots.languages import best
 from bot import texts
+from bot.buttons import election_tag
 from bot.conversation import Conversation
 from bot.i18n import current, isolate, speaking
 from bot.identify import looks_like_number
 from bot.messages import Button, Channel, InboundMessage, OutboundMessage
 from bot.parse import keyword, normalise, words
+from bot.reach import Reach
 from bot.state import State, Step
 from bot.turn import Known, Replies, say
 
@@ -84,19 +86,26 @@ class Lobby:
         conversations = self.ordered
         if len(conversations) == 1:
             return conversations[0].prefetch(batch, msg)
+        user = msg.user_id or msg.address if msg.channel == Channel.TELEGRAM else ""
         parts = []
         for conversation in conversations:
             before = len(batch.pipe)
             read = conversation.prefetch(batch, msg)
             parts.append((conversation.election.id, read, len(batch.pipe) - before))
+            if user:  # the supporter this Telegram account is linked to there (roll or proof)
+                batch.pipe.hget(keys.telegram_index(conversation.election.id), user)
 
         def known(results: Sequence[Any]) -> Known:
             writes: list[Callable[[Batch], None]] = []
             each: dict[str, Known] = {}
             at = 0
             for eid, read, n in parts:
-                each[eid] = replace(read(results[at : at + n]), writes=writes)
+                found = replace(read(results[at : at + n]), writes=writes)
                 at += n
+                if user:
+                    found = replace(found, linked=str(results[at]) if results[at] else None)
+                    at += 1
+                each[eid] = found
             ids = [sid for k in each.values() for sid in (k.phone_ids or [])]
             return Known(ids if msg.channel == Channel.SMS else None, writes=writes, each=each)
 
@@ -110,8 +119,13 @@ class Lobby:
         """One message: to the conversation of the chat's election, or the lobby's own
         question of which election it is for."""
         conversations = self.ordered
-        if len(conversations) == 1 or known.each is None:
-            return await conversations[0].step(state, msg, known)
+        if known.each is None:
+            # Read for the one election served when the message came in (another may have
+            # been loaded since): that election's, whatever is offered first now.
+            only = self.conversations.get(state.election) or conversations[0]
+            if len(conversations) == 1 or only.election.id == state.election:
+                return await only.step(state, msg, known)
+            known = replace(known, each={})
         with speaking(self._language(state, msg)):
             return await self._step(state, msg, known)
 
@@ -124,7 +138,7 @@ class Lobby:
                 handled = await extension.handle(msg)
                 if handled is not None:  # an organiser's command, in their election
                     return state, handled
-        text = msg.text if msg.choice is None else self._tapped(msg.choice)
+        text = msg.text if msg.choice is None else self._tapped(state, msg.choice)
         word = keyword(text)
         chosen = self._chosen(state, text)
         if chosen is not None:
@@ -133,9 +147,11 @@ class Lobby:
             return state, [say(await self._receipts(state, msg, each))]
         current = self.conversations.get(state.election)
         if current is not None and state.step not in (Step.START, Step.CHOOSE):
-            coded = self._code_owner(msg, each) if state.step is Step.DONE else None
+            identifying = (Step.IDENTIFY, Step.SMS_CODE, Step.DONE)
+            coded = self._code_owner(msg, each) if state.step in identifying else None
             if coded is not None and coded != current.election.id:
-                # Another of the household's voting codes, for another election.
+                # Another election's voting code (the voter's, or a household's): that
+                # election's ballot, never this one's.
                 return await self._into(coded, State(language=state.language), msg, each)
             return await self._into(current.election.id, state, msg, each)
         return await self._unmatched(state, msg, each)
@@ -156,23 +172,35 @@ class Lobby:
             return await self._into(owner or guard.election.id, fresh, msg, each)
         word = keyword(msg.text)
         said = words()
-        if word in (*said.help, *said.opt_out, *said.opt_in) and msg.contact is None:
-            return await self._into(self.home.election.id, fresh, msg, each)
+        everyone = [c.election for c in self.ordered]
+        if msg.contact is None and word in (*said.opt_out, *said.opt_in, *said.help):
+            # The chat's own, not one election's: answered here, and the chat stays free
+            # to choose (no election's identification is begun).
+            reach = Reach(self.redis)
+            if word in said.opt_out:
+                await reach.opt_out(msg.channel, msg.address)
+                return fresh, [say(texts.opted_out())]
+            replies: Replies = []
+            if word in said.opt_in and await reach.opt_in(msg.channel, msg.address):
+                replies.append(say(texts.opted_in()))
+            chosen, menu = self._menu(fresh, everyone, greeting=True)
+            return chosen, [*replies, *menu]
+        by_number = [c for c in self.ordered if c.identity.by_sms]
+        typed = msg.contact or (msg.text.strip(" .#") if looks_like_number(msg.text) else "")
+        if typed and len(by_number) > 1:
+            # Asked of every number alike (a phone on one roll typing a number too): which
+            # rolls it is on stays unsaid.
+            fresh.typed = f"{SHARED}{msg.contact}" if msg.contact else typed
+            return self._menu(fresh, [c.election for c in by_number], number=True)
         if msg.channel == Channel.SMS:
             own = [eid for eid, k in each.items() if k.phone_ids]
             if len(own) == 1:
                 return await self._into(own[0], fresh, msg, each)
             if own:
-                return self._menu(fresh, [c.election for c in self.ordered if c.election.id in own])
-        by_number = [c for c in self.ordered if c.identity.by_sms]
-        typed = msg.contact or (msg.text.strip(" .#") if looks_like_number(msg.text) else "")
+                return self._menu(fresh, [e for e in everyone if e.id in own])
         if typed and by_number:
-            if len(by_number) == 1:
-                return await self._into(by_number[0].election.id, fresh, msg, each)
-            # Asked of every number alike: which rolls it is on stays unsaid.
-            fresh.typed = f"{SHARED}{msg.contact}" if msg.contact else typed
-            return self._menu(fresh, [c.election for c in by_number], number=True)
-        return self._menu(fresh, [c.election for c in self.ordered], greeting=True)
+            return await self._into(by_number[0].election.id, fresh, msg, each)
+        return self._menu(fresh, everyone, greeting=True)
 
     def _menu(
         self,
@@ -195,19 +223,24 @@ class Lobby:
             text = texts.selections_here(listed, len(elections))
         else:
             text = texts.choose_selection(listed, len(elections))
-        rows = tuple((Button(e.title, f"{MENU}:{n}"),) for n, e in enumerate(elections, 1))
+        rows = tuple((Button(e.title, f"{MENU}:{election_tag(e.id)}"),) for e in elections)
         return state, [OutboundMessage(text, buttons=rows, kind="menu")]
 
-    def _tapped(self, choice: str) -> str:
-        kind, _, n = choice.partition(":")
-        return n if kind == MENU else ""
+    def _tapped(self, state: State, choice: str) -> str:
+        """The reply a tapped election stands for: its place among the elections offered
+        now ('' for a button of an earlier menu that no longer offers it)."""
+        kind, _, tag = choice.partition(":")
+        if kind != MENU:
+            return ""
+        places = [n for n, eid in enumerate(state.offers, 1) if election_tag(eid) == tag]
+        return str(places[0]) if places else ""
 
     def _chosen(self, state: State, text: str) -> str | None:
         """The election a reply picks from the ones the chat was offered, if it picks one."""
         if not state.offers or state.step not in (Step.CHOOSE, Step.DONE):
             return None
         typed = normalise(text).strip(" .#")
-        if typed.isdigit() and 1 <= int(typed) <= len(state.offers):
+        if typed.isdecimal() and 1 <= int(typed) <= len(state.offers):
             eid = state.offers[int(typed) - 1]
             return eid if eid in self.conversations else None
         for eid in state.offers:
@@ -222,8 +255,9 @@ class Lobby:
     async def _enter(
         self, eid: str, state: State, msg: InboundMessage, each: Mapping[str, Known]
     ) -> tuple[State, Replies]:
-        """Start voting in a chosen election: with the supporter number typed before the
-        question, the phone this chat proved in another election, or from its greeting."""
+        """Start voting in a chosen election: with the supporter number (or shared phone)
+        given before the question, or from its first step (a code to an SMS sender's own
+        phone on its roll, or its greeting)."""
         fresh = State(election=eid, language=state.language)
         if state.typed is not None:
             if state.typed.startswith(SHARED):
@@ -231,15 +265,7 @@ class Lobby:
             else:
                 entry = replace(msg, text=state.typed, choice=None, contact=None)
             return await self._into(eid, fresh, entry, each)
-        phone = None
-        if msg.channel != Channel.SMS and state.step is Step.DONE and state.supporter:
-            phone = await self._phone(state.election, state.supporter)
-        conversation = self.conversations[eid]
-        if phone and conversation.identity.by_sms:
-            # Proved in the election voted in: that phone, as if shared, asks for a code.
-            entry = replace(msg, text="", choice=None, contact=phone)
-        else:
-            entry = replace(msg, text="", choice=None, contact=None)
+        entry = replace(msg, text="", choice=None, contact=None)
         return await self._into(eid, fresh, entry, each)
 
     async def _into(
@@ -249,12 +275,15 @@ class Lobby:
         conversation = self.conversations[eid]
         if state.election != eid:
             state = State(election=eid, language=state.language)
-        new_state, replies = await conversation.step(state, msg, each[eid])
-        if new_state.step is not Step.DONE or new_state.election != eid:
-            new_state.offers = []
-            return new_state, replies
+        was_done, offered = state.step is Step.DONE, list(state.offers)
+        new_state, replies = await conversation.step(state, msg, _known(each, eid))
         new_state.offers = []
-        others = await self._others(eid, new_state, msg, each)
+        if new_state.step is not Step.DONE or new_state.election != eid:
+            return new_state, replies
+        if was_done:  # offered at the cast already: the same offer, nothing read again
+            others = [self.conversations[e].election for e in offered if e in self.conversations]
+        else:
+            others = self._others(eid, msg, each)
         if not others:
             return new_state, replies
         spoken = replies[-1].language if replies else current()
@@ -267,42 +296,16 @@ class Lobby:
             *(replace(m, language=spoken, faithful=faithful) for m in offer),
         ]
 
-    async def _others(
-        self, eid: str, state: State, msg: InboundMessage, each: Mapping[str, Known]
-    ) -> list[Election]:
-        """The other elections this voter is on, to offer once they have voted here: by the
-        SMS sender's phone, or (a Telegram chat) the phone on this election's roll."""
-        if msg.channel == Channel.SMS:
-            return [
-                c.election
-                for c in self.ordered
-                if c.election.id != eid and each[c.election.id].phone_ids
-            ]
-        phone = await self._phone(eid, state.supporter) if state.supporter else None
-        if not phone:
-            return []
-        conversations = self.ordered
-
-        def fill(batch: Batch) -> None:
-            for c in conversations:
-                batch.pipe.hexists(keys.phone_index(c.election.id), phone)
-
-        found = await in_one_round_trip(self.redis, fill)
+    def _others(self, eid: str, msg: InboundMessage, each: Mapping[str, Known]) -> list[Election]:
+        """The other elections this voter is on, to offer once they have voted here, from
+        what was read with the message: by the SMS sender's phone, or the Telegram account
+        the other rolls (or an identification there) link."""
         return [
             c.election
-            for c, on in zip(conversations, found, strict=True)
-            if on and c.election.id != eid and c.identity.by_sms
+            for c in self.ordered
+            if c.election.id != eid
+            and (_known(each, c.election.id).phone_ids or _known(each, c.election.id).linked)
         ]
-
-    async def _phone(self, eid: str, supporter: str) -> str | None:
-        """The phone on an election's roll for a supporter."""
-        conversation = self.conversations.get(eid)
-        if conversation is None:
-            return None
-        election = conversation.election
-        shard = keys.shard_of(supporter, election.shards)
-        phone = await self.redis.hget(keys.voter(eid, shard, supporter), "phone")
-        return str(phone) if phone else None
 
     def _code_owner(self, msg: InboundMessage, each: Mapping[str, Known]) -> str | None:
         """The election whose voting code the message is, if it is one."""
@@ -324,11 +327,10 @@ class Lobby:
             if state.election == election.id and state.step in (Step.RANK, Step.CONFIRM, Step.DONE):
                 sid = state.supporter
             elif msg.channel == Channel.SMS:
-                ids = each[election.id].phone_ids or []
+                ids = _known(each, election.id).phone_ids or []
                 sid = ids[0] if len(ids) == 1 else None
-            elif msg.user_id:
-                linked = await self.redis.hget(keys.telegram_index(election.id), msg.user_id)
-                sid = str(linked) if linked else None
+            else:
+                sid = _known(each, election.id).linked
             if sid is None:
                 continue
             receipt = await self.box.receipt(election, sid)
@@ -349,3 +351,13 @@ class Lobby:
             return state.language
         offered = [code for c in self.ordered for code in c.election.languages]
         return best(msg.language, list(dict.fromkeys(offered))) or self.home.election.languages[0]
+
+
+def _known(each: Mapping[str, Known], eid: str) -> Known:
+    """What was read for an election with the message (nothing, for one loaded since: its
+    steps read what they need themselves), sharing the message's writes."""
+    found = each.get(eid)
+    if found is not None:
+        return found
+    writes = next(iter(each.values())).writes if each else []
+    return Known(writes=writes)

@@ -31,8 +31,10 @@ class Known:
     outsider: Standing | None = None
     #: Writes the step leaves to go with the chat's new state, in the same round trip.
     writes: list[Callable[[Batch], None]] = field(default_factory=list)
-    #: Many elections served: what was read for each, by election id (``bot.lobby``).
+    #: Many elections served: what was read for each, by election id (``bot.lobby``) ...
     each: Mapping[str, Known] | None = None
+    #: ... and, in each, the supporter a Telegram account is linked to (roll or proof).
+    linked: str | None = None
 
     def queue_writes(self, batch: Batch) -> None:
         for write in self.writes:

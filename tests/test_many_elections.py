@@ -163,7 +163,8 @@ async def test_a_telegram_voter_on_two_rolls_votes_in_both_through_one_chat(
         await world.tap(BILAL, "Done")
         await world.tap(BILAL, "Cast my vote")
         texts = world.texts(BILAL)
-        assert any("also vote in 1 more selection" in t and "Riverside" in t for t in texts), texts
+        # The rolls link his Telegram account in Riverside and Hackney too: both offered.
+        assert any("also vote in 2 more selections" in t and "Riverside" in t for t in texts), texts
         # Riverside's code, typed after: Riverside's ballot.
         ranking = (await world.say(BILAL, riverside_code))["text"]
         assert "Alex Green" in ranking, ranking
@@ -179,6 +180,8 @@ async def test_a_telegram_voter_on_two_rolls_votes_in_both_through_one_chat(
 
 
 async def test_a_code_of_one_election_is_refused_in_another_s_ballot(redis: Redis) -> None:
+    from tests.factories import stored_ballots
+
     await load_the_others(redis)
     async with telegram_world(redis, every_election=True) as world:
         deployment = world.core.deployment
@@ -186,19 +189,42 @@ async def test_a_code_of_one_election_is_refused_in_another_s_ballot(redis: Redi
         london = deployment.cores[LONDON]
         rows = await london.codes.issue_voting_codes(london.election, ["L7"])
         london_code = rows[0][3]
-        # In Riverside's ballot (chosen from the greeting's list), London's code is a wrong one.
+        riverside_code = await world.voting_code("S1002")
+        # In Riverside's ballot (identified there), London's code is no vote at all.
+        assert "Alex Green" in (await world.say(BILAL, riverside_code))["text"]
+        refused = (await world.say(BILAL, london_code))["text"]
+        assert "Rushanara" not in refused, refused
+        assert await stored_ballots(redis, london.election) == {}
+        assert await stored_ballots(redis, world.core.election) == {}
+        # Typed while a chat is still identifying in Riverside, it is London's ballot that
+        # opens, never Riverside's.
         greeting = (await world.say(GUEST, "hello"))["text"]
         assert "3 selections" in greeting, greeting
         await world.tap(GUEST, "Riverside Party selection: Mayor of Riverside")
-        refused = (await world.say(GUEST, london_code))["text"]
-        assert "recognise that code" in refused, refused
-        assert "Rushanara" not in refused
-        from tests.factories import stored_ballots
+        ranking = (await world.say(GUEST, london_code))["text"]
+        assert "Rushanara Ahmed" in ranking and "Alex Green" not in ranking, ranking
 
-        assert await stored_ballots(redis, london.election) == {}
-        # The code is still good in its own election.
-        ranking = (await world.say(BILAL, london_code))["text"]
-        assert "Rushanara Ahmed" in ranking, ranking
+
+async def test_start_help_and_stale_buttons_leave_the_chat_free_to_choose(redis: Redis) -> None:
+    await load_the_others(redis)
+    async with sms_stack(redis, every_election=True) as stack:
+        carys = stack.phone(CARYS)  # on Riverside's roll only
+        started = "\n".join(await carys.text("START"))
+        assert "3 selections" in started, started
+        # ... and she is not held in whichever election sorts first: her own roll's code.
+        asked = "\n".join(await carys.text("Hi"))
+        assert "code to vote in Riverside" in asked, asked
+        assert "\n".join(await carys.text("⓵"))  # an odd digit is no crash
+    async with telegram_world(redis, every_election=True) as world:
+        menu = await world.say(GUEST, "hello")
+        assert "3 selections" in menu["text"]
+        await world.say(GUEST, "S1001")  # a newer menu: the elections that take numbers
+        # The old menu's London button no longer stands for anything offered: refused.
+        old = await world.tap(GUEST, "London Mayor selection", menu)
+        assert old is not None
+        last = world.api.last_message(GUEST.id)["text"]
+        assert "If S1001 is on the roll" not in last, last
+        assert "Which selection is that number for?" in last, last
 
 
 @pytest.fixture
