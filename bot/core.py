@@ -63,7 +63,7 @@ class Core:
         self.election = election
         self.conversation.follow(election)
         if self.deployment is not None:
-            self.deployment.pad()
+            self.deployment.refresh()
         if self.organisers is not None:
             self.organisers.election = election
         if self.alerts is not None:
@@ -117,10 +117,13 @@ class Deployment:
         core.deployment = self
         self.cores[core.election.id] = core
         self.lobby.add(core.conversation)
-        self.pad()
+        self.refresh()
 
-    def pad(self) -> None:
-        """Every sealed chat state padded to one length, whatever the election."""
+    def refresh(self) -> None:
+        """What is derived from the elections served, after one is added or changed: the
+        order they are offered in, and the one length every sealed chat state is padded
+        to, whatever the election."""
+        self.lobby.reorder()
         elections = [c.election for c in self.cores.values()]
         others = [e.id for e in elections] if len(elections) > 1 else []
         self.router.store.padding = max(state_padding(e, others) for e in elections)

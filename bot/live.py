@@ -17,6 +17,7 @@ import logging
 
 from redis.exceptions import RedisError
 
+from ballots import keys
 from ballots.election import election_version, get_election, list_elections
 from ballots.errors import ConfigError, UnknownElection
 from bot.conversation import DONE_KEPT
@@ -49,8 +50,12 @@ async def follow(deployment: Deployment, every: float = EVERY) -> None:
 async def _catch_up(deployment: Deployment, seen: dict[str, int]) -> None:
     """One look: each served election's version, and the elections loaded."""
     redis = deployment.redis
-    for eid, core in list(deployment.cores.items()):
-        version = await election_version(redis, eid)
+    served = list(deployment.cores.items())
+    async with redis.pipeline(transaction=False) as pipe:  # every version, one round trip
+        for eid, _ in served:
+            pipe.hget(keys.election(eid), "version")
+        versions = [int(v or 0) for v in await pipe.execute()]
+    for (eid, core), version in zip(served, versions, strict=True):
         if version == seen.get(eid):
             continue
         try:

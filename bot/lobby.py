@@ -60,14 +60,16 @@ class Lobby:
         self.box = box
         #: Each election's conversation, by election id.
         self.conversations: dict[str, Conversation] = {}
+        #: The elections as a chat is offered them: by title, then id (see :meth:`reorder`).
+        self.ordered: list[Conversation] = []
 
     def add(self, conversation: Conversation) -> None:
         self.conversations[conversation.election.id] = conversation
+        self.reorder()
 
-    @property
-    def ordered(self) -> list[Conversation]:
-        """The elections as a chat is offered them: by title, then id."""
-        return sorted(
+    def reorder(self) -> None:
+        """Put the elections in the order they are offered again (one added or retitled)."""
+        self.ordered = sorted(
             self.conversations.values(), key=lambda c: (c.election.title.casefold(), c.election.id)
         )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from bot.core import Core
 from channels.appkeys import DEPLOYMENT
 from channels.web.guard import PREFIX, STATIC, session_cookie, signin_for
 
@@ -38,7 +37,7 @@ async def index(request: web.Request) -> web.StreamResponse:
             raise web.HTTPSeeOther(f"{PREFIX}/{wanted}/")
     elif not actors and len(cores) == 1:
         raise web.HTTPSeeOther(f"{PREFIX}/{cores[0].election.id}/sign-in")
-    mine = [c for c in cores if actors & set(_actors(c))]
+    mine = [c for c in cores if actors & set(signin_for(request, c).actors())]
     response = aiohttp_jinja2.render_template(
         "index.html",
         request,
@@ -66,8 +65,3 @@ async def index(request: web.Request) -> web.StreamResponse:
 async def to_election(request: web.Request) -> web.StreamResponse:
     """GET /organisers/ID: the election's console, at its own address."""
     raise web.HTTPSeeOther(f"{PREFIX}/{request.match_info['election']}/")
-
-
-def _actors(core: Core) -> list[str]:
-    """The election's organisers as sessions name them."""
-    return [o if o.startswith("tg:") else f"sms:{o}" for o in core.election.organisers]
