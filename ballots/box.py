@@ -37,7 +37,8 @@ _CAST = (
     + """
 -- KEYS: voter, shard meta, sealed ballots, receipts, turnout
 -- ARGV: grant hash, now, sealed ballot, receipt, channel, day, count key id, unconfirmed,
---       hour (UTC, 2026-11-20T12)
+--       hour (UTC, 2026-11-20T12), language the chat spoke, seconds from the chat's first
+--       message (a bucket, or '')
 local v, meta = KEYS[1], KEYS[2]
 if redis.call('EXISTS', v) == 0 then return 'ineligible' end
 local now = tonumber(ARGV[2])
@@ -62,17 +63,37 @@ if redis.call('ZSCORE', KEYS[4], ARGV[4]) then return 'receipt_taken' end
 -- The receipt stays with the voter so it can always be given again: it carries no vote.
 redis.call('HSET', v, 'voted', ARGV[5], 'receipt', ARGV[4], 'voted_on', ARGV[6])
 if ARGV[8] == '1' then redis.call('HSET', v, 'unconfirmed', '1') end
-redis.call('HDEL', v, 'grant', 'grant_exp', 'code')
+local section = redis.call('HGET', v, 'section')
+local by = redis.call('HGET', v, 'grant_by')
+local reminded = redis.call('HGET', v, 'reminded')
+redis.call('HDEL', v, 'grant', 'grant_exp', 'grant_by', 'code')
 -- Codes texted for this voter (one per asking chat) are of no more use.
 for _, f in ipairs(redis.call('HKEYS', v)) do
   if string.sub(f, 1, 3) == 'otp' then redis.call('HDEL', v, f) end
 end
-redis.call('ZADD', KEYS[3], 0, ARGV[3])
+-- In an electoral college the sealed ballot is stored with its section, and only that
+-- (base64 holds no ':'); the unseal counts each section's ballots apart.
+local sealed = ARGV[3]
+if section and section ~= '' then
+  sealed = section .. ':' .. sealed
+  redis.call('HINCRBY', KEYS[5], 'sec:' .. section, 1)
+end
+redis.call('ZADD', KEYS[3], 0, sealed)
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[5], 'total', 1)
 redis.call('HINCRBY', KEYS[5], 'ch:' .. ARGV[5], 1)
 redis.call('HINCRBY', KEYS[5], 'day:' .. ARGV[6], 1)
 redis.call('HINCRBY', KEYS[5], 'hour:' .. ARGV[9], 1)
+-- What the pilots' report compares, as counts only: nothing here names the voter.
+if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[5], 'lang:' .. ARGV[10], 1) end
+if by then redis.call('HINCRBY', KEYS[5], 'id:' .. by, 1) end
+if ARGV[11] ~= '' then redis.call('HINCRBY', KEYS[5], 'took:' .. ARGV[11], 1) end
+if reminded then
+  local job, at = string.match(reminded, '^(.+):(%d+)$')
+  if job and now - tonumber(at) <= 86400 then
+    redis.call('HINCRBY', KEYS[5], 'after:' .. job, 1)
+  end
+end
 return 'cast'
 """
 )
@@ -116,6 +137,17 @@ class CastResult:
     @property
     def ok(self) -> bool:
         return self.status == "cast"
+
+
+def took_bucket(seconds: float) -> int:
+    """How long a voter took, as the turnout counts it: to the second under an hour, to
+    the minute under a day, to the hour after (so the counts stay few), in seconds."""
+    whole = max(int(seconds), 0)
+    if whole < 3600:
+        return whole
+    if whole < 86400:
+        return whole - whole % 60
+    return min(whole - whole % 3600, 90 * 86400)
 
 
 def check_ranking(election: Election, ranking: Sequence[str]) -> tuple[str, ...]:
@@ -177,8 +209,15 @@ class BallotBox:
         grant: str,
         ranking: Sequence[str],
         channel: str,
+        *,
+        language: str = "",
+        took: float | None = None,
     ) -> CastResult:
-        """Cast a ballot for a supporter holding a grant from a code check."""
+        """Cast a ballot for a supporter holding a grant from a code check.
+
+        ``language``: the language the chat spoke; ``took``: seconds since the chat's
+        first message.  Both are only counted (:func:`took_bucket`), for the pilots' report.
+        """
         ballot = check_ranking(election, ranking)
         key = await self.count_key(election)
         if key is None:
@@ -204,6 +243,8 @@ class BallotBox:
             key.id,
             "1" if self.durable_replicas else "0",
             now.astimezone(UTC).strftime("%Y-%m-%dT%H"),
+            language,
+            "" if took is None else took_bucket(took),
         ]
         status, receipt = "receipt_taken", ""
         for _ in range(RECEIPT_DRAWS):

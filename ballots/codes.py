@@ -594,7 +594,7 @@ class Codes:
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
         status, left = await self._verify(
-            keys=[keys.voter(election.id, shard, sid)],
+            keys=[keys.voter(election.id, shard, sid), keys.turnout(election.id, shard)],
             args=[
                 field,
                 self.digest(election.id, field, code),

@@ -11,7 +11,7 @@ from ballots.lua import CONSTANT_TIME_EQUAL
 VERIFY = (
     CONSTANT_TIME_EQUAL
     + """
--- KEYS[1] voter hash
+-- KEYS[1] voter hash, KEYS[2] the shard's turnout (counts voters identified at least once)
 -- ARGV: field ('code'|'otp'), presented hash, now, max tries, max fails, grant hash,
 --       grant expiry, delivery (the platform's message id, or ''), asker tag,
 --       the SMS number it came from (or ''): the voter's own phone on the roll is never
@@ -20,7 +20,12 @@ VERIFY = (
 local v = KEYS[1]
 if redis.call('EXISTS', v) == 0 then return {'unknown', 0} end
 local function grant()
-  redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7])
+  -- grant_by: how the voter proved who they are (a posted code or a texted one), counted
+  -- at the cast for the pilots' report; the first identification is counted once.
+  redis.call('HSET', v, 'grant', ARGV[6], 'grant_exp', ARGV[7], 'grant_by', ARGV[1])
+  if redis.call('HSETNX', v, 'identified', '1') == 1 then
+    redis.call('HINCRBY', KEYS[2], 'identified', 1)
+  end
   if ARGV[11] ~= '' then redis.call('HSET', v, 'telegram_id', ARGV[11]) end
 end
 if redis.call('HGET', v, 'voted') then return {'voted', 0} end

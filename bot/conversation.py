@@ -204,6 +204,9 @@ class Conversation:
             new_state, replies = await self._answer(state, msg, known)
         if new_state.language is None and state.language is not None:
             new_state.language = state.language  # a fresh state keeps the chat's language
+        if new_state.step is not Step.DONE and not new_state.began:
+            # A fresh state keeps when the conversation began, too.
+            new_state.began = state.began or int(self.clock.now().timestamp())
         spoken = new_state.language or language
         # By SMS a faithful language keeps its own letters, at the price of UCS-2 if need be.
         faithful = self.election.sms_faithful(spoken)
@@ -515,7 +518,13 @@ class Conversation:
             fresh = State(election=self.election.id, turn=state.turn)
             return await self._start(fresh, replace(turn, text="", word=""))
         result = await self.box.cast(
-            self.election, state.supporter, state.grant, state.ranking, turn.msg.channel
+            self.election,
+            state.supporter,
+            state.grant,
+            state.ranking,
+            turn.msg.channel,
+            language=state.language or current(),
+            took=self.clock.now().timestamp() - state.began if state.began else None,
         )
         # After a cast the chat keeps only "done" and (sealed) who it was: not the
         # ranking, so nothing outside the ballot box remembers what was voted.

@@ -70,6 +70,9 @@ class State:
     offers: list[str] = field(default_factory=list)
     #: A supporter number typed before the chat said which election it is for.
     typed: str | None = None
+    #: When this election's conversation began (Unix seconds; 0: not yet): the cast
+    #: counts how long voting took, for the pilots' report.
+    began: int = 0
 
     def to_json(self) -> str:
         """The whole state as JSON, in the clear: for comparing states in memory only."""
@@ -91,6 +94,7 @@ def state_padding(election: Election, others: Sequence[str] = ()) -> int:
             language="xx-Xxxx",
             offers=[election.id, *others] if others else [],
             typed="x" * _MAX_SUPPORTER if others else None,
+            began=10**10,
         )
     )
     return -(-len(longest) // 64) * 64
@@ -100,8 +104,10 @@ def _private(state: State) -> bytes:
     """The sealed part, compact: a JSON list in a fixed order."""
     fields = [state.step.value, state.turn, int(state.quiet), state.supporter, state.grant]
     more: list[object] = [state.ranking, state.language]
-    if state.offers or state.typed:
+    if state.offers or state.typed or state.began:
         more += [state.offers, state.typed]
+    if state.began:
+        more.append(state.began)
     return json.dumps([*fields, *more], separators=(",", ":")).encode()
 
 
@@ -138,6 +144,7 @@ class StateStore:
             step, turn, quiet, supporter, grant, ranking, *more = json.loads(private)
             language = more[0] if more else None  # (states sealed before languages had none)
             offers, typed = more[1:3] if len(more) >= 3 else ([], None)
+            began = more[3] if len(more) >= 4 else 0
             return State(
                 step=Step(step),
                 turn=int(turn),
@@ -149,6 +156,7 @@ class StateStore:
                 language=language if isinstance(language, str) else None,
                 offers=[str(e) for e in offers] if isinstance(offers, list) else [],
                 typed=typed if isinstance(typed, str) else None,
+                began=began if isinstance(began, int) else 0,
             )
         except (ValueError, TypeError, KeyError, CryptoError):
             return State()

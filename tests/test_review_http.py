@@ -82,8 +82,9 @@ async def snapshot(redis: Redis) -> dict[str, object]:
     for k in sorted(await redis.keys("*")):
         if await redis.type(k) == "hash":
             found[str(k)] = sorted((await redis.hgetall(k)).items())
-        else:
-            found[str(k)] = await redis.dump(k)
+        elif (value := await redis.dump(k)) is not None:
+            # None: the key's TTL ran out between KEYS and DUMP; it is gone, not changed.
+            found[str(k)] = value
     return found
 
 

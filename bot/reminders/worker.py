@@ -330,6 +330,17 @@ class Worker:
             outcome = await self._deliver(job, election, template, claim, keys_)
             if outcome is None:
                 continue  # the claim went back (the job was paused meanwhile)
+            if outcome in (Outcome.SENT, Outcome.SENT_BY_SMS):
+                # When they were reminded, by which job: a cast within a day of it is
+                # counted for the job (the pilots' report), and only counted.
+                voter = keys.voter(
+                    election.id,
+                    keys.shard_of(claim.supporter_id, election.shards),
+                    claim.supporter_id,
+                )
+                await self.redis.hset(
+                    voter, "reminded", f"{job}:{int(self.clock.now().timestamp())}"
+                )
             done = await self._finish(
                 keys=keys_,
                 args=[channel, claim.index, self.id, int(outcome.progress), outcome.value],
