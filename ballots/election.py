@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +34,9 @@ MIN_SHARD_SIZE = 1000
 DEFAULT_TIMEZONE = "Europe/London"
 _QUIET = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
 _ID = re.compile(r"^[a-z0-9-]+$")
+_FRACTION = re.compile(r"^[0-9]+ */ *[1-9][0-9]*$|^[0-9]*\.?[0-9]+$")
+#: The fewest ballots a section of an electoral college may have and still be counted.
+DEFAULT_MIN_SECTION_BALLOTS = 20
 #: Ids an election may not have: the console's own paths beside ``/organisers/ID/``.
 RESERVED_IDS = frozenset({"static"})
 
@@ -134,7 +138,23 @@ class Election:
     #: How SMS carries a language, where the file chose (``faithful`` or ``folded``);
     #: the others go as :data:`ballots.languages.SHIPPED` says.
     sms_text: dict[str, str] = field(default_factory=dict)
+    #: An electoral college: each section's share of the count (exact, summing to 1), in
+    #: the file's order; empty for one body of voters.  The roll's ``section`` column places
+    #: each supporter.
+    sections: tuple[tuple[str, Fraction], ...] = ()
+    #: The fewest ballots a section may have and still be counted (a smaller section's
+    #: results would say too much about how its few voters voted).
+    min_section_ballots: int = DEFAULT_MIN_SECTION_BALLOTS
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def section_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.sections)
+
+    @property
+    def shares(self) -> dict[str, Fraction]:
+        """Each section's share of the count (empty: no sections)."""
+        return dict(self.sections)
 
     @property
     def candidate_ids(self) -> tuple[str, ...]:
@@ -181,6 +201,14 @@ class Election:
                 "languages": list(self.languages),
                 "sms_text": self.sms_text,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
+                **(
+                    {
+                        "sections": [[name, str(share)] for name, share in self.sections],
+                        "min_section_ballots": self.min_section_ballots,
+                    }
+                    if self.sections
+                    else {}
+                ),
             }
         )
 
@@ -205,6 +233,8 @@ class Election:
             languages=tuple(d.get("languages", ["en"])),
             sms_text=dict(d.get("sms_text", {})),
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
+            sections=tuple((name, Fraction(share)) for name, share in d.get("sections", [])),
+            min_section_ballots=d.get("min_section_ballots", DEFAULT_MIN_SECTION_BALLOTS),
         )
 
 
@@ -213,7 +243,7 @@ FILE_KEYS = frozenset(
     {
         "id", "title", "method", "seats", "opens", "closes", "identity", "help",
         "organisers", "shards", "languages", "sms_text", "candidates", "max_ranks",
-        "timezone", "quiet_hours", "abstain",
+        "timezone", "quiet_hours", "abstain", "sections", "min_section_ballots",
     }
 )  # fmt: skip
 CANDIDATE_KEYS = frozenset({"id", "name"})
@@ -461,6 +491,18 @@ def parse_election(text: str, path: str) -> Election:
         bad("abstain", "'abstain' must be true or false")
         abstain = False
 
+    sections = _sections(data.get("sections"), method, bad)
+    min_section_ballots = data.get("min_section_ballots", DEFAULT_MIN_SECTION_BALLOTS)
+    if (
+        not isinstance(min_section_ballots, int)
+        or isinstance(min_section_ballots, bool)
+        or min_section_ballots < 1
+    ):
+        bad("min_section_ballots", "'min_section_ballots' must be a whole number of at least 1")
+        min_section_ballots = DEFAULT_MIN_SECTION_BALLOTS
+    elif "min_section_ballots" in data and not sections:
+        bad("min_section_ballots", "'min_section_ballots' applies only with 'sections'")
+
     if problems:
         raise FileProblems(sorted(problems, key=lambda p: p.line))
     return Election(
@@ -481,7 +523,60 @@ def parse_election(text: str, path: str) -> Election:
         abstain=abstain,
         languages=languages,
         sms_text=sms_text,
+        sections=sections,
+        min_section_ballots=min_section_ballots,
     )
+
+
+def _share(value: Any) -> Fraction | None:
+    """A section's share as written: a number (0.5) or a fraction in quotes ("1/3"),
+    read exactly (0.1 is one tenth, not the binary float nearest it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return Fraction(str(value))
+    if isinstance(value, str) and _FRACTION.match(value.strip()):
+        return Fraction(value.strip().replace(" ", ""))
+    return None
+
+
+def _sections(
+    raw: Any, method: str, bad: Callable[[str, str], None]
+) -> tuple[tuple[str, Fraction], ...]:
+    """The file's ``sections`` table: each section's share, exact; they must sum to 1."""
+    if raw is None:
+        return ()
+    example = "'sections' must be a table such as { members = 0.5, affiliates = 0.5 }"
+    if not isinstance(raw, dict) or len(raw) < 2:
+        bad("sections", example + " (two sections at least)")
+        return ()
+    found: list[tuple[str, Fraction]] = []
+    for name, value in raw.items():
+        share = _share(value)
+        if not _ID.match(name) or len(name) > 32:
+            bad("sections", f"section {name!r}: a name is 1-32 lower-case letters, digits or '-'")
+        elif share is None or not 0 < share < 1:
+            bad(
+                "sections",
+                f"section {name!r}: its share must be a number between 0 and 1, such as 0.5 "
+                'or "1/3"',
+            )
+        else:
+            found.append((name, share))
+    if len(found) != len(raw):
+        return ()
+    total = sum(share for _, share in found)
+    if total != 1:
+        bad("sections", f"the sections' shares add up to {total}, not 1")
+        return ()
+    if method == "stv":
+        bad(
+            "sections",
+            "sections are counted by 'irv' or 'sv' only: a weighted STV count is not "
+            "supported (its transfers could not be kept exact and checked)",
+        )
+        return ()
+    return tuple(found)
 
 
 def _sms_text(
@@ -554,6 +649,7 @@ async def save_election(redis: Redis, election: Election) -> Election:
                 ("candidate ids", previous.candidate_ids, election.candidate_ids),
                 ("max_ranks", previous.max_ranks, election.max_ranks),
                 ("abstain", previous.abstain, election.abstain),
+                ("sections", previous.sections, election.sections),
             )
             if before != after
         ]

@@ -250,8 +250,16 @@ def receipts(election_id: str, shard: int) -> str:
 
 
 def turnout(election_id: str, shard: int) -> str:
-    """Hash: ballot counters: ``total``, ``ch:<channel>``, ``day:<YYYY-MM-DD>``."""
+    """Hash: ballot counters: ``total``, ``ch:<channel>``, ``day:<YYYY-MM-DD>``,
+    ``hour:<YYYY-MM-DDTHH>``, ``sec:<section>``, ``lang:<language>``, ``id:<code|otp>``,
+    ``took:<seconds>``, ``after:<reminder job>``; and ``identified`` (voters who proved who
+    they are at least once, cast or not).  Counts only: nothing names a voter."""
     return f"{PREFIX}:{_tag(election_id, shard)}:turnout"
+
+
+def roll_sections(election_id: str, shard: int) -> str:
+    """Hash: section -> supporters of the shard on the roll in it (an electoral college)."""
+    return f"{PREFIX}:{_tag(election_id, shard)}:sections"
 
 
 # --- chat ----------------------------------------------------------------

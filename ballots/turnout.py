@@ -1,4 +1,6 @@
-"""Turnout: how many supporters have voted, by channel and by day.  Never who chose whom."""
+"""Turnout: how many supporters have voted, by channel, day, hour, section, language and
+how they identified; how long voting took; casts within a day of a reminder.  Counts only:
+never who voted when, nor who chose whom."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.election import Election
-from ballots.roll import roll_size
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,20 @@ class Turnout:
     by_day: dict[str, int] = field(default_factory=dict)
     #: Ballots by hour (UTC, ``2026-11-20T12``).
     by_hour: dict[str, int] = field(default_factory=dict)
+    #: Ballots by electoral-college section, and supporters on the roll in each.
+    by_section: dict[str, int] = field(default_factory=dict)
+    eligible_by_section: dict[str, int] = field(default_factory=dict)
+    #: Ballots by the language the chat spoke.
+    by_language: dict[str, int] = field(default_factory=dict)
+    #: Ballots by how the voter proved who they are: ``code`` (posted), ``otp`` (texted).
+    by_identity: dict[str, int] = field(default_factory=dict)
+    #: Seconds from a chat's first message to its cast (bucketed: ``ballots.box.took_bucket``)
+    #: -> ballots.
+    took: dict[int, int] = field(default_factory=dict)
+    #: Reminder job -> ballots cast within 24 hours of that job's reminder to the voter.
+    after_reminder: dict[str, int] = field(default_factory=dict)
+    #: Supporters who proved who they are at least once (cast or not).
+    identified: int = 0
 
     @property
     def percent(self) -> float:
@@ -36,29 +51,71 @@ class Turnout:
             "by_channel": dict(sorted(self.by_channel.items())),
             "by_day": dict(sorted(self.by_day.items())),
             "by_hour": dict(sorted(self.by_hour.items())),
+            **(
+                {
+                    "by_section": {
+                        name: {"voted": self.by_section.get(name, 0), "eligible": n}
+                        for name, n in sorted(self.eligible_by_section.items())
+                    }
+                }
+                if self.eligible_by_section
+                else {}
+            ),
         }
 
 
+_BY = {
+    "ch": "by_channel",
+    "day": "by_day",
+    "hour": "by_hour",
+    "sec": "by_section",
+    "lang": "by_language",
+    "id": "by_identity",
+    "after": "after_reminder",
+}
+
+
 async def turnout(redis: Redis, election: Election) -> Turnout:
-    """Add up every shard's counters."""
+    """Add up every shard's counters (one round trip)."""
     async with redis.pipeline(transaction=False) as pipe:
         for shard in range(election.shards):
             pipe.hgetall(keys.turnout(election.id, shard))
-        shards = await pipe.execute()
-    voted = 0
-    by_channel: dict[str, int] = {}
-    by_day: dict[str, int] = {}
-    by_hour: dict[str, int] = {}
-    for counters in shards:
+            pipe.scard(keys.members(election.id, shard))
+            pipe.hgetall(keys.roll_sections(election.id, shard))
+        replies = await pipe.execute()
+    figures: dict[str, dict[str, int]] = {name: {} for name in _BY.values()}
+    took: dict[int, int] = {}
+    voted = identified = eligible = 0
+    eligible_by_section: dict[str, int] = {}
+    for counters, members, sections in zip(
+        replies[0::3], replies[1::3], replies[2::3], strict=True
+    ):
+        eligible += int(members)
+        for name, value in sections.items():
+            eligible_by_section[name] = eligible_by_section.get(name, 0) + int(value)
         for name, value in counters.items():
             n = int(value)
             if name == "total":
                 voted += n
-            elif name.startswith("ch:"):
-                by_channel[name[3:]] = by_channel.get(name[3:], 0) + n
-            elif name.startswith("day:"):
-                by_day[name[4:]] = by_day.get(name[4:], 0) + n
-            elif name.startswith("hour:"):
-                by_hour[name[5:]] = by_hour.get(name[5:], 0) + n
-    eligible = await roll_size(redis, election)
-    return Turnout(election.id, eligible, voted, by_channel, by_day, by_hour)
+            elif name == "identified":
+                identified += n
+            else:
+                kind, _, what = name.partition(":")
+                if kind == "took":
+                    took[int(what)] = took.get(int(what), 0) + n
+                elif kind in _BY:
+                    into = figures[_BY[kind]]
+                    into[what] = into.get(what, 0) + n
+    for name in election.section_names:
+        eligible_by_section.setdefault(name, 0)
+    return Turnout(
+        election.id,
+        eligible,
+        voted,
+        **figures,
+        eligible_by_section={
+            k: v for k, v in eligible_by_section.items() if v or k in election.section_names
+        },
+        took=took,
+        identified=identified,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,7 +93,7 @@ def test_votes_are_conserved_in_every_round(
         for t in rnd.transfers:
             if t.reason == "surplus":
                 papers_moved_by_surplus += t.ballots
-        continuing = sum(rnd.tallies.values(), start=rnd.exhausted)
+        continuing: Any = sum(rnd.tallies.values(), start=rnd.exhausted)
         assert continuing + rnd.loss == total
         # Truncating each paper's transfer value loses less than 0.00001 a paper.
         assert 0 <= rnd.loss <= Decimal("0.00001") * papers_moved_by_surplus

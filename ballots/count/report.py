@@ -10,7 +10,6 @@ decimal strings with five places, so no reader turns them into floats.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 from ballots.count.result import Result, Round, Transfer, Votes
@@ -24,7 +23,8 @@ _ROUNDS_PER_TABLE = 6
 
 
 def _num(value: Votes) -> int | str:
-    return str(value) if isinstance(value, Decimal) else value
+    """Whole votes as numbers; STV's as decimal strings; a college's exact share as "p/q"."""
+    return value if isinstance(value, int) else str(value)
 
 
 def _transfer_json(t: Transfer) -> dict[str, Any]:
@@ -112,7 +112,8 @@ def _table(result: Result, rounds: tuple[Round, ...]) -> list[str]:
         column.append(_fmt(r.exhausted) + "  ")
         if result.method == "stv":
             column.append(_fmt(r.loss) + "  ")
-        total = sum(r.tallies.values(), start=r.exhausted) + (r.loss or 0)
+        total: Any = sum(r.tallies.values(), start=r.exhausted)
+        total += r.loss or 0
         column.append(_fmt(total) + "  ")
         cells.append(column)
     widths = [

@@ -2,7 +2,8 @@
 
 Every method returns a :class:`Result`; ``report.py`` turns it into the
 table for people and the JSON for scripts, ``chart.py`` into a picture.
-Votes are ``int`` (IRV, SV) or ``Decimal`` with five places (STV).
+Votes are ``int`` (IRV, SV), ``Decimal`` with five places (STV), or exact ``Fraction``
+shares of the whole in an electoral college's weighted count (``college.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
-Votes = int | Decimal
+Votes = int | Decimal | Fraction
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,23 @@ class Round:
     """Why each candidate was elected or excluded in this round."""
     loss: Votes = 0
     """Votes lost to fractions so far (STV)."""
+    by_section: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """An electoral college: section -> candidate -> ballots (whole papers) with them;
+    the exhausted papers under ``""``."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of an electoral college, as counted."""
+
+    share: Fraction
+    ballots: int
+    blank: int = 0
+
+    @property
+    def weight(self) -> Fraction:
+        """What one of its ballots is worth: its share spread over its valid ballots."""
+        return self.share / self.ballots
 
 
 @dataclass(frozen=True)
@@ -89,6 +108,14 @@ class Result:
     options: Mapping[str, object] = field(default_factory=dict)
     #: Blank ballots (abstentions): in turnout, for no candidate, in no quota or majority.
     blank: int = 0
+    #: An electoral college: each section's share, its valid ballots and the weight of one
+    #: of them (share / ballots); empty for an unweighted count.
+    sections: Mapping[str, Section] = field(default_factory=dict)
+
+    @property
+    def weighted(self) -> bool:
+        """A weighted count: every vote is an exact share of the whole (tally 1 = 100%)."""
+        return bool(self.sections)
 
     def name(self, candidate: str) -> str:
         """A candidate's display name."""

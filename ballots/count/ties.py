@@ -22,8 +22,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, TypeVar
 
 from ballots.count.result import TieBreak
+
+#: Votes in one unit: whole ballots, STV's Decimals, or an electoral college's Fractions.
+V = TypeVar("V", int, Decimal, Fraction)
 
 
 def lot_draw(seed: int, round_number: int, kind: str, candidate: str) -> str:
@@ -39,13 +45,13 @@ def by_lot(seed: int, round_number: int, kind: str, tied: Sequence[str]) -> str:
 
 def break_tie(
     tied: Sequence[str],
-    history: Sequence[Mapping[str, int]],
+    history: Sequence[Mapping[str, V]],
     *,
     lowest: bool,
     seed: int,
     round_number: int,
     kind: str,
-    show: Callable[[int], str] = str,
+    show: Callable[[V], str] = str,
 ) -> tuple[str, TieBreak | None]:
     """Choose one of ``tied`` by the stated rule, and say how.
 
@@ -60,7 +66,7 @@ def break_tie(
     looked: list[str] = []
     for back in range(len(history) - 1, -1, -1):
         votes = history[back]
-        values = {c: votes.get(c, 0) for c in remaining}
+        values: dict[str, Any] = {c: votes.get(c, 0) for c in remaining}
         if len(set(values.values())) == 1:
             continue
         pick = min(values.values()) if lowest else max(values.values())
@@ -91,16 +97,16 @@ def break_tie(
 
 
 def choose(
-    votes: Mapping[str, int],
-    history: Sequence[Mapping[str, int]],
+    votes: Mapping[str, V],
+    history: Sequence[Mapping[str, V]],
     ties: list[TieBreak],
     *,
     lowest: bool,
     seed: int,
     round_number: int,
     kind: str,
-    show: Callable[[int], str] = str,
-) -> tuple[str, int, TieBreak | None]:
+    show: Callable[[V], str] = str,
+) -> tuple[str, V, TieBreak | None]:
     """The candidate with the fewest (``lowest``) or most votes, a tie broken by the rule.
 
     Returns the choice, its votes and the tie-break (also appended to ``ties``).
