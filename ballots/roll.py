@@ -22,7 +22,7 @@ from ballots.errors import FileProblems, OpenPrimaryError, Problem
 from ballots.languages import best
 
 REQUIRED_COLUMNS = ("supporter_id", "name", "phone")
-OPTIONAL_COLUMNS = ("telegram_id", "language")
+OPTIONAL_COLUMNS = ("telegram_id", "language", "section")
 _SUPPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _TELEGRAM_ID = re.compile(r"^[1-9][0-9]{0,19}$")
@@ -73,6 +73,8 @@ class Supporter:
     phone: str
     telegram_id: str = ""
     language: str = ""
+    #: An electoral college's section the supporter votes in ("" when there are none).
+    section: str = ""
 
 
 class PhoneError(ValueError):
@@ -108,8 +110,14 @@ def normalise_phone(raw: str, region: str = "GB") -> str:
     return e164
 
 
-def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
-    """Read a roll CSV; every bad row is reported, and nothing is returned if any is bad."""
+def parse_roll(
+    text: str, path: str, region: str = "GB", sections: Sequence[str] = ()
+) -> list[Supporter]:
+    """Read a roll CSV; every bad row is reported, and nothing is returned if any is bad.
+
+    ``sections``: an electoral college's sections; the ``section`` column must then place
+    every supporter in one of them (and a roll for an election with none has no such column).
+    """
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\x00" in text:
@@ -144,6 +152,19 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
     unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS and c]
     if unknown:
         problems.append(Problem(path, 1, f"unknown column(s) {', '.join(unknown)}"))
+    if sections and "section" not in columns:
+        raise FileProblems(
+            [
+                Problem(
+                    path,
+                    1,
+                    "missing column section: this election is an electoral college, so each "
+                    f"supporter's section ({', '.join(sections)}) must be given",
+                )
+            ]
+        )
+    if not sections and "section" in columns:
+        problems.append(Problem(path, 1, "column section, but this election declares no sections"))
     index = {c: columns.index(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in columns}
 
     supporters: list[Supporter] = []
@@ -196,13 +217,21 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
                     f"language {language!r} is not a language code (BCP 47, such as 'en', 'cy' "
                     "or 'cy-GB')"
                 )
+            section = cell("section") if sections else ""
+            if sections and section not in sections:
+                reasons.append(
+                    f"section {section!r} is not one of the election's sections: "
+                    + ", ".join(sections)
+                    if section
+                    else "section is empty; it must be one of: " + ", ".join(sections)
+                )
             if reasons:
                 problems.extend(Problem(path, line, r) for r in reasons)
                 continue
             first_line[sid] = line
             if telegram_id:
                 telegram_line[telegram_id] = line
-            supporters.append(Supporter(sid, name, phone, telegram_id, language))
+            supporters.append(Supporter(sid, name, phone, telegram_id, language, section))
     except csv.Error as err:
         problems.append(Problem(path, reader.line_num, f"not valid CSV: {err}"))
     if problems:
@@ -210,13 +239,13 @@ def parse_roll(text: str, path: str, region: str = "GB") -> list[Supporter]:
     return supporters
 
 
-def read_roll_file(path: Path, region: str = "GB") -> list[Supporter]:
-    """Read a roll CSV from disk."""
+def read_roll_file(path: Path, region: str = "GB", sections: Sequence[str] = ()) -> list[Supporter]:
+    """Read a roll CSV from disk (``sections``: as :func:`parse_roll`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise FileProblems([Problem(str(path), 1, f"cannot read file: {err}")]) from err
-    return parse_roll(text, str(path), region)
+    return parse_roll(text, str(path), region, sections)
 
 
 @dataclass(frozen=True)
@@ -238,17 +267,28 @@ _SEP = "\x1f"
 
 _SWITCH = """
 -- Apply staged records KEYS[1][ARGV[3]..ARGV[4]] to KEYS[2].
--- ARGV[1] 'voters': records are id, name, phone, telegram id, language: the roll entry
---   (ARGV[2] .. id) gets them, and KEYS[2] (the shard's members) the id; its other fields
---   (codes, counters, voted) stay as they are.
+-- ARGV[1] 'voters': records are id, name, phone, telegram id, language, section: the roll
+--   entry (ARGV[2] .. id) gets them, and KEYS[2] (the shard's members) the id; its other
+--   fields (codes, counters, voted) stay as they are.  KEYS[3] counts the shard's
+--   supporters in each section.
 -- ARGV[1] 'index': records are field, value: KEYS[2] (a hash) gets it, or loses it if empty.
 local items = redis.call('LRANGE', KEYS[1], ARGV[3], ARGV[4])
 for _, item in ipairs(items) do
   local f = {}
   for part in string.gmatch(item .. '\\31', '([^\\31]*)\\31') do f[#f + 1] = part end
   if ARGV[1] == 'voters' then
-    redis.call('HSET', ARGV[2] .. f[1], 'name', f[2], 'phone', f[3], 'telegram_id', f[4],
-      'language', f[5])
+    local v = ARGV[2] .. f[1]
+    local was = redis.call('HGET', v, 'section') or ''
+    redis.call('HSET', v, 'name', f[2], 'phone', f[3], 'telegram_id', f[4], 'language', f[5])
+    if f[6] ~= was then
+      if was ~= '' then redis.call('HINCRBY', KEYS[3], was, -1) end
+      if f[6] ~= '' then
+        redis.call('HSET', v, 'section', f[6])
+        redis.call('HINCRBY', KEYS[3], f[6], 1)
+      else
+        redis.call('HDEL', v, 'section')
+      end
+    end
     redis.call('SADD', KEYS[2], f[1])
   elseif f[2] == '' then
     redis.call('HDEL', KEYS[2], f[1])
@@ -276,12 +316,18 @@ class _Staging:
         self.redis = redis
         self.election = election
         eid = election.id
-        self.lists: list[tuple[str, str, str, str]] = [
-            (keys.roll_stage(eid, s), keys.members(eid, s), "voters", keys.voter(eid, s, ""))
+        self.lists: list[tuple[str, str, str, str, str]] = [
+            (
+                keys.roll_stage(eid, s),
+                keys.members(eid, s),
+                "voters",
+                keys.voter(eid, s, ""),
+                keys.roll_sections(eid, s),
+            )
             for s in range(election.shards)
         ]
         for index in (keys.phone_index(eid), keys.telegram_index(eid)):
-            self.lists.append((keys.stage_of(index), index, "index", ""))
+            self.lists.append((keys.stage_of(index), index, "index", "", index))
         self.lengths = dict.fromkeys((stage for stage, *_ in self.lists), 0)
         self.bytes = 0
 
@@ -317,7 +363,7 @@ class _Staging:
     async def switch(self) -> None:
         """Apply everything staged, :data:`_SWITCH_STEP` records a round trip, then drop the
         staged lists.  Each script is short, so Redis keeps answering everyone else."""
-        for stage, target, kind, prefix in self.lists:
+        for stage, target, kind, prefix, counts in self.lists:
             length = self.lengths[stage]
             for first in range(0, length, _SWITCH_STEP):
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -325,7 +371,7 @@ class _Staging:
                     for start in range(first, last, _SWITCH_CHUNK):
                         # EVAL, not EVALSHA: a Cluster's pipeline does not load scripts first.
                         end = min(start + _SWITCH_CHUNK, last) - 1
-                        pipe.eval(_SWITCH, 2, stage, target, kind, prefix, start, end)
+                        pipe.eval(_SWITCH, 3, stage, target, counts, kind, prefix, start, end)
                     try:
                         await pipe.execute()
                     except ResponseError as err:
@@ -355,6 +401,13 @@ async def import_roll(
     is idempotent).
     """
     eid = election.id
+    wrong = [s.supporter_id for s in supporters if bool(election.sections) != bool(s.section)]
+    wrong += [s.supporter_id for s in supporters if s.section and s.section not in election.shares]
+    if wrong:
+        raise RollImportRefused(
+            f"{len(wrong):,} supporter(s), such as {wrong[0]}, are in no section of "
+            f"{eid}'s ({', '.join(election.section_names) or 'none'}); nothing was changed"
+        )
     added = updated = 0
     olds: list[tuple[str | None, str | None]] = []
     for batch in _chunks(supporters):
@@ -400,7 +453,9 @@ async def import_roll(
                     records[telegram_stage].append(f"{s.telegram_id}{_SEP}{s.supporter_id}")
                 stage = keys.roll_stage(eid, keys.shard_of(s.supporter_id, election.shards))
                 records.setdefault(stage, []).append(
-                    _SEP.join((s.supporter_id, s.name, s.phone, s.telegram_id, s.language))
+                    _SEP.join(
+                        (s.supporter_id, s.name, s.phone, s.telegram_id, s.language, s.section)
+                    )
                 )
             await staging.push(records)
         ordered = sorted(touched)

@@ -94,6 +94,8 @@ class _Opener:
     max_preferences: int
     #: Blank ballots are allowed (``abstain``): an empty ranking is one, not invalid.
     abstain: bool = False
+    #: An electoral college's sections: each sealed ballot is ``section:sealed``.
+    sections: tuple[str, ...] = ()
 
 
 @dataclass
@@ -143,12 +145,19 @@ def _open_members(members: Sequence[bytes | str], opener: _Opener) -> _Opened:
     digests = bytearray()
     #: Records seen in this batch -> the ranking they hold: far fewer than ballots.
     known: dict[bytes, str] = {}
+    sections = {name.encode(): name for name in opener.sections}
     for member in members:
         raw = member if isinstance(member, bytes) else member.encode()
+        # In an electoral college the section is stored beside the sealed ballot (base64
+        # holds no ':'); the ballot's box member is then "section:ranking".
+        prefix, colon, raw = raw.rpartition(b":")
+        section = sections.get(prefix)
         # A sealed box starts with its own random ephemeral key: its first 66 bits (11
         # base64 characters) tell two ballots apart, and the same ballot twice.
-        digests += raw[:11]
+        digests += raw[:11].ljust(11, b"\0")
         try:
+            if (section is None) != (not colon and not sections):
+                raise InvalidBallot("in no section of the election, or in one it has not")
             record = open_sealed(opener.public, opener.private, raw)
             ranking = known.get(record)
             if ranking is None:
@@ -159,7 +168,7 @@ def _open_members(members: Sequence[bytes | str], opener: _Opener) -> _Opened:
         except InvalidBallot:
             result.invalid += 1
             continue
-        result.groups[ranking] += 1
+        result.groups[f"{section}:{ranking}" if section is not None else ranking] += 1
     result.opened = len(members) - result.invalid
     result.digests = bytes(digests)
     return result
@@ -358,6 +367,7 @@ async def unseal(
         election.candidate_ids,
         election.max_preferences,
         election.abstain,
+        election.section_names,
     )
     todo = [s for s in range(election.shards) if f"shard:{s}" not in progress]
     results = {s: _Opened(Counter()) for s in todo}

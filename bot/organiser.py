@@ -252,7 +252,14 @@ class OrganiserCommands:
         figures = await turnout(self.redis, self.election)
         await audit.record(self.redis, self.clock, self.election.id, actor, "turnout viewed")
         channels = ", ".join(f"{n} by {ch}" for ch, n in sorted(figures.by_channel.items()))
-        return _say(texts.turnout_line(figures.voted, figures.eligible, figures.percent, channels))
+        line = texts.turnout_line(figures.voted, figures.eligible, figures.percent, channels)
+        for name in self.election.section_names:
+            line += "\n" + texts.section_turnout_line(
+                name,
+                figures.by_section.get(name, 0),
+                figures.eligible_by_section.get(name, 0),
+            )
+        return _say(line)
 
     async def _pause_or_resume(
         self, actor: str, word: str, confirm: str, typed: str

@@ -8,7 +8,6 @@ unseal there is nothing to publish.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +16,7 @@ from redis.asyncio import Redis
 
 from ballots import audit, keys
 from ballots.clock import Clock
-from ballots.count import count
-from ballots.count.redis_source import read_ballots
+from ballots.count.redis_source import count_election
 from ballots.count.report import to_json
 from ballots.count.result import Result
 from ballots.count.svg import bars, sankey
@@ -61,8 +59,7 @@ async def counted(redis: Redis, election: Election) -> Result | None:
     """The count of the unsealed ballots (None before the unseal)."""
     if await unsealed_at(redis, election) is None:
         return None
-    ballots = await read_ballots(redis, election)
-    return await asyncio.to_thread(count, ballots, election.method, seats=election.seats)
+    return await count_election(redis, election)
 
 
 async def publish(

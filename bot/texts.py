@@ -453,6 +453,14 @@ def turnout_line(voted: int, eligible: int, percent: float, channels: str) -> st
     return line + (f": {channels}." if channels else ".")
 
 
+def section_turnout_line(section: str, voted: int, eligible: int) -> str:
+    """One section of an electoral college's turnout (the section's name as in the file)."""
+    percent = f"{100 * voted / eligible:.1f}" if eligible else "0.0"
+    return _("Section {section}: {voted} of {eligible} ({percent}%)").format(
+        section=section, voted=voted, eligible=eligible, percent=percent
+    )
+
+
 def confirm_job_change(word: str, job: str, code: str) -> str:
     if word == "PAUSE":
         return _("To pause reminder job {job}, reply PAUSE {code}.").format(job=job, code=code)

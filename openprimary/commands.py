@@ -155,7 +155,9 @@ async def roll_import(args: argparse.Namespace, ctx: Context) -> int:
             f"({program()} election finalise --election {election.id}), or the testers' "
             "records it puts back would undo this import"
         )
-    supporters = read_roll_file(Path(args.file), args.region or ctx.settings.default_region)
+    supporters = read_roll_file(
+        Path(args.file), args.region or ctx.settings.default_region, election.section_names
+    )
     for language, n in sorted(unoffered_languages(supporters, election.languages).items()):
         ctx.err.write(
             f"{args.file}: {n} supporter(s) with language {language!r}, which {election.id} does "

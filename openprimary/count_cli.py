@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="irv: exclude together the candidates who cannot catch up",
     )
+    p.add_argument(
+        "--min-section-ballots",
+        type=int,
+        metavar="N",
+        help="an electoral college: count a section with as few as N valid ballots (default: "
+        "the election's min_section_ballots); fewer can show how its voters voted",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report instead")
     p.add_argument("--chart", metavar="FILE", type=Path, help="also draw the rounds (.png/.html)")
     p.set_defaults(handler=count_command)
@@ -71,7 +79,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     e.add_argument("--election", metavar="ID", required=True)
     e.add_argument("--format", choices=FORMATS, required=True)
-    e.add_argument("--out", metavar="FILE", type=Path, help="file to write (default: stdout)")
+    e.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help="file to write (default: stdout); an electoral college writes one file per "
+        "section beside it (FILE-SECTION.EXT) and the weights (FILE-weights.json)",
+    )
     e.set_defaults(handler=export_command)
 
 
@@ -87,16 +101,15 @@ def _file_count(args: argparse.Namespace) -> Result:
     return count(ballots, method, seats=seats, seed=args.seed, bulk_exclusion=args.bulk_exclusion)
 
 
-async def _from_redis(ctx: Context, election_id: str, verb: str) -> tuple[Election, Ballots]:
-    """The election and its unsealed ballots.  (Imported here: counting a file needs no Redis
-    client, and starts without loading one.)"""
-    from ballots.count.redis_source import read_ballots as read_redis_ballots
+async def _unsealed(ctx: Context, election_id: str, verb: str) -> Election:
+    """The election, once its ballots are unsealed.  (Imported here: counting a file needs
+    no Redis client, and starts without loading one.)"""
     from ballots.election import get_election
     from ballots.unseal import require_unsealed
 
     election = await get_election(ctx.redis, election_id)
     await require_unsealed(ctx.redis, election, verb)
-    return election, await read_redis_ballots(ctx.redis, election)
+    return election
 
 
 async def _audit(ctx: Context, election_id: str, action: str, **details: object) -> None:
@@ -115,14 +128,19 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
                 "--method, --seats and --max-ranks apply to --ballots; an election is counted "
                 "by its own method, seats and max_ranks"
             )
-        election, ballots = await _from_redis(ctx, args.election, "count")
-        result = await asyncio.to_thread(
-            count,
-            ballots,
-            election.method,
-            seats=election.seats,
+        from ballots.count.redis_source import count_election
+
+        election = await _unsealed(ctx, args.election, "count")
+        if args.min_section_ballots is not None and not election.sections:
+            raise CountError(f"--min-section-ballots: election {election.id} has no sections")
+        if args.min_section_ballots is not None and args.min_section_ballots < 1:
+            raise CountError("--min-section-ballots must be at least 1")
+        result = await count_election(
+            ctx.redis,
+            election,
             seed=args.seed,
             bulk_exclusion=args.bulk_exclusion,
+            min_section_ballots=args.min_section_ballots,
         )
         await _audit(
             ctx,
@@ -130,8 +148,13 @@ async def count_command(args: argparse.Namespace, ctx: Context) -> int:
             "count run",
             method=election.method,
             seats=election.seats,
-            ballots=ballots.total,
+            ballots=result.ballots,
             seed=args.seed,
+            **(
+                {"min_section_ballots": args.min_section_ballots}
+                if args.min_section_ballots is not None
+                else {}
+            ),
         )
     ctx.out.write(render_json(result) if args.json else render_text(result))
     if args.chart is not None:
@@ -150,9 +173,58 @@ def _write(ballots: Ballots, fmt: str, seats: int, out: Path) -> None:
         raise CountError(f"cannot write {out}: {err}") from err
 
 
+def section_files(out: Path, fmt: str, sections: Sequence[str]) -> dict[str, Path]:
+    """Where an electoral college's export goes: one file per section beside ``out``, and
+    the weights (key ``""``)."""
+    suffix = out.suffix or {"blt": ".blt", "preflib": ".soi", "csv": ".csv"}[fmt]
+    stem = out.with_suffix("")
+    files = {name: stem.with_name(f"{stem.name}-{name}{suffix}") for name in sections}
+    files[""] = stem.with_name(f"{stem.name}-weights.json")
+    return files
+
+
+async def _export_college(args: argparse.Namespace, ctx: Context, election: Election) -> int:
+    from ballots.count.college import weights_json
+    from ballots.count.redis_source import read_college
+
+    if args.out is None:
+        raise CountError(
+            f"election {election.id} is an electoral college: its export is one file per "
+            "section and the weights, so give --out FILE (they are written beside it)"
+        )
+    college = await read_college(ctx.redis, election)
+    files = section_files(args.out, args.format, election.section_names)
+    for name in election.section_names:
+        check_writable(college.sections[name], args.format)
+    await _audit(
+        ctx,
+        election.id,
+        "ballots exported",
+        format=args.format,
+        ballots=sum(b.total for b in college.sections.values()),
+        file=", ".join(str(f) for f in files.values()),
+    )
+    for name in election.section_names:
+        ballots = college.sections[name]
+        await asyncio.to_thread(_write, ballots, args.format, election.seats, files[name])
+        ctx.err.write(f"wrote {ballots.total:,} ballots of section {name} to {files[name]}\n")
+    try:
+        files[""].write_text(weights_json(election, college), encoding="utf-8")
+    except OSError as err:
+        raise CountError(f"cannot write {files['']}: {err}") from err
+    ctx.err.write(f"wrote the sections' weights to {files['']}\n")
+    return 0
+
+
 async def export_command(args: argparse.Namespace, ctx: Context) -> int:
-    """Write the election's ballots in the chosen format."""
-    election, ballots = await _from_redis(ctx, args.election, "export")
+    """Write the election's ballots in the chosen format (an electoral college: a file per
+    section and the weights)."""
+    from ballots.count.redis_source import read_ballots as read_redis_ballots
+
+    election = await _unsealed(ctx, args.election, "export")
+    if election.sections:
+        return await _export_college(args, ctx, election)
+    ballots = await read_redis_ballots(ctx.redis, election)
     await _audit(
         ctx,
         election.id,

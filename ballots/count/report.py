@@ -4,14 +4,18 @@ The JSON keys ``method``, ``seats``, ``quota``, ``candidates``, ``rounds``
 (each with ``tallies``, ``exhausted``, ``elected``, ``excluded`` and
 ``transfers``), ``winners`` and ``tie_breaks`` are a contract (README.md,
 "Counting").  Whole votes are JSON numbers; STV's fractional votes are
-decimal strings with five places, so no reader turns them into floats.
+decimal strings with five places, so no reader turns them into floats.  An
+electoral college's weighted votes are exact fractions of the whole (``"41/80"``),
+with ``percent`` beside them and each section's papers in ``by_section``.
 """
 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any
 
+from ballots.count.college import percent
 from ballots.count.result import Result, Round, Transfer, Votes
 
 _METHOD_NAMES = {
@@ -54,7 +58,18 @@ def _round_json(r: Round, method: str) -> dict[str, Any]:
     }
     if method == "stv":
         out["loss_to_fractions"] = _num(r.loss)
+    if r.by_section:
+        # An electoral college: each tally is an exact share of the whole; as percentages too,
+        # and each section's whole papers (exhausted under "").
+        out["percent"] = {c: _percent(v) for c, v in r.tallies.items()}
+        out["exhausted_percent"] = _percent(r.exhausted)
+        out["by_section"] = {name: dict(papers) for name, papers in r.by_section.items()}
     return out
+
+
+def _percent(value: Votes) -> str:
+    """An exact share as a percentage with two places (display only; the share is exact)."""
+    return percent(Fraction(value)).rstrip("%")
 
 
 def to_json(result: Result) -> dict[str, Any]:
@@ -71,6 +86,21 @@ def to_json(result: Result) -> dict[str, Any]:
         "seed": result.seed,
         "options": dict(result.options),
         "candidates": dict(result.candidates),
+        **(
+            {
+                "sections": {
+                    name: {
+                        "share": str(sec.share),
+                        "ballots": sec.ballots,
+                        "blank_ballots": sec.blank,
+                        "weight_per_ballot": str(sec.weight),
+                    }
+                    for name, sec in result.sections.items()
+                }
+            }
+            if result.weighted
+            else {}
+        ),
         "rounds": [_round_json(r, result.method) for r in result.rounds],
         "winners": list(result.winners),
         "tie_breaks": [
@@ -93,7 +123,32 @@ def render_json(result: Result) -> str:
 
 
 def _fmt(value: Votes) -> str:
+    if isinstance(value, Fraction):
+        return percent(value)
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _section_tables(result: Result, rounds: tuple[Round, ...]) -> list[str]:
+    """An electoral college: each section's whole papers with each candidate, round by round."""
+    ids = list(result.candidates)
+    label_width = max([len(result.name(c)) for c in ids] + [len("Non-transferable")])
+    lines: list[str] = []
+    for name, sec in result.sections.items():
+        lines.append(
+            f"Section {name}: share {percent(sec.share)}, {sec.ballots:,} valid ballots "
+            f"of weight {sec.weight} each (ballot papers by round)"
+        )
+        header = " " * label_width + "".join(f"  {f'Round {r.number}':>9}" for r in rounds)
+        lines.append(header)
+        for c in [*ids, ""]:
+            label = result.name(c) if c else "Non-transferable"
+            cells = "".join(
+                f"  {r.by_section[name][c]:>9,}" if c in r.by_section[name] else " " * 11
+                for r in rounds
+            )
+            lines.append(f"{label:<{label_width}}{cells}".rstrip())
+        lines.append("")
+    return lines
 
 
 def _table(result: Result, rounds: tuple[Round, ...]) -> list[str]:
@@ -168,9 +223,21 @@ def render_text(result: Result) -> str:
         facts += f".  Quota: {_fmt(result.quota)}"
     facts += f".  Seed for any lot: {result.seed}."
     lines += [facts, ""]
+    if result.weighted:
+        lines.append(
+            "Electoral college: "
+            + "; ".join(
+                f"{name} {percent(sec.share)} ({sec.ballots:,} ballots)"
+                for name, sec in result.sections.items()
+            )
+            + ".  Votes are weighted shares of the whole, as percentages."
+        )
+        lines.append("")
     for start in range(0, len(result.rounds), _ROUNDS_PER_TABLE):
         lines += _table(result, result.rounds[start : start + _ROUNDS_PER_TABLE])
         lines.append("")
+        if result.weighted:
+            lines += _section_tables(result, result.rounds[start : start + _ROUNDS_PER_TABLE])
     lines.append("E: elected in this round.  X: excluded at the end of this round.")
     lines.append("")
     lines.append("Round by round")

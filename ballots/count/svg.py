@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from fractions import Fraction
 from html import escape
 
 from ballots.count.result import Result, Round, Votes
@@ -39,6 +40,8 @@ def _f(votes: Votes) -> float:
 
 
 def _label(votes: Votes) -> str:
+    if isinstance(votes, Fraction):
+        return _label_f(float(votes), weighted=True)
     if isinstance(votes, Decimal) and votes != votes.to_integral_value():
         return f"{votes:,.2f}"
     return f"{int(votes):,}"
@@ -79,7 +82,11 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
         nodes.append(placed)
     parts: list[str] = []
     for i in range(len(columns) - 1):
-        parts.extend(_bands(rounds[i + 1], columns[i], nodes[i], nodes[i + 1], scale, colour))
+        parts.extend(
+            _bands(
+                rounds[i + 1], columns[i], nodes[i], nodes[i + 1], scale, colour, result.weighted
+            )
+        )
     for i, placed in enumerate(nodes):
         parts.append(f'<text x="{4 + i * step:.1f}" y="16" {ROUND}>Round {rounds[i].number}</text>')
         for cid, (x, y, h) in placed.items():
@@ -88,13 +95,14 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
             votes = columns[i][cid]
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{node_w}" height="{h:.1f}" '
-                f'fill="{fill}"><title>{escape(name)}: {_label_f(votes)} in round '
+                f'fill="{fill}"><title>{escape(name)}: '
+                f"{_label_f(votes, weighted=result.weighted)} in round "
                 f"{rounds[i].number}</title></rect>"
             )
             if i == len(nodes) - 1:
                 parts.append(
                     f'<text x="{x + node_w + 4:.1f}" y="{y + h / 2 + 4:.1f}" {NAME}>'
-                    f"{escape(name)} {_label_f(votes)}</text>"
+                    f"{escape(name)} {_label_f(votes, weighted=result.weighted)}</text>"
                 )
     winners = ", ".join(names[w] for w in result.winners) or "none"
     desc = (
@@ -110,7 +118,11 @@ def sankey(result: Result, width: int = 960, height: int = 420) -> str:
     )
 
 
-def _label_f(votes: float) -> str:
+def _label_f(votes: float, *, weighted: bool = False) -> str:
+    """Votes as a label: whole numbers, two places for STV's fractions, and an electoral
+    college's weighted shares of the whole as percentages."""
+    if weighted:
+        return f"{votes * 100:.1f}%"
     return f"{votes:,.0f}" if votes == int(votes) else f"{votes:,.2f}"
 
 
@@ -121,6 +133,7 @@ def _bands(
     there: dict[str, tuple[float, float, float]],
     scale: float,
     colour: dict[str, str],
+    weighted: bool = False,
 ) -> list[str]:
     """The bands from one round's nodes to the next's: votes kept, and each transfer."""
     moved: dict[str, dict[str, float]] = {}
@@ -155,7 +168,7 @@ def _bands(
             f'<path d="M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f} '
             f"L{x1:.1f},{y1 + h:.1f} C{mid:.1f},{y1 + h:.1f} {mid:.1f},{y0 + h:.1f} "
             f'{x0:.1f},{y0 + h:.1f} Z" fill="{fill}" fill-opacity="0.35">'
-            f"<title>{_label_f(size)}</title></path>"
+            f"<title>{_label_f(size, weighted=weighted)}</title></path>"
         )
     return parts
 

@@ -28,8 +28,18 @@ async def _figures(request: web.Request) -> dict[str, Any]:
         "voted": counted.voted,
         "percent": f"{counted.percent:.1f}",
         "by_channel": dict(sorted(counted.by_channel.items())),
+        # An electoral college: each section's voted of eligible, in the file's order.
+        "by_section": {
+            name: _of(counted.by_section.get(name, 0), counted.eligible_by_section.get(name, 0))
+            for name in core.election.section_names
+        },
         "chart": hourly(core.election, counted.by_hour, now),
     }
+
+
+def _of(voted: int, eligible: int) -> str:
+    percent = f" ({100 * voted / eligible:.1f}%)" if eligible else ""
+    return f"{voted} of {eligible}{percent}"
 
 
 async def election_page(request: web.Request) -> web.StreamResponse:

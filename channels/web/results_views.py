@@ -13,18 +13,22 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from redis.asyncio import Redis
 
 from ballots import keys
+from ballots.count.college import weights_json
 from ballots.count.formats import check_writable, write_ballots
-from ballots.count.model import CountError
-from ballots.count.redis_source import read_ballots
+from ballots.count.model import Ballots, CountError
+from ballots.count.redis_source import read_ballots, read_college
 from ballots.count.report import render_text
 from ballots.count.result import Result
 from ballots.count.svg import bars, colours, sankey
+from ballots.election import Election
 from ballots.receipts import all_receipts
 from bot import results
 from channels.web.guard import prefix_of, results_headers, session_of
@@ -127,14 +131,32 @@ async def public_results(request: web.Request) -> web.StreamResponse:
     report: dict[str, Any] = json.loads(published["report"])
     names: dict[str, str] = report["candidates"]
     palette = colours(names)
+    weighted = "sections" in report
+    # An electoral college's votes are exact shares of the whole: shown as percentages.
+    shown = "percent" if weighted else "tallies"
     rows = [
         {
             "name": name,
             "colour": palette[cid],
-            "votes": [r["tallies"].get(cid) for r in report["rounds"]],
+            "votes": [_shown(r[shown].get(cid), weighted) for r in report["rounds"]],
             "elected": cid in report["winners"],
         }
         for cid, name in names.items()
+    ]
+    sections = [
+        {
+            "name": section,
+            "share": _shown(str(round(float(Fraction(figures["share"])) * 100, 2)), True),
+            "ballots": figures["ballots"],
+            "rows": [
+                {
+                    "name": names.get(cid, "Exhausted") if cid else "Exhausted",
+                    "papers": [r["by_section"][section].get(cid) for r in report["rounds"]],
+                }
+                for cid in [*names, ""]
+            ],
+        }
+        for section, figures in report.get("sections", {}).items()
     ]
     response = aiohttp_jinja2.render_template(
         "public_results.html",
@@ -145,6 +167,13 @@ async def public_results(request: web.Request) -> web.StreamResponse:
             "winners": [names[w] for w in report["winners"]],
             "rows": rows,
             "rounds": report["rounds"],
+            "weighted": weighted,
+            "sections": sections,
+            "exhausted": [
+                _shown(r["exhausted_percent" if weighted else "exhausted"], weighted)
+                for r in report["rounds"]
+            ],
+            "downloads": _downloads(core.election),
             "sankey": published["sankey"],
             "bars": published["bars"],
             "published_at": when(core.election, datetime.fromisoformat(published["at"])),
@@ -153,27 +182,69 @@ async def public_results(request: web.Request) -> web.StreamResponse:
     return results_headers(response)
 
 
+def _shown(value: Any, weighted: bool) -> str:
+    """A tally as the page shows it: whole votes as they are, weighted shares as percents."""
+    if value is None:
+        return ""
+    return f"{value}%" if weighted else str(value)
+
+
+def _downloads(election: Election) -> list[tuple[str, str]]:
+    """The ballot files the public page offers: (file name, what it is)."""
+    if not election.sections:
+        return [
+            ("ballots.blt", "The ballots, BLT (for OpenSTV, RCTab and others)"),
+            ("ballots.soi", "The ballots, PrefLib"),
+        ]
+    files = [
+        (f"ballots-{name}.blt", f"The ballots of section {name}, BLT")
+        for name in election.section_names
+    ]
+    return [*files, ("weights.json", "Each section's share and the weight of its ballots")]
+
+
 async def download(request: web.Request) -> web.StreamResponse:
-    """GET /results/{election}/ballots.blt|ballots.soi|receipts.txt, once published."""
+    """GET /results/{election}/ballots.blt|ballots.soi|receipts.txt, once published; an
+    electoral college's ballots-SECTION.blt|.soi and weights.json."""
     core = core_of(request)
     await _public(request)
     name = request.match_info["file"]
     if name == "receipts.txt":
         body = "".join(f"{r}\n" for r in await all_receipts(core.redis, core.election))
         return results_headers(web.Response(text=body, content_type="text/plain"))
+    if core.election.sections:
+        return await _section_download(core.redis, core.election, name)
     fmt = DOWNLOADS.get(name)
     if fmt is None:
         raise results_headers(web.HTTPNotFound(text="No such file."))
     ballots = await read_ballots(core.redis, core.election)
+    return _ballot_file(core.election, ballots, fmt, name)
+
+
+async def _section_download(redis: Redis, election: Election, name: str) -> web.StreamResponse:
+    """One section's ballots of an electoral college, or the weights."""
+    college = await read_college(redis, election)
+    if name == "weights.json":
+        body = weights_json(election, college)
+        return results_headers(web.Response(text=body, content_type="application/json"))
+    stem, _, suffix = name.rpartition(".")
+    section = stem.removeprefix("ballots-")
+    fmt = DOWNLOADS.get(f"ballots.{suffix}")
+    if fmt is None or not stem.startswith("ballots-") or section not in election.shares:
+        raise results_headers(web.HTTPNotFound(text="No such file."))
+    return _ballot_file(election, college.sections[section], fmt, name)
+
+
+def _ballot_file(election: Election, ballots: Ballots, fmt: str, name: str) -> web.StreamResponse:
     try:
         check_writable(ballots, fmt)
     except CountError as err:
         raise results_headers(web.HTTPConflict(text=f"This file cannot be made: {err}")) from err
     out = io.StringIO()
-    write_ballots(ballots, fmt, out, core.election.seats)
+    write_ballots(ballots, fmt, out, election.seats)
     response = web.Response(
         text=out.getvalue(),
         content_type="text/plain",
-        headers={"Content-Disposition": f'attachment; filename="{core.election.id}-{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{election.id}-{name}"'},
     )
     return results_headers(response)

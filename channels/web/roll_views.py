@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
 
 from aiohttp import BodyPartReader, web
 
@@ -66,7 +67,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
     try:
         # Checking every row of a large roll takes seconds of CPU: in a thread, so this
         # server goes on answering voters' webhooks meanwhile.
-        supporters = await asyncio.to_thread(_read, bytes(raw), name, core.settings.default_region)
+        supporters = await asyncio.to_thread(
+            _read, bytes(raw), name, core.settings.default_region, core.election.section_names
+        )
     except FileProblems as err:
         problems = [str(p) for p in err.problems]
         return page(request, "roll.html", nav="roll", problems=problems, status=400)
@@ -94,7 +97,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     return page(request, "roll.html", nav="roll", imported=summary, file=name, note=note)
 
 
-def _read(raw: bytes, name: str, region: str) -> list[Supporter]:
+def _read(raw: bytes, name: str, region: str, sections: Sequence[str]) -> list[Supporter]:
     """The supporters of an uploaded roll, or FileProblems naming each bad row."""
     try:
         text = raw.decode("utf-8")
@@ -103,7 +106,7 @@ def _read(raw: bytes, name: str, region: str) -> list[Supporter]:
         raise FileProblems(
             [Problem(name, line, "not UTF-8 text; save the file as CSV UTF-8")]
         ) from err
-    return parse_roll(text, name, region)
+    return parse_roll(text, name, region, sections)
 
 
 async def lookup(request: web.Request) -> web.StreamResponse:
