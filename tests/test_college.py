@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from ballots import keys
 from ballots.count import count
 from ballots.count.college import College, count_college, percent
+from ballots.count.formats import parse_blt
 from ballots.count.model import Ballots, CountError
 from ballots.count.redis_source import count_election, read_ballots, read_college
 from ballots.count.report import render_json, render_text, to_json
@@ -29,10 +30,13 @@ from ballots.errors import FileProblems
 from ballots.roll import RollImportRefused, Supporter, import_roll, parse_roll
 from ballots.turnout import turnout
 from ballots.unseal import unseal
+from bot import results
 from openprimary.cli import build_parser
 from openprimary.context import Context
-from tests.factories import EXAMPLES, TEST_SEED, Harness, harness
+from tests.console_support import Organiser
+from tests.factories import EXAMPLES, TEST_SEED, Harness, Outbox, harness
 from tests.factories import settings as factory_settings
+from tests.telegram_support import telegram_world
 
 HALF = Fraction(1, 2)
 ABC = ("a", "b", "c")
@@ -426,3 +430,35 @@ async def _run(h: Harness, *argv: str) -> tuple[int, str]:
     status = await args.handler(args, ctx)
     assert isinstance(ctx.out, io.StringIO)
     return status, ctx.out.getvalue()
+
+
+async def test_the_public_results_of_a_college_show_shares_and_each_sections_files(
+    redis: Redis,
+) -> None:
+    changes = {"roll": _roll(), "sections": SECTIONS, "min_section_ballots": 5}
+    async with telegram_world(redis, election_changes=changes) as world:
+        election = world.core.election
+        h = Harness(world.core, world.clock, Outbox("sms"))
+        for i in range(6):
+            await _vote(h, f"M{i}", "1" if i < 5 else "2")
+        for i in range(9):
+            await _vote(h, f"A{i}", "2" if i < 7 else "1")
+        world.clock.set(election.closes + timedelta(minutes=1))
+        await unseal(redis, election, TEST_SEED, world.clock, actor="trustees")
+        await results.publish(redis, election, world.clock, "test")
+        outsider = Organiser(world)
+        try:
+            page = await outsider.get(f"/results/{election.id}")
+            assert page.status == 200
+            # Green 19/36 and Patel 17/36 of the college, as percentages; each section's papers.
+            assert "<td>52.78%</td>" in page.text and "<td>47.22%</td>" in page.text
+            assert "Section members: ballot papers in each round" in page.text
+            assert "<caption>Share 50.0% of the count; 6 valid ballots</caption>" in page.text
+            members = await outsider.get(f"/results/{election.id}/ballots-members.blt")
+            assert parse_blt(members.text).groups == {("Alex Green",): 5, ("Sam Patel",): 1}
+            weights = await outsider.get(f"/results/{election.id}/weights.json")
+            assert json.loads(weights.text)["sections"]["members"]["weight_per_ballot"] == "1/12"
+            for missing in ("ballots.blt", "ballots-nobody.blt", "ballots-members.txt"):
+                assert (await outsider.get(f"/results/{election.id}/{missing}")).status == 404
+        finally:
+            await outsider.close()
