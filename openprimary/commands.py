@@ -247,7 +247,7 @@ async def codes_issue(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
-    """Print turnout: eligible, voted, by channel and by day."""
+    """Print turnout: eligible, voted, by channel, by day and by section."""
     election = await get_election(ctx.redis, args.election)
     report = await turnout(ctx.redis, election)
     segments = int(await ctx.redis.get(keys.sms_segments(election.id)) or 0)
@@ -276,6 +276,15 @@ async def turnout_report(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out.write("by day\n")
         for day, n in sorted(report.by_day.items()):
             ctx.out.write(f"  {day}  {n}\n")
+    if election.sections:
+        ctx.out.write("by section (electoral college)\n")
+        for name, share in election.sections:
+            voted = report.by_section.get(name, 0)
+            eligible = report.eligible_by_section.get(name, 0)
+            percent = f"{100 * voted / eligible:.1f}%" if eligible else "-"
+            ctx.out.write(
+                f"  {name:<12}{voted} of {eligible} ({percent}), share {float(share):.2%}\n"
+            )
     return 0
 
 

@@ -363,6 +363,9 @@ async def test_an_electoral_college_from_roll_to_weighted_count(
     figures = await turnout(redis, election)
     assert figures.by_section == {"members": 6, "affiliates": 9}
     assert figures.eligible_by_section == {"members": 6, "affiliates": 9}
+    _, shown = await _run(h, "turnout", "--election", election.id)
+    assert "  members     6 of 6 (100.0%), share 50.00%" in shown
+    assert "  affiliates  9 of 9 (100.0%), share 50.00%" in shown
     # Each sealed ballot is stored with its section, and nothing else beside it.
     sealed = [str(m) for m in await redis.zrange(keys.sealed(election.id, 0), 0, -1)]
     assert sorted(m.split(":")[0] for m in sealed) == ["affiliates"] * 9 + ["members"] * 6
