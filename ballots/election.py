@@ -38,7 +38,7 @@ _FRACTION = re.compile(r"^[0-9]+ */ *[1-9][0-9]*$|^[0-9]*\.?[0-9]+$")
 #: The fewest ballots a section of an electoral college may have and still be counted.
 DEFAULT_MIN_SECTION_BALLOTS = 20
 #: Ids an election may not have: the console's own paths beside ``/organisers/ID/``.
-RESERVED_IDS = frozenset({"static"})
+RESERVED_IDS = frozenset({"static", "report"})
 
 
 def one_line(name: str) -> bool:

@@ -128,9 +128,10 @@ def test_a_misspelt_key_is_refused_with_the_key_it_may_mean() -> None:
     assert only.startswith("e.toml:1: unknown key 'colour'; the keys are abstain, candidates,")
 
 
-def test_an_election_may_not_take_a_name_the_console_keeps() -> None:
+@pytest.mark.parametrize("kept", ["static", "report"])
+def test_an_election_may_not_take_a_name_the_console_keeps(kept: str) -> None:
     import re
 
-    text = re.sub(r'(?m)^id = ".*"$', 'id = "static"', GOOD, count=1)
+    text = re.sub(r'(?m)^id = ".*"$', f'id = "{kept}"', GOOD, count=1)
     (only,) = problems(text)
-    assert "e.toml:" in only and "'static' is a name the console keeps" in only
+    assert "e.toml:" in only and f"'{kept}' is a name the console keeps" in only
