@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "openprimary.cost_cli",
         "estimate the poll's SMS segments (codes, conversations, reminders) and their cost",
     ),
+    "report": ("openprimary.report_cli", "compare pilot elections side by side, in aggregates"),
     "telegram": ("openprimary.telegram_cli", "set up the Telegram bot's webhook"),
     "results": (
         "openprimary.results_cli",

@@ -15,6 +15,7 @@ from channels.web import (
     election_views,
     index_views,
     reminder_views,
+    report_views,
     results_views,
     roll_views,
     signin_views,
@@ -41,6 +42,7 @@ def install(app: web.Application) -> None:
     r = console.router
     r.add_static("/static/", HERE / "static")
     r.add_get("/", index_views.index)
+    r.add_get("/report", report_views.report_page)  # (before "/{election}", which it would be)
     r.add_get("/{election}", index_views.to_election)
     e = "/{election}"
     r.add_get(f"{e}/", election_views.election_page)
