@@ -200,3 +200,33 @@ async def test_signed_out_pages_go_to_sign_in_and_a_forged_token_is_refused(
         await expect(page.locator("body")).to_contain_text("did not come from this site")
         trail = [e.action for e in await audit.read(redis, world.core.election.id)]
         assert "supporter looked up" not in trail
+
+
+async def test_the_pilots_report_page_draws_its_charts_with_nothing_blocked(redis: Redis) -> None:
+    async with served(redis) as (world, _, browser):
+        page = await browser.new_page()
+        problems: list[str] = []
+        page.on(
+            "console",
+            # (The browser's own favicon request is no page's doing.)
+            lambda m: (
+                problems.append(f"{m.location.get('url')}: {m.text}")
+                if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico")
+                else None
+            ),
+        )
+        await sign_in(world, page)
+        await page.get_by_role("link", name="All your elections").first.click()
+        await page.get_by_role("link", name="Compare your elections side by side").click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("report")
+        charts = page.locator("svg[role=img]")
+        assert await charts.count() >= 5
+        # Every chart has a name a screen reader reads, and is drawn (not blocked by the CSP).
+        for i in range(await charts.count()):
+            chart = charts.nth(i)
+            assert await chart.locator("title").count() >= 1
+            box = await chart.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 20
+        assert "riverside-2027" in await page.content()
+        assert not problems, problems
+        await shot(page, "console-report.png")
