@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from ballots import keys
+from ballots.count.model import CountError
 from ballots.count.result import Result
 from ballots.election import Election
 from ballots.errors import UnknownElection
@@ -225,8 +226,11 @@ class Pilot:
     sms_cost: Decimal | None
     cost_per_vote: Decimal | str | None
     sections: tuple[SectionFigures, ...]
-    #: None while the ballots are sealed.
+    #: None while the ballots are sealed (or the count is refused).
     count: CountFigures | None
+    #: Why the unsealed ballots are not counted (an electoral college's section with fewer
+    #: ballots than its min_section_ballots), or None.
+    count_refused: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON takes it: exact amounts as decimal strings (no reader turns them into
@@ -284,6 +288,7 @@ class Pilot:
                 }
                 for x in self.sections
             },
+            "count_refused": self.count_refused,
             "count": None
             if self.count is None
             else {
@@ -353,8 +358,12 @@ async def gather(
                 pipe.hgetall(keys.reminder(job))
             return list(await pipe.execute())
 
-    async def count_of(election: Election, done: bool) -> Result | None:
-        return await counted(redis, election) if done else None
+    async def count_of(election: Election, done: bool) -> Result | str | None:
+        """The count, or why it is refused (an electoral college's section too small)."""
+        try:
+            return await counted(redis, election) if done else None
+        except CountError as err:
+            return str(err)
 
     metas, results = await asyncio.gather(
         records(),
@@ -375,7 +384,7 @@ def _pilot(
     t: Turnout,
     segments: int,
     jobs: Sequence[tuple[str, int]],
-    result: Result | None,
+    result: Result | str | None,
     price: Price | None,
 ) -> Pilot:
     """One election's figures from what was read, through the privacy rule."""
@@ -420,7 +429,8 @@ def _pilot(
             )
             for name, share in election.sections
         ),
-        count=_count(result) if result is not None else None,
+        count=_count(result) if isinstance(result, Result) else None,
+        count_refused=result if isinstance(result, str) else None,
     )
 
 
@@ -542,7 +552,9 @@ def measures(pilot: Pilot) -> list[tuple[str, str]]:
             (f"section.{x.name}.voted", _n(x.voted)),
             (f"section.{x.name}.turnout_percent", _pc(x.percent)),
         ]
-    if pilot.count is None:
+    if pilot.count_refused is not None:
+        rows.append(("count", f"not counted: {pilot.count_refused}"))
+    elif pilot.count is None:
         rows.append(("count", "sealed"))
     else:
         c = pilot.count

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from ballots import audit, keys
 from ballots.clock import Clock
+from ballots.count.model import CountError
 from ballots.count.redis_source import count_election
 from ballots.count.report import to_json
 from ballots.count.result import Result
@@ -67,7 +68,10 @@ async def publish(
 ) -> Published:
     """Make the count public as it stands now, unless it is already (ResultsRefused, saying
     when and by whom).  ``details`` go to the audit entry (the console's factor)."""
-    result = await counted(redis, election)
+    try:
+        result = await counted(redis, election)
+    except CountError as err:  # a section of an electoral college too small to count
+        raise ResultsRefused(f"the count of {election.id} cannot be published: {err}") from err
     if result is None:
         raise NothingToPublish(
             f"there is nothing to publish for {election.id} until the trustees unseal"

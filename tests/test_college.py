@@ -30,7 +30,7 @@ from ballots.errors import FileProblems
 from ballots.roll import RollImportRefused, Supporter, import_roll, parse_roll
 from ballots.turnout import turnout
 from ballots.unseal import unseal
-from bot import results
+from bot import pilots, results
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from tests.console_support import Organiser
@@ -465,3 +465,33 @@ async def test_the_public_results_of_a_college_show_shares_and_each_sections_fil
                 assert (await outsider.get(f"/results/{election.id}/{missing}")).status == 404
         finally:
             await outsider.close()
+
+
+async def test_a_section_below_the_threshold_is_never_counted_or_published(
+    redis: Redis,
+) -> None:
+    # The default threshold, 20: members cast 6 ballots.
+    async with telegram_world(
+        redis, election_changes={"roll": _roll(), "sections": SECTIONS}
+    ) as world:
+        election = world.core.election
+        h = Harness(world.core, world.clock, Outbox("sms"))
+        for i in range(6):
+            await _vote(h, f"M{i}", "1")
+        for i in range(9):
+            await _vote(h, f"A{i}", "2")
+        world.clock.set(election.closes + timedelta(minutes=1))
+        await unseal(redis, election, TEST_SEED, world.clock, actor="trustees")
+        with pytest.raises(results.ResultsRefused, match="section members has 6 valid ballots"):
+            await results.publish(redis, election, world.clock, "test")
+        assert not await redis.exists(keys.published(election.id))
+        (pilot,) = await pilots.gather(redis, [election])
+        assert pilot.count is None and "fewer than the 20" in (pilot.count_refused or "")
+        browser = Organiser(world)
+        try:
+            await browser.sign_in()
+            page = await browser.get(f"/organisers/{election.id}/results")
+            assert page.status == 200
+            assert "Section members has 6 valid ballots, fewer than the 20" in page.text
+        finally:
+            await browser.close()

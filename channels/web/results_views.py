@@ -60,7 +60,12 @@ async def _results_page(
 ) -> web.StreamResponse:
     core = core_of(request)
     closed = core.clock.now() >= core.election.closes
-    result = await _count(request) if closed else None
+    problems = list(problems or [])
+    try:
+        result = await _count(request) if closed else None
+    except CountError as err:  # a section of an electoral college too small to count
+        result = None
+        problems.append(refusal(err))
     return page(
         request,
         "results.html",
@@ -73,7 +78,7 @@ async def _results_page(
         bars=bars(result) if result else "",
         published=await _published(request),
         parse_time=datetime.fromisoformat,
-        problems=problems or [],
+        problems=problems,
     )
 
 
