@@ -25,6 +25,7 @@ from ballots.count.formats import parse_blt
 from ballots.count.model import Ballots, CountError
 from ballots.count.redis_source import count_election, read_ballots, read_college
 from ballots.count.report import render_json, render_text, to_json
+from ballots.count.svg import bars, sankey
 from ballots.election import parse_election, read_election_file
 from ballots.errors import FileProblems
 from ballots.roll import RollImportRefused, Supporter, import_roll, parse_roll
@@ -495,3 +496,14 @@ async def test_a_section_below_the_threshold_is_never_counted_or_published(
             assert "Section members has 6 valid ballots, fewer than the 20" in page.text
         finally:
             await browser.close()
+
+
+def test_the_charts_of_a_weighted_count_label_shares_as_percentages() -> None:
+    fifty_fifty = college(
+        {"members": HALF, "affiliates": HALF}, {"members": MEMBERS, "affiliates": AFFILIATES}
+    )
+    result = count_college(fifty_fifty, "irv")
+    assert "Ann: 33.75% in round 1" in sankey(result)
+    assert "Ann 51.25%" in sankey(result)
+    assert "51.25% (elected)" in bars(result)
+    assert "31.25% (excluded)" in bars(result)

@@ -122,7 +122,7 @@ def _label_f(votes: float, *, weighted: bool = False) -> str:
     """Votes as a label: whole numbers, two places for STV's fractions, and an electoral
     college's weighted shares of the whole as percentages."""
     if weighted:
-        return f"{votes * 100:.1f}%"
+        return f"{votes * 100:.2f}%"
     return f"{votes:,.0f}" if votes == int(votes) else f"{votes:,.2f}"
 
 
