@@ -145,6 +145,9 @@ class Election:
     #: The fewest ballots a section may have and still be counted (a smaller section's
     #: results would say too much about how its few voters voted).
     min_section_ballots: int = DEFAULT_MIN_SECTION_BALLOTS
+    #: Publishing the results also publishes the anonymised ballots (BLT, CSV) for anyone to
+    #: recount; the receipts list is published either way.
+    publish_ballots: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -201,6 +204,7 @@ class Election:
                 "languages": list(self.languages),
                 "sms_text": self.sms_text,
                 "candidates": [{"id": c.id, "name": c.name} for c in self.candidates],
+                "publish_ballots": self.publish_ballots,
                 **(
                     {
                         "sections": [[name, str(share)] for name, share in self.sections],
@@ -235,6 +239,7 @@ class Election:
             candidates=tuple(Candidate(c["id"], c["name"]) for c in d["candidates"]),
             sections=tuple((name, Fraction(share)) for name, share in d.get("sections", [])),
             min_section_ballots=d.get("min_section_ballots", DEFAULT_MIN_SECTION_BALLOTS),
+            publish_ballots=bool(d.get("publish_ballots", True)),
         )
 
 
@@ -244,6 +249,7 @@ FILE_KEYS = frozenset(
         "id", "title", "method", "seats", "opens", "closes", "identity", "help",
         "organisers", "shards", "languages", "sms_text", "candidates", "max_ranks",
         "timezone", "quiet_hours", "abstain", "sections", "min_section_ballots",
+        "publish_ballots",
     }
 )  # fmt: skip
 CANDIDATE_KEYS = frozenset({"id", "name"})
@@ -491,6 +497,11 @@ def parse_election(text: str, path: str) -> Election:
         bad("abstain", "'abstain' must be true or false")
         abstain = False
 
+    publish_ballots = data.get("publish_ballots", True)
+    if not isinstance(publish_ballots, bool):
+        bad("publish_ballots", "'publish_ballots' must be true or false")
+        publish_ballots = True
+
     sections = _sections(data.get("sections"), method, bad)
     min_section_ballots = data.get("min_section_ballots", DEFAULT_MIN_SECTION_BALLOTS)
     if (
@@ -525,6 +536,7 @@ def parse_election(text: str, path: str) -> Election:
         sms_text=sms_text,
         sections=sections,
         min_section_ballots=min_section_ballots,
+        publish_ballots=publish_ballots,
     )
 
 

@@ -85,6 +85,9 @@ class Conversation:
         self.extensions = list(extensions)
         #: Sends receipts held back until the replicas hold the ballot (durable casts).
         self.held = held
+        #: Where voters find their receipts once results are published (None: the server
+        #: has no public address to give).
+        self.check_url: str | None = None
         self.codes = codes
         self.box = box
         self.clock = clock
@@ -468,7 +471,7 @@ class Conversation:
             return texts.no_receipt_yet()
         if not await self._confirmed(sid, receipt):
             return texts.cast_recording()
-        return texts.receipt_again(receipt)
+        return texts.receipt_again(receipt, self.check_url)
 
     async def _where_now(self, state: State, turn: Turn) -> Replies:
         """What the chat was last asked, again (after a change of language)."""
@@ -531,7 +534,10 @@ class Conversation:
         if result.ok and result.receipt:
             BALLOTS_CAST.labels(turn.msg.channel).inc()
             done = State(step=Step.DONE, election=self.election.id, supporter=state.supporter)
-            return done, [say(texts.cast(result.receipt))]
+            cast = texts.cast(result.receipt, self.check_url)
+            return done, [
+                OutboundMessage(cast, kind="reply", spare=texts.check_receipt(self.check_url))
+            ]
         if result.status == "recording" and result.receipt:
             # On the primary, not yet on the replicas asked for: the receipt waits for them.
             BALLOTS_CAST.labels(turn.msg.channel).inc()

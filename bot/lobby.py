@@ -341,7 +341,7 @@ class Lobby:
             elif receipt.unconfirmed and not await self.box.confirm(election, sid):
                 found.append((election, texts.cast_recording()))
             else:
-                found.append((election, texts.receipt_again(receipt)))
+                found.append((election, texts.receipt_again(receipt, conversation.check_url)))
         if not found:
             return texts.receipt_who()
         return "\n".join(texts.in_selection(e.title, line) for e, line in found)

@@ -73,6 +73,8 @@ class OutboundMessage:
     the text keeps its language's own letters (UCS-2 where one is outside GSM-7)
     rather than being folded to GSM-7 (``Election.sms_faithful``); ``language``
     is the language it is written in (a platform's own labels follow it).
+    ``spare``: the end of ``text`` that is worth sending only if it is free: by SMS it is
+    left off when it would cost another segment (where to check a receipt, say).
     """
 
     text: str
@@ -87,6 +89,7 @@ class OutboundMessage:
     detached: bool = False
     faithful: bool = False
     language: str = "en"
+    spare: str = ""
     meta: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

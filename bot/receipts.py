@@ -40,7 +40,10 @@ class HeldReceipts:
         *,
         every: float = CHECK_EVERY,
         give_up_after: float = GIVE_UP_AFTER,
+        check_url: str | None = None,
     ) -> None:
+        #: Where the voter finds the receipt once results are published.
+        self.check_url = check_url
         self.box = box
         self.election = election
         self.senders = senders
@@ -75,7 +78,11 @@ class HeldReceipts:
             language = current()
             faithful = self.election.sms_faithful(language)
             message = OutboundMessage(
-                texts.cast(receipt), kind="receipt", faithful=faithful, language=language
+                texts.cast(receipt, self.check_url),
+                kind="receipt",
+                spare=texts.check_receipt(self.check_url),
+                faithful=faithful,
+                language=language,
             )
             result = await sender.send(address, message)
             if not result.ok:

@@ -194,10 +194,19 @@ def _day(day: str) -> str:
     return format_date(parsed, "d MMM y", locale=current())
 
 
-def receipt_again(receipt: Receipt) -> str:
-    return _("Your ballot was cast on {day}. Receipt: {receipt}.").format(
+def receipt_again(receipt: Receipt, check: str | None = None) -> str:
+    text = _("Your ballot was cast on {day}. Receipt: {receipt}.").format(
         day=_day(receipt.day), receipt=isolate(receipt.id)
     )
+    return text + check_receipt(check)
+
+
+def check_receipt(check: str | None) -> str:
+    """Where a voter can find their receipt in the published list (nothing when the server
+    has no public address)."""
+    if not check:
+        return ""
+    return " " + _("After the count, find it at {url}").format(url=check)
 
 
 def no_receipt_yet() -> str:
@@ -271,10 +280,11 @@ def confirm(election: Election, ranking: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def cast(receipt: str) -> str:
-    return _("Vote cast, thank you! Receipt {receipt}. Your vote is secret and final.").format(
+def cast(receipt: str, check: str | None = None) -> str:
+    text = _("Vote cast, thank you! Receipt {receipt}. Your vote is secret and final.").format(
         receipt=isolate(receipt)
     )
+    return text + check_receipt(check)
 
 
 def cast_recording() -> str:

@@ -123,9 +123,15 @@ def sms_text(message: OutboundMessage) -> str:
     """One outbound message as it goes by SMS: GSM-7 (or, for a language sent faithful,
     UCS-2 where it must), within Twilio's limit.
 
-    Buttons are left out: the text always says what to type.
+    Buttons are left out: the text always says what to type.  The message's ``spare``
+    end is left off when it would cost another segment.
     """
-    return fit(to_sms(message.text, message.faithful))
+    full = fit(to_sms(message.text, message.faithful))
+    if message.spare and message.text.endswith(message.spare):
+        short = fit(to_sms(message.text[: -len(message.spare)], message.faithful))
+        if segments(short) < segments(full):
+            return short
+    return full
 
 
 @dataclass(frozen=True)

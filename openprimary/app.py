@@ -178,7 +178,13 @@ async def _election_core(deployment: Deployment, election: Election) -> Core:
         health=health,
         worker=worker,
     )
-    held = HeldReceipts(deployment.box, election, senders) if settings.durable_replicas else None
+    # Where voters find their receipts once results are published: the public results page.
+    check_url = f"{settings.public_url}/results/{election.id}" if settings.public_url else None
+    held = (
+        HeldReceipts(deployment.box, election, senders, check_url=check_url)
+        if settings.durable_replicas
+        else None
+    )
     conversation = Conversation(
         redis,
         election,
@@ -190,6 +196,7 @@ async def _election_core(deployment: Deployment, election: Election) -> Core:
         spend=spend,
         alerts=alerts,
     )
+    conversation.check_url = check_url
     deployment.router.spends[election.id] = spend
     return Core(
         settings,

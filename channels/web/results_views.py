@@ -10,7 +10,6 @@ publication's time and publisher stand, until an organiser unpublishes
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime
 from fractions import Fraction
@@ -18,24 +17,17 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from redis.asyncio import Redis
 
 from ballots import keys
-from ballots.count.college import weights_json
-from ballots.count.formats import check_writable, write_ballots
-from ballots.count.model import Ballots, CountError
-from ballots.count.redis_source import read_ballots, read_college
+from ballots.count.model import CountError
 from ballots.count.report import render_text
 from ballots.count.result import Result
 from ballots.count.svg import bars, colours, sankey
-from ballots.election import Election
-from ballots.receipts import all_receipts
 from bot import results
 from channels.web.guard import prefix_of, results_headers, session_of
 from channels.web.render import core_of, page, refusal, when
 
 #: The downloads the public page offers, and how each is made.
-DOWNLOADS = {"ballots.blt": "blt", "ballots.soi": "preflib"}
 
 
 async def _count(request: web.Request) -> Result | None:
@@ -178,7 +170,7 @@ async def public_results(request: web.Request) -> web.StreamResponse:
                 _shown(r["exhausted_percent" if weighted else "exhausted"], weighted)
                 for r in report["rounds"]
             ],
-            "downloads": _downloads(core.election),
+            "downloads": results.published_files(published),
             "sankey": published["sankey"],
             "bars": published["bars"],
             "published_at": when(core.election, datetime.fromisoformat(published["at"])),
@@ -194,62 +186,23 @@ def _shown(value: Any, weighted: bool) -> str:
     return f"{value}%" if weighted else str(value)
 
 
-def _downloads(election: Election) -> list[tuple[str, str]]:
-    """The ballot files the public page offers: (file name, what it is)."""
-    if not election.sections:
-        return [
-            ("ballots.blt", "The ballots, BLT (for OpenSTV, RCTab and others)"),
-            ("ballots.soi", "The ballots, PrefLib"),
-        ]
-    files = [
-        (f"ballots-{name}.blt", f"The ballots of section {name}, BLT")
-        for name in election.section_names
-    ]
-    return [*files, ("weights.json", "Each section's share and the weight of its ballots")]
+_TYPES = {".json": "application/json", ".csv": "text/csv"}
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    """GET /results/{election}/ballots.blt|ballots.soi|receipts.txt, once published; an
-    electoral college's ballots-SECTION.blt|.soi and weights.json."""
+    """GET /results/{election}/FILE: a file of the public recount, as stored at publication
+    (so its SHA-256 stays what the page says): receipts.txt, and the ballots unless the
+    election file keeps them back."""
     core = core_of(request)
     await _public(request)
     name = request.match_info["file"]
-    if name == "receipts.txt":
-        body = "".join(f"{r}\n" for r in await all_receipts(core.redis, core.election))
-        return results_headers(web.Response(text=body, content_type="text/plain"))
-    if core.election.sections:
-        return await _section_download(core.redis, core.election, name)
-    fmt = DOWNLOADS.get(name)
-    if fmt is None:
+    text = await core.redis.hget(keys.published(core.election.id), f"file:{name}")
+    if text is None:
         raise results_headers(web.HTTPNotFound(text="No such file."))
-    ballots = await read_ballots(core.redis, core.election)
-    return _ballot_file(core.election, ballots, fmt, name)
-
-
-async def _section_download(redis: Redis, election: Election, name: str) -> web.StreamResponse:
-    """One section's ballots of an electoral college, or the weights."""
-    college = await read_college(redis, election)
-    if name == "weights.json":
-        body = weights_json(election, college)
-        return results_headers(web.Response(text=body, content_type="application/json"))
-    stem, _, suffix = name.rpartition(".")
-    section = stem.removeprefix("ballots-")
-    fmt = DOWNLOADS.get(f"ballots.{suffix}")
-    if fmt is None or not stem.startswith("ballots-") or section not in election.shares:
-        raise results_headers(web.HTTPNotFound(text="No such file."))
-    return _ballot_file(election, college.sections[section], fmt, name)
-
-
-def _ballot_file(election: Election, ballots: Ballots, fmt: str, name: str) -> web.StreamResponse:
-    try:
-        check_writable(ballots, fmt)
-    except CountError as err:
-        raise results_headers(web.HTTPConflict(text=f"This file cannot be made: {err}")) from err
-    out = io.StringIO()
-    write_ballots(ballots, fmt, out, election.seats)
+    suffix = name[name.rfind(".") :]
     response = web.Response(
-        text=out.getvalue(),
-        content_type="text/plain",
-        headers={"Content-Disposition": f'attachment; filename="{election.id}-{name}"'},
+        text=str(text),
+        content_type=_TYPES.get(suffix, "text/plain"),
+        headers={"Content-Disposition": f'attachment; filename="{core.election.id}-{name}"'},
     )
     return results_headers(response)
