@@ -12,8 +12,9 @@ from ballots.count import METHODS, count
 from ballots.count.chart import write_chart
 from ballots.count.formats import FORMATS, check_writable, read_ballots, write_ballots
 from ballots.count.model import Ballots, CountError
-from ballots.count.report import render_json, render_text
+from ballots.count.report import render_json
 from ballots.count.result import Result
+from bot.count_report import render_text
 
 if TYPE_CHECKING:
     from ballots.election import Election

@@ -16,7 +16,6 @@ from pathlib import Path
 from ballots import keys
 from ballots.count import count
 from ballots.count.redis_source import read_ballots
-from ballots.count.report import render_text
 from ballots.election import Election, get_election, read_election_file, save_election
 from ballots.errors import OpenPrimaryError
 from ballots.languages import SHIPPED
@@ -24,6 +23,7 @@ from ballots.program import program
 from ballots.roll import import_roll, read_roll_file
 from ballots.trustees import combine, load_count_key, make_count_key, read_share
 from ballots.unseal import unseal, unsealed_at
+from bot.count_report import render_text
 from bot.messages import Channel
 from channels.console import ConsoleOutbox, chat
 from openprimary.app import build_core

@@ -24,7 +24,7 @@ from ballots.count.college import College, count_college, percent
 from ballots.count.formats import parse_blt
 from ballots.count.model import Ballots, CountError
 from ballots.count.redis_source import count_election, read_ballots, read_college
-from ballots.count.report import render_json, render_text, to_json
+from ballots.count.report import render_json, to_json
 from ballots.count.svg import bars, sankey
 from ballots.election import parse_election, read_election_file
 from ballots.errors import FileProblems
@@ -32,6 +32,7 @@ from ballots.roll import RollImportRefused, Supporter, import_roll, parse_roll
 from ballots.turnout import turnout
 from ballots.unseal import unseal
 from bot import pilots, results
+from bot.count_report import render_text
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from tests.console_support import Organiser
@@ -102,7 +103,11 @@ def test_a_weighted_irv_count_equals_the_hand_count_exactly_and_changes_the_winn
 
     # The report shows each round's shares as percentages and each section's papers.
     text = render_text(result)
-    assert "Ann                33.75%     51.25% E" in text
+    assert "Ann         33.75%     51.25% E" in text
+    assert "Exhausted    0.00%      0.00%" in text
+    assert "Cat has the fewest votes (31.25%): excluded." in text
+    assert "58 ballots of Cat: 17.50% to Ann, 13.75% to Bob, 0.00% exhausted" in text
+    assert "Ann has 51.25% of the college, more than half of the continuing" in text
     assert "Section members: share 50.00%, 40 valid ballots of weight 1/80 each" in text
     report = to_json(result)
     assert report["rounds"][1]["tallies"] == {"a": "41/80", "b": "39/80"}

@@ -9,9 +9,10 @@ import pytest
 from ballots.count import count
 from ballots.count.irv import bulk_exclusion_set
 from ballots.count.model import Ballots, CountError
-from ballots.count.report import render_text, to_json
+from ballots.count.report import to_json
 from ballots.count.stv import droop_quota
 from ballots.count.ties import break_tie, lot_draw
+from bot.count_report import render_text
 
 
 def ballots(candidates: str, *groups: tuple[int, str]) -> Ballots:
@@ -173,5 +174,5 @@ def test_text_report_shows_every_round_and_the_rule() -> None:
     text = render_text(count(ballots("abc", (4, "a"), (3, "bc"), (2, "ca")), "irv"))
     assert "Round 1" in text and "Round 2" in text
     assert "c has the fewest votes (2): excluded." in text
-    assert "2 ballots of c: 2 to a, 0 non-transferable" in text
+    assert "2 ballots of c: 2 to a, 0 exhausted" in text
     assert text.rstrip().endswith("Elected: a.")

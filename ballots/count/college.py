@@ -367,6 +367,8 @@ def _sv(
                 winner,
                 "lot",
                 f"lot with seed {seed}, lowest draw chosen: {draws}",
+                seed=seed,
+                draws=tuple((c, lot_draw(seed, 2, "winner", c)[:12]) for c in top_two),
             )
         )
         why = f"{a} and {b} have {percent(second[a])} each; by lot: {winner} elected"

@@ -1,4 +1,5 @@
-"""A count's report: the round-by-round table for people and the JSON for scripts.
+"""A count's report for scripts: the JSON (the table for people is ``bot/count_report.py``,
+in the language being spoken).
 
 The JSON keys ``method``, ``seats``, ``quota``, ``candidates``, ``rounds``
 (each with ``tallies``, ``exhausted``, ``elected``, ``excluded`` and
@@ -17,13 +18,6 @@ from typing import Any
 
 from ballots.count.college import percent
 from ballots.count.result import Result, Round, Transfer, Votes
-
-_METHOD_NAMES = {
-    "irv": "instant-runoff",
-    "sv": "supplementary vote",
-    "stv": "single transferable vote",
-}
-_ROUNDS_PER_TABLE = 6
 
 
 def _num(value: Votes) -> int | str:
@@ -120,143 +114,3 @@ def to_json(result: Result) -> dict[str, Any]:
 def render_json(result: Result) -> str:
     """The JSON report as text."""
     return json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n"
-
-
-def _fmt(value: Votes) -> str:
-    if isinstance(value, Fraction):
-        return percent(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _section_tables(result: Result, rounds: tuple[Round, ...]) -> list[str]:
-    """An electoral college: each section's whole papers with each candidate, round by round."""
-    ids = list(result.candidates)
-    label_width = max([len(result.name(c)) for c in ids] + [len("Non-transferable")])
-    lines: list[str] = []
-    for name, sec in result.sections.items():
-        lines.append(
-            f"Section {name}: share {percent(sec.share)}, {sec.ballots:,} valid ballots "
-            f"of weight {sec.weight} each (ballot papers by round)"
-        )
-        header = " " * label_width + "".join(f"  {f'Round {r.number}':>9}" for r in rounds)
-        lines.append(header)
-        for c in [*ids, ""]:
-            label = result.name(c) if c else "Non-transferable"
-            cells = "".join(
-                f"  {r.by_section[name][c]:>9,}" if c in r.by_section[name] else " " * 11
-                for r in rounds
-            )
-            lines.append(f"{label:<{label_width}}{cells}".rstrip())
-        lines.append("")
-    return lines
-
-
-def _table(result: Result, rounds: tuple[Round, ...]) -> list[str]:
-    """One block of the round-by-round table: a row per candidate, a column per round."""
-    ids = list(result.candidates)
-    label_width = max([len(result.name(c)) for c in ids] + [len("Non-transferable")])
-    cells: list[list[str]] = []
-    for r in rounds:
-        column = []
-        for c in ids:
-            if c not in r.tallies:
-                column.append("")
-                continue
-            mark = " E" if c in r.elected else " X" if c in r.excluded else "  "
-            column.append(_fmt(r.tallies[c]) + mark)
-        column.append(_fmt(r.exhausted) + "  ")
-        if result.method == "stv":
-            column.append(_fmt(r.loss) + "  ")
-        total: Any = sum(r.tallies.values(), start=r.exhausted)
-        total += r.loss or 0
-        column.append(_fmt(total) + "  ")
-        cells.append(column)
-    widths = [
-        max(len(f"Round {r.number}") + 2, *(len(x) for x in col))
-        for r, col in zip(rounds, cells, strict=True)
-    ]
-    labels = [result.name(c) for c in ids] + ["Non-transferable"]
-    if result.method == "stv":
-        labels.append("Loss to fractions")
-    labels.append("Total")
-    header = " " * label_width + "".join(
-        f"  {f'Round {r.number}':>{w - 2}}  " for r, w in zip(rounds, widths, strict=True)
-    )
-    lines = [header.rstrip()]
-    for i, label in enumerate(labels):
-        if label == "Non-transferable":
-            lines.append("-" * len(header.rstrip()))
-        row = f"{label:<{label_width}}" + "".join(
-            f"  {col[i]:>{w}}" for col, w in zip(cells, widths, strict=True)
-        )
-        lines.append(row.rstrip())
-    return lines
-
-
-def _transfer_text(result: Result, t: Transfer) -> str:
-    parts = [f"{_fmt(v)} to {result.name(c)}" for c, v in t.to.items()]
-    parts.append(f"{_fmt(t.exhausted)} non-transferable")
-    if t.transfer_value is not None:
-        parts.append(f"{_fmt(t.loss)} lost to fractions")
-    what = (
-        f"surplus of {result.name(t.source)}, {t.ballots:,} papers at transfer value "
-        f"{t.transfer_value}"
-        if t.reason == "surplus"
-        else f"{t.ballots:,} ballots of {result.name(t.source)}"
-    )
-    return f"    {what}: " + ", ".join(parts)
-
-
-def render_text(result: Result) -> str:
-    """The round-by-round report a party could publish."""
-    method = _METHOD_NAMES.get(result.method, result.method)
-    title = result.title or "Count"
-    seats = f", {result.seats} seats" if result.method == "stv" else ""
-    lines = [f"{title}: {method}{seats}", "=" * len(f"{title}: {method}{seats}")]
-    lines.append(f"Rules: {result.rules}.")
-    facts = f"Valid ballots: {result.ballots:,}"
-    if result.invalid:
-        facts += f" (and {result.invalid:,} invalid, not counted)"
-    if result.blank:
-        facts += f".  Blank ballots (abstentions): {result.blank:,}"
-    if result.quota is not None:
-        facts += f".  Quota: {_fmt(result.quota)}"
-    facts += f".  Seed for any lot: {result.seed}."
-    lines += [facts, ""]
-    if result.weighted:
-        lines.append(
-            "Electoral college: "
-            + "; ".join(
-                f"{name} {percent(sec.share)} ({sec.ballots:,} ballots)"
-                for name, sec in result.sections.items()
-            )
-            + ".  Votes are weighted shares of the whole, as percentages."
-        )
-        lines.append("")
-    for start in range(0, len(result.rounds), _ROUNDS_PER_TABLE):
-        lines += _table(result, result.rounds[start : start + _ROUNDS_PER_TABLE])
-        lines.append("")
-        if result.weighted:
-            lines += _section_tables(result, result.rounds[start : start + _ROUNDS_PER_TABLE])
-    lines.append("E: elected in this round.  X: excluded at the end of this round.")
-    lines.append("")
-    lines.append("Round by round")
-    lines.append("--------------")
-    for r in result.rounds:
-        lines.append(f"Round {r.number}: {r.action}.")
-        if r.number == 1 and result.blank:
-            lines.append(
-                f"    Blank: {result.blank:,} ballots ranked nobody (abstentions): "
-                "counted in turnout, in no quota or majority."
-            )
-        lines += [_transfer_text(result, t) for t in r.transfers]
-        lines += [f"    {note}." for note in r.notes]
-    if result.tie_breaks:
-        lines += ["", "Ties"]
-        for t in result.tie_breaks:
-            lines.append(
-                f"    Round {t.round}, {t.kind}: {', '.join(t.tied)} tied; "
-                f"{t.chosen} chosen by {t.how} ({t.detail})."
-            )
-    lines += ["", "Elected: " + "; ".join(result.name(w) for w in result.winners) + "."]
-    return "\n".join(lines) + "\n"

@@ -28,6 +28,11 @@ class TieBreak:
     how: str
     """``earlier round`` (looked back at earlier rounds' votes) or ``lot``."""
     detail: str
+    #: The rounds looked back at, newest first: (round, ((candidate, votes shown), ...)).
+    looked: tuple[tuple[int, tuple[tuple[str, str], ...]], ...] = ()
+    #: By lot: the seed and each tied candidate's draw (the first 12 hex digits).
+    seed: int | None = None
+    draws: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

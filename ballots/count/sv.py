@@ -105,6 +105,8 @@ def count_sv(ballots: Ballots, *, seed: int = 0) -> Result:
                 winner,
                 "lot",
                 f"lot with seed {seed}, lowest draw chosen: {draws}",
+                seed=seed,
+                draws=tuple((c, lot_draw(seed, 2, "winner", c)[:12]) for c in top_two),
             )
         )
         why = f"{a} and {b} have {second[a]} votes each; by lot: {winner} elected"

@@ -64,6 +64,7 @@ def break_tie(
         return tied[0], None
     remaining = sorted(tied)
     looked: list[str] = []
+    seen: list[tuple[int, tuple[tuple[str, str], ...]]] = []
     for back in range(len(history) - 1, -1, -1):
         votes = history[back]
         values: dict[str, Any] = {c: votes.get(c, 0) for c in remaining}
@@ -73,6 +74,7 @@ def break_tie(
         looked.append(
             f"round {back + 1}: " + ", ".join(f"{c} {show(values[c])}" for c in remaining)
         )
+        seen.append((back + 1, tuple((c, show(values[c])) for c in remaining)))
         remaining = [c for c in remaining if values[c] == pick]
         if len(remaining) == 1:
             return remaining[0], TieBreak(
@@ -82,6 +84,7 @@ def break_tie(
                 chosen=remaining[0],
                 how="earlier round",
                 detail="; ".join(looked),
+                looked=tuple(seen),
             )
     chosen = by_lot(seed, round_number, kind, remaining)
     draws = ", ".join(f"{c} {lot_draw(seed, round_number, kind, c)[:12]}" for c in remaining)
@@ -93,6 +96,9 @@ def break_tie(
         chosen=chosen,
         how="lot",
         detail=f"{prefix}lot with seed {seed}, lowest draw chosen: {draws}",
+        looked=tuple(seen),
+        seed=seed,
+        draws=tuple((c, lot_draw(seed, round_number, kind, c)[:12]) for c in remaining),
     )
 
 

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from ballots import keys
 from ballots.count.model import CountError
-from ballots.count.report import render_text
 from ballots.count.result import Result
 from ballots.count.svg import bars, colours, sankey
 from bot import results
+from bot.count_report import render_text
 from channels.web.guard import prefix_of, results_headers, session_of
 from channels.web.render import core_of, page, refusal, when
 
