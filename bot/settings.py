@@ -17,6 +17,8 @@ from ballots.redis_url import parse_redis_url
 
 _SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _FROM = re.compile(r"^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$")
+#: An ISO 4217 currency code: three letters.
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Settings:
     sms_budget_segments: int = 0
     #: The most SMS segments every election together may send (0: no ceiling).
     sms_budget_total: int = 0
+    #: The currency SMS prices are given in, as an ISO 4217 code (the console's costs).
+    currency: str = "GBP"
     #: The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none
     #: by default, so a client cannot name its own address.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -160,6 +164,14 @@ class Settings:
             if base is not None and urlsplit(base).scheme not in ("http", "https"):
                 raise ConfigError(f"{name}={base!r}: must be an http(s) URL")
 
+        currency_raw = get("OPENPRIMARY_CURRENCY")
+        currency = (currency_raw or "GBP").upper()
+        if not _CURRENCY.match(currency):
+            raise ConfigError(
+                f"OPENPRIMARY_CURRENCY={currency_raw!r}: must be an ISO 4217 currency code such as "
+                "GBP, EUR or USD"
+            )
+
         return cls(
             redis_url=redis_url,
             data_dir=data_dir,
@@ -183,6 +195,7 @@ class Settings:
             durable_replicas=count("OPENPRIMARY_DURABLE_REPLICAS", 0, least=0),
             sms_budget_segments=count("OPENPRIMARY_SMS_BUDGET_SEGMENTS", 0, least=0),
             sms_budget_total=count("OPENPRIMARY_SMS_BUDGET_TOTAL", 0, least=0),
+            currency=currency,
             trusted_proxies=_networks(
                 "OPENPRIMARY_TRUSTED_PROXIES", get("OPENPRIMARY_TRUSTED_PROXIES")
             ),

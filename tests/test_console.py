@@ -358,4 +358,4 @@ async def test_an_upload_that_is_not_a_file_gets_a_clear_answer(redis: Redis) ->
         )
         assert page.status == 400 and "Choose a roll CSV file." in page.text
         empty = await browser.post("/organisers/riverside-2027/roll/lookup", {"supporter": " "})
-        assert "Type a supporter number." in empty.text
+        assert "Type a supporter number or a phone number." in empty.text

@@ -61,6 +61,7 @@ def install(app: web.Application) -> None:
     r.add_post(f"{e}/roll/upload", roll_views.upload)
     r.add_post(f"{e}/roll/lookup", roll_views.lookup)
     r.add_post(f"{e}/roll/unlock", roll_views.unlock)
+    r.add_post(f"{e}/roll/reissue", roll_views.reissue)
     r.add_post(f"{e}/codes", roll_views.codes_file)
     r.add_get(f"{e}/audit", audit_views.audit_page)
     r.add_get(f"{e}/results", results_views.results_page)

@@ -7,6 +7,7 @@ this process sends it (``OrganiserCommands.start_reminder``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -18,12 +19,15 @@ from bot.organiser import OrganiserCommands
 from bot.reminders import (
     CHANNELS,
     FIELDS,
+    MAX_SMS_SEGMENTS,
+    Plan,
     ReminderError,
     Reminders,
     after_the_close,
     finishes,
     plan,
 )
+from bot.reminders.text import rendered
 from channels.web.guard import prefix_of, session_of
 from channels.web.render import core_of, page
 
@@ -31,6 +35,12 @@ from channels.web.render import core_of, page
 DEFAULT_PRICE = 0.04
 #: Jobs the reminders page lists, newest first.
 JOBS_SHOWN = 20
+#: The controls a job offers in each status (a finished or cancelled job: none).
+ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "preparing": (("cancel", "Cancel"),),
+    "running": (("pause", "Pause"), ("cancel", "Cancel")),
+    "paused": (("resume", "Resume"), ("cancel", "Cancel")),
+}
 
 
 def _organisers(request: web.Request) -> OrganiserCommands:
@@ -50,7 +60,8 @@ async def _jobs(request: web.Request) -> list[Any]:
 async def _page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
     """The reminders page: the composer (with ``context``) and the jobs so far."""
     context.setdefault("price", DEFAULT_PRICE)
-    election = core_of(request).election
+    core = core_of(request)
+    election = core.election
     return page(
         request,
         "reminders.html",
@@ -60,8 +71,47 @@ async def _page(request: web.Request, status: int = 200, **context: Any) -> web.
         fields=FIELDS,
         languages=[SHIPPED[code] for code in election.languages],
         shipped=SHIPPED,
+        currency=core.settings.currency,
+        actions=ACTIONS,
         **context,
     )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How a reminder reads in one of the election's languages, on one channel."""
+
+    language: str
+    channel: str
+    #: The language whose version it is: another when the template has none in ``language``.
+    written_in: str
+    text: str
+    #: SMS segments (1 on Telegram).
+    parts: int
+
+
+def _samples(request: web.Request, ready: Plan) -> list[Sample]:
+    """The reminder in each of the election's languages, on each channel it goes by (with
+    the word for "supporter" where a name goes)."""
+    core = core_of(request)
+    election = core.election
+    rules = _organisers(request).rules
+    now = core.clock.now()
+    channels = [ch for ch in CHANNELS if ready.count(ch)] or (
+        list(CHANNELS) if ready.channel == "all" else [ready.channel]
+    )
+    return [
+        Sample(
+            code,
+            ch,
+            one.language,
+            one.body,
+            one.parts if ch == "sms" else 1,
+        )
+        for code in election.languages
+        for ch in channels
+        for one in [rendered(ready.template, election, "", code, now, rules[ch], MAX_SMS_SEGMENTS)]
+    ]
 
 
 async def reminders_page(request: web.Request) -> web.StreamResponse:
@@ -117,6 +167,10 @@ async def dry_run(request: web.Request) -> web.StreamResponse:
         finish=finish,
         late=late,
         cost=f"{(ready.sms_segments if ready else 0) * price:,.2f}",
+        # Each language's version (one language: the first message of each kind says it).
+        samples=_samples(request, ready)
+        if ready is not None and not ready.problems and len(core.election.languages) > 1
+        else [],
         problems=problems,
         status=400 if problems else 200,
     )
@@ -165,6 +219,7 @@ async def job_page(request: web.Request) -> web.StreamResponse:
         job=status,
         doubt=doubt,
         elsewhere=elsewhere,
+        actions=ACTIONS.get(status.status, ()),
         nav="reminders",
     )
 
@@ -197,11 +252,13 @@ async def job_action(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text=f"no action {action!r}")
     except ReminderError as err:
         doubt = await reminders.in_doubt(status.job)
+        now = await reminders.status(status.job)
         return page(
             request,
             "job.html",
-            job=await reminders.status(status.job),
+            job=now,
             doubt=doubt,
+            actions=ACTIONS.get(now.status, ()),
             problems=[str(err)],
             nav="reminders",
             status=409,
