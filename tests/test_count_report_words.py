@@ -7,6 +7,7 @@ import re
 
 from ballots.count import count
 from ballots.count.model import Ballots
+from ballots.count.svg import bars, sankey
 from bot.count_report import render_text
 from bot.i18n import speaking
 
@@ -87,3 +88,11 @@ def test_a_welsh_report_in_welsh_words_and_welsh_plural_forms() -> None:
         assert not re.search(
             rf"\b{cid}\b", _sentences(text.replace("Rownd wrth rownd", "Round by round"))
         )
+
+
+def test_the_charts_describe_the_count_in_good_english() -> None:
+    one = sankey(count(_ballots((5, "walsh"), (1, "khan")), "sv"))
+    assert "1 round of an SV count; elected: Pat Walsh." in one
+    three = sankey(count(IRV, "irv"))
+    assert "3 rounds of an IRV count; elected: Pat Walsh." in three
+    assert "Non-transferable" not in three + bars(count(IRV, "irv"))

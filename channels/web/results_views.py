@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -19,9 +20,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from ballots import keys
+from ballots.count.college import percent
 from ballots.count.model import CountError
 from ballots.count.result import Result
-from ballots.count.svg import bars, colours, sankey
+from ballots.count.svg import bars, bars_narrow, colours, from_report, sankey, sankey_narrow
+from ballots.turnout import turnout
 from bot import results
 from bot.count_report import render_text
 from channels.web.guard import prefix_of, results_headers, session_of
@@ -68,6 +71,8 @@ async def _results_page(
         report=render_text(result) if result else "",
         sankey=sankey(result) if result else "",
         bars=bars(result) if result else "",
+        sankey_narrow=sankey_narrow(result) if result else "",
+        bars_narrow=bars_narrow(result) if result else "",
         published=await _published(request),
         parse_time=datetime.fromisoformat,
         problems=problems,
@@ -122,7 +127,11 @@ async def _public(request: web.Request) -> dict[str, str]:
 
 
 async def public_results(request: web.Request) -> web.StreamResponse:
-    """GET /results/{election}: the published count, for anyone."""
+    """GET /results/{election}: the published count, for anyone.
+
+    The pictures stored at publication are the wide ones; the narrow ones a phone shows
+    (``ballots.count.svg``) are drawn here from the report stored with them, so both show the
+    same count.  Turnout is read now: counts only, never who voted."""
     core = core_of(request)
     published = await _public(request)
     report: dict[str, Any] = json.loads(published["report"])
@@ -131,12 +140,14 @@ async def public_results(request: web.Request) -> web.StreamResponse:
     weighted = "sections" in report
     # An electoral college's votes are exact shares of the whole: shown as percentages.
     shown = "percent" if weighted else "tallies"
+    fate = _fates(report)
     rows = [
         {
             "name": name,
             "colour": palette[cid],
             "votes": [_shown(r[shown].get(cid), weighted) for r in report["rounds"]],
             "elected": cid in report["winners"],
+            "fate": fate.get(cid, ""),
         }
         for cid, name in names.items()
     ]
@@ -155,6 +166,8 @@ async def public_results(request: web.Request) -> web.StreamResponse:
         }
         for section, figures in report.get("sections", {}).items()
     ]
+    drawn = from_report(report)
+    figures = await turnout(core.redis, core.election)
     response = aiohttp_jinja2.render_template(
         "public_results.html",
         request,
@@ -170,9 +183,17 @@ async def public_results(request: web.Request) -> web.StreamResponse:
                 _shown(r["exhausted_percent" if weighted else "exhausted"], weighted)
                 for r in report["rounds"]
             ],
+            "transfers": _transfers(report, fate, weighted),
+            "turnout": {
+                "eligible": f"{figures.eligible:,}",
+                "voted": f"{figures.voted:,}",
+                "percent": f"{figures.percent:.1f}%",
+            },
             "downloads": results.published_files(published),
             "sankey": published["sankey"],
             "bars": published["bars"],
+            "sankey_narrow": sankey_narrow(drawn),
+            "bars_narrow": bars_narrow(drawn),
             "published_at": when(core.election, datetime.fromisoformat(published["at"])),
         },
     )
@@ -184,6 +205,68 @@ def _shown(value: Any, weighted: bool) -> str:
     if value is None:
         return ""
     return f"{value}%" if weighted else str(value)
+
+
+def _fates(report: dict[str, Any]) -> dict[str, str]:
+    """Each candidate elected or excluded, in words: ``excluded in round 2``."""
+    fate: dict[str, str] = {}
+    for r in report["rounds"]:
+        for cid in r.get("elected", []):
+            fate.setdefault(cid, f"elected in round {r['round']}")
+        for cid in r.get("excluded", []):
+            fate.setdefault(cid, f"excluded in round {r['round']}")
+    return fate
+
+
+def _moved(value: Any, weighted: bool) -> str:
+    """Votes moved by a transfer, as the page shows them (a college's: percent of the whole)."""
+    if weighted:
+        return percent(Fraction(str(value)))
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _transfers(report: dict[str, Any], fate: dict[str, str], weighted: bool) -> dict[str, Any]:
+    """The transfers table: a column for each round after the first (saying whose votes
+    moved, and why), a row for each candidate and one for Exhausted, each cell the votes
+    received (+) or moved away (−) in that round."""
+    names: dict[str, str] = report["candidates"]
+    columns = []
+    cells: dict[str, list[str]] = {cid: [] for cid in [*names, ""]}
+    for r in report["rounds"][1:]:
+        moves = r.get("transfers", [])
+        if not moves:
+            continue
+        what = []
+        got: dict[str, list[str]] = {}
+        for t in moves:
+            who = names.get(t["from"], t["from"])
+            why = fate.get(t["from"], "")
+            what.append(
+                f"surplus of {who}" + (f", {why}" if why else "")
+                if t.get("reason") == "surplus"
+                else f"{who}" + (f", {why}" if why else "")
+            )
+            got.setdefault(t["from"], []).append(f"−{_moved(_sent(t), weighted)}")
+            for cid, v in t["to"].items():
+                got.setdefault(cid, []).append(f"+{_moved(v, weighted)}")
+            if Fraction(str(t["exhausted"])):
+                got.setdefault("", []).append(f"+{_moved(t['exhausted'], weighted)}")
+        columns.append({"round": r["round"], "from": "; ".join(what)})
+        for cid, column in cells.items():
+            column.append(", ".join(got.get(cid, [])))
+    rows = [{"name": names[cid], "fate": fate.get(cid, ""), "cells": cells[cid]} for cid in names]
+    rows.append({"name": "Exhausted", "fate": "", "cells": cells[""]})
+    return {"columns": columns, "rows": rows}
+
+
+def _sent(transfer: dict[str, Any]) -> Any:
+    """All a transfer moved: to candidates and to Exhausted (exact, in the report's terms)."""
+    values = [*transfer["to"].values(), transfer["exhausted"]]
+    if all(isinstance(v, int) for v in values):
+        return sum(values)
+    if any("/" in str(v) for v in values):
+        return sum((Fraction(str(v)) for v in values), Fraction(0))
+    return sum((Decimal(str(v)) for v in values), Decimal(0))
 
 
 _TYPES = {".json": "application/json", ".csv": "text/csv"}
