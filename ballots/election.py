@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.errors import ConfigError, ElectionLocked, FileProblems, Problem, UnknownElection
-from ballots.languages import FAITHFUL, FOLDED, SHIPPED
+from ballots.languages import FAITHFUL, FOLDED, SHIPPED, right_to_left
 from ballots.program import program
 
 METHODS = ("irv", "sv", "stv")
@@ -50,13 +50,6 @@ def one_line(name: str) -> bool:
 #: Letters and symbols that show as a blank: the Hangul fillers and the empty Braille
 #: cell.  (Format characters such as zero-width spaces are not printable: refused already.)
 _BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-#: The bidirectional classes of a right-to-left script's letters (Hebrew R; Arabic, Urdu AL).
-_RIGHT_TO_LEFT = frozenset({"R", "AL"})
-
-
-def right_to_left(text: str) -> bool:
-    """Whether ``text`` holds a letter of a right-to-left script (Hebrew, Arabic, Urdu...)."""
-    return any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in text)
 
 
 def name_problem(name: str, folded: Mapping[str, str]) -> str | None:

@@ -6,6 +6,7 @@ messages themselves are ``bot/locale``'s catalogues (``bot/i18n.py``).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,3 +48,12 @@ def best(tag: str | None, offered: Iterable[str]) -> str | None:
         return None
     primary = tag.strip().replace("_", "-").split("-")[0].lower()
     return primary if primary in tuple(offered) else None
+
+
+#: The bidirectional classes of a right-to-left script's letters (Hebrew R; Arabic, Urdu AL).
+_RIGHT_TO_LEFT = frozenset({"R", "AL"})
+
+
+def right_to_left(text: str) -> bool:
+    """Whether ``text`` holds a letter of a right-to-left script (Hebrew, Arabic, Urdu...)."""
+    return any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in text)

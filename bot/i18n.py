@@ -21,8 +21,7 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
-from ballots.election import right_to_left
-from ballots.languages import SHIPPED
+from ballots.languages import SHIPPED, right_to_left
 
 LOCALE = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"

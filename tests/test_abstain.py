@@ -150,9 +150,9 @@ async def test_the_count_shows_blanks_in_round_1_and_counts_them_in_no_majority(
     assert "Blank: 4 ballots ranked nobody (abstentions)" in out
     # The majority (or the quota) is of the five who ranked anyone, not the nine.
     decided = {
-        "irv": "a has 3 of 5 continuing votes, more than half: elected",
-        "sv": "a has 3 of 5 1st choices, more than half: elected",
-        "stv": "a has 3.00000, at least the quota: elected",
+        "irv": "A has 3 of 5 continuing votes, more than half: elected",
+        "sv": "A has 3 of 5 1st choices, more than half: elected",
+        "stv": "A has 3.00000, at least the quota: elected",
     }
     assert decided[method] in out, out
     if method == "stv":

@@ -120,6 +120,14 @@ async def test_every_console_page_and_the_public_results_pass_axe(redis: Redis) 
         for tail in CONSOLE:
             await _check(page, f"{base}{ELECTION}{tail}", found)
         await _check(page, f"{base}/organisers/report", found)
+        # A supporter looked up on the roll, by phone, and the page before reissuing a code.
+        await page.goto(f"{base}{ELECTION}/roll")
+        await page.get_by_label("Supporter number or phone number").fill("07700 900101")
+        await page.get_by_role("button", name="Look up").click()
+        await expect(page.get_by_text("Ann Hughes").first).to_be_visible()
+        await _check(page, "", found)
+        await page.get_by_role("button", name="Reissue this supporter's code").first.click()
+        await _check(page, "", found)
         # A reminder job's page.
         await page.goto(f"{base}{ELECTION}/reminders")
         await page.get_by_label("Message").fill("Hi {name}, {days_left} days left to vote.")
