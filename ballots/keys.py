@@ -186,6 +186,12 @@ def audit(election_id: str) -> str:
     return f"{PREFIX}:e:{election_id}:audit"
 
 
+def restoring(election_id: str) -> str:
+    """Hash: a restore from a backup under way (which file, what it replaced), until it has
+    written the election whole; a rerun of the same backup finishes it (see bot/backup.py)."""
+    return f"{PREFIX}:e:{election_id}:restoring"
+
+
 # --- per election shard (one hash slot each) -----------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -74,6 +74,70 @@ HANDLING_SECONDS = Histogram(
     ["channel"],
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+HTTP_RESPONSES = Counter(
+    "openprimary_http_responses",
+    "HTTP responses, by route (sms, sms_status, telegram, healthz, metrics, console, other) "
+    "and status code",
+    ["route", "code"],
+    registry=REGISTRY,
+)
+
+# --- read when /metrics is scraped (channels.monitoring) ----------------------------------
+# Gauges, set by the process that answers the scrape: with ``serve --workers N`` the last
+# one set wins ("mostrecent"), since every worker reads the same Redis.
+
+REDIS_WRITABLE = Gauge(
+    "openprimary_redis_writable",
+    "1 if this process could write to Redis (every served election's shards) at its last "
+    "health check or scrape, else 0",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+ELECTION_OPEN = Gauge(
+    "openprimary_election_open",
+    "1 while the election is open for voting, else 0",
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+SMS_BUDGET_SPENT = Gauge(
+    "openprimary_sms_budget_spent_segments",
+    "SMS segments counted against a budget, from Redis: an election's, or every "
+    'election\'s together (election="*")',
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+SMS_BUDGET_CEILING = Gauge(
+    "openprimary_sms_budget_ceiling_segments",
+    "The budget's ceiling in SMS segments (OPENPRIMARY_SMS_BUDGET_SEGMENTS, and "
+    'OPENPRIMARY_SMS_BUDGET_TOTAL as election="*"); 0: no ceiling',
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+REMINDER_SENDING = Gauge(
+    "openprimary_reminder_sending",
+    "1 while the election's latest reminder job is running and not held by quiet hours",
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+REMINDER_DONE = Gauge(
+    "openprimary_reminder_done",
+    "Recipients the election's latest reminder job is done with (sent, skipped, failed, "
+    "in doubt), from Redis: whichever processes send it",
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+REMINDER_REMAINING = Gauge(
+    "openprimary_reminder_remaining",
+    "Recipients the election's latest reminder job has still to reach",
+    ["election"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 
 

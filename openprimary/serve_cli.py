@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 
 from redis.exceptions import RedisError
 
 from ballots.connection import fewest_replicas
 from ballots.errors import ConfigError
 from ballots.program import program
+from channels.monitoring import MULTIPROC_DIR
 from channels.server import check_settings, make_app, run_app
 from channels.sms_channel import sms_installers, sms_outbound
 from channels.telegram import serve_installers
@@ -95,7 +99,9 @@ async def _supervise(args: argparse.Namespace, ctx: Context, workers: int) -> in
 
     SIGINT or SIGTERM here is passed on to every worker, which finishes what it
     has in hand; a worker that dies stops the others too (and this exits 1), so
-    a supervisor such as systemd restarts the whole set.
+    a supervisor such as systemd restarts the whole set.  The workers share one fresh
+    directory for their metrics (prometheus_client's multiprocess mode), so that whichever
+    answers GET /metrics reports them all (``channels.monitoring``).
     """
     if args.port == 0:
         raise ConfigError("--workers: give a --port (every worker listens on the same one)")
@@ -107,8 +113,19 @@ async def _supervise(args: argparse.Namespace, ctx: Context, workers: int) -> in
     command += ["serve", "--worker", "--host", args.host, "--port", str(args.port)]
     if args.election:
         command += ["--election", args.election]
-    procs = [await asyncio.create_subprocess_exec(*command) for _ in range(workers)]
-    ctx.out.write(f"serving with {workers} workers on port {args.port}\n")
+    metrics_dir = tempfile.mkdtemp(prefix="openprimary-metrics-")
+    try:
+        env = {**os.environ, MULTIPROC_DIR: metrics_dir}
+        procs = [await asyncio.create_subprocess_exec(*command, env=env) for _ in range(workers)]
+        return await _watch(ctx, procs, args.port)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+async def _watch(ctx: Context, procs: list[asyncio.subprocess.Process], port: int) -> int:
+    """Wait for SIGINT, SIGTERM or a worker's exit, then stop every worker."""
+    workers = len(procs)
+    ctx.out.write(f"serving with {workers} workers on port {port}\n")
     ctx.out.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

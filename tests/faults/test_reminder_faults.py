@@ -7,10 +7,13 @@ and never repeated; only Twilio's own refusals are retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -19,11 +22,11 @@ from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, default_concurrency
 from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 from tests.factories import SECRET
 from tests.reminders_support import election_with_roll, most_in_window, phone
 from tests.sms_support import AUTH_TOKEN, twilio_settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 from tests.test_reminders_platforms import TEXT, start_job
 
 RATE = 50.0
@@ -50,7 +53,8 @@ async def test_10_percent_500s_and_2_percent_held_answers_send_nobody_twice(
                 concurrency={"sms": default_concurrency(RATE)},
                 heartbeat=2.0,
             )
-            final = await worker.run(job)
+            async with _loop_stalls() as stalled:
+                final = await worker.run(job)
         finally:
             await sms.aclose()
     refused = [a for a in twilio.attempts if a.status == 500]
@@ -73,7 +77,36 @@ async def test_10_percent_500s_and_2_percent_held_answers_send_nobody_twice(
     # here, only that it is never exceeded by more than the retries' reused turns.
     # A retry keeps its message's turn rather than queueing for another, so one second
     # can hold a few more than the rate (Twilio queues those rather than refusing them).
-    assert most_in_window(taken) <= 1.1 * RATE + 1
+    # And on a loaded machine, the turns a stalled event loop made overdue go together when
+    # it wakes (the stand-in is in this process and stalls with it): at most a rate's worth
+    # of the longest stall measured.
+    assert most_in_window(taken) <= 1.1 * RATE + 1 + math.ceil(RATE * stalled.longest)
+
+
+class _Stalls:
+    """The longest the event loop was late to wake a task that asked to sleep 10 ms."""
+
+    longest = 0.0
+
+
+@contextlib.asynccontextmanager
+async def _loop_stalls() -> AsyncIterator[_Stalls]:
+    found = _Stalls()
+    loop = asyncio.get_running_loop()
+
+    async def watch() -> None:
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(0.01)
+            found.longest = max(found.longest, loop.time() - asked - 0.01)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield found
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 async def test_kill_9_midway_then_resume(redis: Redis, redis_url: str, tmp_path: Path) -> None:
