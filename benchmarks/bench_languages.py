@@ -31,12 +31,12 @@ from benchmarks.bench_sms import TOKEN, phone, twilio_settings, voter
 from benchmarks.harness import run_load
 from bot.parse import words_in
 from channels.server import make_app
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from openprimary.app import build_core
 from tests.factories import NOW, sample_election
 from tests.redis_server import redis_url
 from tests.sms_support import start_app as serve
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 #: GSM-7 budgets: segments a vote, step by step and with the ranking in one message.
 BUDGET_STEP, BUDGET_ONE = 8, 5

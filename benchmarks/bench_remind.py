@@ -34,10 +34,10 @@ from ballots.election import Election, read_election_file, save_election
 from ballots.roll import Supporter, import_roll
 from bot.reminders import CHANNELS, Reminders, plan
 from channels.rules import TEXT_RULES
+from channels.standins.telegram_api import TelegramAPI
+from channels.standins.twilio_api import TwilioApiStandIn
 from tests.redis_server import redis_url
 from tests.reminders_support import most_in_window
-from tests.standins.telegram_api import TelegramAPI
-from tests.standins.twilio_api import TwilioApiStandIn
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"

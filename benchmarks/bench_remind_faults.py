@@ -25,11 +25,11 @@ from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, default_concurrency, plan
 from channels.rules import TEXT_RULES
 from channels.sms_sender import TwilioSender
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from tests.redis_server import redis_url
 from tests.reminders_support import clock, election_with_roll, most_in_window
 from tests.sms_support import AUTH_TOKEN, twilio_settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 from tests.test_reminders_platforms import TEXT
 
 

@@ -43,13 +43,8 @@ from bot.settings import Settings
 from channels.gsm import encoding, segments
 from channels.server import make_app
 from channels.sms import twiml
-from openprimary.app import build_core
-from tests.factories import NOW, settings
-from tests.redis_server import redis_url
-from tests.round_trips import counting_client
-from tests.sms_support import start_app as serve
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import (
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import (
     ACCOUNT_SID,
     OUR_NUMBER,
     PATH,
@@ -57,6 +52,11 @@ from tests.standins.twilio_phone import (
     sign,
     twiml_bodies,
 )
+from openprimary.app import build_core
+from tests.factories import NOW, settings
+from tests.redis_server import redis_url
+from tests.round_trips import counting_client
+from tests.sms_support import start_app as serve
 
 TOKEN = "bench-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://vote.example.org"

@@ -53,13 +53,13 @@ from benchmarks.harness import (
     run_load,
 )
 from channels.server import make_app
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
 from channels.telegram import SECRET_HEADER, installer
 from openprimary.app import build_core
 from tests.factories import NOW, settings
 from tests.redis_server import redis_url
 from tests.round_trips import counting_client
 from tests.sms_support import start_app as serve
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
 
 SECRET = "bench-webhook-secret-0123456789"
 PATH = "/telegram"

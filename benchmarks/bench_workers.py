@@ -26,11 +26,11 @@ from aiohttp import ClientError, ClientSession
 from ballots.connection import client_from_url
 from benchmarks.bench_sms import STEP_BY_STEP, TOKEN, phone, voter
 from benchmarks.harness import LoadResult, bench_election, run_load
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from tests.faults.support import free_port
 from tests.redis_server import redis_url
 from tests.sms_support import serve_env
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -58,6 +58,8 @@ class Settings:
     #: The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none
     #: by default, so a client cannot name its own address.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: The bearer token GET /metrics requires (None: /metrics is open to whoever reaches it).
+    metrics_token: str | None = None
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
     copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
     env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -94,9 +96,12 @@ class Settings:
         env.update(real)
         if embedded:
             env.pop("OPENPRIMARY_REDIS_URL", None)
+        _read_files(env)
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
+            if PLACEHOLDER in value:
+                raise ConfigError(f"{name}: still holds a {PLACEHOLDER} placeholder; set it")
             return value or None
 
         def count(name: str, default: int, least: int = 1) -> int:
@@ -172,6 +177,16 @@ class Settings:
                 "GBP, EUR or USD"
             )
 
+        metrics_token = get("OPENPRIMARY_METRICS_TOKEN")
+        if metrics_token is not None:
+            check_secret(metrics_token, "OPENPRIMARY_METRICS_TOKEN")
+            if (
+                not metrics_token.isascii()
+                or not metrics_token.isprintable()
+                or " " in metrics_token
+            ):
+                raise ConfigError("OPENPRIMARY_METRICS_TOKEN: letters, digits and punctuation only")
+
         return cls(
             redis_url=redis_url,
             data_dir=data_dir,
@@ -199,6 +214,7 @@ class Settings:
             trusted_proxies=_networks(
                 "OPENPRIMARY_TRUSTED_PROXIES", get("OPENPRIMARY_TRUSTED_PROXIES")
             ),
+            metrics_token=metrics_token,
         )
 
     def require(self, *names: str) -> None:
@@ -222,6 +238,37 @@ class Settings:
         missing = [env_of[n] for n in names if not getattr(self, n)]
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
+
+
+#: What the deployment kit's templates (deploy/) put where a secret goes: never a value.
+PLACEHOLDER = "CHANGE-ME"
+
+#: Settings that may be read from a file instead, named by the setting's name and ``_FILE``
+#: (``OPENPRIMARY_SECRET_KEY_FILE=/run/secrets/secret-key``): Docker's secrets, systemd's
+#: ``LoadCredential=``.  The file's text, less the white space around it; an empty file
+#: leaves the setting unset.
+FROM_FILES = (
+    "OPENPRIMARY_REDIS_URL",
+    "OPENPRIMARY_SECRET_KEY",
+    "OPENPRIMARY_METRICS_TOKEN",
+    "TWILIO_AUTH_TOKEN",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+)
+
+
+def _read_files(env: dict[str, str]) -> None:
+    """Fill in each of :data:`FROM_FILES` whose ``_FILE`` twin is set (not both at once)."""
+    for name in FROM_FILES:
+        path = env.get(f"{name}_FILE", "").strip()
+        if not path:
+            continue
+        if env.get(name, "").strip():
+            raise ConfigError(f"{name} and {name}_FILE are both set: keep one")
+        try:
+            env[name] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{name}_FILE={path!r}: cannot be read ({err})") from None
 
 
 #: The shortest secret key accepted, and the fewest different characters in it.

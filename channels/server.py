@@ -3,7 +3,8 @@
 Routes: ``POST /sms/twilio``, ``POST /sms/twilio/status`` (Twilio's status
 callbacks for replies that showed a voter's choices), ``POST /telegram``,
 ``GET /healthz`` (503 when Redis cannot take a write) and ``GET /metrics``
-(Prometheus text).
+(Prometheus text; behind a bearer token when ``OPENPRIMARY_METRICS_TOKEN`` is set, see
+``channels.monitoring``).
 
 A connection must send a request's headers within :data:`HEADER_TIMEOUT`
 seconds (of opening, or of the first byte of its next request) or is closed,
@@ -32,15 +33,16 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, TextIO
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 
 from ballots import keys
 from ballots.errors import ConfigError
 from bot import live
 from bot.core import Core, Deployment
-from bot.metrics import REGISTRY
+from bot.metrics import REDIS_WRITABLE
 from bot.settings import Settings
+from channels import monitoring
 from channels import web as web_console
 from channels.appkeys import CORE, DEPLOYMENT, SMS_WEBHOOK, TELEGRAM_WEBHOOK, Installer
 from channels.sms import PATH as SMS_PATH
@@ -97,7 +99,7 @@ def make_app(
     deployment = served if isinstance(served, Deployment) else served.deployment
     assert deployment is not None, "build the core with openprimary.app"
     core = deployment.first
-    app = web.Application()
+    app = web.Application(middlewares=[monitoring.count_responses])
     app[DEPLOYMENT] = deployment
     app[CORE] = core
     app.cleanup_ctx.append(_extensions)
@@ -172,6 +174,24 @@ async def healthz(request: web.Request) -> web.Response:
     """
     deployment = request.app[DEPLOYMENT]
     served = sorted(deployment.cores)
+    problem = await redis_problem(deployment)
+    REDIS_WRITABLE.set(0 if problem else 1)
+    if problem is not None:
+        return web.json_response(problem, status=503)
+    return web.json_response(
+        {
+            "status": "ok",
+            "redis": "up",
+            "election": served[0] if len(served) == 1 else None,
+            "elections": served,
+            "process": _PROCESS,
+        }
+    )
+
+
+async def redis_problem(deployment: Deployment) -> dict[str, str] | None:
+    """None if this process can write to every served election's shards within
+    :data:`HEALTH_TIMEOUT`; else what /healthz says of Redis."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):
             async with deployment.redis.pipeline(transaction=False) as pipe:
@@ -188,28 +208,25 @@ async def healthz(request: web.Request) -> web.Response:
         else:
             reason = str(err).split(" ", 1)[0] or "error"  # MISCONF, ...
         log.warning("health check: Redis refuses writes: %s", err)
-        return web.json_response(
-            {"status": "unavailable", "redis": "refuses writes", "reason": reason}, status=503
-        )
+        return {"status": "unavailable", "redis": "refuses writes", "reason": reason}
     except (RedisError, OSError, TimeoutError) as err:
         log.warning("health check: Redis does not answer: %s", err)
-        return web.json_response({"status": "unavailable", "redis": "down"}, status=503)
-    return web.json_response(
-        {
-            "status": "ok",
-            "redis": "up",
-            "election": served[0] if len(served) == 1 else None,
-            "elections": served,
-            "process": _PROCESS,
-        }
-    )
+        return {"status": "unavailable", "redis": "down"}
+    return None
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """GET /metrics: this process's counters in the Prometheus text format."""
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+    """GET /metrics: the counters in the Prometheus text format (every worker's, under
+    ``serve --workers``), and the gauges read from Redis now (``channels.monitoring``)."""
+    deployment = request.app[DEPLOYMENT]
+    token = deployment.settings.metrics_token
+    if token is not None and not monitoring.authorised(request, token):
+        return monitoring.refused()
+    writable = await redis_problem(deployment) is None
+    REDIS_WRITABLE.set(1 if writable else 0)
+    if writable:
+        await monitoring.refresh(deployment)
+    return web.Response(body=monitoring.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 # --- running it ----------------------------------------------------------------
@@ -224,22 +241,33 @@ async def run_app(
     out: TextIO | None = None,
     reuse_port: bool = False,
     header_timeout: float = HEADER_TIMEOUT,
+    sock: socket.socket | None = None,
+    started: asyncio.Event | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly.
 
     ``reuse_port``: several processes listen on the one port (SO_REUSEPORT), and
     the kernel shares the connections out among them (``serve --workers``).
-    ``header_timeout``: see :data:`HEADER_TIMEOUT`.
+    ``header_timeout``: see :data:`HEADER_TIMEOUT`.  ``sock``: a socket already bound
+    (``host`` and ``port`` are then unused), for a caller that must know its address
+    before the app is made (``openprimary sandbox``: the public URL is its own).
+    ``started`` is set once the app has started and the site listens.
     """
     runner = _Runner(app, header_timeout=header_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+        site: web.BaseSite
+        if sock is not None:
+            site = web.SockSite(runner, sock)
+        else:
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         if out is not None:
             for address in runner.addresses:
                 out.write(f"listening on http://{address[0]}:{address[1]}\n")
             out.flush()
+        if started is not None:
+            started.set()
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "openprimary.demo",
         "try a vote in the terminal with the sample election (embedded Redis)",
     ),
+    "sandbox": (
+        "openprimary.sandbox_cli",
+        "try serve and the console locally: simulated phones, no Twilio or Telegram",
+    ),
     "election": (
         "openprimary.commands",
         "load, show, close or extend elections; rehearse one before it opens",
@@ -35,6 +39,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "codes": ("openprimary.commands", "pre-issued voting codes, and locks from failed codes"),
     "turnout": ("openprimary.commands", "eligible supporters, ballots cast, by channel and day"),
     "audit": ("openprimary.commands", "print the organisers' audit trail"),
+    "backup": (
+        "openprimary.backup_cli",
+        "write one election to a file encrypted to the organisers' backup key",
+    ),
+    "restore": (
+        "openprimary.backup_cli",
+        "put an election back from a backup file (the private backup key opens it)",
+    ),
     "remind": ("openprimary.remind_cli", "remind supporters who have not voted (SMS and Telegram)"),
     "trustees": ("openprimary.trustees_cli", "the count key that seals ballots, held as shares"),
     "unseal": (
@@ -94,8 +106,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 async def _run(handler: Handler, args: argparse.Namespace, settings: Settings) -> int:
-    if getattr(args, "ballots", None):
-        # Counting a ballot file needs no Redis: don't start (or create, or import) one.
+    if getattr(args, "ballots", None) or getattr(args, "own_redis", False):
+        # Counting a ballot file needs no Redis: don't start (or create, or import) one.  A
+        # sandbox starts its own, in a folder of its own, once it has checked its settings.
         return await handler(args, Context(settings=settings, redis=cast("Redis", _NoRedis())))
     from ballots.connection import open_redis
 
@@ -138,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     try:
         settings = Settings.from_env(
-            local_secret=not getattr(args, "ballots", None),
+            local_secret=not (getattr(args, "ballots", None) or getattr(args, "own_redis", False)),
             embedded=getattr(args, "embedded_only", False),
         )
         import asyncio  # not before: ``--help`` and argument errors end without it

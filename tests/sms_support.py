@@ -22,10 +22,10 @@ from ballots.codes import CodePolicy
 from bot.core import Core
 from bot.settings import Settings
 from channels.server import make_app
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 from openprimary.app import build, build_core
 from tests.factories import NOW, SECRET, sample_election, settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://vote.example.org"

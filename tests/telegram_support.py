@@ -24,13 +24,13 @@ from bot.settings import Settings
 from channels.appkeys import Installer
 from channels.server import make_app
 from channels.sms_channel import sms_installers, sms_outbound
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 from channels.telegram import SECRET_HEADER, TELEGRAM_CHANNEL, TelegramChannel, installer
 from openprimary.app import build, build_core
 from tests.factories import NOW, Outbox, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory, button_data
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 

@@ -20,6 +20,7 @@ from ballots.errors import ElectionLocked, FileProblems
 from ballots.seal import encode_ranking, seal
 from ballots.turnout import turnout
 from ballots.unseal import unseal
+from channels.standins.telegram_api import button_labels
 from tests.factories import (
     EXAMPLES,
     TEST_PUBLIC,
@@ -29,7 +30,6 @@ from tests.factories import (
     stored_ballots,
 )
 from tests.sms_support import ANN, SmsStack, sms_stack
-from tests.standins.telegram_api import button_labels
 from tests.telegram_support import ANN as ANN_TG
 from tests.telegram_support import telegram_world
 from tests.test_count_cli import run

@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from ballots import audit
 from ballots.seal import encode_ranking, seal
 from ballots.unseal import unseal
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.console_support import ORGANISER_TG, code_sent
 from tests.factories import TEST_PUBLIC, TEST_SEED, put_sealed
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import ANN, TelegramWorld, telegram_world, with_sms
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -27,6 +27,7 @@ from bot.reminders import Reminders, Worker, plan, render, template_problems
 from bot.reminders.text import time_left, versions
 from channels.gsm import encoding, segments
 from channels.rules import TEXT_RULES
+from channels.standins.telegram_api import TelegramUser, button_labels
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from openprimary.cost_cli import vote_texts
@@ -43,7 +44,6 @@ from tests.factories import (
 from tests.reminders_support import clock as reminder_clock
 from tests.reminders_support import fast_limiter
 from tests.sms_support import ANN, CARYS, sms_stack
-from tests.standins.telegram_api import TelegramUser, button_labels
 from tests.telegram_support import BILAL, telegram_world
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,12 +22,12 @@ from ballots.codes import Codes
 from ballots.election import get_election
 from bot import window
 from bot.window import WindowRefused
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from tests.factories import EXAMPLES, NOW, SECRET, sample_election, settings
 from tests.sms_support import ANN, AUTH_TOKEN, BILAL, PUBLIC_URL, serve_env, serve_workers
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import ANN as ANN_TG
 from tests.test_console import console
 

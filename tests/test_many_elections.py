@@ -20,10 +20,10 @@ from ballots.codes import CodePolicy
 from ballots.election import Candidate
 from ballots.roll import Supporter
 from bot.messages import InboundMessage
+from channels.standins.telegram_api import TelegramUser
 from tests.factories import NOW, Harness, Outbox, install_test_key, sample_election, settings
 from tests.round_trips import counting_client
 from tests.sms_support import ANN, CARYS, sms_stack
-from tests.standins.telegram_api import TelegramUser
 from tests.telegram_support import telegram_world
 
 RIVERSIDE = "riverside-2027"

@@ -17,12 +17,12 @@ from ballots.clock import SystemClock
 from ballots.codes import Codes
 from ballots.election import Candidate
 from ballots.roll import Supporter
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from channels.telegram import SECRET_HEADER
 from tests.factories import SECRET, sample_election
 from tests.sms_support import serve_env, serve_workers
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 from tests.telegram_support import WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,13 +24,13 @@ from bot.rehearsal import RehearsalError, read_testers
 from bot.reminders import Reminders, Worker, plan
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
+from channels.standins.telegram_api import TelegramUser
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from tests.factories import NOW, sample_election, settings, stored_ballots
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import TelegramUser
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import BILAL, CARYS, TelegramWorld, telegram_world, with_sms
 
 #: The sample election, opening two days after the tests' "now".

@@ -21,12 +21,12 @@ from bot.reminders import Reminders, Worker, plan
 from bot.settings import Settings
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
+from channels.standins.telegram_api import TelegramAPI
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from tests.factories import settings
 from tests.reminders_support import chat, clock, election_with_roll, most_in_window, phone
 from tests.sms_support import AUTH_TOKEN, twilio_settings
-from tests.standins.telegram_api import TelegramAPI
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 TEXT = "Hi {name}, {days_left} days left to vote."
 

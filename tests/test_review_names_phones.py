@@ -12,8 +12,8 @@ from ballots.roll import PhoneError, normalise_phone, parse_roll
 from bot import texts
 from bot.i18n import FSI, PDI, speaking
 from channels.gsm import encoding, to_sms
+from channels.standins.telegram_api import button_labels
 from tests.factories import EXAMPLES
-from tests.standins.telegram_api import button_labels
 from tests.telegram_support import ANN, telegram_world
 
 GOOD = (EXAMPLES / "election.toml").read_text()

@@ -25,11 +25,11 @@ from ballots.roll import Supporter, import_roll
 from ballots.seal import encode_ranking
 from bot import texts
 from bot.copies import Kind
+from channels.standins.telegram_api import TelegramUser
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 from tests.redis_server import private_server
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import TelegramUser
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone
 from tests.telegram_support import TelegramWorld, telegram_world, with_sms
 
 VOTERS = 20

@@ -11,11 +11,11 @@ from pathlib import Path
 from aiohttp import ClientError, ClientSession, TCPConnector
 from redis.asyncio import Redis
 
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from tests.factories import sample_election
 from tests.faults.support import free_port
 from tests.sms_support import AUTH_TOKEN, serve_env
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 ROOT = Path(__file__).resolve().parent.parent
 

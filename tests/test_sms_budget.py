@@ -17,13 +17,13 @@ from bot.reminders import Reminders, Worker, plan
 from bot.spend import SmsSpend
 from channels.gsm import segments
 from channels.rules import TEXT_RULES
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from openprimary.commands import turnout_report
 from openprimary.context import Context
 from tests.factories import Harness, Outbox, harness, settings
 from tests.reminders_support import clock, election_with_roll, fast_limiter
 from tests.sms_support import AUTH_TOKEN, sms_stack
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 from tests.telegram_support import ANN as TG_ANN
 from tests.telegram_support import ANN_PHONE as TG_ANN_PHONE
 from tests.telegram_support import telegram_world, with_sms

@@ -11,9 +11,9 @@ from ballots import keys
 from bot.messages import OutboundMessage
 from bot.settings import Settings
 from channels.sms_sender import TwilioSender, masked
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 from tests.factories import SECRET
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 TOKEN = "f" * 32
 ANN = "+447700900101"

@@ -25,14 +25,14 @@ from bot.messages import InboundMessage
 from bot.settings import Settings
 from channels.server import check_settings, make_app
 from channels.sms_sender import TwilioSender
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone, message_sid
 from openprimary.app import build_core
 from openprimary.cli import build_parser
 from openprimary.context import Context
 from openprimary.serve_cli import serve
 from tests.factories import NOW, SECRET, sample_election, settings
 from tests.sms_support import ANN, AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, TwilioPhone, message_sid
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,9 @@ from ballots import keys
 from ballots.box import ballot_count
 from bot.messages import InboundMessage
 from channels.gsm import is_gsm, segments
+from channels.standins.twilio_phone import TwilioPhone
 from tests.factories import stored_ballots
 from tests.sms_support import ANN, BILAL, CARYS, SmsStack, sms_stack
-from tests.standins.twilio_phone import TwilioPhone
 
 OPT_OUT_WORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
 OPT_IN_WORDS = ["START", "UNSTOP", "YES"]

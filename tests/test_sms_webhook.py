@@ -19,9 +19,9 @@ from channels.appkeys import TELEGRAM_WEBHOOK
 from channels.gsm import is_gsm, segments
 from channels.server import make_app
 from channels.sms import SmsWebhook, sms_bodies, sms_text, to_e164
+from channels.standins.twilio_phone import TwilioPhone, inbound_form, message_sid, sign
 from tests.factories import Outbox, settings
 from tests.sms_support import ANN, PUBLIC_URL, STRANGER, SmsStack, sms_stack, start_app
-from tests.standins.twilio_phone import TwilioPhone, inbound_form, message_sid, sign
 
 # Twilio's published example (docs: "Secure your webhooks"; the libraries' tests).
 VECTOR_TOKEN = "12345"

@@ -17,16 +17,16 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from channels.telegram.sending import api_urls
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
-from tests.standins.twilio_api import DeleteAttempt, TwilioApiStandIn
-from tests.standins.twilio_phone import (
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
+from channels.standins.twilio_api import DeleteAttempt, TwilioApiStandIn
+from channels.standins.twilio_phone import (
     ACCOUNT_SID,
     OUR_NUMBER,
     SIGNATURE_HEADER,
     TwilioPhone,
     inbound_form,
 )
+from channels.telegram.sending import api_urls
 from tests.telegram_support import ANN, telegram_world
 
 TOKEN = "f" * 32

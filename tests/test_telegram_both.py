@@ -8,10 +8,10 @@ import re
 from redis.asyncio import Redis
 
 from ballots.box import ballot_count
+from channels.standins.telegram_api import button_data
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import button_data
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, TwilioPhone
 from tests.telegram_support import ANN, ANN_PHONE, BILAL, telegram_world, with_sms
 
 

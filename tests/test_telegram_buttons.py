@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from bot import texts
 from bot.buttons import election_tag
+from channels.standins.telegram_api import button_data, button_labels
 from channels.telegram.signing import CALLBACK_DATA_LIMIT, MAC_CHARS, ButtonSigner
-from tests.standins.telegram_api import button_data, button_labels
 from tests.telegram_support import ANN, BILAL, TelegramWorld, telegram_world
 
 

@@ -18,10 +18,10 @@ from bot.ratelimit import limiter_for
 from bot.settings import Settings
 from channels.rules import TEXT_RULES
 from channels.senders import opened_senders
+from channels.standins.telegram_api import TelegramAPI
 from channels.telegram.sending import TelegramSender, api_urls
 from channels.telegram.throttle import Throttle
 from tests.factories import settings
-from tests.standins.telegram_api import TelegramAPI
 from tests.telegram_support import ANN, BILAL, telegram_world
 
 UNREACHABLE = keys.unreachable("telegram")
@@ -235,10 +235,10 @@ async def test_the_throttle_gives_up_after_max_retries() -> None:
 async def test_bots_in_two_processes_share_the_overall_rate(redis: Redis) -> None:
     """Each serve process has its own bot; together they keep OPENPRIMARY_TELEGRAM_RATE."""
     from bot.ratelimit import limiter_for
+    from channels.standins.telegram_api import TelegramAPI
     from channels.telegram.sending import build_bot
     from tests.factories import settings as make_settings
     from tests.reminders_support import most_in_window
-    from tests.standins.telegram_api import TelegramAPI
 
     async with TelegramAPI() as api:
         config = make_settings(
@@ -263,11 +263,11 @@ async def test_a_reminder_through_the_serve_bot_takes_one_turn_a_message(redis: 
     """The serve bot already takes a shared turn per message: the worker must not take another."""
     from bot.ratelimit import RateLimiter, limiter_for
     from bot.reminders import Reminders, Worker, plan
+    from channels.standins.telegram_api import TelegramAPI
     from channels.telegram.sending import TelegramSender, build_bot
     from channels.telegram.signing import ButtonSigner
     from tests.factories import settings as make_settings
     from tests.reminders_support import clock, election_with_roll
-    from tests.standins.telegram_api import TelegramAPI
 
     class Counting(RateLimiter):
         turns = 0

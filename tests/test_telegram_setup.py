@@ -9,12 +9,12 @@ import pytest
 from redis.asyncio import Redis
 
 from ballots.errors import ConfigError
+from channels.standins.telegram_api import TelegramAPI
 from channels.telegram import ALLOWED_UPDATES, serve_installers
 from openprimary.context import Context
 from openprimary.serve_cli import register as register_serve
 from openprimary.telegram_cli import register
 from tests.factories import settings
-from tests.standins.telegram_api import TelegramAPI
 from tests.telegram_support import ANN, WEBHOOK_SECRET, telegram_world
 
 

@@ -8,8 +8,8 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from bot import texts
+from channels.standins.telegram_api import button_labels
 from channels.telegram.sending import SHARE_PHONE
-from tests.standins.telegram_api import button_labels
 from tests.telegram_support import ANN, ANN_PHONE, STRANGER, telegram_world
 
 

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from bot import texts
-from tests.standins.telegram_api import button_data
+from channels.standins.telegram_api import button_data
 from tests.telegram_support import ANN, BILAL, telegram_world
 
 GROUP = -1001234567890

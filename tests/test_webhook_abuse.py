@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from ballots.connection import client_from_url
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, inbound_form, message_sid, sign
 from tests.conftest import current_redis_url
 from tests.sms_support import ANN, PUBLIC_URL, SmsStack, sms_stack
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER, inbound_form, message_sid, sign
 from tests.telegram_support import WEBHOOK_SECRET, telegram_world
 
 SMS_URL = PUBLIC_URL + "/sms/twilio"

@@ -10,6 +10,7 @@ import jinja2
 from aiohttp import web
 
 from channels.appkeys import DEPLOYMENT
+from channels.sandbox import BANNER, SANDBOX
 from channels.web import (
     audit_views,
     election_views,
@@ -18,6 +19,7 @@ from channels.web import (
     report_views,
     results_views,
     roll_views,
+    sandbox_views,
     signin_views,
     window_views,
 )
@@ -34,15 +36,19 @@ def install(app: web.Application) -> None:
     for core in app[DEPLOYMENT].cores.values():  # (an election loaded later: when first asked)
         make_signin(console[SIGNINS], core)
     # On the main app, so the public results page renders too (the console finds it there).
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    # Only a sandbox sets its key (before this runs): then every page says so.
+    env.globals["sandbox_banner"] = BANNER if SANDBOX in app else ""
     r = console.router
     r.add_static("/static/", HERE / "static")
     r.add_get("/", index_views.index)
     r.add_get("/report", report_views.report_page)  # (before "/{election}", which it would be)
+    if SANDBOX in app:  # the phone simulator and the sandbox's unseal: nowhere else
+        sandbox_views.add_routes(r)
     r.add_get("/{election}", index_views.to_election)
     e = "/{election}"
     r.add_get(f"{e}/", election_views.election_page)

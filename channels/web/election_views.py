@@ -25,6 +25,7 @@ from ballots.turnout import turnout
 from ballots.unseal import unsealed_at
 from bot import rehearsal
 from bot.reminders import JobStatus, Reminders
+from channels.sandbox import SANDBOX
 from channels.web.charts import hourly
 from channels.web.guard import prefix_of
 from channels.web.render import core_of, page, poll_state, when
@@ -365,6 +366,15 @@ async def next_step(request: web.Request) -> NextStep:
         return NextStep(
             "no-count-key",
             f"{closed} The election has no count key, so there are no sealed ballots to unseal.",
+        )
+    if SANDBOX in request.config_dict:
+        return NextStep(
+            "sealed",
+            f"{closed} Next:",
+            link=f"{prefix_of(request)}/sandbox/unseal",
+            link_text="unseal with the sandbox trustees' shares",
+            after=" (in a real election the trustees do it with their shares: "
+            f"{program()} unseal); then publish the count on the Results page.",
         )
     return NextStep(
         "sealed",

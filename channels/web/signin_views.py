@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from aiohttp import web
 
 from channels.appkeys import CORE
+from channels.sandbox import SANDBOX
 from channels.web.guard import (
     CURRENT,
     PREFIX,
@@ -70,7 +72,42 @@ async def ask_for_code(request: web.Request) -> web.StreamResponse:
             address=typed,
             problems=["Too many codes asked for from here in the last hour. Try again later."],
         )
-    return page(request, "sign_in_code.html", address=typed)
+    return page(
+        request,
+        "sign_in_code.html",
+        address=typed,
+        **await _sandbox_code(request, typed, asked.actor is not None),
+    )
+
+
+async def code_form(request: web.Request) -> web.StreamResponse:
+    """GET /organisers/sign-in/code?address=...: the code form for an organiser whose code was
+    sent already (a sandbox only: its start-up prints this page's address and a code)."""
+    typed = request.query.get("address", "").strip()
+    if not typed or SANDBOX not in request.config_dict:
+        raise web.HTTPSeeOther(f"{prefix_of(request)}/sign-in")
+    return page(
+        request,
+        "sign_in_code.html",
+        address=typed,
+        asked=False,
+        **await _sandbox_code(request, typed),
+    )
+
+
+async def _sandbox_code(request: web.Request, typed: str, sent: bool = False) -> dict[str, Any]:
+    """In a sandbox, the latest sign-in code the organiser's simulated phone received, for
+    the code page to show (so that anyone trying the sandbox can sign in again); elsewhere,
+    nothing.  ``sent``: a code has just been asked for, and is waited for."""
+    sandbox = request.config_dict.get(SANDBOX)
+    if sandbox is None:
+        return {}
+    signin = signin_of(request)
+    actor = signin.organiser(typed)
+    if sent:
+        await signin.drain()  # the code goes off the request's path: let it arrive
+    found = sandbox.signin_code(actor) if actor is not None else None
+    return {"sandbox_code": found, "sandbox_organiser": actor}
 
 
 async def check_code(request: web.Request) -> web.StreamResponse:
@@ -87,6 +124,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
             status=403,
             address=typed,
             problems=["That code is not right, or has expired. Check it, or ask for a new one."],
+            **await _sandbox_code(request, typed),
         )
     response = web.HTTPSeeOther(f"{prefix_of(request)}/")
     set_session_cookie(request, response, signin.cookie(session.id))

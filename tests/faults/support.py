@@ -29,10 +29,10 @@ from redis.asyncio import Redis
 from ballots.box import ballot_count
 from ballots.election import Election
 from ballots.receipts import all_receipts
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
+from channels.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
 from tests.redis_server import redis_server_binary
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
-from tests.standins.twilio_phone import PATH, inbound_form, sign, twiml_bodies
 
 WEBHOOK_SECRET = "fault-webhook-secret_0123456789"
 RANKING = "2 4 1 3"

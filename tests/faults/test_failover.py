@@ -27,14 +27,14 @@ from bot.ratelimit import limiter_for
 from bot.reminders import Reminders, Worker, plan
 from channels.rules import TEXT_RULES
 from channels.server import make_app
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from openprimary.app import build_core
 from tests.factories import NOW, Outbox, settings
 from tests.faults.support import RANKING, Voter, _text
 from tests.reminders_support import clock, election_with_roll
 from tests.replication import cluster, cluster_url, watched_primary
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 VOTERS = 30
 RECIPIENTS = 300

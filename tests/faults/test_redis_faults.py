@@ -23,12 +23,12 @@ from ballots.connection import client_from_url
 from ballots.election import Election
 from benchmarks.harness import bench_election
 from channels.server import make_app
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID
 from openprimary.app import build_core
 from tests.factories import NOW
 from tests.faults.support import RedisProcess, Voter, assert_every_vote_counted_once, sms_vote
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL, start_app, twilio_settings
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID
 
 VOTERS = 40
 

@@ -23,6 +23,9 @@ from aiohttp import ClientSession
 from ballots.clock import SystemClock
 from ballots.connection import client_from_url
 from benchmarks.harness import bench_election
+from channels.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
+from channels.standins.twilio_api import TwilioApiStandIn
+from channels.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 from openprimary.app import build_core
 from tests.factories import SECRET, settings
 from tests.faults.support import (
@@ -35,9 +38,6 @@ from tests.faults.support import (
     telegram_vote,
 )
 from tests.sms_support import AUTH_TOKEN, PUBLIC_URL
-from tests.standins.telegram_api import TelegramAPI, TelegramUser, UpdateFactory
-from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.twilio_phone import ACCOUNT_SID, OUR_NUMBER
 
 ROOT = Path(__file__).resolve().parents[2]
 SMS_VOTERS = 30

@@ -78,6 +78,9 @@ _JSON_PARAMS = frozenset(
 #: Calls that change what a chat shows.
 _SHOWN = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup"})
 
+#: The bot token the stand-in answers to by default (a made-up one: it opens nothing).
+TOKEN = "123456789:TEST-openprimary-stand-in-token"
+
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
@@ -122,7 +125,7 @@ class TelegramAPI:
 
     def __init__(
         self,
-        token: str = "123456789:TEST-openprimary-stand-in-token",
+        token: str = TOKEN,
         username: str = "openprimary_test_bot",
     ) -> None:
         self.token = token
@@ -484,7 +487,7 @@ class TelegramAPI:
 
     async def _m_deleteMessages(self, params: dict[str, Any]) -> web.Response:
         chat_id, message_ids = params.get("chat_id"), params.get("message_ids")
-        if message_ids is None or message_ids == "" or message_ids == []:
+        if message_ids is None or message_ids in ("", []):
             return _error(400, "Bad Request: message identifiers are not specified")
         if not isinstance(message_ids, list):
             return _error(400, "Bad Request: expected an Array of message identifiers")
