@@ -39,8 +39,9 @@ from ballots.election import Election
 
 log = logging.getLogger(__name__)
 
-#: 16 digits: with 550,000 codes out, one guess in 18 billion hits one (see the README
-#: for what an attacker with 10,000 accounts could expect over a three-week poll).
+#: 16 digits: with 550,000 codes out, one guess in 18 billion hits one (see docs/security.md,
+#: "What guessing could win", for what an attacker with 10,000 accounts could expect over a
+#: three-week poll).
 VOTING_CODE_DIGITS = 16
 OTP_DIGITS = 6
 

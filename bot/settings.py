@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -62,7 +63,6 @@ class Settings:
     metrics_token: str | None = None
     #: Seconds before the first attempt at removing a copy, per channel (tests: 0).
     copy_delays: Mapping[str, float] = field(default_factory=dict, compare=False)
-    env_names: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(
@@ -86,7 +86,7 @@ class Settings:
             from_file = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
             # An API base receives the credentials: a stray .env must not redirect them.
             redirected = sorted(k for k in from_file if k.endswith("_API_BASE") and from_file[k])
-            if redirected and real.get("OPENPRIMARY_ALLOW_API_BASE") != "1":
+            if redirected and real.get(ALLOW_API_BASE) != "1":
                 raise ConfigError(
                     f"{dotenv} sets {', '.join(redirected)}, which would receive the "
                     "credentials; set it in the environment instead (with "
@@ -229,16 +229,47 @@ class Settings:
                 "process must be given the same key, at least 32 random characters: "
                 "python -c 'import secrets; print(secrets.token_hex(32))')"
             )
-        env_of = {f.name: f.name.upper() for f in fields(self)}
-        env_of.update(
-            redis_url="OPENPRIMARY_REDIS_URL",
-            public_url="OPENPRIMARY_PUBLIC_URL",
-            secret_key="OPENPRIMARY_SECRET_KEY",
-        )
-        missing = [env_of[n] for n in names if not getattr(self, n)]
+        missing = [ENV_NAMES[n] for n in names if not getattr(self, n)]
         if missing:
             raise ConfigError("missing setting(s): " + ", ".join(missing))
 
+
+#: The environment variable each setting is read from, by field.  The settings reference
+#: (docs/settings.md) documents every one, and tests/test_docs.py checks both ways that it
+#: does and that :meth:`Settings.from_env` reads each into its field.
+ENV_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "redis_url": "OPENPRIMARY_REDIS_URL",
+        "data_dir": "OPENPRIMARY_DATA_DIR",
+        "secret_key": "OPENPRIMARY_SECRET_KEY",
+        "public_url": "OPENPRIMARY_PUBLIC_URL",
+        "election": "OPENPRIMARY_ELECTION",
+        "default_region": "OPENPRIMARY_DEFAULT_REGION",
+        "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+        "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+        "twilio_from": "TWILIO_FROM",
+        "twilio_api_base": "TWILIO_API_BASE",
+        "telegram_bot_token": "TELEGRAM_BOT_TOKEN",
+        "telegram_webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
+        "telegram_api_base": "TELEGRAM_API_BASE",
+        "sms_rate": "OPENPRIMARY_SMS_RATE",
+        "telegram_rate": "OPENPRIMARY_TELEGRAM_RATE",
+        "telegram_chat_rate": "OPENPRIMARY_TELEGRAM_CHAT_RATE",
+        "code_sms_per_hour": "OPENPRIMARY_CODE_SMS_PER_HOUR",
+        "code_guesses_per_hour": "OPENPRIMARY_CODE_GUESSES_PER_HOUR",
+        "delete_copies": "OPENPRIMARY_DELETE_COPIES",
+        "durable_replicas": "OPENPRIMARY_DURABLE_REPLICAS",
+        "sms_budget_segments": "OPENPRIMARY_SMS_BUDGET_SEGMENTS",
+        "sms_budget_total": "OPENPRIMARY_SMS_BUDGET_TOTAL",
+        "currency": "OPENPRIMARY_CURRENCY",
+        "trusted_proxies": "OPENPRIMARY_TRUSTED_PROXIES",
+        "metrics_token": "OPENPRIMARY_METRICS_TOKEN",
+    }
+)
+
+#: Read besides: a ``.env`` file may point an API base elsewhere only with this set to 1 in the
+#: real environment (tests and local stand-ins).
+ALLOW_API_BASE = "OPENPRIMARY_ALLOW_API_BASE"
 
 #: What the deployment kit's templates (deploy/) put where a secret goes: never a value.
 PLACEHOLDER = "CHANGE-ME"

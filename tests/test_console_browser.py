@@ -1,7 +1,7 @@
 """The organisers' console and the public results page in a real browser: Chromium (Debian's
 package) driven by Playwright, against the real server, Redis and the platform stand-ins.
 
-Set OPENPRIMARY_SCREENSHOTS=DIR to save the pages README.md shows (docs/console-*.png)."""
+Set OPENPRIMARY_SCREENSHOTS=DIR to save the pages docs/console.md shows (docs/console-*.png)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Redis with a primary, two replicas and three Sentinels from primary.conf,
 replica.conf and sentinel.conf; a six-node Cluster from cluster-node.conf,
 created with the redis-cli command the file gives.  OpenPrimary reaches each
-through the OPENPRIMARY_REDIS_URL the README names, with durable casts on.
+through the OPENPRIMARY_REDIS_URL docs/deployment.md names, with durable casts on.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ in the language being spoken).
 
 The JSON keys ``method``, ``seats``, ``quota``, ``candidates``, ``rounds``
 (each with ``tallies``, ``exhausted``, ``elected``, ``excluded`` and
-``transfers``), ``winners`` and ``tie_breaks`` are a contract (README.md,
-"Counting").  Whole votes are JSON numbers; STV's fractional votes are
+``transfers``), ``winners`` and ``tie_breaks`` are a contract (docs/counting.md,
+"The JSON report").  Whole votes are JSON numbers; STV's fractional votes are
 decimal strings with five places, so no reader turns them into floats.  An
 electoral college's weighted votes are exact fractions of the whole (``"41/80"``),
 with ``percent`` beside them and each section's papers in ``by_section``.

@@ -19,7 +19,7 @@ A worker's claims are tied to a heartbeat.  When a worker dies (``kill
 -9``), its claims that never began go back to the queue; a message that
 had begun but not finished may or may not have reached the platform, so it
 is marked *in doubt* and **not sent again**: reminders are at most once.
-See the README section for why, and ``--resend-in-doubt`` for the choice
+See docs/reminders.md, "A job in Redis", for why, and ``--resend-in-doubt`` for the choice
 the other way.
 """
 
