@@ -664,6 +664,14 @@ async def save_election(redis: Redis, election: Election) -> Election:
                 f"election {election.id} has been unsealed (or the unseal has begun): its "
                 "opening and closing times cannot change"
             )
+        if previous.sections != election.sections and await _has_roll(redis, previous):
+            # Each supporter's section is set by the roll's import, and each cast stores it
+            # beside the sealed ballot: sections changed under a roll would leave ballots in
+            # no section, or in one the count does not know.
+            raise ElectionLocked(
+                f"election {election.id} already has a roll: its sections cannot change "
+                "(load the election with its sections before importing the roll)"
+            )
         if changed and await has_ballots(redis, previous):
             raise ElectionLocked(
                 f"election {election.id} already has ballots: its {' and '.join(changed)} "
@@ -684,6 +692,14 @@ async def save_election(redis: Redis, election: Election) -> Election:
             )
         await pipe.execute()
     return election
+
+
+async def _has_roll(redis: Redis, election: Election) -> bool:
+    """Whether any supporter has been imported into the election's roll."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in range(election.shards):
+            pipe.exists(keys.members(election.id, shard))
+        return any(await pipe.execute())
 
 
 async def election_version(redis: Redis, election_id: str) -> int:

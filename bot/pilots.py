@@ -86,13 +86,18 @@ def _voters(*counts: int) -> int:
 
 def breakdown(counts: Mapping[K, int]) -> dict[K, Count]:
     """A breakdown of voters (by channel, language...) as it may be shown: each count as
-    :func:`few` says, and if that hides exactly one, the smallest other non-zero count
-    withheld too (``"hidden"``), so the total less the others gives neither away."""
+    :func:`few` says, and then, while the cells kept back add up to fewer than 10, the
+    smallest shown non-zero count withheld too (``"hidden"``).  The total less the cells
+    shown is the sum of those kept back: it must never be small enough to give one away
+    (one cell under 10 alone, or two that add up to 2 and so are 1 each)."""
     shown: dict[K, Count] = {k: few(n) for k, n in counts.items()}
     hidden = [k for k, v in shown.items() if v == BELOW]
+    kept_back = sum(counts[k] for k in hidden)
     others = sorted((n, str(k), k) for k, n in counts.items() if k not in hidden and n)
-    if len(hidden) == 1 and others:
-        shown[others[0][2]] = HIDDEN
+    while hidden and kept_back < FEW and others:
+        n, _, k = others.pop(0)
+        shown[k] = HIDDEN
+        kept_back += n
     return shown
 
 
@@ -362,8 +367,9 @@ async def gather(
         """The count, or why it is refused (an electoral college's section too small)."""
         try:
             return await counted(redis, election) if done else None
-        except CountError as err:
-            return str(err)
+        except CountError:
+            # Never the refusal's own words: they give the small section's ballot count.
+            return "a section has fewer valid ballots than the election's min_section_ballots"
 
     metas, results = await asyncio.gather(
         records(),
@@ -415,23 +421,26 @@ def _pilot(
         price=price,
         sms_cost=sms_cost.quantize(Decimal("0.01")) if sms_cost is not None else None,
         cost_per_vote=_per_vote(sms_cost, voted, Decimal("0.0001")),
-        sections=tuple(
-            SectionFigures(
-                name,
-                str(share),
-                few(t.eligible_by_section.get(name, 0)),
-                few(t.by_section.get(name, 0)),
-                percent(
-                    t.by_section.get(name, 0),
-                    t.eligible_by_section.get(name, 0),
-                    _voters(t.by_section.get(name, 0), t.eligible_by_section.get(name, 0)),
-                ),
-            )
-            for name, share in election.sections
-        ),
+        sections=_sections(election, t),
         count=_count(result) if isinstance(result, Result) else None,
         count_refused=result if isinstance(result, str) else None,
     )
+
+
+def _sections(election: Election, t: Turnout) -> tuple[SectionFigures, ...]:
+    """Each section's eligible and voted, each set through :func:`breakdown` like any other
+    breakdown of the whole: the total less the other sections must not give one away, and a
+    percentage is withheld with the count it divides."""
+    names = election.section_names
+    eligible = breakdown({n: t.eligible_by_section.get(n, 0) for n in names})
+    voted = breakdown({n: t.by_section.get(n, 0) for n in names})
+    figures = []
+    for name, share in election.sections:
+        cast, of = t.by_section.get(name, 0), t.eligible_by_section.get(name, 0)
+        withheld = voted[name] in (BELOW, HIDDEN) or eligible[name] in (BELOW, HIDDEN)
+        shown_percent: Percent = BELOW if withheld and of else percent(cast, of, _voters(cast, of))
+        figures.append(SectionFigures(name, str(share), eligible[name], voted[name], shown_percent))
+    return tuple(figures)
 
 
 def _hours(election: Election, by_hour: Mapping[str, int]) -> dict[int, Count]:
@@ -444,8 +453,16 @@ def _hours(election: Election, by_hour: Mapping[str, int]) -> dict[int, Count]:
         at = datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
         by_day.setdefault(key[:10], {})[(at - start) // timedelta(hours=1)] = n
     shown: dict[int, Count] = {}
-    for hours in by_day.values():
-        shown.update(breakdown(hours))
+    days = breakdown({day: sum(hours.values()) for day, hours in by_day.items()})
+    for day, hours in by_day.items():
+        if days[day] in (BELOW, HIDDEN):
+            # The day is kept back in ``by_day``: no hour of it shows a number, which would
+            # give it away.
+            shown.update(
+                {h: BELOW if 0 < n < FEW else HIDDEN if n else 0 for h, n in hours.items()}
+            )
+        else:
+            shown.update(breakdown(hours))
     return dict(sorted(shown.items()))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -26,11 +27,21 @@ from redis.asyncio import Redis
 
 from ballots import keys
 from ballots.clock import ManualClock
-from ballots.election import Election
+from ballots.election import Election, read_election_file
 from ballots.roll import Supporter
+from ballots.turnout import Turnout
 from ballots.unseal import unseal
 from bot.core import Deployment
-from bot.pilots import BELOW, HIDDEN, breakdown, few, gather, load_elections, nearest_rank
+from bot.pilots import (
+    BELOW,
+    HIDDEN,
+    _pilot,
+    breakdown,
+    few,
+    gather,
+    load_elections,
+    nearest_rank,
+)
 from bot.pilots_svg import charts
 from bot.reminders import Reminders, Worker, plan
 from channels.gsm import segments
@@ -349,7 +360,20 @@ def test_the_privacy_rule() -> None:
         "telegram": BELOW,
         "console": HIDDEN,
     }
+    # Two cells hidden that add up to fewer than 10 (the total less the others gives their sum):
+    # more is withheld until what is kept back is 10 or more.
     assert breakdown({"sms": 40, "telegram": 3, "console": 2}) == {
+        "sms": HIDDEN,
+        "telegram": BELOW,
+        "console": BELOW,
+    }
+    assert breakdown({"en": 103, "cy": 1, "ur": 1, "gd": 12}) == {
+        "en": 103,
+        "cy": BELOW,
+        "ur": BELOW,
+        "gd": HIDDEN,
+    }
+    assert breakdown({"sms": 40, "telegram": 6, "console": 5}) == {
         "sms": 40,
         "telegram": BELOW,
         "console": BELOW,
@@ -502,3 +526,44 @@ async def test_the_console_shows_only_the_elections_signed_in_to(redis: Redis) -
         finally:
             await north.close()
             await south.close()
+
+
+def test_no_figure_gives_a_small_cell_away_by_subtraction() -> None:
+    """Found in review: a small section's turnout from the total less the other section; a
+    small day's from its hours; a small section's ballot count from a refused count's words."""
+    election = Election(
+        **{
+            **read_election_file(ROOT / "examples" / "election.toml").__dict__,
+            "sections": (("members", Fraction(1, 2)), ("affiliates", Fraction(1, 2))),
+        }
+    )
+    t = Turnout(
+        election.id,
+        eligible=200,
+        voted=105,
+        by_day={"2026-11-20": 100, "2026-11-21": 5},
+        by_hour={"2026-11-20T10": 50, "2026-11-20T11": 50, "2026-11-21T09": 5},
+        by_section={"members": 100, "affiliates": 5},
+        eligible_by_section={"members": 150, "affiliates": 50},
+    )
+    pilot = _pilot(election, t, 0, [], "refused", None)
+    members, affiliates = pilot.sections
+    assert (members.voted, affiliates.voted) == (HIDDEN, BELOW)
+    assert members.percent == BELOW and affiliates.percent == BELOW
+    assert pilot.by_day == {"2026-11-20": HIDDEN, "2026-11-21": BELOW}
+    assert not [n for n in pilot.by_hour.values() if isinstance(n, int) and n]
+    assert pilot.voted == 105  # the whole is still shown
+
+
+async def test_a_refused_count_never_names_a_sections_size(redis: Redis) -> None:
+    roll = [
+        Supporter(f"M{i}", f"M {i}", f"+4477009002{i:02d}", section="members") for i in range(3)
+    ] + [
+        Supporter(f"A{i}", f"A {i}", f"+4477009003{i:02d}", section="affiliates") for i in range(3)
+    ]
+    sections = (("members", Fraction(1, 2)), ("affiliates", Fraction(1, 2)))
+    election = await sample_election(redis, roll=roll, sections=sections)
+    await redis.hset(keys.unsealing(election.id), "done", NOW.isoformat())
+    (pilot,) = await gather(redis, [election])
+    assert pilot.count is None and pilot.count_refused is not None
+    assert not re.search(r"\d", pilot.count_refused)

@@ -39,10 +39,19 @@ async def _count(request: web.Request) -> Result | None:
     return await results.counted(core.redis, core.election)
 
 
+#: What a page reads of a publication: never the recount's files (``file:*``), which can be
+#: tens of megabytes; a download reads its one file.
+_SHOWN = ("at", "by", "report", "sankey", "bars", "files")
+
+
 async def _published(request: web.Request) -> dict[str, str] | None:
     core = core_of(request)
-    found = await core.redis.hgetall(keys.published(core.election.id))
-    return {str(k): str(v) for k, v in found.items()} or None
+    found = await core.redis.hmget(keys.published(core.election.id), list(_SHOWN))
+    if found[0] is None:
+        return None
+    return {
+        name: str(value) for name, value in zip(_SHOWN, found, strict=True) if value is not None
+    }
 
 
 async def results_page(request: web.Request) -> web.StreamResponse:
@@ -277,10 +286,15 @@ async def download(request: web.Request) -> web.StreamResponse:
     (so its SHA-256 stays what the page says): receipts.txt, and the ballots unless the
     election file keeps them back."""
     core = core_of(request)
-    await _public(request)
+    if request.match_info["election"] != core.election.id:
+        raise results_headers(web.HTTPNotFound(text="No such election."))
     name = request.match_info["file"]
     text = await core.redis.hget(keys.published(core.election.id), f"file:{name}")
     if text is None:
+        if not await core.redis.hexists(keys.published(core.election.id), "at"):
+            raise results_headers(
+                web.HTTPNotFound(text="No results have been published for this election yet.")
+            )
         raise results_headers(web.HTTPNotFound(text="No such file."))
     suffix = name[name.rfind(".") :]
     response = web.Response(
