@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from ballots.count.model import Ballots, CountError, Ranking
 from ballots.count.result import Result, Round, Section, TieBreak, Transfer
-from ballots.count.ties import break_tie, by_lot, choose, lot_draw
+from ballots.count.sv import top_two_of, winner_by_lot
+from ballots.count.ties import choose
 
 if TYPE_CHECKING:
     from ballots.election import Election
@@ -313,7 +314,7 @@ def _sv(
             by_section=_by_section(names, ids, piles, everyone),
         )
         return [round1], (top,), ties
-    top_two = _top_two(first, seed, ties)
+    top_two = top_two_of(first, seed, ties)
     out = tuple(c for c in ids if c not in top_two)
     round1 = Round(
         number=1,
@@ -357,20 +358,7 @@ def _sv(
         winner = a if second[a] > second[b] else b
         why = f"{winner} has more weighted votes ({percent(second[winner])}): elected"
     else:
-        winner = by_lot(seed, 2, "winner", top_two)
-        draws = ", ".join(f"{c} {lot_draw(seed, 2, 'winner', c)[:12]}" for c in top_two)
-        ties.append(
-            TieBreak(
-                2,
-                "winner",
-                tuple(sorted(top_two)),
-                winner,
-                "lot",
-                f"lot with seed {seed}, lowest draw chosen: {draws}",
-                seed=seed,
-                draws=tuple((c, lot_draw(seed, 2, "winner", c)[:12]) for c in top_two),
-            )
-        )
+        winner = winner_by_lot(top_two, seed, ties)
         why = f"{a} and {b} have {percent(second[a])} each; by lot: {winner} elected"
     round2 = Round(
         number=2,
@@ -383,24 +371,3 @@ def _sv(
         by_section=_by_section(names, ids, piles, set(top_two)),
     )
     return [round1, round2], (winner,), ties
-
-
-def _top_two(first: dict[str, Fraction], seed: int, ties: list[TieBreak]) -> tuple[str, str]:
-    """The two with the most weighted 1st choices; a tie for a place decided by lot (as
-    ``sv.py``)."""
-    chosen: list[str] = []
-    left = dict(first)
-    while len(chosen) < 2:
-        most = max(left.values())
-        tied = [c for c in left if left[c] == most]
-        if len(tied) <= 2 - len(chosen):
-            chosen.extend(sorted(tied, key=list(first).index))
-            for c in tied:
-                del left[c]
-            continue
-        pick, tie = break_tie(tied, [], lowest=False, seed=seed, round_number=1, kind="top two")
-        if tie is not None:
-            ties.append(tie)
-        chosen.append(pick)
-        del left[pick]
-    return chosen[0], chosen[1]

@@ -19,9 +19,11 @@ The rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ballots.count.model import Ballots, CountError
 from ballots.count.result import Result, Round, TieBreak, Transfer
-from ballots.count.ties import break_tie, by_lot, lot_draw
+from ballots.count.ties import V, break_tie, by_lot, lot_draw
 
 RULES = (
     "supplementary vote: 1st and 2nd choices only; more than half of 1st choices wins; "
@@ -54,7 +56,7 @@ def count_sv(ballots: Ballots, *, seed: int = 0) -> Result:
         )
         return _result(ballots, (round1,), (top,), ties, seed)
 
-    top_two = _top_two(first, seed, ties)
+    top_two = top_two_of(first, seed, ties)
     out = [c for c in ids if c not in top_two]
     round1 = Round(
         number=1,
@@ -95,20 +97,7 @@ def count_sv(ballots: Ballots, *, seed: int = 0) -> Result:
         winner = a if second[a] > second[b] else b
         why = f"{winner} has more votes ({second[winner]:,}): elected"
     else:
-        winner = by_lot(seed, 2, "winner", top_two)
-        draws = ", ".join(f"{c} {lot_draw(seed, 2, 'winner', c)[:12]}" for c in top_two)
-        ties.append(
-            TieBreak(
-                2,
-                "winner",
-                tuple(sorted(top_two)),
-                winner,
-                "lot",
-                f"lot with seed {seed}, lowest draw chosen: {draws}",
-                seed=seed,
-                draws=tuple((c, lot_draw(seed, 2, "winner", c)[:12]) for c in top_two),
-            )
-        )
+        winner = winner_by_lot(top_two, seed, ties)
         why = f"{a} and {b} have {second[a]} votes each; by lot: {winner} elected"
     round2 = Round(
         number=2,
@@ -122,8 +111,29 @@ def count_sv(ballots: Ballots, *, seed: int = 0) -> Result:
     return _result(ballots, (round1, round2), (winner,), ties, seed)
 
 
-def _top_two(first: dict[str, int], seed: int, ties: list[TieBreak]) -> tuple[str, str]:
-    """The two candidates with the most 1st choices, ties for a place decided by lot."""
+def winner_by_lot(top_two: tuple[str, str], seed: int, ties: list[TieBreak]) -> str:
+    """Round 2's winner when the top two have equal votes: by lot, recorded in ``ties``."""
+    winner = by_lot(seed, 2, "winner", top_two)
+    draws = tuple((c, lot_draw(seed, 2, "winner", c)[:12]) for c in top_two)
+    shown = ", ".join(f"{c} {draw}" for c, draw in draws)
+    ties.append(
+        TieBreak(
+            2,
+            "winner",
+            tuple(sorted(top_two)),
+            winner,
+            "lot",
+            f"lot with seed {seed}, lowest draw chosen: {shown}",
+            seed=seed,
+            draws=draws,
+        )
+    )
+    return winner
+
+
+def top_two_of(first: Mapping[str, V], seed: int, ties: list[TieBreak]) -> tuple[str, str]:
+    """The two candidates with the most 1st choices (whole or weighted), ties for a place
+    decided by lot."""
     chosen: list[str] = []
     left = dict(first)
     while len(chosen) < 2:
