@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from ballots import keys, receipts
 from ballots.clock import Clock
 from ballots.codes import Codes
-from ballots.connection import on_one_connection
+from ballots.connection import on_one_connection, run_script
 from ballots.election import Election
 from ballots.errors import OpenPrimaryError
 from ballots.lua import CONSTANT_TIME_EQUAL
@@ -266,7 +266,7 @@ class BallotBox:
     async def _cast_once(self, voter: str, cast_keys: list[str], cast_args: list[str | int]) -> str:
         """Run the cast script once (with the replicas' WAIT when asked); its outcome."""
         if not self.durable_replicas:
-            return str(await self._cast(keys=cast_keys, args=cast_args))
+            return str(await run_script(self.redis, self._cast, cast_keys, cast_args))
         # WAIT counts the replicas holding this connection's writes: the cast and the
         # WAIT go down one connection, in one round trip.
         raw, held = await on_one_connection(

@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from ballots import keys
 from ballots.clock import Clock
 from ballots.codes_scripts import ADDRESS_FAIL, REQUEST_OTP, VERIFY
-from ballots.connection import Batch, in_one_round_trip
+from ballots.connection import Batch, in_one_round_trip, run_script
 from ballots.election import Election
 
 log = logging.getLogger(__name__)
@@ -594,9 +594,11 @@ class Codes:
         user it came from (``telegram_user``) to the voter's record."""
         token, grant_digest, grant_exp = self._new_grant(election)
         shard = keys.shard_of(sid, election.shards)
-        status, left = await self._verify(
-            keys=[keys.voter(election.id, shard, sid), keys.turnout(election.id, shard)],
-            args=[
+        status, left = await run_script(
+            self.redis,
+            self._verify,
+            [keys.voter(election.id, shard, sid), keys.turnout(election.id, shard)],
+            [
                 field,
                 self.digest(election.id, field, code),
                 self._now(),

@@ -6,19 +6,23 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ballots.redis_url import RedisTarget, parse_redis_url
 
@@ -193,7 +197,7 @@ async def in_one_round_trip(
     async with redis.pipeline(transaction=False) as pipe:
         batch = Batch(pipe)
         fill(batch)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        results = await _execute(redis, pipe)
     unknown = [s for s in batch.scripts if isinstance(results[s[0]], NoScriptError)]
     if unknown:
         for script in {s.sha: s for _, s, _, _ in unknown}.values():
@@ -209,6 +213,113 @@ async def in_one_round_trip(
             if isinstance(result, Exception):
                 raise result
     return results
+
+
+async def run_script(
+    redis: Redis, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]
+) -> Any:
+    """One script in a round trip of its own, as :func:`in_one_round_trip` runs scripts
+    (EVALSHA; loaded again on a NOSCRIPT); its result, or its error raised."""
+    (result,) = await in_one_round_trip(redis, lambda batch: batch.script(script, keys, args))
+    return result
+
+
+async def _execute(redis: Redis, pipe: Pipeline) -> list[Any]:
+    """Run a pipeline's queued commands in one round trip; errors in place of results.
+
+    On a Cluster this is redis-py's own ``execute``.  On one server (or Sentinel's
+    primary) it is the same exchange, leaner: redis-py's pipeline puts a timeout on the
+    write and on each reply (on Python 3.11 the write's is a task of its own), which cost
+    more than the rest of a small batch; here one deadline, :data:`SOCKET_TIMEOUT`, covers
+    the whole exchange, and missing it raises redis-py's ``TimeoutError`` as theirs would.
+    Connection errors are retried as theirs are (:func:`retry_policy`), each attempt with a
+    deadline of its own; replies go through the client's response callbacks.
+    """
+    if isinstance(pipe, ClusterPipeline):
+        return cast(list[Any], await pipe.execute(raise_on_error=False))
+    commands = [(args, dict(options)) for args, options in pipe.command_stack]
+    pipe.command_stack = []
+    pool = redis.connection_pool
+    kept = _KEPT.setdefault(pool, [])
+    connection = kept.pop() if kept else await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        results = await connection.retry.call_with_retry(
+            lambda: _exchange(redis, connection, commands),
+            lambda _error: connection.disconnect(),
+        )
+    except BaseException:
+        await pool.release(connection)
+        raise
+    if len(kept) < KEEP:
+        kept.append(connection)
+    else:
+        await pool.release(connection)
+    return cast(list[Any], results)
+
+
+#: How many connections a client's round trips keep for the next one, rather than give
+#: back to the pool and take again (each of which costs more than a small round trip).
+#: The pool counts them as in use: it keeps ``POOL_SIZE`` less these for other commands.
+KEEP = 16
+#: The connections kept, by pool.  A kept connection that Redis closed meanwhile (a
+#: restart, a failover) fails its next exchange, which is retried on a new one as ever.
+_KEPT: weakref.WeakKeyDictionary[Any, list[Connection]] = weakref.WeakKeyDictionary()
+
+
+async def _exchange(
+    redis: Redis, connection: Connection, commands: list[tuple[Any, dict[str, Any]]]
+) -> list[Any]:
+    """Write the commands and read their replies, within one deadline."""
+    if not connection.is_connected:
+        await connection.connect()  # type: ignore[no-untyped-call]  # (its own timeout)
+    # The connection is ours alone until it goes back to the pool: for this exchange its
+    # own per-operation timeouts are off, and the deadline below stands for them.
+    timeout, connection.socket_timeout = connection.socket_timeout, None
+    results: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            await connection.send_packed_command(_packed(connection, commands))
+            for args, options in commands:
+                try:
+                    results.append(await redis.parse_response(connection, args[0], **options))
+                except ResponseError as err:
+                    results.append(err)
+    except TimeoutError:
+        # The rest of the replies may still come: this connection cannot be used again.
+        await connection.disconnect(nowait=True)
+        raise RedisTimeoutError(f"Timeout reading from Redis after {timeout}s") from None
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        connection.socket_timeout = timeout
+    return results
+
+
+#: Arguments hiredis puts in the Redis protocol as redis-py's encoder would: UTF-8 text,
+#: bytes, decimal integers (not a bool, which redis-py refuses), and floats once written as
+#: redis-py writes them (``repr``).
+_PLAIN = frozenset({str, bytes, int, float})
+
+
+def _packed(connection: Connection, commands: list[tuple[Any, dict[str, Any]]]) -> list[bytes]:
+    """The commands in the Redis protocol, for one write.
+
+    redis-py's serializer checks and encodes every argument in Python before it hands
+    them to hiredis; arguments hiredis takes as they are go to it directly.  A command
+    with any other argument, or a name of two words ("SCRIPT LOAD"), goes redis-py's way.
+    """
+    packed: list[bytes] = []
+    for args, _ in commands:
+        name = args[0]
+        if isinstance(name, str) and " " not in name and all(type(a) in _PLAIN for a in args):
+            plain = args
+            if float in map(type, args):
+                plain = tuple(repr(a) if type(a) is float else a for a in args)
+            packed.append(hiredis.pack_command(plain))
+        else:
+            packed.extend(connection.pack_command(*args))
+    return packed
 
 
 async def on_one_connection(redis: Redis, key: str, *commands: Sequence[Any]) -> list[Any]:

@@ -56,4 +56,6 @@ _RIGHT_TO_LEFT = frozenset({"R", "AL"})
 
 def right_to_left(text: str) -> bool:
     """Whether ``text`` holds a letter of a right-to-left script (Hebrew, Arabic, Urdu...)."""
+    if text.isascii():
+        return False  # (most names and replies: no letter to look up)
     return any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in text)

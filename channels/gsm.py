@@ -60,15 +60,31 @@ _REPLACE: dict[str, str] = {
 }
 
 
+#: A character outside GSM-7 (the basic alphabet and the extension table), and one of the
+#: extension table: found by the regular expression engine, not a loop in Python, since
+#: every reply is measured (most are plain GSM-7 through and through).
+_NOT_GSM = re.compile("[^" + re.escape("".join(sorted(BASIC | EXTENSION))) + "]")
+_EXTENDED = re.compile("[" + re.escape("".join(sorted(EXTENSION))) + "]")
+
+
 def is_gsm(text: str) -> bool:
     """Whether ``text`` can go as GSM-7 (basic alphabet and extension table)."""
-    return all(ch in BASIC or ch in EXTENSION for ch in text)
+    return _NOT_GSM.search(text) is None
+
+
+def _nfc(text: str) -> str:
+    """``text`` with Windows line ends made plain, in Unicode's composed form (NFC)."""
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 def to_gsm(text: str) -> str:
     """``text`` in plain GSM-7: typography replaced, accents dropped where the
     alphabet lacks them (Welsh ŵ becomes w), anything else (emoji) left out."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    text = _nfc(text)
+    if is_gsm(text):
+        return _trimmed(text)
     out: list[str] = []
     dropped = False
     for ch in text:
@@ -95,14 +111,16 @@ def to_gsm(text: str) -> str:
 
 def _trimmed(text: str) -> str:
     """``text`` without spaces at the ends of its lines or blank lines at its ends."""
-    return "\n".join(line.rstrip(" ") for line in text.split("\n")).strip("\n")
+    if " \n" in text or text.endswith(" "):
+        text = "\n".join(line.rstrip(" ") for line in text.split("\n"))
+    return text.strip("\n")
 
 
 def faithful(text: str) -> str:
     """``text`` with its own letters kept: GSM-7 if replacing typography (curly quotes,
     dashes) is all it takes, otherwise as written, to go as UCS-2 (Welsh ŵ, Urdu)."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
-    plain = "".join(_REPLACE.get(ch, ch) for ch in text)
+    text = _nfc(text)
+    plain = text if is_gsm(text) else "".join(_REPLACE.get(ch, ch) for ch in text)
     return _trimmed(plain if is_gsm(plain) else text)
 
 
@@ -122,7 +140,10 @@ def segments(text: str) -> int:
     if not text:
         return 0
     if is_gsm(text):
-        units = [2 if ch in EXTENSION else 1 for ch in text]
+        extended = len(_EXTENDED.findall(text))
+        if len(text) + extended <= GSM_SINGLE:
+            return 1
+        units = [2 if ch in EXTENSION else 1 for ch in text] if extended else [1] * len(text)
         single, part = GSM_SINGLE, GSM_PART
     else:
         # UCS-2 counts UTF-16 code units; an emoji outside the BMP takes two.
