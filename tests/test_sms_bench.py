@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 from redis.asyncio import Redis
 
@@ -21,7 +24,7 @@ async def test_a_tiny_benchmark_run(
 ) -> None:
     await bench(redis_url, voters=3, concurrency=2)
     out = capsys.readouterr().out
-    assert "whole stack / floor (step by step)" in out and "Redis round trips a message" in out
+    assert "whole stack / checked floor" in out and "Redis round trips a message" in out
     assert "checked floor / floor" in out and "step by step, paced at" in out
     assert "step by step: 3 completed votes, segments per vote" in out
     assert "one message: 3 completed votes, segments per vote" in out
@@ -42,3 +45,23 @@ async def test_a_tiny_run_of_the_languages_benchmark(
         "Urdu (faithful)",
     }
     assert "within budget" in rows["English (folded)"] and "UCS-2" in rows["Urdu (faithful)"]
+
+
+async def test_a_tiny_run_with_wrk_against_serve(
+    redis: Redis, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With wrk: ``openprimary serve`` in a process of its own, the replayed voters' casts
+    counted both in the answers and in the box (the benchmark asserts they agree)."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("OPENPRIMARY_REQUIRE_DEPLOY_TOOLS") == "1":
+            pytest.fail("wrk is not installed (OPENPRIMARY_REQUIRE_DEPLOY_TOOLS=1)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    await bench(
+        redis_url, voters=3, concurrency=2, generator="wrk", seconds=2, connections=4,
+        wrk_voters=2000, rounds=2,
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("openprimary serve, step by step (wrk)") == 2
+    assert "openprimary serve, ranking in one message (wrk)" in out
+    assert "the median of 2 rounds" in out and "serve's CPU" in out
+    assert "step by step: 3 completed votes, segments per vote: mean 7.0" in out
