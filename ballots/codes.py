@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -116,12 +117,16 @@ class SmsBudget:
     segments_spent: int = 0
 
 
+#: Anything but an ASCII digit (what ``str.isdigit`` accepts of ASCII).
+_NOT_DIGIT = re.compile("[^0-9]")
+
+
 def normalise_code(text: str) -> str:
     """The digits of a typed code: full-width digits and other scripts' (۱۲۳, ১২৩)
     folded to 0-9, spaces and dashes dropped."""
     folded = unicodedata.normalize("NFKC", text)
     if folded.isascii():
-        return "".join(ch for ch in folded if ch.isdigit())
+        return _NOT_DIGIT.sub("", folded)
     return "".join(
         str(unicodedata.decimal(ch)) for ch in folded if unicodedata.decimal(ch, None) is not None
     )

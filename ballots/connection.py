@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import weakref
@@ -19,6 +20,7 @@ from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -237,7 +239,7 @@ async def _execute(redis: Redis, pipe: Pipeline) -> list[Any]:
     """
     if isinstance(pipe, ClusterPipeline):
         return cast(list[Any], await pipe.execute(raise_on_error=False))
-    commands = [(args, dict(options)) for args, options in pipe.command_stack]
+    commands = [(args, dict(options) if options else {}) for args, options in pipe.command_stack]
     pipe.command_stack = []
     pool = redis.connection_pool
     kept = _KEPT.setdefault(pool, [])
@@ -258,9 +260,10 @@ async def _execute(redis: Redis, pipe: Pipeline) -> list[Any]:
 
 
 #: How many connections a client's round trips keep for the next one, rather than give
-#: back to the pool and take again (each of which costs more than a small round trip).
-#: The pool counts them as in use: it keeps ``POOL_SIZE`` less these for other commands.
-KEEP = 16
+#: back to the pool and take again (each of which costs more than a small round trip):
+#: enough for the round trips a busy process has in flight at once.  The pool counts them
+#: as in use: while they wait, it has the rest of its ``POOL_SIZE`` for other commands.
+KEEP = POOL_SIZE // 2
 #: The connections kept, by pool.  A kept connection that Redis closed meanwhile (a
 #: restart, a failover) fails its next exchange, which is retried on a new one as ever.
 _KEPT: weakref.WeakKeyDictionary[Any, list[Connection]] = weakref.WeakKeyDictionary()
@@ -281,7 +284,7 @@ async def _exchange(
             await connection.send_packed_command(_packed(connection, commands))
             for args, options in commands:
                 try:
-                    results.append(await redis.parse_response(connection, args[0], **options))
+                    results.append(await _reply(redis, connection, args[0], options))
                 except ResponseError as err:
                     results.append(err)
     except TimeoutError:
@@ -294,6 +297,23 @@ async def _exchange(
     finally:
         connection.socket_timeout = timeout
     return results
+
+
+async def _reply(
+    redis: Redis, connection: Connection, command: str, options: dict[str, Any]
+) -> Any:
+    """One command's reply, as ``Redis.parse_response`` gives it: read with no timeout of
+    its own (``math.inf``: the exchange's deadline stands for it), then through the
+    client's response callback for the command, if it has one.  A command with options
+    that change how its reply is read goes through ``parse_response`` itself."""
+    if NEVER_DECODE in options or EMPTY_RESPONSE in options:
+        return await redis.parse_response(connection, command, **options)
+    response = await connection.read_response(timeout=math.inf)
+    callback = redis.response_callbacks.get(command)
+    if callback is None:
+        return response
+    options.pop("keys", None)
+    return callback(response, **options)
 
 
 #: Arguments hiredis puts in the Redis protocol as redis-py's encoder would: UTF-8 text,

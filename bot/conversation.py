@@ -241,9 +241,10 @@ class Conversation:
             new_state.turn = 0
         elif new_state != before:
             new_state.turn = state.turn + 1
-            # In the language the step ends in (it may have just changed).
-            with speaking(new_state.language or current()):
-                replies = [self.buttons.attach(new_state, r) for r in replies]
+            if msg.channel != Channel.SMS:  # (an SMS has no buttons: its text says what to type)
+                # In the language the step ends in (it may have just changed).
+                with speaking(new_state.language or current()):
+                    replies = [self.buttons.attach(new_state, r) for r in replies]
         if new_state.step in CHOOSING:
             replies = [replace(r, private=True) if r.is_reply else r for r in replies]
         if from_button and replies and (replies[0].private or state.step not in CHOOSING):

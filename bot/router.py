@@ -332,7 +332,9 @@ class Router:
         later: list[OutboundMessage] = []
         for m in out:
             if m.is_reply or (m.channel == msg.channel and m.address == msg.address):
-                replies.append(replace(m, channel=None, address=None, detached=False))
+                if m.channel is not None or m.address is not None or m.detached:
+                    m = replace(m, channel=None, address=None, detached=False)  # noqa: PLW2901
+                replies.append(m)
                 continue
             if m.detached:
                 later.append(m)

@@ -19,10 +19,12 @@ route and status, gauges read from Redis at each scrape, and every worker's coun
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
@@ -80,15 +82,23 @@ async def count_responses(
     try:
         response = await handler(request)
     except web.HTTPException as err:
-        HTTP_RESPONSES.labels(route, str(err.status)).inc()
+        _responses(route, err.status).inc()
         raise
     except asyncio.CancelledError:
         raise
     except Exception:
-        HTTP_RESPONSES.labels(route, "500").inc()
+        _responses(route, 500).inc()
         raise
-    HTTP_RESPONSES.labels(route, str(response.status)).inc()
+    _responses(route, response.status).inc()
     return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _responses(route: str, status: int) -> Any:
+    """The counter of one route's responses with one status (prometheus' ``labels()``
+    takes a lock and builds a key each call: not on every request).  Routes are a handful
+    and statuses a few dozen, so the cache holds them all."""
+    return HTTP_RESPONSES.labels(route, str(status))
 
 
 def authorised(request: web.Request, token: str) -> bool:
