@@ -317,8 +317,8 @@ async def _reply(
 
 
 #: Arguments hiredis puts in the Redis protocol as redis-py's encoder would: UTF-8 text,
-#: bytes, decimal integers (not a bool, which redis-py refuses), and floats once written as
-#: redis-py writes them (``repr``).
+#: bytes, decimal integers (not a bool, which redis-py refuses) and floats (both ``repr``
+#: them; tests/test_round_trip_exchange.py holds them to it).
 _PLAIN = frozenset({str, bytes, int, float})
 
 
@@ -333,10 +333,7 @@ def _packed(connection: Connection, commands: list[tuple[Any, dict[str, Any]]]) 
     for args, _ in commands:
         name = args[0]
         if isinstance(name, str) and " " not in name and all(type(a) in _PLAIN for a in args):
-            plain = args
-            if float in map(type, args):
-                plain = tuple(repr(a) if type(a) is float else a for a in args)
-            packed.append(hiredis.pack_command(plain))
+            packed.append(hiredis.pack_command(args))
         else:
             packed.extend(connection.pack_command(*args))
     return packed
