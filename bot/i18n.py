@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import gettext
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from functools import cache
 from pathlib import Path
 
@@ -61,14 +59,27 @@ def n_(singular: str, plural: str, n: int) -> str:
     return catalogue(_current.get()).ngettext(singular, plural, n)
 
 
-@contextmanager
-def speaking(code: str) -> Iterator[None]:
+class _Speaking:
+    """The language being spoken, set for a ``with`` block (a class rather than a
+    ``contextmanager`` generator: every message enters one or more)."""
+
+    __slots__ = ("_code", "_token")
+
+    def __init__(self, code: str) -> None:
+        self._code = code
+        self._token: Token[str] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._code)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
+        _current.reset(self._token)
+
+
+def speaking(code: str) -> _Speaking:
     """Answer in ``code`` (a shipped language; anything else falls back to English)."""
-    token = _current.set(code if code in SHIPPED else DEFAULT)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+    return _Speaking(code if code in SHIPPED else DEFAULT)
 
 
 #: Welsh ordinals to 20 (1af, 2il, 3ydd...); beyond, the "-fed" form.
