@@ -48,9 +48,10 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -63,6 +64,7 @@ from ballots import keys
 from ballots.box import ballot_count
 from ballots.clock import ManualClock
 from ballots.codes import CodePolicy
+from ballots.election import Election
 from benchmarks.harness import (
     Job,
     Load,
@@ -71,6 +73,7 @@ from benchmarks.harness import (
     profile_shares,
     run_load,
 )
+from bot.core import Core
 from bot.settings import Settings
 from channels.gsm import encoding, segments
 from channels.server import make_app
@@ -303,10 +306,18 @@ def replay_lines(
 
 
 async def run_wrk(
-    name: str, url: str, lines: list[str], *, seconds: float, connections: int, cycle: bool
+    name: str,
+    url: str,
+    lines: list[str],
+    *,
+    seconds: float,
+    connections: int,
+    cycle: bool,
+    pause: float = 0.0,
 ) -> WrkResult:
     """wrk (one thread) replaying ``lines`` against ``url`` for ``seconds``; ``cycle``: go
-    round again at the end, else running out is an error (the rate would be understated)."""
+    round again at the end, else running out is an error (the rate would be understated).
+    ``pause``: seconds each connection waits before each request (a paced load)."""
     wrk = shutil.which("wrk")
     assert wrk, "wrk is not installed (apt-get install wrk), or use --generator python"
     with tempfile.NamedTemporaryFile("w", suffix=".replay") as replay:
@@ -314,10 +325,9 @@ async def run_wrk(
         replay.flush()
         command = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
         command += ["-s", str(REPLAY), url + PATH, "--", replay.name]
+        command += ["cycle" if cycle else "once", f"{pause * 1000:.3f}"]
         process = await asyncio.create_subprocess_exec(
-            *command + (["cycle"] if cycle else []),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         out, err = await process.communicate()
     if process.returncode:
@@ -340,7 +350,7 @@ async def run_wrk(
 Result = LoadResult | WrkResult
 
 
-def median(results: list[Result]) -> Result:
+def median(results: Sequence[WrkResult]) -> WrkResult:
     """The run of median rate (the lower of the middle two)."""
     ordered = sorted(results, key=lambda result: result.rate)
     return ordered[(len(ordered) - 1) // 2]
@@ -410,10 +420,10 @@ async def bench(
     concurrency: int,
     *,
     generator: str = "python",
-    seconds: float = 10.0,
+    seconds: float = 6.0,
     connections: int = 32,
-    wrk_voters: int = 10_000,
-    rounds: int = 3,
+    wrk_voters: int = 16_000,
+    rounds: int = 5,
     profile: str | None = None,
 ) -> None:
     """Run the benchmark and print its figures (``generator``: "wrk" or "python").
@@ -422,163 +432,238 @@ async def bench(
     each round with voters of its own, and the median of each is shown, with the median of
     the rounds' ratios: the machine's speed drifts, and a pair measured together shares it.
     """
-    use_wrk = generator == "wrk"
-    rounds = rounds if use_wrk else 1
-    first_wrk = 3 * voters  # the Python generator's voters come first on the roll
-    redis, trips = counting_client(url, pool_size=max(concurrency, connections) * 2 + 10)
+    if generator == "wrk":
+        await _bench_wrk(
+            url, voters, concurrency, seconds, connections, wrk_voters, rounds, profile
+        )
+    else:
+        await _bench_python(url, voters, concurrency, profile)
+
+
+async def _setup(redis: Redis, roll: int) -> tuple[Election, TwilioApiStandIn, Core]:
+    """The election with a generated roll, the stand-in Twilio API, and the app's core.
+
+    Every voter's "hi" texts a code, as in a real poll's first hour: none is held back by
+    the deployment's hourly cap on texted codes (which protects the SMS budget)."""
+    election = await bench_election(redis, "bench-sms", roll)
+    twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
+    config = twilio_settings(await twilio.start())
+    core = await build_core(
+        config, redis, ManualClock(NOW), election.id, CodePolicy(code_sms_per_hour=10 * roll)
+    )
+    return election, twilio, core
+
+
+async def _bench_python(url: str, voters: int, concurrency: int, profile: str | None) -> None:
+    """The Python generator's runs against the app served in this process."""
+    redis, trips = counting_client(url, pool_size=max(concurrency * 2, 10))
+    profiler = cProfile.Profile() if profile else None
     try:
-        roll = 3 * voters + (2 * wrk_voters if use_wrk else 0)
-        election = await bench_election(redis, "bench-sms", roll)
-        twilio = TwilioApiStandIn(ACCOUNT_SID, TOKEN)
-        config = twilio_settings(await twilio.start())
-        # Every voter's "hi" texts a code, as in a real poll's first hour: none is held back
-        # by the deployment's hourly cap on texted codes (which protects the SMS budget).
-        policy = CodePolicy(code_sms_per_hour=10 * roll)
-        core = await build_core(config, redis, ManualClock(NOW), election.id, policy)
-        if use_wrk:
-            ids = [f"B{i:07d}" for i in range(first_wrk, roll)]
-            posted = {row[2]: row[3] for row in await core.codes.issue_voting_codes(election, ids)}
-            numbers = [phone(i) for i in range(first_wrk, roll)]
-            per_round = wrk_voters // rounds
-            step_lines = [
-                replay_lines(
-                    (n, [posted[n] if t == "<code>" else t for t in STEP_BY_STEP])
-                    for n in numbers[r * per_round : (r + 1) * per_round]
-                )
-                for r in range(rounds)
-            ]
-            one_lines = replay_lines(
-                (n, [posted[n] if t == "<code>" else t for t in ONE_MESSAGE])
-                for n in numbers[wrk_voters:]
-            )
-            floor_lines = replay_lines(
-                (n, [f"message {i}" for i in range(len(STEP_BY_STEP))])
-                for n in numbers[:wrk_voters]
-            )
-        stack_runner, stack_url = await serve(make_app(core))
-        floor_runner, floor_url = await serve(floor_app(redis))
-        checked_runner, checked_url = await serve(checked_floor_app(redis))
+        election, twilio, core = await _setup(redis, 3 * voters)
+        runners = [await serve(app) for app in (make_app(core), floor_app(redis))]
+        runners.append(await serve(checked_floor_app(redis)))
+        (_, stack_url), (_, floor_url), (_, checked_url) = runners
         loop = asyncio.get_running_loop()
-        context = multiprocessing.get_context("spawn")
-        # With wrk, the whole stack measured is ``openprimary serve`` in a process of its own
-        # (cProfiled there with --profile); otherwise the same app served in this process.
-        profiler = cProfile.Profile() if profile and not use_wrk else None
-        bills: dict[str, list[int]] = {}
         try:
-            async with AsyncExitStack() as exits:
-                served, serve_pid = stack_url, None
-                if use_wrk:
-                    served, serve_pid = await exits.enter_async_context(
-                        serve_process(
-                            url, twilio.base_url, election.id,
-                            code_sms_per_hour=10 * roll, profile=profile,
-                        )
-                    )  # fmt: skip
-                python = exits.enter_context(ProcessPoolExecutor(1, mp_context=context))
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
 
                 async def load(
                     kind: str, target: str, first: int, rate: float | None = None
                 ) -> tuple[LoadResult, list[int]]:
                     return await loop.run_in_executor(
-                        python, _generate, kind, target, first, voters, concurrency, rate
+                        pool, _generate, kind, target, first, voters, concurrency, rate
                     )
 
-                async def saturate(kind: str, target: str, first: int, turn: int = 0) -> Result:
-                    if not use_wrk:
-                        result, bills[kind] = await load(kind, target, first)
-                        return result
-                    lines = {"step": step_lines[turn], "one": one_lines}.get(kind, floor_lines)
-                    return await run_wrk(
-                        NAMES[kind].replace("whole stack", "openprimary serve"),
-                        target,
-                        lines,
-                        seconds=seconds,
-                        connections=connections,
-                        cycle=kind in ("floor", "checked"),
-                    )
-
-                # Warm up: the generator's process, and each server (caches, code paths).
-                await load("floor", floor_url, 0)
-                await load("checked", checked_url, 0)
-                stacks: list[Result] = []
-                checks: list[Result] = []
-                calls = cpu = round_trips = 0.0
-                step_casts = 0
-                for turn in range(rounds):
-                    checks.append(await saturate("checked", checked_url, 0))
-                    before, trips_before = await _commands(redis), trips.count
-                    casts_before = await ballot_count(redis, election)
-                    cpu_before = process_cpu(serve_pid)
-                    if profiler:
-                        profiler.enable()
-                    stacks.append(await saturate("step", served, 0, turn))
-                    if profiler:
-                        profiler.disable()
-                    cpu += process_cpu(serve_pid) - cpu_before
-                    # (less the round trip of reading the server's count)
-                    round_trips += trips.since(trips_before) - 1
-                    calls += await _commands(redis) - before - 1
-                    step_casts += await ballot_count(redis, election) - casts_before
-                requests = sum(result.requests for result in stacks)
-                calls, cpu, round_trips = calls / requests, cpu / requests, round_trips / requests
-                stack, checked = median(stacks), median(checks)
-                ratio = statistics.median(
-                    s.rate / c.rate for s, c in zip(stacks, checks, strict=True)
-                )
-                one = await saturate("one", served, voters)
-                floor = await saturate("floor", floor_url, 0)
-                if use_wrk:
-                    # The Python generator reads the answers, for their segments; and the
-                    # round trips are counted on the client of the same app in this process.
-                    trips_before = trips.count
-                    counted, bills["step"] = await load("step", stack_url, 0)
-                    round_trips = trips.since(trips_before) / counted.requests
-                    _, bills["one"] = await load("one", stack_url, voters)
+                await load("floor", floor_url, 0)  # warm the generator's process up
+                before, trips_before = await _commands(redis), trips.count
+                if profiler:
+                    profiler.enable()
+                stack, step_bills = await load("step", stack_url, 0)
+                if profiler:
+                    profiler.disable()
+                # (less the round trip of reading the server's count)
+                round_trips = (trips.since(trips_before) - 1) / stack.requests
+                calls = (await _commands(redis) - before - 1) / stack.requests
+                one, one_bills = await load("one", stack_url, voters)
+                floor, _ = await load("floor", floor_url, 0)
+                checked, _ = await load("checked", checked_url, 0)
                 # Half the saturating rate, as a poll's busy hour would be planned for.
-                paced, _ = await load("step", served, 2 * voters, stack.rate / 2)
+                paced, _ = await load("step", stack_url, 2 * voters, stack.rate / 2)
         finally:
-            await stack_runner.cleanup()
-            await floor_runner.cleanup()
-            await checked_runner.cleanup()
+            for runner, _ in runners:
+                await runner.cleanup()
             await twilio.close()
         cast = await ballot_count(redis, election)
     finally:
         await redis.aclose()
-
-    results: list[Result] = [*stacks, one, floor, *checks, paced]
-    for result in results:
+    for result in (stack, one, floor, checked, paced):
         print(result.line())
-    generated = "wrk" if use_wrk else "the Python generator"
-    each = f", the median of {rounds} rounds" if rounds > 1 else ""
     print(
-        f"whole stack / checked floor: {ratio:.2f}x{each}; whole stack / floor: "
+        f"whole stack / checked floor: {stack.rate / checked.rate:.2f}x; whole stack / floor: "
         f"{stack.rate / floor.rate:.2f}x; checked floor / floor: {checked.rate / floor.rate:.2f}x "
-        f"(step by step; load from {generated}, in a process of its own)"
+        "(step by step; load from the Python generator, in a process of its own)"
     )
     print(
         f"{round_trips:.2f} Redis round trips a message ({calls:.1f} commands, "
         "scripts' own included), step by step"
-        + (f"; serve's CPU {cpu * 1e6:,.0f} us a message" if serve_pid else "")
     )
-    print(summary("step by step", bills["step"]))
-    print(summary("one message", bills["one"]))
-    if profile:
-        if profiler:
-            profiler.dump_stats(profile)
+    print(summary("step by step", step_bills))
+    print(summary("one message", one_bills))
+    if profiler and profile:
+        profiler.dump_stats(profile)
         print_profile(profile)
-    if use_wrk:
-        assert isinstance(one, WrkResult)
-        seen = sum(result.casts for result in stacks if isinstance(result, WrkResult))
-        # Every cast answer the replay saw is a ballot in the box; the box may hold a few
-        # more, cast by requests still in flight when wrk stopped reading answers.
-        assert 0 <= step_casts - seen <= connections * rounds, (step_casts, seen)
-        extra = cast - step_casts - 3 * voters - one.casts
-        assert 0 <= extra <= connections, (cast, step_casts, one.casts)
-        # And nearly every conversation the replay began and finished was a vote.
-        assert seen >= requests // len(STEP_BY_STEP) - rounds * len(STEP_BY_STEP) * GROUP
-    else:
-        assert cast == 3 * voters, (cast, voters)
-    assert not any(r.errors for r in results), [r.line() for r in results if r.errors]
+    assert cast == 3 * voters, (cast, voters)
+    assert not any(r.errors for r in (stack, one, floor, checked, paced))
+
+
+async def _bench_wrk(
+    url: str,
+    voters: int,
+    concurrency: int,
+    seconds: float,
+    connections: int,
+    wrk_voters: int,
+    rounds: int,
+    profile: str | None,
+) -> None:
+    """wrk against ``openprimary serve`` in a process of its own, and against the floors
+    served in this process (otherwise idle while wrk runs: its CPU time is the floor's)."""
+    redis, trips = counting_client(url, pool_size=max(concurrency, connections) * 2 + 10)
+    python_voters = 2 * voters  # the Python generator's, first on the roll
+    try:
+        roll = python_voters + 2 * wrk_voters
+        election, twilio, core = await _setup(redis, roll)
+        ids = [f"B{i:07d}" for i in range(python_voters, roll)]
+        posted = {row[2]: row[3] for row in await core.codes.issue_voting_codes(election, ids)}
+        numbers = [phone(i) for i in range(python_voters, roll)]
+
+        def replay(chosen: Sequence[str], script: Sequence[str]) -> list[str]:
+            return replay_lines(
+                (n, [posted[n] if t == "<code>" else t for t in script]) for n in chosen
+            )
+
+        # A slice of voters for each round, and one for the paced run.
+        size = wrk_voters // (rounds + 1)
+        step_lines = [
+            replay(numbers[r * size : (r + 1) * size], STEP_BY_STEP) for r in range(rounds + 1)
+        ]
+        one_lines = replay(numbers[wrk_voters:], ONE_MESSAGE)
+        floor_lines = replay_lines(
+            (n, [f"message {i}" for i in range(len(STEP_BY_STEP))]) for n in numbers[:size]
+        )
+        runners = [await serve(app) for app in (make_app(core), floor_app(redis))]
+        runners.append(await serve(checked_floor_app(redis)))
+        (_, stack_url), (_, floor_url), (_, checked_url) = runners
+        loop = asyncio.get_running_loop()
+        try:
+            async with serve_process(
+                url, twilio.base_url, election.id, code_sms_per_hour=10 * roll, profile=profile
+            ) as (served, pid):
+
+                async def wrk(
+                    kind: str, target: str, lines: list[str], pause: float = 0.0
+                ) -> tuple[WrkResult, int, float]:
+                    """A wrk run; the ballots it added to the box, and the CPU seconds the
+                    server used (serve's, or this process's for the floors)."""
+                    ballots, cpu = await ballot_count(redis, election), process_cpu(pid)
+                    own = time.process_time()
+                    name = NAMES[kind].replace("whole stack", "openprimary serve")
+                    if pause:
+                        name += f", paced: each connection waits {pause * 1000:.0f} ms a request"
+                    result = await run_wrk(
+                        name, target, lines, seconds=seconds, connections=connections,
+                        cycle=kind in ("floor", "checked"), pause=pause,
+                    )  # fmt: skip
+                    used = process_cpu(pid) - cpu
+                    if kind in ("floor", "checked"):
+                        used = time.process_time() - own
+                    return result, await ballot_count(redis, election) - ballots, used
+
+                # Warm up each server (caches, code paths) with a second of the floor's load.
+                for target in (floor_url, checked_url, served):
+                    await run_wrk(
+                        "warm-up", target, floor_lines, seconds=1, connections=connections,
+                        cycle=True,
+                    )  # fmt: skip
+                stacks: list[WrkResult] = []
+                checks: list[WrkResult] = []
+                cpu = {"step": 0.0, "checked": 0.0}
+                commands = 0
+                for turn in range(rounds):
+                    checked, _, used = await wrk("checked", checked_url, floor_lines)
+                    checks.append(checked)
+                    cpu["checked"] += used
+                    before = await _commands(redis)
+                    stack, cast, used = await wrk("step", served, step_lines[turn])
+                    commands += await _commands(redis) - before - 1
+                    stacks.append(stack)
+                    cpu["step"] += used
+                    _check_casts(stack, cast, connections)
+                one, cast, _ = await wrk("one", served, one_lines)
+                _check_casts(one, cast, connections)
+                floor, _, _ = await wrk("floor", floor_url, floor_lines)
+                # Half the saturating rate, as a poll's busy hour would be planned for:
+                # each connection waits between its requests.
+                rate = statistics.median(result.rate for result in stacks)
+                paced, cast, _ = await wrk(
+                    "step", served, step_lines[rounds], connections / (rate / 2)
+                )
+                _check_casts(paced, cast, connections)
+                # The Python generator reads the answers, for the segments a vote costs; the
+                # round trips are counted on the client of the same app in this process.
+                with ProcessPoolExecutor(
+                    1, mp_context=multiprocessing.get_context("spawn")
+                ) as pool:
+                    trips_before = trips.count
+                    counted, step_bills = await loop.run_in_executor(
+                        pool, _generate, "step", stack_url, 0, voters, concurrency, None
+                    )
+                    round_trips = trips.since(trips_before) / counted.requests
+                    _, one_bills = await loop.run_in_executor(
+                        pool, _generate, "one", stack_url, voters, voters, concurrency, None
+                    )
+        finally:
+            for runner, _ in runners:
+                await runner.cleanup()
+            await twilio.close()
+    finally:
+        await redis.aclose()
+
+    for result in [*stacks, one, floor, *checks, paced]:
+        print(result.line())
+    requests = sum(result.requests for result in stacks)
+    served_cpu = cpu["step"] / requests
+    floor_cpu = cpu["checked"] / sum(result.requests for result in checks)
+    ratio = statistics.median(s.rate / c.rate for s, c in zip(stacks, checks, strict=True))
+    middle, checked = median(stacks), median(checks)
+    print(
+        f"openprimary serve / checked floor: {ratio:.2f}x, the median of {rounds} rounds "
+        f"({middle.rate:,.0f} vs {checked.rate:,.0f} req/s, the medians); / floor: "
+        f"{middle.rate / floor.rate:.2f}x; checked floor / floor: {checked.rate / floor.rate:.2f}x "
+        "(step by step; load from wrk, in a process of its own)"
+    )
+    print(
+        f"CPU a message: serve {served_cpu * 1e6:,.0f} us, checked floor "
+        f"{floor_cpu * 1e6:,.0f} us ({floor_cpu / served_cpu:.2f}x)"
+    )
+    print(
+        f"{round_trips:.2f} Redis round trips a message ({commands / requests:.1f} commands, "
+        "scripts' own included), step by step"
+    )
+    print(summary("step by step", step_bills))
+    print(summary("one message", one_bills))
+    if profile:
+        print_profile(profile)
+    # And nearly every conversation the replays began and finished was a vote.
+    seen = sum(result.casts for result in stacks)
+    assert seen >= requests // len(STEP_BY_STEP) - rounds * len(STEP_BY_STEP) * GROUP
+    assert not any(r.errors for r in [*stacks, one, floor, *checks, paced])
+
+
+def _check_casts(result: WrkResult, ballots: int, connections: int) -> None:
+    """Every cast answer a replay saw is a ballot in the box; the box may hold a few more,
+    cast by requests still in flight when wrk stopped reading answers."""
+    assert 0 <= ballots - result.casts <= connections, (result.name, ballots, result.casts)
 
 
 def main() -> None:
@@ -593,18 +678,18 @@ def main() -> None:
         default="auto",
         help="what loads the servers in the saturating runs (auto: wrk if installed)",
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run (default 10)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="each wrk run (default 6)")
     parser.add_argument(
         "--connections", type=int, default=32, help="wrk's connections (default 32)"
     )
     parser.add_argument(
         "--wrk-voters",
         type=int,
-        default=10_000,
-        help="voters a wrk run's replay holds, each way of voting (default 10,000)",
+        default=16_000,
+        help="voters the replays hold, each way of voting (default 16,000)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="wrk: rounds of serve and checked floor (3)"
+        "--rounds", type=int, default=5, help="wrk: rounds of serve and checked floor (5)"
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the step-by-step run")
     args = parser.parse_args()

@@ -1,10 +1,11 @@
 -- wrk script: replay pre-signed Twilio webhooks from a file, in the file's order.
 --
---   wrk -t1 -c32 -d10s -s benchmarks/replay.lua http://127.0.0.1:PORT/sms/twilio -- FILE [cycle]
+--   wrk -t1 -c32 -d6s -s benchmarks/replay.lua http://127.0.0.1:PORT/sms/twilio -- FILE MODE PAUSE
 --
 -- Each line of FILE is "<X-Twilio-Signature>\t<form body>".  The requests are built once, in
--- init(); request() hands out the next.  Without "cycle", running out of lines stops the
--- thread (the benchmark writes more than a run can send); with it, the lines go round again.
+-- init(); request() hands out the next.  MODE "once": running out of lines stops the thread
+-- (the benchmark writes more than a run can send); "cycle": the lines go round again.
+-- PAUSE: milliseconds each connection waits before each request (0: none), for a paced load.
 -- done() prints one line of JSON for the benchmark to read: requests, seconds, latency
 -- percentiles, errors, and how many answers said "Vote cast".
 
@@ -20,6 +21,10 @@ end
 
 function init(args)
   cycle = args[2] == "cycle"
+  local pause = tonumber(args[3] or "0")
+  if pause > 0 then
+    delay = function() return pause end
+  end
   for line in io.lines(args[1]) do
     local signature, body = line:match("^([^\t]*)\t(.*)$")
     lines[#lines + 1] = wrk.format("POST", nil, {

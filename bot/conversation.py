@@ -234,8 +234,8 @@ class Conversation:
             text = action
         turn = Turn(msg, normalise(text), keyword(text), from_button, known)
 
-        before = replace(state, ranking=list(state.ranking))
-        new_state, replies = await self._dispatch(replace(state, ranking=list(state.ranking)), turn)
+        before = state.copy()
+        new_state, replies = await self._dispatch(state.copy(), turn)
         if new_state.step is Step.DONE:
             # A finished chat keeps no count of the steps it took.
             new_state.turn = 0

@@ -74,6 +74,15 @@ class State:
     #: counts how long voting took, for the pilots' report.
     began: int = 0
 
+    def copy(self) -> State:
+        """A copy with lists of its own, to change while this one stays as it was (what
+        ``dataclasses.replace`` gives, for a fraction of its cost: every message takes two)."""
+        new = object.__new__(State)
+        new.__dict__.update(self.__dict__)
+        new.ranking = list(self.ranking)
+        new.offers = list(self.offers)
+        return new
+
     def to_json(self) -> str:
         """The whole state as JSON, in the clear: for comparing states in memory only."""
         return json.dumps(asdict(self), separators=(",", ":"))

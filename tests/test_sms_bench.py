@@ -58,10 +58,11 @@ async def test_a_tiny_run_with_wrk_against_serve(
         pytest.skip("wrk is not installed (apt-get install wrk)")
     await bench(
         redis_url, voters=3, concurrency=2, generator="wrk", seconds=2, connections=4,
-        wrk_voters=2000, rounds=2,
+        wrk_voters=3000, rounds=2,
     )  # fmt: skip
     out = capsys.readouterr().out
     assert out.count("openprimary serve, step by step (wrk)") == 2
     assert "openprimary serve, ranking in one message (wrk)" in out
-    assert "the median of 2 rounds" in out and "serve's CPU" in out
+    assert "openprimary serve / checked floor" in out and "the median of 2 rounds" in out
+    assert "CPU a message: serve" in out and "paced: each connection waits" in out
     assert "step by step: 3 completed votes, segments per vote: mean 7.0" in out
