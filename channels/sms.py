@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from aiohttp import web
 from multidict import MultiDict
-from twilio.request_validator import RequestValidator, compare, remove_port
+from twilio.request_validator import RequestValidator, remove_port
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ballots.errors import StoreUnavailable
@@ -193,6 +195,33 @@ def twiml_response(
     return web.Response(text=twiml(bodies, status_url), content_type="application/xml")
 
 
+async def _done_within(task: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether ``task`` is done within ``seconds``; it goes on either way (what
+    ``asyncio.wait`` with a timeout does for one task, without its sets: every SMS waits)."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_later(seconds, wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
+
+
+@functools.lru_cache(maxsize=64)
+def _without_port(url: str) -> str:
+    """``url`` as the twilio library writes it without its port (the webhook's few URLs
+    are remembered: each request would parse the same one again)."""
+    return str(remove_port(urlparse(url)))
+
+
 class SmsWebhook:
     """The ``POST /sms/twilio`` handler: authenticate, normalise, route, reply.
 
@@ -262,13 +291,14 @@ class SmsWebhook:
 
         ``RequestValidator.validate`` computes the signature over the URL both without and
         with its port (Twilio signs either way) and takes either.  The one without comes
-        first here, with the library's own ``compute_signature`` and ``compare``: when it
+        first here, with the library's own ``compute_signature`` (compared in constant time,
+        as the library's ``compare`` does, by the standard library's C function): when it
         matches, as nearly every request's does, validate would say yes too, and the second
         is not worked out.  Any other request gets the library's whole check.
         """
         if "bodySHA256" not in url:
-            plain = remove_port(urlparse(url))
-            if compare(self.validator.compute_signature(plain, params), signature):
+            computed = self.validator.compute_signature(_without_port(url), params)
+            if hmac.compare_digest(computed.encode(), signature.encode()):
                 return True
         return bool(self.validator.validate(url, params, signature))
 
@@ -316,10 +346,10 @@ class SmsWebhook:
         None when they are not ready and nothing could text them later, or when
         Redis cannot be used: Twilio's retry (or fallback URL) then tries again.
         """
-        # The routing goes on if the answer cannot wait for it (asyncio.wait leaves it be).
+        # The routing goes on if the answer cannot wait for it.
         task: asyncio.Future[list[OutboundMessage]] = asyncio.ensure_future(self.route(msg))
         try:
-            if (await asyncio.wait((task,), timeout=self.reply_within))[0]:
+            if await _done_within(task, self.reply_within):
                 return task.result()
             texted = self.sender is not None
             log.warning(
