@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import hiredis
+from redis._parsers.hiredis import _AsyncHiredisParser
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
@@ -296,6 +297,9 @@ async def _exchange(
         raise
     finally:
         connection.socket_timeout = timeout
+    if connection.health_check_interval:  # (what each read_response would have set)
+        loop = asyncio.get_running_loop()
+        connection.next_health_check = loop.time() + connection.health_check_interval
     return results
 
 
@@ -306,14 +310,49 @@ async def _reply(
     its own (``math.inf``: the exchange's deadline stands for it), then through the
     client's response callback for the command, if it has one.  A command with options
     that change how its reply is read goes through ``parse_response`` itself."""
-    if NEVER_DECODE in options or EMPTY_RESPONSE in options:
+    if (
+        NEVER_DECODE in options
+        or EMPTY_RESPONSE in options
+        or getattr(connection, "_resp2_fallback", False)  # (a server without RESP3)
+    ):
         return await redis.parse_response(connection, command, **options)
-    response = await connection.read_response(timeout=math.inf)
+    if _plain_reads(connection):
+        try:
+            # As Connection._read_response_from_parser reads it (a RESP3 push frame that
+            # comes first is handled by the parser, and the reply after it returned).
+            response = await connection._parser.read_response(  # type: ignore[attr-defined]
+                disable_decoding=False, push_request=False
+            )
+        except OSError as err:  # as redis-py's read_response turns it
+            raise RedisConnectionError(f"Error while reading from Redis: {err}") from err
+        if isinstance(response, ResponseError):
+            raise response
+    else:
+        response = await connection.read_response(timeout=math.inf)
     callback = redis.response_callbacks.get(command)
     if callback is None:
         return response
     options.pop("keys", None)
     return callback(response, **options)
+
+
+def _plain_reads(connection: Connection) -> bool:
+    """Whether a reply on this connection may be read from its parser directly.
+
+    ``Connection.read_response`` wraps the parser's read in layers a round trip's replies
+    do not need here: its own timeout (the exchange's deadline stands for it), error
+    handling that :func:`_exchange` does once for the exchange, and the health check's
+    clock, set once after the exchange.  Only for redis-py's plain connection speaking
+    RESP3 (its default) through hiredis (Sentinel's connection adds to ``read_response``
+    what must not be skipped: it goes the whole way, as does any other).
+    ``tests/test_round_trip_exchange.py`` checks that the app's connections qualify, so an
+    upgrade of redis-py that changes this is seen."""
+    parser = getattr(connection, "_parser", None)
+    return (
+        type(connection).read_response is Connection.read_response
+        and str(connection.protocol) == "3"
+        and isinstance(parser, _AsyncHiredisParser)
+    )
 
 
 #: Arguments hiredis puts in the Redis protocol as redis-py's encoder would: UTF-8 text,

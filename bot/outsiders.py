@@ -69,15 +69,14 @@ class Outsiders:
         return int(self.clock.now().timestamp()) // 3600
 
     def prefetch(self, batch: Batch, address: str) -> int:
-        """Queue the reads for an SMS sender (one MGET: the keys share a slot, as the bill
-        script needs); how many results they take."""
-        batch.pipe.mget([self._replies_key(address), keys.sms_segments_outsiders(self.election_id)])
-        return 1
+        """Queue the reads for an SMS sender; how many results they take."""
+        batch.pipe.get(self._replies_key(address))
+        batch.pipe.get(keys.sms_segments_outsiders(self.election_id))
+        return 2
 
     @staticmethod
     def standing(results: Sequence[Any]) -> Standing:
-        replies, segments = results[0]
-        return Standing(int(replies or 0), int(segments or 0))
+        return Standing(int(results[0] or 0), int(results[1] or 0))
 
     def allows(self, standing: Standing, segments: int) -> bool:
         """Whether an outsider may be sent replies costing ``segments`` now."""

@@ -139,3 +139,15 @@ def _get_and_count(batch: Batch) -> None:
 
 def _count(batch: Batch) -> None:
     batch.pipe.incr("n")
+
+
+def test_the_app_s_connections_are_read_from_their_parser_and_sentinel_s_are_not() -> None:
+    """The replies of a round trip on one server are read straight from the parser; a
+    Sentinel-managed connection (which turns a demoted primary's READONLY into a
+    reconnection in its own read) is read the whole way."""
+    from redis.asyncio.sentinel import SentinelManagedConnection
+
+    assert connection._plain_reads(_connection())
+    assert not connection._plain_reads(
+        SentinelManagedConnection(connection_pool=None)  # type: ignore[no-untyped-call]
+    )
