@@ -116,7 +116,10 @@ async def measure(url: str, voters: int, concurrency: int, floor: bool) -> float
 
 async def _callgrind_control(*args: object) -> None:
     process = await asyncio.create_subprocess_exec(
-        "callgrind_control", *map(str, args), stdout=asyncio.subprocess.DEVNULL
+        "callgrind_control",
+        *map(str, args),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     if await process.wait():
         raise RuntimeError(f"callgrind_control {args} failed")
