@@ -97,7 +97,9 @@ async def test_redis_killed_with_the_append_only_file_on_always_loses_no_vote() 
         async def kill_and_restart(voters: list[Voter]) -> None:
             await after(voters, VOTERS * 2)
             s.server.kill()
-            await asyncio.sleep(1.0)
+            # Longer than the client's retries last (about 1.5 s at most), so that messages
+            # in flight cannot all be carried over by them: some must be answered 503.
+            await asyncio.sleep(2.5)
             s.server.start()
 
         voters = await vote_through(s, kill_and_restart)
