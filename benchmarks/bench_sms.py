@@ -40,7 +40,6 @@ import cProfile
 import json
 import logging
 import multiprocessing
-import os
 import pstats
 import re
 import shutil
@@ -70,6 +69,7 @@ from benchmarks.harness import (
     Load,
     LoadResult,
     bench_election,
+    process_cpu,
     profile_shares,
     run_load,
 )
@@ -347,21 +347,10 @@ async def run_wrk(
     )
 
 
-Result = LoadResult | WrkResult
-
-
 def median(results: Sequence[WrkResult]) -> WrkResult:
     """The run of median rate (the lower of the middle two)."""
     ordered = sorted(results, key=lambda result: result.rate)
     return ordered[(len(ordered) - 1) // 2]
-
-
-def process_cpu(pid: int | None) -> float:
-    """CPU seconds a process has used so far, from /proc (0.0 without one)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from aiohttp import ClientError, ClientSession
 
 from ballots.connection import client_from_url
 from benchmarks.bench_sms import STEP_BY_STEP, TOKEN, phone, voter
-from benchmarks.harness import LoadResult, bench_election, run_load
+from benchmarks.harness import LoadResult, bench_election, process_cpu, run_load
 from channels.standins.twilio_api import TwilioApiStandIn
 from channels.standins.twilio_phone import ACCOUNT_SID
 from tests.faults.support import free_port
@@ -68,27 +68,16 @@ async def one_run(
             bills: list[int] = []
             jobs = [voter(base, phone(i), STEP_BY_STEP, bills) for i in range(voters)]
             cpu, redis_cpu = time.process_time(), await _redis_cpu(url)
-            serve_cpu = _tree_cpu(server.pid)
+            serve_cpu = process_cpu(server.pid)
             result = await run_load(
                 f"serve --workers {workers}, step by step", jobs, concurrency=concurrency
             )
-            serve_cpu = _tree_cpu(server.pid) - serve_cpu
+            serve_cpu = process_cpu(server.pid) - serve_cpu
             busy = time.process_time() - cpu + await _redis_cpu(url) - redis_cpu
             return result, busy / result.seconds, serve_cpu / result.seconds
         finally:
             server.send_signal(signal.SIGTERM)
             await server.wait()
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its descendants, from /proc (0.0 where there is none)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(_tree_cpu(int(child)) for child in children)
 
 
 async def _redis_cpu(url: str) -> float:

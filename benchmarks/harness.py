@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import pstats
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, TCPConnector
@@ -192,3 +194,17 @@ def profile_shares(stats: pstats.Stats) -> list[tuple[str, float, float]]:
     whole = sum(totals.values()) or 1.0
     ranked = sorted(totals.items(), key=lambda item: -item[1])
     return [(name, t, t / whole) for name, t in ranked]
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds a process and its descendants have used so far, from /proc (0.0 for
+    none, or for one that has gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(process_cpu(int(child)) for child in children)
